@@ -1,0 +1,28 @@
+namespace ObjectMigration.Engine.Model;
+
+/// <summary>A named endpoint plus credentials. The secret is never a property of this type.</summary>
+public sealed class CloudConnector
+{
+    public long Id { get; set; }
+    public string Name { get; set; } = "";
+    public ConnectorProvider Provider { get; set; } = ConnectorProvider.S3;
+    public string Endpoint { get; set; } = "";
+    public string Region { get; set; } = "us-east-1";
+    public string? AccountId { get; set; }
+    public string? Jurisdiction { get; set; }
+    public string AccessKeyId { get; set; } = "";
+    public string? Proxy { get; set; }
+    public bool PathStyle { get; set; }
+    /// <summary>aws-chunked uploads and flexible checksums: AWS only; many S3-compatible servers store them raw.</summary>
+    public bool UseChunkEncoding { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset UpdatedAt { get; set; }
+
+    public override string ToString() => Name;
+}
+
+/// <summary>A connector's endpoint with its secret, as the storage layer needs it. Never written out.</summary>
+public sealed record ConnectorAccess(CloudConnector Connector, string SecretAccessKey)
+{
+    public override string ToString() => $"{Connector.Name} ({Connector.Endpoint})";
+}

@@ -1,0 +1,38 @@
+namespace ObjectMigration.Engine.Model;
+
+public enum JobState { Pending, Running, Paused, Completed, CompletedWithErrors, Failed, Cancelled, Interrupted }
+
+public enum JobPhase { None, Listing, Transferring, Verifying }
+
+public enum JobType { Migrate, Verify, Inventory }
+
+public enum OverwriteMode { IfDifferent, Always, Never, IfSourceNewer }
+
+/// <summary>What happened to one object of a job. Stored as its integer value.</summary>
+public enum ObjectOutcome { Pending = 0, Transferred = 1, Skipped = 2, Failed = 3 }
+
+public enum ConnectorProvider { S3, AWS, GCS, R2, UpCloud, MinIO, Wasabi, VspOne }
+
+/// <summary>A request from any session or process to the runner of a job, carried by the store.</summary>
+public enum ControlRequest { None = 0, Pause = 1, Stop = 2 }
+
+public enum LogType
+{
+    MigrationStart, MigrationComplete, MigrationAbort, MigrationError, MigrationPause, MigrationResume,
+    MigrationErrorFailedContinuation, ImportErrorRetryExhaustion, ImportSkippedStorageClass,
+    ImportSkippedOversized, ImportSkippedEmptyObject, ImportSkippedUnsupportedContentType,
+    ImportSkippedExcludedContentType, ImportSkippedInvalidMedia, ImportSkippedRequiresRetrieval,
+    ImportSkippedExists, VerifyMissing, VerifyMismatch,
+    /// <summary>An object was copied; kept for reports, not a Super Slurper name.</summary>
+    ImportTransferred,
+}
+
+public static class JobStates
+{
+    public static bool IsTerminal(JobState state) =>
+        state is JobState.Completed or JobState.CompletedWithErrors or JobState.Failed or JobState.Cancelled;
+
+    /// <summary>Terminal, or waiting for a person to act.</summary>
+    public static bool IsSettled(JobState state) =>
+        IsTerminal(state) || state is JobState.Paused or JobState.Interrupted;
+}

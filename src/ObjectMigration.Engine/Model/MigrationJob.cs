@@ -1,0 +1,106 @@
+namespace ObjectMigration.Engine.Model;
+
+/// <summary>Which objects of the source a job selects.</summary>
+public sealed class ObjectFilter
+{
+    public string[] Include { get; set; } = [];
+    public string[] Exclude { get; set; } = [];
+    public DateTimeOffset? ModifiedAfter { get; set; }
+    public DateTimeOffset? ModifiedBefore { get; set; }
+    public long? MinSize { get; set; }
+    public long? MaxSize { get; set; }
+    public string[] ExcludeContentType { get; set; } = [];
+}
+
+/// <summary>What a new job is asked to do; validated before anything is stored.</summary>
+public sealed class MigrationJobRequest
+{
+    public string? Name { get; set; }
+    public JobType Type { get; set; } = JobType.Migrate;
+    public string SourceConnector { get; set; } = "";
+    public string SourceBucket { get; set; } = "";
+    public string SourcePrefix { get; set; } = "";
+    public string[] Keys { get; set; } = [];
+    public string TargetConnector { get; set; } = "";
+    public string TargetBucket { get; set; } = "";
+    public string TargetPrefix { get; set; } = "";
+    public OverwriteMode Overwrite { get; set; } = OverwriteMode.IfDifferent;
+    public ObjectFilter Filter { get; set; } = new();
+    public int Concurrency { get; set; } = TransferOptions.DefaultConcurrency;
+    public long MaxBytesPerSecond { get; set; }
+    public long MultipartThreshold { get; set; } = TransferOptions.DefaultMultipartThreshold;
+    public long PartSize { get; set; } = TransferOptions.DefaultPartSize;
+}
+
+public static class TransferOptions
+{
+    public static int DefaultConcurrency => Math.Clamp(Environment.ProcessorCount * 8, 8, 64);
+    public const long DefaultMultipartThreshold = 64L * 1024 * 1024;
+    public const long DefaultPartSize = 8L * 1024 * 1024;
+    public const long MinPartSize = 5L * 1024 * 1024;
+    public const int MaxParts = 10_000;
+    /// <summary>S3's largest object.</summary>
+    public const long DefaultTargetMaxObjectSize = 5L * 1024 * 1024 * 1024 * 1024;
+}
+
+public sealed class MigrationJob
+{
+    public Guid Id { get; set; }
+    public string Name { get; set; } = "";
+    public JobType Type { get; set; }
+    public JobState State { get; set; }
+    public JobPhase? Phase { get; set; }
+    public string SourceConnector { get; set; } = "";
+    public string SourceBucket { get; set; } = "";
+    public string SourcePrefix { get; set; } = "";
+    public string[] Keys { get; set; } = [];
+    public string TargetConnector { get; set; } = "";
+    public string TargetBucket { get; set; } = "";
+    public string TargetPrefix { get; set; } = "";
+    public OverwriteMode Overwrite { get; set; }
+    public ObjectFilter Filter { get; set; } = new();
+    public int Concurrency { get; set; }
+    public long MaxBytesPerSecond { get; set; }
+    public long MultipartThreshold { get; set; }
+    public long PartSize { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? StartedAt { get; set; }
+    public DateTimeOffset? FinishedAt { get; set; }
+    /// <summary>Why the job failed, when it did; says what to fix.</summary>
+    public string? Error { get; set; }
+
+    internal long Seq { get; set; }
+    internal long SourceConnectorId { get; set; }
+    internal long TargetConnectorId { get; set; }
+
+    public override string ToString() => $"{Name} ({Id})";
+}
+
+public sealed class MigrationJobProgress
+{
+    public Guid Id { get; set; }
+    public string Name { get; set; } = "";
+    public JobState State { get; set; }
+    public JobPhase? Phase { get; set; }
+    public long Objects { get; set; }
+    public long TransferredObjects { get; set; }
+    public long SkippedObjects { get; set; }
+    public long FailedObjects { get; set; }
+    public long PendingObjects { get; set; }
+    public long TotalBytes { get; set; }
+    public long TransferredBytes { get; set; }
+    public double BytesPerSecond { get; set; }
+    public double ObjectsPerSecond { get; set; }
+    public double PercentComplete { get; set; }
+    public TimeSpan? EstimatedTimeRemaining { get; set; }
+    public bool ListingComplete { get; set; }
+}
+
+public sealed class MigrationJobLogEntry
+{
+    public DateTimeOffset CreatedAt { get; set; }
+    public Guid JobId { get; set; }
+    public LogType Type { get; set; }
+    public string? ObjectKey { get; set; }
+    public string Message { get; set; } = "";
+}

@@ -1,0 +1,89 @@
+using ObjectMigration.Engine.Model;
+
+namespace ObjectMigration.Engine.State;
+
+/// <summary>One object as listed from the source, before any decision about it.</summary>
+public sealed record ListedObject(string Key, long Size, string? ETag, DateTimeOffset LastModified, string? StorageClass);
+
+/// <summary>A pending object handed to the scheduler, with what the target held when it was listed.</summary>
+public sealed record PendingObject(
+    string Key, long Size, string? ETag, DateTimeOffset LastModified, string? StorageClass,
+    long? TargetSize, string? TargetETag, DateTimeOffset? TargetLastModified, bool TargetListed);
+
+/// <summary>The end of one object's handling, written in batches.</summary>
+public sealed record ObjectResult(string Key, ObjectOutcome Outcome, long Bytes, LogType? LogType, string? Message, string? Checksum = null);
+
+/// <summary>One log line that is not tied to an object outcome (job start, pause, errors).</summary>
+public sealed record LogRecord(LogType Type, string? ObjectKey, string Message);
+
+/// <summary>A finished part of an open multipart upload, kept so a resumed job uploads only what is missing.</summary>
+public sealed record UploadedPart(int PartNumber, string ETag, long Size);
+
+public sealed record OpenUpload(string Key, string UploadId);
+
+public sealed class LogQuery
+{
+    public LogType[] Types { get; set; } = [];
+    public string[] KeyPatterns { get; set; } = [];
+    public int Skip { get; set; }
+    public int First { get; set; } = int.MaxValue;
+}
+
+/// <summary>
+/// The store is the plan and the control plane: one row per object, batched writes, and the requests
+/// (pause, stop) that any session or process sends to a job's runner. All SQL lives behind this.
+/// </summary>
+public interface IStateStore
+{
+    string Location { get; }
+
+    // Connectors
+    CloudConnector AddConnector(CloudConnector connector, byte[] protectedCredential);
+    IReadOnlyList<CloudConnector> GetConnectors();
+    CloudConnector? FindConnector(string name);
+    CloudConnector? FindConnector(long id);
+    byte[] GetConnectorCredential(long id);
+    void UpdateConnector(CloudConnector connector, byte[]? protectedCredential);
+    void RemoveConnector(long id);
+    IReadOnlyList<MigrationJob> GetJobsUsingConnector(long connectorId);
+
+    // Jobs
+    void AddJob(MigrationJob job);
+    MigrationJob? FindJob(Guid id);
+    IReadOnlyList<MigrationJob> GetJobs();
+    /// <summary>Moves a job to <paramref name="to"/> only if it is in one of <paramref name="from"/>; true when it moved.</summary>
+    bool TryTransition(Guid id, JobState[] from, JobState to, JobPhase? phase = null, string? error = null);
+    void SetPhase(Guid id, JobPhase? phase);
+    void RemoveJob(Guid id);
+    void SetControlRequest(Guid id, ControlRequest request);
+    ControlRequest GetControlRequest(Guid id);
+    void Heartbeat(Guid id, string runnerId);
+    /// <summary>Marks Running jobs whose heartbeat is older than <paramref name="staleAfter"/> as Interrupted.</summary>
+    int MarkStaleJobsInterrupted(TimeSpan staleAfter);
+    DateTimeOffset? GetHeartbeat(Guid id);
+
+    // Listing checkpoints
+    (string? Token, bool Done) GetListingCheckpoint(Guid id, bool target);
+    /// <summary>Stores one listed page and its continuation point in one transaction; returns rows that were new.</summary>
+    int SaveListingPage(Guid id, IReadOnlyList<ListedObject> objects, string? continuationToken, bool done, bool target);
+
+    // Scheduling and outcomes
+    IReadOnlyList<PendingObject> GetPendingObjects(Guid id, string afterKey, int limit);
+    void SaveResults(Guid id, IReadOnlyList<ObjectResult> results, IReadOnlyList<LogRecord> logs);
+    void AddLogs(Guid id, IReadOnlyList<LogRecord> logs);
+    /// <summary>Puts failed objects back to pending for Resume -RetryFailed; returns how many.</summary>
+    int ResetFailedObjects(Guid id);
+
+    // Multipart uploads
+    string? GetUploadId(Guid id, string key);
+    void SaveUploadId(Guid id, string key, string uploadId);
+    IReadOnlyList<UploadedPart> GetUploadedParts(Guid id, string key);
+    void SavePart(Guid id, string key, UploadedPart part);
+    void ForgetUpload(Guid id, string key);
+    IReadOnlyList<OpenUpload> GetOpenUploads(Guid id);
+
+    // Reading
+    MigrationJobProgress GetProgress(Guid id);
+    IReadOnlyList<MigrationJobLogEntry> GetLogs(Guid id, LogQuery query);
+    IEnumerable<(string Key, long Size, ObjectOutcome Outcome, string? Message)> StreamObjectReport(Guid id);
+}

@@ -1,0 +1,91 @@
+using Microsoft.Data.Sqlite;
+
+namespace ObjectMigration.Engine.State;
+
+/// <summary>Forward-only schema migrations; the database records the version it is at.</summary>
+internal static class SchemaMigrations
+{
+    /// <summary>Each entry moves the schema from version i to i + 1. Append only; never edit a shipped step.</summary>
+    private static readonly string[] Steps =
+    [
+        """
+        CREATE TABLE connectors (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            provider TEXT NOT NULL, endpoint TEXT NOT NULL, region TEXT NOT NULL,
+            account_id TEXT, jurisdiction TEXT, access_key_id TEXT NOT NULL, proxy TEXT,
+            path_style INTEGER NOT NULL, chunk_encoding INTEGER NOT NULL,
+            credential BLOB NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+        CREATE TABLE jobs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, type TEXT NOT NULL, state TEXT NOT NULL, phase TEXT,
+            control INTEGER NOT NULL DEFAULT 0, runner TEXT, heartbeat_at TEXT,
+            source_connector_id INTEGER NOT NULL, source_bucket TEXT NOT NULL, source_prefix TEXT NOT NULL, keys_json TEXT NOT NULL,
+            target_connector_id INTEGER NOT NULL, target_bucket TEXT NOT NULL, target_prefix TEXT NOT NULL,
+            overwrite TEXT NOT NULL, filter_json TEXT NOT NULL, concurrency INTEGER NOT NULL, max_bytes_per_second INTEGER NOT NULL,
+            multipart_threshold INTEGER NOT NULL, part_size INTEGER NOT NULL,
+            listing_token TEXT, listing_done INTEGER NOT NULL DEFAULT 0,
+            target_listing_token TEXT, target_listing_done INTEGER NOT NULL DEFAULT 0,
+            objects_found INTEGER NOT NULL DEFAULT 0, bytes_found INTEGER NOT NULL DEFAULT 0,
+            transferred_objects INTEGER NOT NULL DEFAULT 0, transferred_bytes INTEGER NOT NULL DEFAULT 0,
+            skipped_objects INTEGER NOT NULL DEFAULT 0, skipped_bytes INTEGER NOT NULL DEFAULT 0,
+            failed_objects INTEGER NOT NULL DEFAULT 0,
+            bytes_per_second REAL NOT NULL DEFAULT 0, objects_per_second REAL NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT, error TEXT);
+        CREATE INDEX jobs_state ON jobs(state);
+        CREATE TABLE objects (
+            job_seq INTEGER NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT, last_modified TEXT NOT NULL,
+            storage_class TEXT, outcome INTEGER NOT NULL DEFAULT 0, message TEXT, checksum TEXT,
+            PRIMARY KEY (job_seq, key)) WITHOUT ROWID;
+        CREATE INDEX objects_pending ON objects(job_seq, outcome, key);
+        CREATE TABLE target_objects (
+            job_seq INTEGER NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT, last_modified TEXT NOT NULL,
+            storage_class TEXT, PRIMARY KEY (job_seq, key)) WITHOUT ROWID;
+        CREATE TABLE uploads (job_seq INTEGER NOT NULL, key TEXT NOT NULL, upload_id TEXT NOT NULL, PRIMARY KEY (job_seq, key));
+        CREATE TABLE parts (
+            job_seq INTEGER NOT NULL, key TEXT NOT NULL, part_number INTEGER NOT NULL, etag TEXT NOT NULL, size INTEGER NOT NULL,
+            PRIMARY KEY (job_seq, key, part_number));
+        CREATE TABLE logs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, job_seq INTEGER NOT NULL, created_at TEXT NOT NULL,
+            type TEXT NOT NULL, object_key TEXT, message TEXT NOT NULL);
+        CREATE INDEX logs_job ON logs(job_seq, id);
+        """,
+    ];
+
+    public static int LatestVersion => Steps.Length;
+
+    public static void Apply(Func<SqliteConnection> open)
+    {
+        using var connection = open();
+        using (var wal = connection.CreateCommand())
+        {
+            // WAL is a property of the file: set once, kept by every later connection.
+            wal.CommandText = "PRAGMA journal_mode=WAL;";
+            wal.ExecuteNonQuery();
+        }
+        using var tx = connection.BeginTransaction(deferred: false);
+        using (var create = connection.CreateCommand())
+        {
+            create.CommandText = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)";
+            create.ExecuteNonQuery();
+        }
+        long current;
+        using (var read = connection.CreateCommand())
+        {
+            read.CommandText = "SELECT COALESCE(MAX(version), 0) FROM schema_version";
+            current = (long)read.ExecuteScalar()!;
+        }
+        if (current > Steps.Length)
+        {
+            throw new InvalidOperationException(
+                $"The state database is at schema version {current}, newer than this module understands ({Steps.Length}). Update the ObjectMigration module.");
+        }
+        for (var version = (int)current; version < Steps.Length; version++)
+        {
+            using var step = connection.CreateCommand();
+            step.CommandText = Steps[version] + $"; INSERT INTO schema_version (version) VALUES ({version + 1});";
+            step.ExecuteNonQuery();
+        }
+        tx.Commit();
+    }
+}

@@ -1,0 +1,542 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using ObjectMigration.Engine.Model;
+
+namespace ObjectMigration.Engine.State;
+
+/// <summary>
+/// The per-user SQLite store. Each call opens a pooled connection, so the store is safe to share
+/// between threads, sessions and processes; WAL lets readers go on while a runner writes.
+/// </summary>
+public sealed class SqliteStateStore : IStateStore
+{
+    private readonly string _connectionString;
+
+    public string Location { get; }
+
+    public SqliteStateStore(string databasePath)
+    {
+        Location = databasePath;
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(databasePath))!);
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = databasePath,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            // Also the busy timeout: writers from other processes wait instead of failing.
+            DefaultTimeout = 30,
+        }.ToString();
+        SchemaMigrations.Apply(Open);
+    }
+
+    internal SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var pragma = connection.CreateCommand();
+        pragma.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;";
+        pragma.ExecuteNonQuery();
+        return connection;
+    }
+
+    private static string Now() => DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture);
+    private static string Format(DateTimeOffset value) => value.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
+    private static DateTimeOffset Parse(string value) => DateTimeOffset.Parse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
+    private static DateTimeOffset? ParseOrNull(object value) => value is string s ? Parse(s) : null;
+
+    private int Execute(string sql, params (string Name, object? Value)[] parameters)
+    {
+        using var connection = Open();
+        using var command = Command(connection, sql, parameters);
+        return command.ExecuteNonQuery();
+    }
+
+    private static SqliteCommand Command(SqliteConnection connection, string sql, params (string Name, object? Value)[] parameters)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters) command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        return command;
+    }
+
+    private List<T> Query<T>(string sql, Func<SqliteDataReader, T> read, params (string Name, object? Value)[] parameters)
+    {
+        using var connection = Open();
+        using var command = Command(connection, sql, parameters);
+        using var reader = command.ExecuteReader();
+        var rows = new List<T>();
+        while (reader.Read()) rows.Add(read(reader));
+        return rows;
+    }
+
+    private long JobSeq(SqliteConnection connection, Guid id)
+    {
+        using var command = Command(connection, "SELECT seq FROM jobs WHERE id = $id", ("$id", id.ToString()));
+        return command.ExecuteScalar() is long seq ? seq : throw new KeyNotFoundException($"No migration job has the id {id}.");
+    }
+
+    // ---- Connectors ----
+
+    private const string ConnectorColumns =
+        "id, name, provider, endpoint, region, account_id, jurisdiction, access_key_id, proxy, path_style, chunk_encoding, created_at, updated_at";
+
+    private static CloudConnector ReadConnector(SqliteDataReader r) => new()
+    {
+        Id = r.GetInt64(0),
+        Name = r.GetString(1),
+        Provider = Enum.Parse<ConnectorProvider>(r.GetString(2)),
+        Endpoint = r.GetString(3),
+        Region = r.GetString(4),
+        AccountId = r.IsDBNull(5) ? null : r.GetString(5),
+        Jurisdiction = r.IsDBNull(6) ? null : r.GetString(6),
+        AccessKeyId = r.GetString(7),
+        Proxy = r.IsDBNull(8) ? null : r.GetString(8),
+        PathStyle = r.GetInt64(9) != 0,
+        UseChunkEncoding = r.GetInt64(10) != 0,
+        CreatedAt = Parse(r.GetString(11)),
+        UpdatedAt = Parse(r.GetString(12)),
+    };
+
+    public CloudConnector AddConnector(CloudConnector connector, byte[] protectedCredential)
+    {
+        var now = DateTimeOffset.UtcNow;
+        using var connection = Open();
+        using var command = Command(connection,
+            @"INSERT INTO connectors (name, provider, endpoint, region, account_id, jurisdiction, access_key_id, proxy, path_style, chunk_encoding, credential, created_at, updated_at)
+              VALUES ($name, $provider, $endpoint, $region, $account, $jurisdiction, $akid, $proxy, $path, $chunk, $cred, $now, $now) RETURNING id",
+            ("$name", connector.Name), ("$provider", connector.Provider.ToString()), ("$endpoint", connector.Endpoint),
+            ("$region", connector.Region), ("$account", connector.AccountId), ("$jurisdiction", connector.Jurisdiction),
+            ("$akid", MaskedAccessKey(connector.AccessKeyId)), ("$proxy", connector.Proxy), ("$path", connector.PathStyle ? 1 : 0),
+            ("$chunk", connector.UseChunkEncoding ? 1 : 0), ("$cred", protectedCredential), ("$now", Format(now)));
+        try
+        {
+            connector.Id = (long)command.ExecuteScalar()!;
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode == 19)
+        {
+            throw new DuplicateNameException($"A cloud connector named '{connector.Name}' already exists.");
+        }
+        connector.CreatedAt = connector.UpdatedAt = now;
+        return connector;
+    }
+
+    /// <summary>The access key id is kept only inside the protected credential; the table shows its last four characters.</summary>
+    internal static string MaskedAccessKey(string accessKeyId) =>
+        accessKeyId.Length <= 4 ? new string('*', accessKeyId.Length) : new string('*', accessKeyId.Length - 4) + accessKeyId[^4..];
+
+    public IReadOnlyList<CloudConnector> GetConnectors() =>
+        Query($"SELECT {ConnectorColumns} FROM connectors ORDER BY name COLLATE NOCASE", ReadConnector);
+
+    public CloudConnector? FindConnector(string name) =>
+        Query($"SELECT {ConnectorColumns} FROM connectors WHERE name = $name COLLATE NOCASE", ReadConnector, ("$name", name)).FirstOrDefault();
+
+    public CloudConnector? FindConnector(long id) =>
+        Query($"SELECT {ConnectorColumns} FROM connectors WHERE id = $id", ReadConnector, ("$id", id)).FirstOrDefault();
+
+    public byte[] GetConnectorCredential(long id) =>
+        Query("SELECT credential FROM connectors WHERE id = $id", r => (byte[])r.GetValue(0), ("$id", id)).FirstOrDefault()
+        ?? throw new KeyNotFoundException($"No cloud connector has the id {id}.");
+
+    public void UpdateConnector(CloudConnector connector, byte[]? protectedCredential)
+    {
+        connector.UpdatedAt = DateTimeOffset.UtcNow;
+        try
+        {
+            Execute(
+                @"UPDATE connectors SET name = $name, provider = $provider, endpoint = $endpoint, region = $region, account_id = $account,
+                  jurisdiction = $jurisdiction, proxy = $proxy, path_style = $path, chunk_encoding = $chunk, updated_at = $now,
+                  access_key_id = COALESCE($akid, access_key_id), credential = COALESCE($cred, credential) WHERE id = $id",
+                ("$id", connector.Id), ("$name", connector.Name), ("$provider", connector.Provider.ToString()), ("$endpoint", connector.Endpoint),
+                ("$region", connector.Region), ("$account", connector.AccountId), ("$jurisdiction", connector.Jurisdiction),
+                ("$proxy", connector.Proxy), ("$path", connector.PathStyle ? 1 : 0), ("$chunk", connector.UseChunkEncoding ? 1 : 0),
+                ("$now", Format(connector.UpdatedAt)), ("$akid", protectedCredential is null ? null : MaskedAccessKey(connector.AccessKeyId)),
+                ("$cred", protectedCredential));
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode == 19)
+        {
+            throw new DuplicateNameException($"A cloud connector named '{connector.Name}' already exists.");
+        }
+    }
+
+    public void RemoveConnector(long id) => Execute("DELETE FROM connectors WHERE id = $id", ("$id", id));
+
+    public IReadOnlyList<MigrationJob> GetJobsUsingConnector(long connectorId) =>
+        Query($"{JobSelect} WHERE j.source_connector_id = $id OR j.target_connector_id = $id ORDER BY j.created_at DESC", ReadJob, ("$id", connectorId));
+
+    // ---- Jobs ----
+
+    private const string JobSelect =
+        @"SELECT j.seq, j.id, j.name, j.type, j.state, j.phase, j.source_connector_id, COALESCE(s.name, ''), j.source_bucket, j.source_prefix,
+                 j.keys_json, j.target_connector_id, COALESCE(t.name, ''), j.target_bucket, j.target_prefix, j.overwrite, j.filter_json,
+                 j.concurrency, j.max_bytes_per_second, j.multipart_threshold, j.part_size, j.created_at, j.started_at, j.finished_at, j.error
+          FROM jobs j LEFT JOIN connectors s ON s.id = j.source_connector_id LEFT JOIN connectors t ON t.id = j.target_connector_id";
+
+    private static MigrationJob ReadJob(SqliteDataReader r) => new()
+    {
+        Seq = r.GetInt64(0),
+        Id = Guid.Parse(r.GetString(1)),
+        Name = r.GetString(2),
+        Type = Enum.Parse<JobType>(r.GetString(3)),
+        State = Enum.Parse<JobState>(r.GetString(4)),
+        Phase = r.IsDBNull(5) ? null : Enum.Parse<JobPhase>(r.GetString(5)),
+        SourceConnectorId = r.GetInt64(6),
+        SourceConnector = r.GetString(7),
+        SourceBucket = r.GetString(8),
+        SourcePrefix = r.GetString(9),
+        Keys = JsonSerializer.Deserialize<string[]>(r.GetString(10)) ?? [],
+        TargetConnectorId = r.GetInt64(11),
+        TargetConnector = r.GetString(12),
+        TargetBucket = r.GetString(13),
+        TargetPrefix = r.GetString(14),
+        Overwrite = Enum.Parse<OverwriteMode>(r.GetString(15)),
+        Filter = JsonSerializer.Deserialize<ObjectFilter>(r.GetString(16)) ?? new ObjectFilter(),
+        Concurrency = r.GetInt32(17),
+        MaxBytesPerSecond = r.GetInt64(18),
+        MultipartThreshold = r.GetInt64(19),
+        PartSize = r.GetInt64(20),
+        CreatedAt = Parse(r.GetString(21)),
+        StartedAt = ParseOrNull(r.GetValue(22)),
+        FinishedAt = ParseOrNull(r.GetValue(23)),
+        Error = r.IsDBNull(24) ? null : r.GetString(24),
+    };
+
+    public void AddJob(MigrationJob job)
+    {
+        using var connection = Open();
+        using var command = Command(connection,
+            @"INSERT INTO jobs (id, name, type, state, source_connector_id, source_bucket, source_prefix, keys_json, target_connector_id,
+                target_bucket, target_prefix, overwrite, filter_json, concurrency, max_bytes_per_second, multipart_threshold, part_size, created_at)
+              VALUES ($id, $name, $type, $state, $src, $sbucket, $sprefix, $keys, $tgt, $tbucket, $tprefix, $overwrite, $filter,
+                $concurrency, $bps, $threshold, $part, $created) RETURNING seq",
+            ("$id", job.Id.ToString()), ("$name", job.Name), ("$type", job.Type.ToString()), ("$state", job.State.ToString()),
+            ("$src", job.SourceConnectorId), ("$sbucket", job.SourceBucket), ("$sprefix", job.SourcePrefix),
+            ("$keys", JsonSerializer.Serialize(job.Keys)), ("$tgt", job.TargetConnectorId), ("$tbucket", job.TargetBucket),
+            ("$tprefix", job.TargetPrefix), ("$overwrite", job.Overwrite.ToString()), ("$filter", JsonSerializer.Serialize(job.Filter)),
+            ("$concurrency", job.Concurrency), ("$bps", job.MaxBytesPerSecond), ("$threshold", job.MultipartThreshold),
+            ("$part", job.PartSize), ("$created", Format(job.CreatedAt)));
+        job.Seq = (long)command.ExecuteScalar()!;
+    }
+
+    public MigrationJob? FindJob(Guid id) =>
+        Query($"{JobSelect} WHERE j.id = $id", ReadJob, ("$id", id.ToString())).FirstOrDefault();
+
+    public IReadOnlyList<MigrationJob> GetJobs() => Query($"{JobSelect} ORDER BY j.created_at DESC, j.seq DESC", ReadJob);
+
+    public bool TryTransition(Guid id, JobState[] from, JobState to, JobPhase? phase = null, string? error = null)
+    {
+        var fromList = string.Join(",", from.Select(s => $"'{s}'"));
+        var started = to == JobState.Running ? ", started_at = COALESCE(started_at, $now), heartbeat_at = $now" : "";
+        var finished = JobStates.IsTerminal(to) ? ", finished_at = $now" : "";
+        var control = to == JobState.Running || JobStates.IsSettled(to) ? ", control = 0" : "";
+        return Execute(
+            $"UPDATE jobs SET state = $to, phase = $phase, error = COALESCE($error, error){started}{finished}{control} WHERE id = $id AND state IN ({fromList})",
+            ("$id", id.ToString()), ("$to", to.ToString()), ("$phase", phase?.ToString()), ("$error", error), ("$now", Now())) == 1;
+    }
+
+    public void SetPhase(Guid id, JobPhase? phase) =>
+        Execute("UPDATE jobs SET phase = $phase WHERE id = $id", ("$id", id.ToString()), ("$phase", phase?.ToString()));
+
+    public void RemoveJob(Guid id)
+    {
+        using var connection = Open();
+        using var tx = connection.BeginTransaction();
+        var seq = JobSeq(connection, id);
+        foreach (var table in new[] { "objects", "target_objects", "parts", "uploads", "logs" })
+        {
+            using var delete = Command(connection, $"DELETE FROM {table} WHERE job_seq = $seq", ("$seq", seq));
+            delete.ExecuteNonQuery();
+        }
+        using (var deleteJob = Command(connection, "DELETE FROM jobs WHERE seq = $seq", ("$seq", seq))) deleteJob.ExecuteNonQuery();
+        tx.Commit();
+    }
+
+    public void SetControlRequest(Guid id, ControlRequest request) =>
+        Execute("UPDATE jobs SET control = $c WHERE id = $id", ("$id", id.ToString()), ("$c", (int)request));
+
+    public ControlRequest GetControlRequest(Guid id) =>
+        Query("SELECT control FROM jobs WHERE id = $id", r => (ControlRequest)r.GetInt32(0), ("$id", id.ToString())).FirstOrDefault();
+
+    public void Heartbeat(Guid id, string runnerId) =>
+        Execute("UPDATE jobs SET heartbeat_at = $now, runner = $runner WHERE id = $id", ("$id", id.ToString()), ("$now", Now()), ("$runner", runnerId));
+
+    public DateTimeOffset? GetHeartbeat(Guid id) =>
+        Query("SELECT heartbeat_at FROM jobs WHERE id = $id", r => ParseOrNull(r.GetValue(0)), ("$id", id.ToString())).FirstOrDefault();
+
+    public int MarkStaleJobsInterrupted(TimeSpan staleAfter) =>
+        Execute("UPDATE jobs SET state = 'Interrupted', phase = NULL WHERE state = 'Running' AND (heartbeat_at IS NULL OR heartbeat_at < $cutoff)",
+            ("$cutoff", Format(DateTimeOffset.UtcNow - staleAfter)));
+
+    // ---- Listing ----
+
+    public (string? Token, bool Done) GetListingCheckpoint(Guid id, bool target)
+    {
+        var prefix = target ? "target_" : "";
+        return Query($"SELECT {prefix}listing_token, {prefix}listing_done FROM jobs WHERE id = $id",
+            r => (r.IsDBNull(0) ? null : r.GetString(0), r.GetInt64(1) != 0), ("$id", id.ToString())).First();
+    }
+
+    public int SaveListingPage(Guid id, IReadOnlyList<ListedObject> objects, string? continuationToken, bool done, bool target)
+    {
+        using var connection = Open();
+        using var tx = connection.BeginTransaction();
+        var seq = JobSeq(connection, id);
+        var added = 0;
+        long addedBytes = 0;
+        var table = target ? "target_objects" : "objects";
+        using (var insert = Command(connection,
+            $"INSERT OR IGNORE INTO {table} (job_seq, key, size, etag, last_modified, storage_class) VALUES ($seq, $key, $size, $etag, $modified, $class)"))
+        {
+            var key = insert.Parameters.Add("$key", SqliteType.Text);
+            var size = insert.Parameters.Add("$size", SqliteType.Integer);
+            var etag = insert.Parameters.Add("$etag", SqliteType.Text);
+            var modified = insert.Parameters.Add("$modified", SqliteType.Text);
+            var storageClass = insert.Parameters.Add("$class", SqliteType.Text);
+            insert.Parameters.AddWithValue("$seq", seq);
+            insert.Prepare();
+            foreach (var o in objects)
+            {
+                key.Value = o.Key;
+                size.Value = o.Size;
+                etag.Value = (object?)o.ETag ?? DBNull.Value;
+                modified.Value = Format(o.LastModified);
+                storageClass.Value = (object?)o.StorageClass ?? DBNull.Value;
+                if (insert.ExecuteNonQuery() == 1) { added++; addedBytes += o.Size; }
+            }
+        }
+        var prefix = target ? "target_" : "";
+        var counters = target ? "" : ", objects_found = objects_found + $added, bytes_found = bytes_found + $bytes";
+        using (var checkpoint = Command(connection,
+            $"UPDATE jobs SET {prefix}listing_token = $token, {prefix}listing_done = $done{counters} WHERE seq = $seq",
+            ("$token", continuationToken), ("$done", done ? 1 : 0), ("$added", added), ("$bytes", addedBytes), ("$seq", seq)))
+        {
+            checkpoint.ExecuteNonQuery();
+        }
+        tx.Commit();
+        return added;
+    }
+
+    // ---- Scheduling ----
+
+    public IReadOnlyList<PendingObject> GetPendingObjects(Guid id, string afterKey, int limit)
+    {
+        using var connection = Open();
+        var seq = JobSeq(connection, id);
+        var targetListed = GetListingCheckpoint(id, target: true).Done;
+        using var command = Command(connection,
+            @"SELECT o.key, o.size, o.etag, o.last_modified, o.storage_class, t.size, t.etag, t.last_modified
+              FROM objects o
+              LEFT JOIN target_objects t ON t.job_seq = o.job_seq AND t.key = (SELECT target_prefix FROM jobs WHERE seq = $seq) || o.key
+              WHERE o.job_seq = $seq AND o.outcome = 0 AND o.key > $after ORDER BY o.key LIMIT $limit",
+            ("$seq", seq), ("$after", afterKey), ("$limit", limit));
+        using var r = command.ExecuteReader();
+        var rows = new List<PendingObject>(limit);
+        while (r.Read())
+        {
+            rows.Add(new PendingObject(r.GetString(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2), Parse(r.GetString(3)),
+                r.IsDBNull(4) ? null : r.GetString(4),
+                r.IsDBNull(5) ? null : r.GetInt64(5), r.IsDBNull(6) ? null : r.GetString(6), ParseOrNull(r.GetValue(7)), targetListed));
+        }
+        return rows;
+    }
+
+    public void SaveResults(Guid id, IReadOnlyList<ObjectResult> results, IReadOnlyList<LogRecord> logs)
+    {
+        if (results.Count == 0 && logs.Count == 0) return;
+        using var connection = Open();
+        using var tx = connection.BeginTransaction();
+        var seq = JobSeq(connection, id);
+        long transferred = 0, transferredBytes = 0, skipped = 0, skippedBytes = 0, failed = 0;
+        using (var update = Command(connection,
+            "UPDATE objects SET outcome = $outcome, message = $message, checksum = COALESCE($checksum, checksum) WHERE job_seq = $seq AND key = $key AND outcome <> $outcome"))
+        {
+            update.Parameters.AddWithValue("$seq", seq);
+            var outcome = update.Parameters.Add("$outcome", SqliteType.Integer);
+            var message = update.Parameters.Add("$message", SqliteType.Text);
+            var checksum = update.Parameters.Add("$checksum", SqliteType.Text);
+            var key = update.Parameters.Add("$key", SqliteType.Text);
+            update.Prepare();
+            foreach (var result in results)
+            {
+                outcome.Value = (int)result.Outcome;
+                message.Value = (object?)result.Message ?? DBNull.Value;
+                checksum.Value = (object?)result.Checksum ?? DBNull.Value;
+                key.Value = result.Key;
+                if (update.ExecuteNonQuery() == 0) continue;
+                switch (result.Outcome)
+                {
+                    case ObjectOutcome.Transferred: transferred++; transferredBytes += result.Bytes; break;
+                    case ObjectOutcome.Skipped: skipped++; skippedBytes += result.Bytes; break;
+                    case ObjectOutcome.Failed: failed++; break;
+                }
+            }
+        }
+        using (var counters = Command(connection,
+            @"UPDATE jobs SET transferred_objects = transferred_objects + $t, transferred_bytes = transferred_bytes + $tb,
+                skipped_objects = skipped_objects + $s, skipped_bytes = skipped_bytes + $sb, failed_objects = failed_objects + $f WHERE seq = $seq",
+            ("$t", transferred), ("$tb", transferredBytes), ("$s", skipped), ("$sb", skippedBytes), ("$f", failed), ("$seq", seq)))
+        {
+            counters.ExecuteNonQuery();
+        }
+        var resultLogs = results.Where(r => r.LogType is not null).Select(r => new LogRecord(r.LogType!.Value, r.Key, r.Message ?? ""));
+        InsertLogs(connection, seq, resultLogs.Concat(logs));
+        tx.Commit();
+    }
+
+    private static void InsertLogs(SqliteConnection connection, long seq, IEnumerable<LogRecord> logs)
+    {
+        using var insert = Command(connection,
+            "INSERT INTO logs (job_seq, created_at, type, object_key, message) VALUES ($seq, $now, $type, $key, $message)");
+        insert.Parameters.AddWithValue("$seq", seq);
+        insert.Parameters.AddWithValue("$now", Now());
+        var type = insert.Parameters.Add("$type", SqliteType.Text);
+        var key = insert.Parameters.Add("$key", SqliteType.Text);
+        var message = insert.Parameters.Add("$message", SqliteType.Text);
+        insert.Prepare();
+        foreach (var log in logs)
+        {
+            type.Value = log.Type.ToString();
+            key.Value = (object?)log.ObjectKey ?? DBNull.Value;
+            message.Value = log.Message;
+            insert.ExecuteNonQuery();
+        }
+    }
+
+    public void AddLogs(Guid id, IReadOnlyList<LogRecord> logs)
+    {
+        using var connection = Open();
+        using var tx = connection.BeginTransaction();
+        InsertLogs(connection, JobSeq(connection, id), logs);
+        tx.Commit();
+    }
+
+    public int ResetFailedObjects(Guid id)
+    {
+        using var connection = Open();
+        using var tx = connection.BeginTransaction();
+        var seq = JobSeq(connection, id);
+        using var reset = Command(connection, "UPDATE objects SET outcome = 0, message = NULL WHERE job_seq = $seq AND outcome = 3", ("$seq", seq));
+        var count = reset.ExecuteNonQuery();
+        using var counters = Command(connection, "UPDATE jobs SET failed_objects = failed_objects - $n WHERE seq = $seq", ("$n", count), ("$seq", seq));
+        counters.ExecuteNonQuery();
+        tx.Commit();
+        return count;
+    }
+
+    // ---- Multipart ----
+
+    public string? GetUploadId(Guid id, string key) =>
+        Query("SELECT u.upload_id FROM uploads u JOIN jobs j ON j.seq = u.job_seq WHERE j.id = $id AND u.key = $key",
+            r => r.GetString(0), ("$id", id.ToString()), ("$key", key)).FirstOrDefault();
+
+    public void SaveUploadId(Guid id, string key, string uploadId) =>
+        Execute("INSERT OR REPLACE INTO uploads (job_seq, key, upload_id) SELECT seq, $key, $upload FROM jobs WHERE id = $id",
+            ("$id", id.ToString()), ("$key", key), ("$upload", uploadId));
+
+    public IReadOnlyList<UploadedPart> GetUploadedParts(Guid id, string key) =>
+        Query("SELECT p.part_number, p.etag, p.size FROM parts p JOIN jobs j ON j.seq = p.job_seq WHERE j.id = $id AND p.key = $key ORDER BY p.part_number",
+            r => new UploadedPart(r.GetInt32(0), r.GetString(1), r.GetInt64(2)), ("$id", id.ToString()), ("$key", key));
+
+    public void SavePart(Guid id, string key, UploadedPart part) =>
+        Execute("INSERT OR REPLACE INTO parts (job_seq, key, part_number, etag, size) SELECT seq, $key, $n, $etag, $size FROM jobs WHERE id = $id",
+            ("$id", id.ToString()), ("$key", key), ("$n", part.PartNumber), ("$etag", part.ETag), ("$size", part.Size));
+
+    public void ForgetUpload(Guid id, string key)
+    {
+        using var connection = Open();
+        using var tx = connection.BeginTransaction();
+        var seq = JobSeq(connection, id);
+        foreach (var table in new[] { "parts", "uploads" })
+        {
+            using var delete = Command(connection, $"DELETE FROM {table} WHERE job_seq = $seq AND key = $key", ("$seq", seq), ("$key", key));
+            delete.ExecuteNonQuery();
+        }
+        tx.Commit();
+    }
+
+    public IReadOnlyList<OpenUpload> GetOpenUploads(Guid id) =>
+        Query("SELECT u.key, u.upload_id FROM uploads u JOIN jobs j ON j.seq = u.job_seq WHERE j.id = $id",
+            r => new OpenUpload(r.GetString(0), r.GetString(1)), ("$id", id.ToString()));
+
+    // ---- Reading ----
+
+    public MigrationJobProgress GetProgress(Guid id)
+    {
+        return Query(
+            @"SELECT id, name, state, phase, objects_found, transferred_objects, skipped_objects, failed_objects, bytes_found,
+                     transferred_bytes, skipped_bytes, listing_done, bytes_per_second, objects_per_second
+              FROM jobs WHERE id = $id",
+            r =>
+            {
+                var progress = new MigrationJobProgress
+                {
+                    Id = Guid.Parse(r.GetString(0)),
+                    Name = r.GetString(1),
+                    State = Enum.Parse<JobState>(r.GetString(2)),
+                    Phase = r.IsDBNull(3) ? null : Enum.Parse<JobPhase>(r.GetString(3)),
+                    Objects = r.GetInt64(4),
+                    TransferredObjects = r.GetInt64(5),
+                    SkippedObjects = r.GetInt64(6),
+                    FailedObjects = r.GetInt64(7),
+                    TotalBytes = r.GetInt64(8),
+                    TransferredBytes = r.GetInt64(9),
+                    ListingComplete = r.GetInt64(11) != 0,
+                    BytesPerSecond = r.GetDouble(12),
+                    ObjectsPerSecond = r.GetDouble(13),
+                };
+                var skippedBytes = r.GetInt64(10);
+                progress.PendingObjects = progress.Objects - progress.TransferredObjects - progress.SkippedObjects - progress.FailedObjects;
+                Accounting.ProgressMath.Complete(progress, skippedBytes);
+                return progress;
+            },
+            ("$id", id.ToString())).FirstOrDefault() ?? throw new KeyNotFoundException($"No migration job has the id {id}.");
+    }
+
+    /// <summary>Rates are measured by the runner in memory and stored with its periodic flush.</summary>
+    internal void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond) =>
+        Execute("UPDATE jobs SET bytes_per_second = $b, objects_per_second = $o WHERE id = $id",
+            ("$id", id.ToString()), ("$b", bytesPerSecond), ("$o", objectsPerSecond));
+
+    public IReadOnlyList<MigrationJobLogEntry> GetLogs(Guid id, LogQuery query)
+    {
+        var where = "j.id = $id";
+        var parameters = new List<(string, object?)> { ("$id", id.ToString()) };
+        if (query.Types.Length > 0)
+        {
+            where += $" AND l.type IN ({string.Join(",", query.Types.Select((_, i) => "$type" + i))})";
+            parameters.AddRange(query.Types.Select((t, i) => ("$type" + i, (object?)t.ToString())));
+        }
+        if (query.KeyPatterns.Length > 0)
+        {
+            where += $" AND ({string.Join(" OR ", query.KeyPatterns.Select((_, i) => "l.object_key GLOB $key" + i))})";
+            parameters.AddRange(query.KeyPatterns.Select((p, i) => ("$key" + i, (object?)WildcardToGlob(p))));
+        }
+        parameters.Add(("$skip", query.Skip));
+        parameters.Add(("$first", query.First == int.MaxValue ? -1 : query.First));
+        return Query(
+            $"SELECT l.created_at, j.id, l.type, l.object_key, l.message FROM logs l JOIN jobs j ON j.seq = l.job_seq WHERE {where} ORDER BY l.id LIMIT $first OFFSET $skip",
+            r => new MigrationJobLogEntry
+            {
+                CreatedAt = Parse(r.GetString(0)),
+                JobId = Guid.Parse(r.GetString(1)),
+                Type = Enum.TryParse<LogType>(r.GetString(2), out var type) ? type : LogType.MigrationError,
+                ObjectKey = r.IsDBNull(3) ? null : r.GetString(3),
+                Message = r.GetString(4),
+            },
+            parameters.ToArray());
+    }
+
+    /// <summary>PowerShell wildcards (*, ?, [a-z]) map onto SQLite GLOB directly; GLOB is case-sensitive like S3 keys.</summary>
+    private static string WildcardToGlob(string pattern) => pattern.Replace("`*", "[*]").Replace("`?", "[?]");
+
+    public IEnumerable<(string Key, long Size, ObjectOutcome Outcome, string? Message)> StreamObjectReport(Guid id)
+    {
+        using var connection = Open();
+        var seq = JobSeq(connection, id);
+        using var command = Command(connection, "SELECT key, size, outcome, message FROM objects WHERE job_seq = $seq ORDER BY key", ("$seq", seq));
+        using var r = command.ExecuteReader();
+        while (r.Read()) yield return (r.GetString(0), r.GetInt64(1), (ObjectOutcome)r.GetInt32(2), r.IsDBNull(3) ? null : r.GetString(3));
+    }
+}
+
+public sealed class DuplicateNameException(string message) : InvalidOperationException(message);

@@ -1,0 +1,337 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using Amazon.Runtime;
+using Amazon.S3;
+using Amazon.S3.Model;
+using ObjectMigration.Engine.Model;
+using ObjectMigration.Engine.State;
+
+namespace ObjectMigration.Engine.Storage;
+
+/// <summary>The S3 protocol through AWSSDK.S3: the only place in the product that touches the SDK.</summary>
+public sealed class S3ObjectStore : IObjectStore
+{
+    private readonly AmazonS3Client _client;
+    private readonly string _describe;
+
+    public string ServerSideCopyKey { get; }
+
+    public S3ObjectStore(ConnectorAccess access, int maxConnections = 64, TimeSpan? timeout = null)
+    {
+        var connector = access.Connector;
+        var config = new AmazonS3Config
+        {
+            ServiceURL = connector.Endpoint,
+            ForcePathStyle = connector.PathStyle,
+            AuthenticationRegion = connector.Region,
+            // The engine retries with its own classification and backoff; SDK retries would hide and multiply them.
+            MaxErrorRetry = 0,
+            Timeout = timeout ?? TimeSpan.FromMinutes(5),
+            MaxConnectionsPerServer = maxConnections,
+        };
+        if (!connector.UseChunkEncoding)
+        {
+            // Flexible checksums and aws-chunked bodies: many S3-compatible servers reject them or store them raw.
+            config.RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED;
+            config.ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED;
+        }
+        if (!string.IsNullOrEmpty(connector.Proxy)) config.SetWebProxy(new WebProxy(new Uri(connector.Proxy)));
+        _client = new AmazonS3Client(new BasicAWSCredentials(connector.AccessKeyId, access.SecretAccessKey), config);
+        _useChunkEncoding = connector.UseChunkEncoding;
+        _describe = $"connector '{connector.Name}' ({connector.Endpoint})";
+        ServerSideCopyKey = $"{connector.Endpoint.TrimEnd('/')}|{connector.Region}|{connector.AccessKeyId}|{access.SecretAccessKey.GetHashCode()}";
+    }
+
+    private readonly bool _useChunkEncoding;
+
+    public void Dispose() => _client.Dispose();
+
+    private async Task<T> Call<T>(string what, string? bucket, Func<Task<T>> call, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await call().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            throw Classify(e, what, bucket);
+        }
+    }
+
+    /// <summary>Maps SDK, socket and TLS failures onto the engine's error classes.</summary>
+    private StorageException Classify(Exception e, string what, string? bucket)
+    {
+        var where = $"{what} on {_describe}";
+        if (e is StorageException storage) return storage;
+        if (e is AmazonS3Exception s3)
+        {
+            var code = s3.ErrorCode ?? "";
+            var status = (int)s3.StatusCode;
+            var detail = string.IsNullOrEmpty(code) ? $"HTTP {status}" : $"{code} (HTTP {status})";
+            return code switch
+            {
+                "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "InvalidToken" or "ExpiredToken" or "AuthorizationHeaderMalformed" =>
+                    new StorageException(ErrorClass.Authentication, $"{where} failed: the access key or secret was rejected ({detail}). Check the connector's credentials.", e),
+                "AccessDenied" or "AllAccessDisabled" =>
+                    new StorageException(ErrorClass.AccessDenied, $"{where} failed: access denied ({detail}). Grant the connector's user this permission.", e),
+                "NoSuchBucket" =>
+                    new StorageException(ErrorClass.BucketNotFound, $"{where} failed: bucket '{bucket}' does not exist. Create it or correct the bucket name.", e),
+                "NoSuchKey" => new StorageException(ErrorClass.ObjectNotFound, $"{where} failed: the object no longer exists ({detail}).", e),
+                "NoSuchUpload" => new StorageException(ErrorClass.InvalidRequest, $"{where} failed: the multipart upload no longer exists ({detail}).", e),
+                "SlowDown" or "Throttling" or "ThrottlingException" or "RequestTimeout" or "RequestTimeTooSkewed" or "InternalError" or "ServiceUnavailable" =>
+                    new StorageException(ErrorClass.Retryable, $"{where} failed: {detail}.", e),
+                "BadDigest" or "InvalidDigest" or "IncompleteBody" =>
+                    new StorageException(ErrorClass.Integrity, $"{where} failed: the server saw different bytes than were sent ({detail}).", e),
+                _ when status == 403 => new StorageException(ErrorClass.AccessDenied, $"{where} failed: access denied ({detail}).", e),
+                _ when status == 404 && what.StartsWith("Head", StringComparison.Ordinal) => new StorageException(ErrorClass.ObjectNotFound, $"{where} failed: not found.", e),
+                _ when status == 404 => new StorageException(ErrorClass.BucketNotFound, $"{where} failed: not found ({detail}); check bucket '{bucket}'.", e),
+                _ when status >= 500 || status == 429 || status == 0 => new StorageException(ErrorClass.Retryable, $"{where} failed: {detail}.", e),
+                _ => new StorageException(ErrorClass.InvalidRequest, $"{where} failed: {detail}: {s3.Message}", e),
+            };
+        }
+        var socket = FindInner<SocketException>(e);
+        if (socket is not null)
+        {
+            return socket.SocketErrorCode switch
+            {
+                SocketError.HostNotFound or SocketError.NoData or SocketError.TryAgain =>
+                    new StorageException(ErrorClass.Connection, $"{where} failed: the host name could not be resolved. Check the endpoint URL.", e),
+                SocketError.ConnectionRefused or SocketError.NetworkUnreachable or SocketError.HostUnreachable or SocketError.AddressNotAvailable =>
+                    new StorageException(ErrorClass.Connection, $"{where} failed: the connection was refused ({socket.SocketErrorCode}). Check the endpoint and that the server is running.", e),
+                SocketError.TimedOut => new StorageException(ErrorClass.Timeout, $"{where} timed out connecting.", e),
+                _ => new StorageException(ErrorClass.Retryable, $"{where} failed: {socket.SocketErrorCode}.", e),
+            };
+        }
+        if (FindInner<AuthenticationException>(e) is not null)
+        {
+            return new StorageException(ErrorClass.Connection, $"{where} failed: the TLS handshake failed. Check the endpoint's certificate and URL scheme.", e);
+        }
+        if (e is OperationCanceledException || FindInner<TimeoutException>(e) is not null)
+        {
+            return new StorageException(ErrorClass.Timeout, $"{where} timed out.", e);
+        }
+        if (e is AmazonServiceException service && (int)service.StatusCode >= 500)
+        {
+            return new StorageException(ErrorClass.Retryable, $"{where} failed: HTTP {(int)service.StatusCode}.", e);
+        }
+        if (FindInner<IOException>(e) is not null || FindInner<HttpRequestException>(e) is not null)
+        {
+            return new StorageException(ErrorClass.Retryable, $"{where} failed: the connection broke ({e.GetBaseException().Message}).", e);
+        }
+        return new StorageException(ErrorClass.InvalidRequest, $"{where} failed: {e.GetBaseException().Message}", e);
+    }
+
+    private static T? FindInner<T>(Exception e) where T : Exception
+    {
+        for (Exception? current = e; current is not null; current = current.InnerException)
+        {
+            if (current is T match) return match;
+        }
+        return null;
+    }
+
+    public Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken cancellationToken) =>
+        Call<IReadOnlyList<BucketInfo>>("ListBuckets", null, async () =>
+        {
+            var response = await _client.ListBucketsAsync(new ListBucketsRequest(), cancellationToken).ConfigureAwait(false);
+            return (response.Buckets ?? []).Select(b => new BucketInfo(b.BucketName, b.CreationDate is { } d ? new DateTimeOffset(d.ToUniversalTime()) : null)).ToList();
+        }, cancellationToken);
+
+    public Task<string?> GetBucketLocationAsync(string bucket, CancellationToken cancellationToken) =>
+        Call<string?>("GetBucketLocation", bucket, async () =>
+        {
+            var response = await _client.GetBucketLocationAsync(new GetBucketLocationRequest { BucketName = bucket }, cancellationToken).ConfigureAwait(false);
+            var value = response.Location?.Value;
+            return string.IsNullOrEmpty(value) ? "us-east-1" : value;
+        }, cancellationToken);
+
+    public async Task<bool> BucketExistsAsync(string bucket, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await ListAsync(bucket, "", null, 1, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (StorageException e) when (e.ErrorClass == ErrorClass.BucketNotFound)
+        {
+            return false;
+        }
+    }
+
+    public Task<ObjectListing> ListAsync(string bucket, string prefix, string? continuationToken, int pageSize, CancellationToken cancellationToken) =>
+        Call("ListObjectsV2", bucket, async () =>
+        {
+            var request = new ListObjectsV2Request
+            {
+                BucketName = bucket,
+                Prefix = string.IsNullOrEmpty(prefix) ? null : prefix,
+                ContinuationToken = continuationToken,
+                MaxKeys = pageSize,
+            };
+            var response = await _client.ListObjectsV2Async(request, cancellationToken).ConfigureAwait(false);
+            var objects = (response.S3Objects ?? []).Select(o => new ListedObject(
+                o.Key, o.Size ?? 0, o.ETag, o.LastModified is { } m ? new DateTimeOffset(m.ToUniversalTime()) : DateTimeOffset.UnixEpoch,
+                o.StorageClass?.Value)).ToList();
+            return new ObjectListing(objects, response.IsTruncated == true ? response.NextContinuationToken : null);
+        }, cancellationToken);
+
+    public async Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await Call("HeadObject", bucket, async () =>
+            {
+                var response = await _client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = bucket, Key = key }, cancellationToken).ConfigureAwait(false);
+                var metadata = ReadMetadata(response.Headers, response.Metadata, response.ExpiresString);
+                return new ObjectHead(response.Headers.ContentLength, response.ETag, ToOffset(response.LastModified), response.StorageClass?.Value, metadata);
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (StorageException e) when (e.ErrorClass is ErrorClass.ObjectNotFound)
+        {
+            return null;
+        }
+    }
+
+    private static DateTimeOffset ToOffset(DateTime? value) => value is { } v ? new DateTimeOffset(v.ToUniversalTime()) : DateTimeOffset.UnixEpoch;
+
+    private static ObjectMetadata ReadMetadata(HeadersCollection headers, MetadataCollection userMetadata, string? expires)
+    {
+        var metadata = new ObjectMetadata
+        {
+            ContentType = headers.ContentType,
+            ContentEncoding = headers.ContentEncoding,
+            ContentLanguage = headers["Content-Language"],
+            ContentDisposition = headers.ContentDisposition,
+            CacheControl = headers.CacheControl,
+            Expires = string.IsNullOrEmpty(expires) ? null : expires,
+        };
+        foreach (var name in userMetadata.Keys)
+        {
+            var shortName = name.StartsWith("x-amz-meta-", StringComparison.OrdinalIgnoreCase) ? name["x-amz-meta-".Length..] : name;
+            metadata.UserMetadata[shortName] = userMetadata[name];
+        }
+        return metadata;
+    }
+
+    private static void WriteMetadata(HeadersCollection headers, MetadataCollection userMetadata, ObjectMetadata metadata)
+    {
+        if (metadata.ContentEncoding is not null) headers.ContentEncoding = metadata.ContentEncoding;
+        if (metadata.ContentLanguage is not null) headers["Content-Language"] = metadata.ContentLanguage;
+        if (metadata.ContentDisposition is not null) headers.ContentDisposition = metadata.ContentDisposition;
+        if (metadata.CacheControl is not null) headers.CacheControl = metadata.CacheControl;
+        if (metadata.Expires is not null) headers["Expires"] = metadata.Expires;
+        foreach (var (name, value) in metadata.UserMetadata) userMetadata.Add(name, value);
+    }
+
+    public Task<ObjectDownload> GetAsync(string bucket, string key, long? rangeStart, long? rangeEndInclusive, CancellationToken cancellationToken) =>
+        Call("GetObject", bucket, async () =>
+        {
+            var request = new GetObjectRequest { BucketName = bucket, Key = key };
+            if (rangeStart is { } start) request.ByteRange = new ByteRange(start, rangeEndInclusive ?? long.MaxValue);
+            var response = await _client.GetObjectAsync(request, cancellationToken).ConfigureAwait(false);
+            var metadata = ReadMetadata(response.Headers, response.Metadata, response.ExpiresString);
+            var head = new ObjectHead(response.Headers.ContentLength, response.ETag, ToOffset(response.LastModified), response.StorageClass?.Value, metadata);
+            return new ObjectDownload(head, response.ResponseStream, response);
+        }, cancellationToken);
+
+    public Task<string?> PutAsync(string bucket, string key, Stream body, long length, ObjectMetadata metadata, string? contentMd5Base64, CancellationToken cancellationToken) =>
+        Call<string?>("PutObject", bucket, async () =>
+        {
+            var request = new PutObjectRequest
+            {
+                BucketName = bucket,
+                Key = key,
+                InputStream = body,
+                AutoCloseStream = false,
+                UseChunkEncoding = _useChunkEncoding,
+                ContentType = metadata.ContentType ?? "application/octet-stream",
+                MD5Digest = contentMd5Base64,
+            };
+            request.Headers.ContentLength = length;
+            WriteMetadata(request.Headers, request.Metadata, metadata);
+            var response = await _client.PutObjectAsync(request, cancellationToken).ConfigureAwait(false);
+            return response.ETag;
+        }, cancellationToken);
+
+    public Task<string> StartMultipartAsync(string bucket, string key, ObjectMetadata metadata, CancellationToken cancellationToken) =>
+        Call("CreateMultipartUpload", bucket, async () =>
+        {
+            var request = new InitiateMultipartUploadRequest { BucketName = bucket, Key = key, ContentType = metadata.ContentType ?? "application/octet-stream" };
+            WriteMetadata(request.Headers, request.Metadata, metadata);
+            var response = await _client.InitiateMultipartUploadAsync(request, cancellationToken).ConfigureAwait(false);
+            return response.UploadId;
+        }, cancellationToken);
+
+    public Task<string> UploadPartAsync(string bucket, string key, string uploadId, int partNumber, Stream body, long length, string? contentMd5Base64, CancellationToken cancellationToken) =>
+        Call("UploadPart", bucket, async () =>
+        {
+            var request = new UploadPartRequest
+            {
+                BucketName = bucket,
+                Key = key,
+                UploadId = uploadId,
+                PartNumber = partNumber,
+                InputStream = body,
+                PartSize = length,
+                UseChunkEncoding = _useChunkEncoding,
+                MD5Digest = contentMd5Base64,
+            };
+            var response = await _client.UploadPartAsync(request, cancellationToken).ConfigureAwait(false);
+            return response.ETag;
+        }, cancellationToken);
+
+    public Task<string?> CompleteMultipartAsync(string bucket, string key, string uploadId, IReadOnlyList<(int PartNumber, string ETag)> parts, CancellationToken cancellationToken) =>
+        Call("CompleteMultipartUpload", bucket, async () =>
+        {
+            var request = new CompleteMultipartUploadRequest
+            {
+                BucketName = bucket,
+                Key = key,
+                UploadId = uploadId,
+                PartETags = parts.Select(p => new PartETag(p.PartNumber, p.ETag)).ToList(),
+            };
+            var response = await _client.CompleteMultipartUploadAsync(request, cancellationToken).ConfigureAwait(false);
+            return string.IsNullOrEmpty(response.ETag) ? null : response.ETag;
+        }, cancellationToken);
+
+    public Task AbortMultipartAsync(string bucket, string key, string uploadId, CancellationToken cancellationToken) =>
+        Call("AbortMultipartUpload", bucket, async () =>
+        {
+            await _client.AbortMultipartUploadAsync(new AbortMultipartUploadRequest { BucketName = bucket, Key = key, UploadId = uploadId }, cancellationToken).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
+    public Task<string?> CopyAsync(string sourceBucket, string sourceKey, string targetBucket, string targetKey, CancellationToken cancellationToken) =>
+        Call<string?>("CopyObject", targetBucket, async () =>
+        {
+            var request = new CopyObjectRequest
+            {
+                SourceBucket = sourceBucket,
+                SourceKey = sourceKey,
+                DestinationBucket = targetBucket,
+                DestinationKey = targetKey,
+                MetadataDirective = S3MetadataDirective.COPY,
+            };
+            var response = await _client.CopyObjectAsync(request, cancellationToken).ConfigureAwait(false);
+            return response.ETag;
+        }, cancellationToken);
+
+    public Task<string> UploadPartCopyAsync(string sourceBucket, string sourceKey, string targetBucket, string targetKey, string uploadId, int partNumber, long firstByte, long lastByte, CancellationToken cancellationToken) =>
+        Call("UploadPartCopy", targetBucket, async () =>
+        {
+            var request = new CopyPartRequest
+            {
+                SourceBucket = sourceBucket,
+                SourceKey = sourceKey,
+                DestinationBucket = targetBucket,
+                DestinationKey = targetKey,
+                UploadId = uploadId,
+                PartNumber = partNumber,
+                FirstByte = firstByte,
+                LastByte = lastByte,
+            };
+            var response = await _client.CopyPartAsync(request, cancellationToken).ConfigureAwait(false);
+            return response.ETag;
+        }, cancellationToken);
+}

@@ -1,0 +1,29 @@
+namespace ObjectMigration.Engine.Storage;
+
+/// <summary>How the engine reacts to a failure: the one place where errors are classified.</summary>
+public enum ErrorClass
+{
+    /// <summary>5xx, SlowDown, throttling, resets, timeouts, truncated bodies: try again after a pause.</summary>
+    Retryable,
+    /// <summary>Wrong key or secret, signature mismatch.</summary>
+    Authentication,
+    /// <summary>Credentials accepted, action refused.</summary>
+    AccessDenied,
+    /// <summary>Unknown host, connection refused, TLS failure.</summary>
+    Connection,
+    Timeout,
+    BucketNotFound,
+    ObjectNotFound,
+    /// <summary>The request itself is wrong (invalid argument, entity too large): retrying will not help.</summary>
+    InvalidRequest,
+    Integrity,
+}
+
+/// <summary>A storage failure, classified once, with a message that names the endpoint and never a secret.</summary>
+public sealed class StorageException(ErrorClass errorClass, string message, Exception? inner = null) : Exception(message, inner)
+{
+    public ErrorClass ErrorClass { get; } = errorClass;
+    public bool IsRetryable => ErrorClass is ErrorClass.Retryable or ErrorClass.Timeout or ErrorClass.Integrity;
+    /// <summary>True when the whole job cannot go on (the failure is not about one object).</summary>
+    public bool IsJobFatal => ErrorClass is ErrorClass.Authentication or ErrorClass.AccessDenied or ErrorClass.BucketNotFound or ErrorClass.Connection;
+}
