@@ -71,6 +71,7 @@ public interface IStateStore
     IReadOnlyList<PendingObject> GetPendingObjects(Guid id, string afterKey, int limit);
     void SaveResults(Guid id, IReadOnlyList<ObjectResult> results, IReadOnlyList<LogRecord> logs);
     void AddLogs(Guid id, IReadOnlyList<LogRecord> logs);
+    void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond);
     /// <summary>Puts failed objects back to pending for Resume -RetryFailed; returns how many.</summary>
     int ResetFailedObjects(Guid id);
 

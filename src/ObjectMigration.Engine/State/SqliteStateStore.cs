@@ -493,7 +493,7 @@ public sealed class SqliteStateStore : IStateStore
     }
 
     /// <summary>Rates are measured by the runner in memory and stored with its periodic flush.</summary>
-    internal void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond) =>
+    public void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond) =>
         Execute("UPDATE jobs SET bytes_per_second = $b, objects_per_second = $o WHERE id = $id",
             ("$id", id.ToString()), ("$b", bytesPerSecond), ("$o", objectsPerSecond));
 

@@ -1,0 +1,295 @@
+using System.Collections.Concurrent;
+using ObjectMigration.Engine.Connectors;
+using ObjectMigration.Engine.Model;
+using ObjectMigration.Engine.State;
+using ObjectMigration.Engine.Storage;
+using ObjectMigration.Engine.Transfer;
+
+namespace ObjectMigration.Engine;
+
+/// <summary>An action the job's state does not allow (resuming a completed job), or an unknown name or id.</summary>
+public sealed class JobStateException(string message) : InvalidOperationException(message);
+
+public sealed class CloudBucket
+{
+    public string Connector { get; set; } = "";
+    public string Name { get; set; } = "";
+    public string? Location { get; set; }
+    public DateTimeOffset? CreationDate { get; set; }
+    public long? ObjectCount { get; set; }
+    public long? TotalBytes { get; set; }
+}
+
+public sealed class MigrationPreview
+{
+    public long Objects { get; set; }
+    public long TotalBytes { get; set; }
+}
+
+/// <summary>
+/// The engine's front door: what the cmdlets call. One instance per state folder, shared by all runspaces of a
+/// process; other processes of the same user see the same state through the database.
+/// </summary>
+public sealed class MigrationEngine
+{
+    private static readonly ConcurrentDictionary<string, MigrationEngine> Instances = new(StringComparer.Ordinal);
+
+    /// <summary>How long a Running job's heartbeat may be silent before the job counts as Interrupted.</summary>
+    public static TimeSpan StaleHeartbeat { get; set; } = TimeSpan.FromSeconds(10);
+
+    public IStateStore Store { get; }
+    private readonly SecretProtector _secrets;
+
+    public string HomeFolder { get; }
+
+    private MigrationEngine(string home)
+    {
+        HomeFolder = home;
+        Store = new SqliteStateStore(StateLocation.DatabasePath(home));
+        _secrets = new SecretProtector(home);
+    }
+
+    /// <summary>The engine for a state folder (default: OBJECTMIGRATION_HOME, else the user's local data folder).</summary>
+    public static MigrationEngine Open(string? home = null)
+    {
+        var folder = Path.GetFullPath(home ?? StateLocation.HomeFolder());
+        return Instances.GetOrAdd(folder, f => new MigrationEngine(f));
+    }
+
+    // ---- Connectors ----
+
+    public CloudConnector AddConnector(CloudConnector connector, string accessKeyId, string secret, bool pathStyleGiven)
+    {
+        if (string.IsNullOrEmpty(accessKeyId)) throw new ConnectorDefinitionException("Credential", "The credential's user name must be the access key id.");
+        connector.AccessKeyId = accessKeyId;
+        ConnectorRules.Complete(connector, pathStyleGiven);
+        return Store.AddConnector(connector, _secrets.Protect(accessKeyId, secret));
+    }
+
+    public CloudConnector GetConnector(string name) =>
+        Store.FindConnector(name) ?? throw new KeyNotFoundException($"No cloud connector is named '{name}'. See Get-CloudConnector, or create one with New-CloudConnector.");
+
+    /// <summary>The connector with its real access key id and secret, for the storage layer.</summary>
+    public ConnectorAccess GetAccess(CloudConnector connector)
+    {
+        var (accessKeyId, secret) = _secrets.Unprotect(Store.GetConnectorCredential(connector.Id));
+        connector.AccessKeyId = accessKeyId;
+        return new ConnectorAccess(connector, secret);
+    }
+
+    /// <summary>Reveals the access key id in place of the masked one the table holds.</summary>
+    public CloudConnector WithAccessKey(CloudConnector connector)
+    {
+        connector.AccessKeyId = _secrets.Unprotect(Store.GetConnectorCredential(connector.Id)).AccessKeyId;
+        return connector;
+    }
+
+    public static IObjectStore OpenObjectStore(ConnectorAccess access, int concurrency = 16) =>
+        new S3ObjectStore(access, maxConnections: Math.Max(16, concurrency * 2));
+
+    public async Task<IReadOnlyList<CloudBucket>> TestConnectorAsync(ConnectorAccess access, string[] buckets, bool statistics, CancellationToken ct)
+    {
+        using var store = OpenObjectStore(access);
+        var all = await store.ListBucketsAsync(ct).ConfigureAwait(false);
+        var chosen = buckets.Length == 0 ? all : buckets.Select(name => all.FirstOrDefault(b => b.Name == name) ?? new BucketInfo(name, null)).ToList();
+        var result = new List<CloudBucket>();
+        foreach (var bucket in chosen)
+        {
+            var info = new CloudBucket { Connector = access.Connector.Name, Name = bucket.Name, CreationDate = bucket.CreationDate };
+            info.Location = await store.GetBucketLocationAsync(bucket.Name, ct).ConfigureAwait(false);
+            if (statistics)
+            {
+                long count = 0, bytes = 0;
+                string? token = null;
+                do
+                {
+                    var page = await store.ListAsync(bucket.Name, "", token, 1000, ct).ConfigureAwait(false);
+                    count += page.Objects.Count;
+                    bytes += page.Objects.Sum(o => o.Size);
+                    token = page.NextContinuationToken;
+                }
+                while (token is not null);
+                (info.ObjectCount, info.TotalBytes) = (count, bytes);
+            }
+            result.Add(info);
+        }
+        return result;
+    }
+
+    // ---- Jobs ----
+
+    /// <summary>Validates a request and stores the job as Pending. Nothing is written when validation fails.</summary>
+    public MigrationJob CreateJob(MigrationJobRequest request)
+    {
+        var source = GetConnector(request.SourceConnector);
+        var target = GetConnector(request.TargetConnector);
+        Validate(request);
+        var job = new MigrationJob
+        {
+            Id = Guid.NewGuid(),
+            Name = string.IsNullOrWhiteSpace(request.Name) ? $"{request.SourceBucket}-to-{request.TargetBucket}" : request.Name,
+            Type = request.Type,
+            State = JobState.Pending,
+            SourceConnectorId = source.Id,
+            SourceConnector = source.Name,
+            SourceBucket = request.SourceBucket,
+            SourcePrefix = request.SourcePrefix ?? "",
+            Keys = request.Keys,
+            TargetConnectorId = target.Id,
+            TargetConnector = target.Name,
+            TargetBucket = request.TargetBucket,
+            TargetPrefix = request.TargetPrefix ?? "",
+            Overwrite = request.Overwrite,
+            Filter = request.Filter,
+            Concurrency = request.Concurrency,
+            MaxBytesPerSecond = request.MaxBytesPerSecond,
+            MultipartThreshold = request.MultipartThreshold,
+            PartSize = request.PartSize,
+            CreatedAt = DateTimeOffset.UtcNow,
+        };
+        Store.AddJob(job);
+        return job;
+    }
+
+    private static void Validate(MigrationJobRequest r)
+    {
+        if (string.IsNullOrWhiteSpace(r.SourceBucket)) throw new ArgumentException("-SourceBucket is required: name the bucket to copy from.", "SourceBucket");
+        if (string.IsNullOrWhiteSpace(r.TargetBucket) && r.Type != JobType.Inventory) throw new ArgumentException("-TargetBucket is required: name the bucket to copy into.", "TargetBucket");
+        if (r.Concurrency is < 1 or > 256) throw new ArgumentException($"-Concurrency {r.Concurrency} is out of range: use 1 to 256.", "Concurrency");
+        if (r.MaxBytesPerSecond < 0) throw new ArgumentException("-MaxBytesPerSecond cannot be negative; 0 means no limit.", "MaxBytesPerSecond");
+        if (r.PartSize < TransferOptions.MinPartSize) throw new ArgumentException($"-PartSize must be at least {TransferOptions.MinPartSize} bytes (S3's minimum part).", "PartSize");
+        if (r.PartSize > int.MaxValue) throw new ArgumentException("-PartSize must be under 2 GiB.", "PartSize");
+        if (r.MultipartThreshold < TransferOptions.MinPartSize) throw new ArgumentException($"-MultipartThreshold must be at least {TransferOptions.MinPartSize} bytes.", "MultipartThreshold");
+        if (r.Filter.MinSize is { } min && r.Filter.MaxSize is { } max && min > max) throw new ArgumentException($"-MinSize {min} is larger than -MaxSize {max}.", "MinSize");
+        if (r.Filter.ModifiedAfter is { } after && r.Filter.ModifiedBefore is { } before && after >= before)
+        {
+            throw new ArgumentException("-ModifiedAfter must be earlier than -ModifiedBefore.", "ModifiedAfter");
+        }
+    }
+
+    public MigrationJob GetJob(Guid id)
+    {
+        Store.MarkStaleJobsInterrupted(StaleHeartbeat);
+        return Store.FindJob(id) ?? throw new KeyNotFoundException($"No migration job has the id {id}. See Get-MigrationJob.");
+    }
+
+    public IReadOnlyList<MigrationJob> GetJobs()
+    {
+        Store.MarkStaleJobsInterrupted(StaleHeartbeat);
+        return Store.GetJobs();
+    }
+
+    public MigrationJobProgress GetProgress(Guid id)
+    {
+        Store.MarkStaleJobsInterrupted(StaleHeartbeat);
+        return Store.GetProgress(id);
+    }
+
+    /// <summary>Runs a job in this process until it settles. A resume is the same call.</summary>
+    public async Task<JobState> RunJobAsync(Guid id, RunnerOptions? options, CancellationToken ct)
+    {
+        var job = GetJob(id);
+        var sourceConnector = Store.FindConnector(job.SourceConnectorId) ?? throw new JobStateException($"The source connector of job '{job.Name}' was removed.");
+        var targetConnector = Store.FindConnector(job.TargetConnectorId) ?? throw new JobStateException($"The target connector of job '{job.Name}' was removed.");
+        using var source = OpenObjectStore(GetAccess(sourceConnector), job.Concurrency);
+        using var target = OpenObjectStore(GetAccess(targetConnector), job.Concurrency);
+        var runner = new MigrationRunner(Store, job, source, target, options);
+        return await runner.RunAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>What a job would select, listed live and written nowhere (-WhatIf).</summary>
+    public async Task<MigrationPreview> PreviewAsync(MigrationJobRequest request, CancellationToken ct)
+    {
+        Validate(request);
+        var source = GetConnector(request.SourceConnector);
+        using var store = OpenObjectStore(GetAccess(source));
+        var selector = new ObjectSelector(new MigrationJob { Filter = request.Filter, Overwrite = request.Overwrite });
+        var preview = new MigrationPreview();
+        string? token = null;
+        do
+        {
+            var page = await store.ListAsync(request.SourceBucket, request.SourcePrefix, token, 1000, ct).ConfigureAwait(false);
+            foreach (var o in page.Objects.Where(selector.Selects))
+            {
+                if (request.Keys.Length > 0 && !request.Keys.Contains(o.Key, StringComparer.Ordinal)) continue;
+                preview.Objects++;
+                preview.TotalBytes += o.Size;
+            }
+            token = page.NextContinuationToken;
+        }
+        while (token is not null);
+        return preview;
+    }
+
+    public void RequestPause(Guid id)
+    {
+        var job = GetJob(id);
+        if (job.State is JobState.Paused) return;
+        if (job.State is JobState.Pending)
+        {
+            Store.TryTransition(id, [JobState.Pending], JobState.Paused);
+            return;
+        }
+        if (job.State != JobState.Running) throw new JobStateException($"Job '{job.Name}' is {job.State}; only a Running or Pending job can be suspended.");
+        Store.SetControlRequest(id, ControlRequest.Pause);
+    }
+
+    /// <summary>Asks the runner to stop; a job with no live runner is cancelled here, aborting its open uploads.</summary>
+    public async Task RequestStopAsync(Guid id, CancellationToken ct)
+    {
+        var job = GetJob(id);
+        if (JobStates.IsTerminal(job.State)) throw new JobStateException($"Job '{job.Name}' is already {job.State}.");
+        if (job.State == JobState.Running)
+        {
+            Store.SetControlRequest(id, ControlRequest.Stop);
+            return;
+        }
+        var open = Store.GetOpenUploads(id);
+        if (open.Count > 0)
+        {
+            var targetConnector = Store.FindConnector(job.TargetConnectorId);
+            if (targetConnector is not null)
+            {
+                using var target = OpenObjectStore(GetAccess(targetConnector));
+                foreach (var upload in open)
+                {
+                    try { await target.AbortMultipartAsync(job.TargetBucket, job.TargetPrefix + upload.Key, upload.UploadId, ct).ConfigureAwait(false); }
+                    catch (StorageException) { /* already gone or unreachable: nothing more to free here */ }
+                    Store.ForgetUpload(id, upload.Key);
+                }
+            }
+        }
+        Store.AddLogs(id, [new LogRecord(LogType.MigrationAbort, null, "Stopped on request.")]);
+        Store.TryTransition(id, [JobState.Pending, JobState.Paused, JobState.Interrupted], JobState.Cancelled);
+    }
+
+    /// <summary>Checks that a job may be resumed and prepares it; the caller then runs it.</summary>
+    public MigrationJob PrepareResume(Guid id, bool retryFailed)
+    {
+        var job = GetJob(id);
+        var allowed = job.State is JobState.Paused or JobState.Interrupted or JobState.Pending
+            || (retryFailed && job.State is JobState.CompletedWithErrors or JobState.Failed);
+        if (!allowed)
+        {
+            throw new JobStateException(job.State == JobState.CompletedWithErrors
+                ? $"Job '{job.Name}' is CompletedWithErrors: use Resume-MigrationJob -RetryFailed to retry its failed objects."
+                : $"Job '{job.Name}' is {job.State} and cannot be resumed.");
+        }
+        if (retryFailed)
+        {
+            Store.ResetFailedObjects(id);
+            Store.TryTransition(id, [JobState.CompletedWithErrors, JobState.Failed], JobState.Pending);
+        }
+        return Store.FindJob(id)!;
+    }
+
+    public void RemoveJob(Guid id)
+    {
+        var job = GetJob(id);
+        if (!JobStates.IsTerminal(job.State) && job.State != JobState.Interrupted && job.State != JobState.Paused)
+        {
+            throw new JobStateException($"Job '{job.Name}' is {job.State}; stop it first or use -Force.");
+        }
+        Store.RemoveJob(id);
+    }
+}

@@ -1,0 +1,60 @@
+using System.Security.Cryptography;
+
+namespace ObjectMigration.Engine.Transfer;
+
+/// <summary>
+/// Wraps a download body: counts and MD5-hashes bytes as the upload reads them, and throttles through the
+/// job's bandwidth limiter, so content is verified without a second pass or a buffer of the whole object.
+/// </summary>
+internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter, CancellationToken cancellationToken) : Stream
+{
+    private readonly IncrementalHash _md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
+    private long _read;
+
+    public long BytesRead => _read;
+
+    public string Md5Hex() => Convert.ToHexString(_md5.GetHashAndReset()).ToLowerInvariant();
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => _read; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        var n = inner.Read(buffer);
+        Account(buffer[..n]);
+        limiter?.Consume(n, cancellationToken);
+        return n;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken token) =>
+        ReadAsync(buffer.AsMemory(offset, count), token).AsTask();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken token = default)
+    {
+        var n = await inner.ReadAsync(buffer, token).ConfigureAwait(false);
+        Account(buffer.Span[..n]);
+        if (limiter is not null) await limiter.ConsumeAsync(n, token).ConfigureAwait(false);
+        return n;
+    }
+
+    private void Account(ReadOnlySpan<byte> data)
+    {
+        _md5.AppendData(data);
+        _read += data.Length;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _md5.Dispose();
+        base.Dispose(disposing);
+    }
+}

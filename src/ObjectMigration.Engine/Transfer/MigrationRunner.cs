@@ -1,0 +1,601 @@
+using System.Collections.Concurrent;
+using ObjectMigration.Engine.Accounting;
+using ObjectMigration.Engine.Model;
+using ObjectMigration.Engine.Scheduling;
+using ObjectMigration.Engine.State;
+using ObjectMigration.Engine.Storage;
+
+namespace ObjectMigration.Engine.Transfer;
+
+public sealed class RunnerOptions
+{
+    public RetryPolicy Retry { get; init; } = RetryPolicy.Default;
+    public int ListPageSize { get; init; } = 1000;
+    public TimeSpan ControlInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+    public TimeSpan FlushInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+    public long TargetMaxObjectSize { get; init; } = TransferOptions.DefaultTargetMaxObjectSize;
+    public string RunnerId { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}";
+}
+
+/// <summary>Thrown inside a run when the job as a whole cannot go on.</summary>
+internal sealed class JobFatalException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// Runs one job from its stored plan to a settled state. A fresh start and a resume are the same path:
+/// listing continues from its checkpoint, finished objects are not pending, finished parts are reused.
+/// </summary>
+public sealed class MigrationRunner
+{
+    private static readonly JobState[] StartableStates = [JobState.Pending, JobState.Paused, JobState.Interrupted, JobState.CompletedWithErrors, JobState.Running];
+
+    private readonly IStateStore _store;
+    private readonly MigrationJob _job;
+    private readonly IObjectStore _source;
+    private readonly IObjectStore _target;
+    private readonly RunnerOptions _options;
+    private readonly ObjectSelector _selector;
+    private readonly JobCounters _counters = new();
+    private readonly ConcurrentQueue<ObjectResult> _results = new();
+    private readonly ConcurrentQueue<LogRecord> _logs = new();
+    private readonly WorkQueue _queue;
+    private readonly BandwidthLimiter? _limiter;
+    private readonly bool _serverSide;
+    private readonly ConcurrentDictionary<string, byte> _inFlight = new(StringComparer.Ordinal);
+    private int _outstanding;
+    private volatile ControlRequest _control;
+    private Exception? _fatal;
+
+    public MigrationRunner(IStateStore store, MigrationJob job, IObjectStore source, IObjectStore target, RunnerOptions? options = null)
+    {
+        _store = store;
+        _job = job;
+        _source = source;
+        _target = target;
+        _options = options ?? new RunnerOptions();
+        _selector = new ObjectSelector(job, _options.TargetMaxObjectSize);
+        _queue = new WorkQueue(Math.Max(2, job.Concurrency * 2));
+        _limiter = job.MaxBytesPerSecond > 0 ? new BandwidthLimiter(job.MaxBytesPerSecond) : null;
+        _serverSide = source.ServerSideCopyKey == target.ServerSideCopyKey;
+    }
+
+    /// <summary>Runs the job until it completes, fails, is paused or stopped. Cancelling the token stops the job.</summary>
+    public async Task<JobState> RunAsync(CancellationToken cancellationToken)
+    {
+        var wasStarted = _job.StartedAt is not null;
+        if (!_store.TryTransition(_job.Id, StartableStates, JobState.Running, JobPhase.Listing))
+        {
+            return _store.FindJob(_job.Id)?.State ?? JobState.Failed;
+        }
+        _store.Heartbeat(_job.Id, _options.RunnerId);
+        _store.AddLogs(_job.Id, [new LogRecord(wasStarted ? LogType.MigrationResume : LogType.MigrationStart, null,
+            $"{_job.Type} {_job.SourceConnector}/{_job.SourceBucket}/{_job.SourcePrefix} -> {_job.TargetConnector}/{_job.TargetBucket}/{_job.TargetPrefix} with {_job.Concurrency} workers on {_options.RunnerId}.")]);
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var work = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+        using var controlLoopEnd = new CancellationTokenSource();
+        var controlLoop = ControlLoopAsync(stop, work, controlLoopEnd.Token);
+        try
+        {
+            await RunStagesAsync(work.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (work.IsCancellationRequested)
+        {
+            // Paused or stopped: decided below from what was asked.
+        }
+        catch (JobFatalException e)
+        {
+            _fatal = e;
+        }
+        catch (StorageException e) when (e.IsJobFatal || e.ErrorClass == ErrorClass.Connection)
+        {
+            _fatal = e;
+        }
+        finally
+        {
+            work.Cancel();
+            controlLoopEnd.Cancel();
+            await controlLoop.ConfigureAwait(false);
+        }
+        return await SettleAsync(cancellationToken.IsCancellationRequested).ConfigureAwait(false);
+    }
+
+    private async Task RunStagesAsync(CancellationToken ct)
+    {
+        await CheckBucketsAsync(ct).ConfigureAwait(false);
+        if (_job.Type != JobType.Inventory && (_job.Overwrite != OverwriteMode.Always || _job.Type == JobType.Verify))
+        {
+            await ListIntoStoreAsync(_target, _job.TargetBucket, _job.TargetPrefix, target: true, ct).ConfigureAwait(false);
+        }
+        var listing = _job.Keys.Length > 0 ? ListExplicitKeysAsync(ct) : ListIntoStoreAsync(_source, _job.SourceBucket, _job.SourcePrefix, target: false, ct);
+        _store.SetPhase(_job.Id, _job.Type == JobType.Verify ? JobPhase.Verifying : JobPhase.Transferring);
+        var workers = Enumerable.Range(0, Math.Max(1, _job.Concurrency)).Select(_ => WorkerAsync(ct)).ToArray();
+        try
+        {
+            await ScheduleAsync(listing, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _queue.Complete();
+            await Task.WhenAll(workers).ConfigureAwait(false);
+        }
+        if (_fatal is not null) throw _fatal;
+    }
+
+    private async Task CheckBucketsAsync(CancellationToken ct)
+    {
+        foreach (var (store, bucket, side) in new[] { (_source, _job.SourceBucket, "source"), (_target, _job.TargetBucket, "target") })
+        {
+            if (side == "target" && _job.Type == JobType.Inventory) continue;
+            var exists = await _options.Retry.RunAsync(c => store.BucketExistsAsync(bucket, c), null, ct).ConfigureAwait(false);
+            if (!exists) throw new JobFatalException($"The {side} bucket '{bucket}' does not exist. Create it, or correct -{(side == "source" ? "SourceBucket" : "TargetBucket")}.");
+        }
+    }
+
+    // ---- Listing ----
+
+    private async Task ListIntoStoreAsync(IObjectStore store, string bucket, string prefix, bool target, CancellationToken ct)
+    {
+        var (token, done) = _store.GetListingCheckpoint(_job.Id, target);
+        while (!done)
+        {
+            var page = await _options.Retry.RunAsync(c => store.ListAsync(bucket, prefix, token, _options.ListPageSize, c), null, ct).ConfigureAwait(false);
+            var selected = target ? page.Objects : page.Objects.Where(_selector.Selects).ToList();
+            token = page.NextContinuationToken;
+            done = token is null;
+            _store.SaveListingPage(_job.Id, selected, token, done, target);
+        }
+    }
+
+    private async Task ListExplicitKeysAsync(CancellationToken ct)
+    {
+        if (_store.GetListingCheckpoint(_job.Id, target: false).Done) return;
+        var found = new List<ListedObject>();
+        foreach (var key in _job.Keys.Distinct(StringComparer.Ordinal))
+        {
+            var head = await _options.Retry.RunAsync(c => _source.HeadAsync(_job.SourceBucket, key, c), null, ct).ConfigureAwait(false);
+            if (head is null)
+            {
+                _logs.Enqueue(new LogRecord(LogType.MigrationError, key, $"The key '{key}' given with -Key does not exist in the source bucket."));
+                continue;
+            }
+            found.Add(new ListedObject(key, head.Size, head.ETag, head.LastModified, head.StorageClass));
+        }
+        _store.SaveListingPage(_job.Id, found, null, done: true, target: false);
+    }
+
+    // ---- Scheduling ----
+
+    private async Task ScheduleAsync(Task listing, CancellationToken ct)
+    {
+        var cursor = "";
+        const int batchSize = 256;
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (_fatal is not null) return;
+            var batch = _store.GetPendingObjects(_job.Id, cursor, batchSize);
+            if (batch.Count == 0)
+            {
+                if (!listing.IsCompleted)
+                {
+                    await Task.WhenAny(listing, Task.Delay(50, ct)).ConfigureAwait(false);
+                    continue;
+                }
+                await listing.ConfigureAwait(false);
+                // Listing is done: once everything in flight is recorded, one pass from the start catches any
+                // pending row that arrived behind the cursor (explicit keys, a resumed listing).
+                await WorkQueue.IdleAsync(() => Volatile.Read(ref _outstanding) == 0, ct).ConfigureAwait(false);
+                FlushResults();
+                if (cursor.Length == 0) return;
+                cursor = "";
+                if (_store.GetPendingObjects(_job.Id, cursor, 1).Count == 0) return;
+                continue;
+            }
+            foreach (var o in batch)
+            {
+                cursor = o.Key;
+                if (_inFlight.ContainsKey(o.Key)) continue;
+                var skip = Decide(o);
+                if (skip is not null)
+                {
+                    Record(skip);
+                    continue;
+                }
+                _inFlight[o.Key] = 0;
+                Interlocked.Increment(ref _outstanding);
+                await _queue.EnqueueObjectAsync(new ObjectWork(o), ct).ConfigureAwait(false);
+            }
+            if (_results.Count >= 512) FlushResults();
+        }
+    }
+
+    private ObjectResult? Decide(PendingObject o)
+    {
+        switch (_job.Type)
+        {
+            case JobType.Inventory:
+                return new ObjectResult(o.Key, ObjectOutcome.Skipped, o.Size, null, $"Inventoried: storage class {o.StorageClass ?? "STANDARD"}.");
+            case JobType.Verify:
+                if (o.TargetSize is null) return new ObjectResult(o.Key, ObjectOutcome.Failed, 0, LogType.VerifyMissing, "The target lacks this object.");
+                if (o.TargetSize != o.Size || (Checksums.IsPlainMd5(o.ETag) && Checksums.IsPlainMd5(o.TargetETag) && !Checksums.SameETag(o.ETag, o.TargetETag)))
+                {
+                    return new ObjectResult(o.Key, ObjectOutcome.Failed, 0, LogType.VerifyMismatch,
+                        $"Source {o.Size} bytes ETag {o.ETag}; target {o.TargetSize} bytes ETag {o.TargetETag}.");
+                }
+                return new ObjectResult(o.Key, ObjectOutcome.Skipped, o.Size, null, "Verified: same size and checksum.");
+            default:
+                return _selector.SkipReason(o);
+        }
+    }
+
+    private void Record(ObjectResult result)
+    {
+        _results.Enqueue(result);
+        _counters.Add(result);
+    }
+
+    private void FlushResults()
+    {
+        var results = new List<ObjectResult>();
+        while (_results.TryDequeue(out var r)) results.Add(r);
+        var logs = new List<LogRecord>();
+        while (_logs.TryDequeue(out var l)) logs.Add(l);
+        _store.SaveResults(_job.Id, results, logs);
+    }
+
+    // ---- Workers ----
+
+    private async Task WorkerAsync(CancellationToken ct)
+    {
+        await Task.Yield();
+        while (await _queue.DequeueAsync(ct).ConfigureAwait(false) is { } item)
+        {
+            switch (item)
+            {
+                case ObjectWork w: await CopyObjectAsync(w.Object, ct).ConfigureAwait(false); break;
+                case PartWork p: await CopyPartAsync(p, ct).ConfigureAwait(false); break;
+            }
+        }
+    }
+
+    private string TargetKey(string key) => _job.TargetPrefix + key;
+
+    private void Finish(string key, ObjectResult result)
+    {
+        Record(result);
+        _inFlight.TryRemove(key, out _);
+        Interlocked.Decrement(ref _outstanding);
+    }
+
+    private void Fail(PendingObject o, Exception e)
+    {
+        if (e is StorageException { IsJobFatal: true } || (e is StorageException { ErrorClass: ErrorClass.Connection }))
+        {
+            _fatal ??= e;
+        }
+        var type = e is StorageException { IsRetryable: true } or StorageException { ErrorClass: ErrorClass.Connection }
+            ? LogType.ImportErrorRetryExhaustion : LogType.MigrationError;
+        Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Failed, 0, type, e.Message));
+    }
+
+    private async Task CopyObjectAsync(PendingObject o, CancellationToken ct)
+    {
+        try
+        {
+            if (o.Size > _job.MultipartThreshold)
+            {
+                await StartMultipartAsync(o, ct).ConfigureAwait(false);
+                return;
+            }
+            var result = await _options.Retry.RunAsync(
+                c => _serverSide ? CopyServerSideAsync(o, c) : CopyStreamingAsync(o, c), OnRetry(o.Key), ct).ConfigureAwait(false);
+            Finish(o.Key, result);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            _inFlight.TryRemove(o.Key, out _);
+            Interlocked.Decrement(ref _outstanding);
+        }
+        catch (Exception e)
+        {
+            Fail(o, e);
+        }
+    }
+
+    private Action<StorageException, int> OnRetry(string key) => (_, _) => _counters.CountRetry();
+
+    private async Task<ObjectResult> CopyServerSideAsync(PendingObject o, CancellationToken ct)
+    {
+        if (_selector.HasContentTypeRule)
+        {
+            var head = await _source.HeadAsync(_job.SourceBucket, o.Key, ct).ConfigureAwait(false)
+                ?? throw new StorageException(ErrorClass.ObjectNotFound, $"The source object '{o.Key}' vanished before it was copied.");
+            if (_selector.ContentTypeSkip(o.Key, o.Size, head.Metadata.ContentType) is { } skip) return skip;
+        }
+        var etag = await _target.CopyAsync(_job.SourceBucket, o.Key, _job.TargetBucket, TargetKey(o.Key), ct).ConfigureAwait(false);
+        if (Checksums.IsPlainMd5(o.ETag) && Checksums.IsPlainMd5(etag) && !Checksums.SameETag(o.ETag, etag))
+        {
+            throw new StorageException(ErrorClass.Integrity, $"Server-side copy of '{o.Key}' produced ETag {etag}, expected {o.ETag}.");
+        }
+        _counters.AddBytes(o.Size);
+        return new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, "Copied server-side.", Checksums.Clean(etag ?? o.ETag));
+    }
+
+    private async Task<ObjectResult> CopyStreamingAsync(PendingObject o, CancellationToken ct)
+    {
+        using var download = await _source.GetAsync(_job.SourceBucket, o.Key, null, null, ct).ConfigureAwait(false);
+        if (_selector.ContentTypeSkip(o.Key, o.Size, download.Head.Metadata.ContentType) is { } skip) return skip;
+        var size = download.Head.Size;
+        using var body = new HashingReadStream(download.Body, _limiter, ct);
+        // Where the source ETag is the content MD5, the target checks the bytes it receives against it.
+        var expectedMd5 = Checksums.IsPlainMd5(download.Head.ETag) ? Checksums.Clean(download.Head.ETag) : null;
+        var md5Header = expectedMd5 is null ? null : Convert.ToBase64String(Convert.FromHexString(expectedMd5));
+        var etag = await _target.PutAsync(_job.TargetBucket, TargetKey(o.Key), body, size, download.Head.Metadata, md5Header, ct).ConfigureAwait(false);
+        var md5 = body.Md5Hex();
+        if (body.BytesRead != size)
+        {
+            throw new StorageException(ErrorClass.Integrity, $"Read {body.BytesRead} of {size} bytes of '{o.Key}': the download was cut short.");
+        }
+        if ((expectedMd5 is not null && expectedMd5 != md5) || (Checksums.IsPlainMd5(etag) && Checksums.Clean(etag) != md5))
+        {
+            throw new StorageException(ErrorClass.Integrity, $"Checksum mismatch for '{o.Key}': read MD5 {md5}, source ETag {download.Head.ETag}, target ETag {etag}.");
+        }
+        _counters.AddBytes(size);
+        return new ObjectResult(o.Key, ObjectOutcome.Transferred, size, null, null, md5);
+    }
+
+    // ---- Multipart ----
+
+    private async Task StartMultipartAsync(PendingObject o, CancellationToken ct)
+    {
+        var partSize = PartSizeFor(o.Size);
+        var partCount = (int)((o.Size + partSize - 1) / partSize);
+        var uploadId = _store.GetUploadId(_job.Id, o.Key);
+        var done = uploadId is null ? [] : _store.GetUploadedParts(_job.Id, o.Key).ToList();
+        if (done.Any(p => p.Size != Math.Min(partSize, o.Size - (long)(p.PartNumber - 1) * partSize)))
+        {
+            // Parts of another size (the job's part size changed): start over rather than mix them.
+            await AbortQuietlyAsync(o.Key, uploadId!).ConfigureAwait(false);
+            uploadId = null;
+            done = [];
+        }
+        if (uploadId is null)
+        {
+            var head = await _options.Retry.RunAsync(c => _source.HeadAsync(_job.SourceBucket, o.Key, c), OnRetry(o.Key), ct).ConfigureAwait(false)
+                ?? throw new StorageException(ErrorClass.ObjectNotFound, $"The source object '{o.Key}' vanished before it was copied.");
+            if (_selector.ContentTypeSkip(o.Key, o.Size, head.Metadata.ContentType) is { } skip)
+            {
+                Finish(o.Key, skip);
+                return;
+            }
+            uploadId = await _options.Retry.RunAsync(c => _target.StartMultipartAsync(_job.TargetBucket, TargetKey(o.Key), head.Metadata, c), OnRetry(o.Key), ct).ConfigureAwait(false);
+            _store.SaveUploadId(_job.Id, o.Key, uploadId);
+        }
+        var upload = new MultipartUpload(o, uploadId, partSize, partCount, done);
+        var missing = Enumerable.Range(1, partCount).Where(n => !upload.Parts.ContainsKey(n)).ToList();
+        _counters.AddBytes(done.Sum(p => p.Size));
+        if (missing.Count == 0)
+        {
+            await CompleteMultipartAsync(upload, ct).ConfigureAwait(false);
+            return;
+        }
+        upload.Remaining = missing.Count;
+        foreach (var n in missing) _queue.EnqueuePart(new PartWork(upload, n));
+    }
+
+    private long PartSizeFor(long size)
+    {
+        var partSize = Math.Max(_job.PartSize, TransferOptions.MinPartSize);
+        var needed = (size + TransferOptions.MaxParts - 1) / TransferOptions.MaxParts;
+        return Math.Max(partSize, needed);
+    }
+
+    private async Task CopyPartAsync(PartWork work, CancellationToken ct)
+    {
+        var upload = work.Upload;
+        if (upload.Failed) { await PartDoneAsync(upload, ct).ConfigureAwait(false); return; }
+        var first = (long)(work.PartNumber - 1) * upload.PartSize;
+        var length = Math.Min(upload.PartSize, upload.Object.Size - first);
+        try
+        {
+            var part = await _options.Retry.RunAsync(async c =>
+            {
+                if (_serverSide)
+                {
+                    var copied = await _target.UploadPartCopyAsync(_job.SourceBucket, upload.Object.Key, _job.TargetBucket, TargetKey(upload.Object.Key),
+                        upload.UploadId, work.PartNumber, first, first + length - 1, c).ConfigureAwait(false);
+                    return new UploadedPart(work.PartNumber, copied, length);
+                }
+                return await UploadOnePartAsync(upload, work.PartNumber, first, length, c).ConfigureAwait(false);
+            }, OnRetry(upload.Object.Key), ct).ConfigureAwait(false);
+            _store.SavePart(_job.Id, upload.Object.Key, part);
+            upload.Parts[part.PartNumber] = part;
+            _counters.AddBytes(length);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            upload.Failed = true;
+            upload.Cancelled = true;
+        }
+        catch (Exception e)
+        {
+            upload.Failed = true;
+            upload.Error ??= e;
+        }
+        await PartDoneAsync(upload, ct).ConfigureAwait(false);
+    }
+
+    private async Task<UploadedPart> UploadOnePartAsync(MultipartUpload upload, int partNumber, long first, long length, CancellationToken ct)
+    {
+        // A part is read into a pooled buffer: its MD5 goes up front so the server verifies it, and SigV4 over
+        // plain HTTP needs a payload it can hash. Memory is bounded by workers x part size.
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)length);
+        try
+        {
+            using (var download = await _source.GetAsync(_job.SourceBucket, upload.Object.Key, first, first + length - 1, ct).ConfigureAwait(false))
+            {
+                var read = 0;
+                while (read < length)
+                {
+                    var n = await download.Body.ReadAsync(buffer.AsMemory(read, (int)length - read), ct).ConfigureAwait(false);
+                    if (n == 0) break;
+                    read += n;
+                    if (_limiter is not null) await _limiter.ConsumeAsync(n, ct).ConfigureAwait(false);
+                }
+                if (read != length) throw new StorageException(ErrorClass.Integrity, $"Part {partNumber} of '{upload.Object.Key}': read {read} of {length} bytes.");
+            }
+            var md5 = System.Security.Cryptography.MD5.HashData(buffer.AsSpan(0, (int)length));
+            using var body = new MemoryStream(buffer, 0, (int)length, writable: false);
+            var etag = await _target.UploadPartAsync(_job.TargetBucket, TargetKey(upload.Object.Key), upload.UploadId, partNumber, body, length,
+                Convert.ToBase64String(md5), ct).ConfigureAwait(false);
+            var md5Hex = Convert.ToHexString(md5).ToLowerInvariant();
+            if (Checksums.IsPlainMd5(etag) && Checksums.Clean(etag) != md5Hex)
+            {
+                throw new StorageException(ErrorClass.Integrity, $"Part {partNumber} of '{upload.Object.Key}': target ETag {etag}, sent MD5 {md5Hex}.");
+            }
+            return new UploadedPart(partNumber, etag, length);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private async Task PartDoneAsync(MultipartUpload upload, CancellationToken ct)
+    {
+        if (Interlocked.Decrement(ref upload.Remaining) != 0) return;
+        // The last part to finish completes the object, on this worker.
+        if (upload.Cancelled)
+        {
+            _inFlight.TryRemove(upload.Object.Key, out _);
+            Interlocked.Decrement(ref _outstanding);
+            return;
+        }
+        if (upload.Failed)
+        {
+            Fail(upload.Object, upload.Error!);
+            return;
+        }
+        await CompleteMultipartAsync(upload, ct).ConfigureAwait(false);
+    }
+
+    private async Task CompleteMultipartAsync(MultipartUpload upload, CancellationToken ct)
+    {
+        var o = upload.Object;
+        try
+        {
+            var parts = upload.Parts.Values.OrderBy(p => p.PartNumber).Select(p => (p.PartNumber, p.ETag)).ToList();
+            var etag = await _options.Retry.RunAsync(c => _target.CompleteMultipartAsync(_job.TargetBucket, TargetKey(o.Key), upload.UploadId, parts, c), OnRetry(o.Key), ct)
+                .ConfigureAwait(false);
+            // Some servers answer CompleteMultipartUpload without an ETag; HEAD tells the truth, and the size too.
+            var head = await _options.Retry.RunAsync(c => _target.HeadAsync(_job.TargetBucket, TargetKey(o.Key), c), OnRetry(o.Key), ct).ConfigureAwait(false);
+            etag = string.IsNullOrEmpty(etag) ? head?.ETag : etag;
+            if (head is null || head.Size != o.Size)
+            {
+                throw new StorageException(ErrorClass.Integrity, $"After completing '{o.Key}' the target reports {head?.Size.ToString() ?? "no object"}, expected {o.Size} bytes.");
+            }
+            var expected = Checksums.MultipartETag(parts.Select(p => Checksums.Clean(p.ETag)!));
+            var cleanETag = Checksums.Clean(etag);
+            if (!_serverSide && cleanETag is not null && cleanETag.Contains('-') && cleanETag != expected)
+            {
+                throw new StorageException(ErrorClass.Integrity, $"Multipart ETag of '{o.Key}' is {cleanETag}, expected {expected} from the parts sent.");
+            }
+            _store.ForgetUpload(_job.Id, o.Key);
+            Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, $"Multipart, {parts.Count} parts.", expected));
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            _inFlight.TryRemove(o.Key, out _);
+            Interlocked.Decrement(ref _outstanding);
+        }
+        catch (Exception e)
+        {
+            Fail(o, e);
+        }
+    }
+
+    private async Task AbortQuietlyAsync(string key, string uploadId)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await _target.AbortMultipartAsync(_job.TargetBucket, TargetKey(key), uploadId, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is StorageException or OperationCanceledException)
+        {
+            _logs.Enqueue(new LogRecord(LogType.MigrationError, key, $"Could not abort the multipart upload: {e.Message}"));
+        }
+        _store.ForgetUpload(_job.Id, key);
+    }
+
+    // ---- Control, heartbeat, accounting ----
+
+    private async Task ControlLoopAsync(CancellationTokenSource stop, CancellationTokenSource work, CancellationToken end)
+    {
+        var lastFlush = DateTime.UtcNow;
+        while (!end.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(_options.ControlInterval, end).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            try
+            {
+                _store.Heartbeat(_job.Id, _options.RunnerId);
+                var request = _store.GetControlRequest(_job.Id);
+                if (request == ControlRequest.Stop) { _control = request; stop.Cancel(); }
+                else if (request == ControlRequest.Pause) { _control = request; work.Cancel(); }
+                if (_fatal is not null) work.Cancel();
+                if (DateTime.UtcNow - lastFlush >= _options.FlushInterval)
+                {
+                    FlushResults();
+                    var (bytesPerSecond, objectsPerSecond) = _counters.SampleRates();
+                    _store.SaveRates(_job.Id, bytesPerSecond, objectsPerSecond);
+                    lastFlush = DateTime.UtcNow;
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // The store was busy or briefly unavailable: the next tick tries again; results stay queued.
+                _logs.Enqueue(new LogRecord(LogType.MigrationErrorFailedContinuation, null, $"State store update deferred: {e.Message}"));
+            }
+        }
+    }
+
+    private async Task<JobState> SettleAsync(bool externallyCancelled)
+    {
+        FlushResults();
+        _store.SaveRates(_job.Id, 0, 0);
+        var control = _control;
+        if (control == ControlRequest.Stop || (externallyCancelled && control != ControlRequest.Pause))
+        {
+            foreach (var upload in _store.GetOpenUploads(_job.Id)) await AbortQuietlyAsync(upload.Key, upload.UploadId).ConfigureAwait(false);
+            FlushResults();
+            _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationAbort, null, "Stopped on request; open multipart uploads were aborted.")]);
+            _store.TryTransition(_job.Id, [JobState.Running], JobState.Cancelled);
+            return JobState.Cancelled;
+        }
+        if (_fatal is not null)
+        {
+            _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationError, null, _fatal.Message)]);
+            _store.TryTransition(_job.Id, [JobState.Running], JobState.Failed, error: _fatal.Message);
+            return JobState.Failed;
+        }
+        if (control == ControlRequest.Pause)
+        {
+            _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationPause, null, "Paused on request; finished objects and parts are kept for the resume.")]);
+            _store.TryTransition(_job.Id, [JobState.Running], JobState.Paused);
+            return JobState.Paused;
+        }
+        var progress = _store.GetProgress(_job.Id);
+        var final = progress.FailedObjects > 0 ? JobState.CompletedWithErrors : JobState.Completed;
+        _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationComplete, null,
+            $"{progress.TransferredObjects} transferred ({progress.TransferredBytes} bytes), {progress.SkippedObjects} skipped, {progress.FailedObjects} failed of {progress.Objects}.")]);
+        _store.TryTransition(_job.Id, [JobState.Running], final);
+        return final;
+    }
+}
