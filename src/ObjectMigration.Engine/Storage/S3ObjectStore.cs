@@ -17,6 +17,8 @@ public sealed class S3ObjectStore : IObjectStore
 
     public string ServerSideCopyKey { get; }
 
+    public bool StreamsUploads => _useChunkEncoding;
+
     public S3ObjectStore(ConnectorAccess access, int maxConnections = 64, TimeSpan? timeout = null)
     {
         var connector = access.Connector;

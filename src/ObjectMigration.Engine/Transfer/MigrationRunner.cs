@@ -56,7 +56,13 @@ public sealed class MigrationRunner
         _queue = new WorkQueue(Math.Max(2, job.Concurrency * 2));
         _limiter = job.MaxBytesPerSecond > 0 ? new BandwidthLimiter(job.MaxBytesPerSecond) : null;
         _serverSide = source.ServerSideCopyKey == target.ServerSideCopyKey;
+        // Without streaming uploads every body is buffered, so nothing larger than a part goes up in one piece.
+        _multipartThreshold = _serverSide || target.StreamsUploads
+            ? job.MultipartThreshold
+            : Math.Min(job.MultipartThreshold, Math.Max(job.PartSize, TransferOptions.MinPartSize));
     }
+
+    private readonly long _multipartThreshold;
 
     /// <summary>Runs the job until it completes, fails, is paused or stopped. Cancelling the token stops the job.</summary>
     public async Task<JobState> RunAsync(CancellationToken cancellationToken)
@@ -282,7 +288,7 @@ public sealed class MigrationRunner
     {
         try
         {
-            if (o.Size > _job.MultipartThreshold)
+            if (o.Size > _multipartThreshold)
             {
                 await StartMultipartAsync(o, ct).ConfigureAwait(false);
                 return;
@@ -326,22 +332,62 @@ public sealed class MigrationRunner
         using var download = await _source.GetAsync(_job.SourceBucket, o.Key, null, null, ct).ConfigureAwait(false);
         if (_selector.ContentTypeSkip(o.Key, o.Size, download.Head.Metadata.ContentType) is { } skip) return skip;
         var size = download.Head.Size;
-        using var body = new HashingReadStream(download.Body, _limiter, ct);
         // Where the source ETag is the content MD5, the target checks the bytes it receives against it.
         var expectedMd5 = Checksums.IsPlainMd5(download.Head.ETag) ? Checksums.Clean(download.Head.ETag) : null;
-        var md5Header = expectedMd5 is null ? null : Convert.ToBase64String(Convert.FromHexString(expectedMd5));
-        var etag = await _target.PutAsync(_job.TargetBucket, TargetKey(o.Key), body, size, download.Head.Metadata, md5Header, ct).ConfigureAwait(false);
-        var md5 = body.Md5Hex();
-        if (body.BytesRead != size)
+        string md5;
+        string? etag;
+        if (_target.StreamsUploads)
         {
-            throw new StorageException(ErrorClass.Integrity, $"Read {body.BytesRead} of {size} bytes of '{o.Key}': the download was cut short.");
+            using var body = new HashingReadStream(download.Body, _limiter, ct);
+            var md5Header = expectedMd5 is null ? null : Convert.ToBase64String(Convert.FromHexString(expectedMd5));
+            etag = await _target.PutAsync(_job.TargetBucket, TargetKey(o.Key), body, size, download.Head.Metadata, md5Header, ct).ConfigureAwait(false);
+            md5 = body.Md5Hex();
+            if (body.BytesRead != size) throw Truncated(o.Key, body.BytesRead, size);
+        }
+        else
+        {
+            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Max(1, size));
+            try
+            {
+                var read = await ReadFullyAsync(download.Body, buffer, (int)size, ct).ConfigureAwait(false);
+                if (read != size) throw Truncated(o.Key, read, size);
+                var digest = System.Security.Cryptography.MD5.HashData(buffer.AsSpan(0, (int)size));
+                md5 = Convert.ToHexString(digest).ToLowerInvariant();
+                if (expectedMd5 is not null && expectedMd5 != md5) throw Mismatch(o.Key, md5, download.Head.ETag, null);
+                using var body = new MemoryStream(buffer, 0, (int)size, writable: false);
+                etag = await _target.PutAsync(_job.TargetBucket, TargetKey(o.Key), body, size, download.Head.Metadata, Convert.ToBase64String(digest), ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
         if ((expectedMd5 is not null && expectedMd5 != md5) || (Checksums.IsPlainMd5(etag) && Checksums.Clean(etag) != md5))
         {
-            throw new StorageException(ErrorClass.Integrity, $"Checksum mismatch for '{o.Key}': read MD5 {md5}, source ETag {download.Head.ETag}, target ETag {etag}.");
+            throw Mismatch(o.Key, md5, download.Head.ETag, etag);
         }
         _counters.AddBytes(size);
         return new ObjectResult(o.Key, ObjectOutcome.Transferred, size, null, null, md5);
+    }
+
+    private static StorageException Truncated(string key, long read, long size) =>
+        new(ErrorClass.Integrity, $"Read {read} of {size} bytes of '{key}': the download was cut short.");
+
+    private static StorageException Mismatch(string key, string md5, string? sourceETag, string? targetETag) =>
+        new(ErrorClass.Integrity, $"Checksum mismatch for '{key}': read MD5 {md5}, source ETag {sourceETag}, target ETag {targetETag}.");
+
+    /// <summary>Reads up to <paramref name="length"/> bytes, throttled by the job's bandwidth limit; returns how many arrived.</summary>
+    private async Task<int> ReadFullyAsync(Stream body, byte[] buffer, int length, CancellationToken ct)
+    {
+        var read = 0;
+        while (read < length)
+        {
+            var n = await body.ReadAsync(buffer.AsMemory(read, length - read), ct).ConfigureAwait(false);
+            if (n == 0) break;
+            read += n;
+            if (_limiter is not null) await _limiter.ConsumeAsync(n, ct).ConfigureAwait(false);
+        }
+        return read;
     }
 
     // ---- Multipart ----
@@ -434,14 +480,7 @@ public sealed class MigrationRunner
         {
             using (var download = await _source.GetAsync(_job.SourceBucket, upload.Object.Key, first, first + length - 1, ct).ConfigureAwait(false))
             {
-                var read = 0;
-                while (read < length)
-                {
-                    var n = await download.Body.ReadAsync(buffer.AsMemory(read, (int)length - read), ct).ConfigureAwait(false);
-                    if (n == 0) break;
-                    read += n;
-                    if (_limiter is not null) await _limiter.ConsumeAsync(n, ct).ConfigureAwait(false);
-                }
+                var read = await ReadFullyAsync(download.Body, buffer, (int)length, ct).ConfigureAwait(false);
                 if (read != length) throw new StorageException(ErrorClass.Integrity, $"Part {partNumber} of '{upload.Object.Key}': read {read} of {length} bytes.");
             }
             var md5 = System.Security.Cryptography.MD5.HashData(buffer.AsSpan(0, (int)length));

@@ -1,0 +1,61 @@
+using System.Management.Automation;
+using System.Security;
+using ObjectMigration.Engine.Model;
+
+namespace ObjectMigration.Commands;
+
+[Cmdlet(VerbsCommon.Get, "CloudConnector", SupportsPaging = true, DefaultParameterSetName = "ByName")]
+[OutputType(typeof(CloudConnector))]
+public sealed class GetCloudConnectorCommand : ObjectMigrationCmdlet
+{
+    [Parameter(Position = 0, ParameterSetName = "ByName", ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    public string[] Name { get; set; } = ["*"];
+
+    [Parameter(Mandatory = true, ParameterSetName = "ById", ValueFromPipelineByPropertyName = true)]
+    public long[] Id { get; set; } = [];
+
+    [Parameter]
+    public ConnectorProvider[]? Provider { get; set; }
+
+    /// <summary>Adds a Credential property (PSCredential: user name = access key id, password = secret).</summary>
+    [Parameter]
+    public SwitchParameter IncludeSecret { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var all = Engine.Store.GetConnectors();
+        IEnumerable<CloudConnector> selected;
+        if (ParameterSetName == "ById")
+        {
+            selected = all.Where(c => Id.Contains(c.Id));
+        }
+        else
+        {
+            var patterns = Name.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToArray();
+            selected = all.Where(c => patterns.Any(p => p.IsMatch(c.Name)));
+            foreach (var name in Name.Where(n => !WildcardPattern.ContainsWildcardCharacters(n) && !all.Any(c => string.Equals(c.Name, n, StringComparison.OrdinalIgnoreCase))))
+            {
+                WriteError(new ErrorRecord(new KeyNotFoundException($"No cloud connector is named '{name}'."), "NotFound", ErrorCategory.ObjectNotFound, name));
+            }
+        }
+        if (Provider is { Length: > 0 }) selected = selected.Where(c => Provider.Contains(c.Provider));
+        var list = selected.ToList();
+        if (PagingParameters.IncludeTotalCount) WriteObject(PagingParameters.NewTotalCount((ulong)list.Count, 1.0));
+        foreach (var connector in list.Skip((int)Math.Min(int.MaxValue, PagingParameters.Skip)).Take((int)Math.Min(int.MaxValue, PagingParameters.First)))
+        {
+            if (!IncludeSecret)
+            {
+                WriteObject(Engine.WithAccessKey(connector));
+                continue;
+            }
+            var access = Engine.GetAccess(connector);
+            var secret = new SecureString();
+            foreach (var ch in access.SecretAccessKey) secret.AppendChar(ch);
+            secret.MakeReadOnly();
+            var output = PSObject.AsPSObject(connector);
+            output.Properties.Add(new PSNoteProperty("Credential", new PSCredential(connector.AccessKeyId, secret)));
+            WriteObject(output);
+        }
+    }
+}

@@ -1,0 +1,41 @@
+using System.Management.Automation;
+using ObjectMigration.Engine.Model;
+
+using JobState = ObjectMigration.Engine.Model.JobState;
+
+namespace ObjectMigration.Commands;
+
+[Cmdlet(VerbsCommon.Get, "MigrationJobProgress")]
+[OutputType(typeof(MigrationJobProgress))]
+public sealed class GetMigrationJobProgressCommand : ObjectMigrationCmdlet
+{
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(Completers.JobIdCompleter))]
+    public Guid[] Id { get; set; } = [];
+
+    /// <summary>Streams a progress record each second until the job settles.</summary>
+    [Parameter]
+    public SwitchParameter Wait { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var ids = Id.Length > 0 ? Id : Engine.GetJobs().Where(j => j.State is JobState.Running or JobState.Pending).Select(j => j.Id).ToArray();
+        foreach (var id in ids)
+        {
+            try
+            {
+                var progress = Engine.GetProgress(id);
+                WriteObject(progress);
+                while (Wait && !JobStates.IsSettled(progress.State) && !Cancellation.WaitHandle.WaitOne(TimeSpan.FromSeconds(1)))
+                {
+                    progress = Engine.GetProgress(id);
+                    WriteObject(progress);
+                }
+            }
+            catch (KeyNotFoundException e)
+            {
+                WriteFailure(e, id);
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+using System.Management.Automation;
+using ObjectMigration.Engine;
+using ObjectMigration.Engine.Model;
+
+using JobState = ObjectMigration.Engine.Model.JobState;
+
+namespace ObjectMigration.Commands;
+
+/// <summary>Waits for a job to settle, drawing a progress bar from the store, for -Wait and Wait-MigrationJob.</summary>
+internal static class JobWaiter
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
+
+    public static MigrationJob WaitFor(ObjectMigrationCmdlet cmdlet, MigrationEngine engine, Guid id, TimeSpan? timeout, bool showProgress, CancellationToken cancellation)
+    {
+        var deadline = timeout is { } t ? DateTime.UtcNow + t : DateTime.MaxValue;
+        var activityId = Math.Abs(id.GetHashCode() % 100000);
+        MigrationJob job;
+        while (true)
+        {
+            job = engine.GetJob(id);
+            if (JobStates.IsSettled(job.State) || DateTime.UtcNow >= deadline || cancellation.IsCancellationRequested) break;
+            if (showProgress)
+            {
+                var progress = engine.Store.GetProgress(id);
+                cmdlet.WriteProgress(ToProgressRecord(activityId, job, progress));
+            }
+            cancellation.WaitHandle.WaitOne(PollInterval);
+        }
+        if (showProgress)
+        {
+            cmdlet.WriteProgress(new ProgressRecord(activityId, $"Migration job {job.Name}", job.State.ToString()) { RecordType = ProgressRecordType.Completed });
+        }
+        if (job.State is JobState.CompletedWithErrors or JobState.Failed)
+        {
+            var message = job.State == JobState.Failed
+                ? $"Migration job '{job.Name}' failed: {job.Error}"
+                : $"Migration job '{job.Name}' completed with failed objects. See Get-MigrationJobLog -Id {job.Id} -Type ImportErrorRetryExhaustion, or retry them with Resume-MigrationJob -RetryFailed.";
+            cmdlet.WriteError(new ErrorRecord(new InvalidOperationException(message),
+                job.State == JobState.Failed ? "MigrationJobFailed" : "MigrationJobCompletedWithErrors", ErrorCategory.OperationStopped, job));
+        }
+        return job;
+    }
+
+    internal static ProgressRecord ToProgressRecord(int activityId, MigrationJob job, MigrationJobProgress p)
+    {
+        var status = $"{job.State} {p.Phase}: {p.TransferredObjects + p.SkippedObjects + p.FailedObjects}/{p.Objects} objects, " +
+                     $"{Format.Bytes(p.TransferredBytes)} of {Format.Bytes(p.TotalBytes)}, {Format.Bytes((long)p.BytesPerSecond)}/s";
+        var record = new ProgressRecord(activityId, $"Migration job {job.Name}", status)
+        {
+            PercentComplete = (int)Math.Clamp(p.PercentComplete, 0, 100),
+        };
+        if (p.EstimatedTimeRemaining is { } eta) record.SecondsRemaining = (int)Math.Min(int.MaxValue, eta.TotalSeconds);
+        if (p.FailedObjects > 0) record.CurrentOperation = $"{p.FailedObjects} failed";
+        return record;
+    }
+}
+
+internal static class Format
+{
+    public static string Bytes(long bytes)
+    {
+        string[] units = ["B", "KiB", "MiB", "GiB", "TiB"];
+        double value = bytes;
+        var unit = 0;
+        while (value >= 1024 && unit < units.Length - 1) { value /= 1024; unit++; }
+        return unit == 0 ? $"{bytes} B" : $"{value:0.0} {units[unit]}";
+    }
+}

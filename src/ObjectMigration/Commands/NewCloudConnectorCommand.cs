@@ -1,0 +1,73 @@
+using System.Management.Automation;
+using ObjectMigration.Engine.Model;
+
+namespace ObjectMigration.Commands;
+
+[Cmdlet(VerbsCommon.New, "CloudConnector", SupportsShouldProcess = true)]
+[OutputType(typeof(CloudConnector))]
+public sealed class NewCloudConnectorCommand : ObjectMigrationCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string Name { get; set; } = "";
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public ConnectorProvider Provider { get; set; } = ConnectorProvider.S3;
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? Endpoint { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? Region { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? AccountId { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateSet("default", "eu", "fedramp")]
+    public string? Jurisdiction { get; set; }
+
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    [Credential]
+    public PSCredential Credential { get; set; } = PSCredential.Empty;
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? Proxy { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public SwitchParameter PathStyle { get; set; }
+
+    /// <summary>aws-chunked uploads and flexible checksums; on by default for AWS only.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public SwitchParameter UseChunkEncoding { get; set; }
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var connector = new CloudConnector
+        {
+            Name = Name,
+            Provider = Provider,
+            Endpoint = Endpoint ?? "",
+            Region = Region ?? "",
+            AccountId = AccountId,
+            Jurisdiction = Jurisdiction,
+            Proxy = Proxy,
+            PathStyle = PathStyle.IsPresent,
+            UseChunkEncoding = UseChunkEncoding.IsPresent,
+        };
+        if (!ShouldProcess($"{Name} ({Provider})", "Create cloud connector")) return;
+        try
+        {
+            var created = Engine.AddConnector(connector, Credential.UserName, Credential.GetNetworkCredential().Password,
+                pathStyleGiven: MyInvocation.BoundParameters.ContainsKey(nameof(PathStyle)));
+            WriteObject(created);
+        }
+        catch (Exception e) when (e is not PipelineStoppedException)
+        {
+            WriteFailure(e, Name);
+        }
+    }
+}

@@ -1,0 +1,120 @@
+using System.Management.Automation;
+using ObjectMigration.Engine.Model;
+using ObjectMigration.Jobs;
+
+namespace ObjectMigration.Commands;
+
+[Cmdlet(VerbsCommon.New, "MigrationJob", SupportsShouldProcess = true)]
+[OutputType(typeof(MigrationJob), typeof(Job))]
+public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
+{
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    public string? Name { get; set; }
+
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(Completers.ConnectorNameCompleter))]
+    public string SourceConnector { get; set; } = "";
+
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    public string SourceBucket { get; set; } = "";
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string SourcePrefix { get; set; } = "";
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string[] Key { get; set; } = [];
+
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(Completers.ConnectorNameCompleter))]
+    public string TargetConnector { get; set; } = "";
+
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    public string TargetBucket { get; set; } = "";
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string TargetPrefix { get; set; } = "";
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public JobType Type { get; set; } = JobType.Migrate;
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public OverwriteMode Overwrite { get; set; } = OverwriteMode.IfDifferent;
+
+    [Parameter] [SupportsWildcards] public string[] Include { get; set; } = [];
+    [Parameter] [SupportsWildcards] public string[] Exclude { get; set; } = [];
+    [Parameter] public DateTime? ModifiedAfter { get; set; }
+    [Parameter] public DateTime? ModifiedBefore { get; set; }
+    [Parameter] [ValidateRange(0, long.MaxValue)] public long? MinSize { get; set; }
+    [Parameter] [ValidateRange(0, long.MaxValue)] public long? MaxSize { get; set; }
+    [Parameter] [SupportsWildcards] public string[] ExcludeContentType { get; set; } = [];
+
+    [Parameter] [ValidateRange(1, 256)] public int Concurrency { get; set; } = TransferOptions.DefaultConcurrency;
+    [Parameter] [ValidateRange(0, long.MaxValue)] public long MaxBytesPerSecond { get; set; }
+    [Parameter] [ValidateRange(5L * 1024 * 1024, long.MaxValue)] public long MultipartThreshold { get; set; } = TransferOptions.DefaultMultipartThreshold;
+    [Parameter] [ValidateRange(5L * 1024 * 1024, int.MaxValue)] public long PartSize { get; set; } = TransferOptions.DefaultPartSize;
+
+    /// <summary>Shows a progress bar and returns the finished job. Ctrl+C stops waiting, not the job.</summary>
+    [Parameter] public SwitchParameter Wait { get; set; }
+
+    [Parameter] public SwitchParameter AsJob { get; set; }
+
+    private MigrationJobRequest BuildRequest() => new()
+    {
+        Name = Name,
+        Type = Type,
+        SourceConnector = SourceConnector,
+        SourceBucket = SourceBucket,
+        SourcePrefix = SourcePrefix,
+        Keys = Key,
+        TargetConnector = TargetConnector,
+        TargetBucket = TargetBucket,
+        TargetPrefix = TargetPrefix,
+        Overwrite = Overwrite,
+        Filter = new ObjectFilter
+        {
+            Include = Include,
+            Exclude = Exclude,
+            ModifiedAfter = ModifiedAfter is { } after ? new DateTimeOffset(after.ToUniversalTime()) : null,
+            ModifiedBefore = ModifiedBefore is { } before ? new DateTimeOffset(before.ToUniversalTime()) : null,
+            MinSize = MinSize,
+            MaxSize = MaxSize,
+            ExcludeContentType = ExcludeContentType,
+        },
+        Concurrency = Concurrency,
+        MaxBytesPerSecond = MaxBytesPerSecond,
+        MultipartThreshold = MultipartThreshold,
+        PartSize = PartSize,
+    };
+
+    protected override void ProcessRecord()
+    {
+        var request = BuildRequest();
+        var description = $"{SourceConnector}/{SourceBucket}/{SourcePrefix} -> {TargetConnector}/{TargetBucket}/{TargetPrefix}";
+        try
+        {
+            if (!ShouldProcess(description, $"Create and start {Type} job"))
+            {
+                if (MyInvocation.BoundParameters.ContainsKey("WhatIf"))
+                {
+                    var preview = Await(Engine.PreviewAsync(request, Cancellation));
+                    WriteObject(preview);
+                }
+                return;
+            }
+            var job = Engine.CreateJob(request);
+            var psJob = new MigrationPSJob(Engine, job);
+            JobRepository.Add(psJob);
+            psJob.StartJob();
+            if (AsJob)
+            {
+                WriteObject(psJob);
+                return;
+            }
+            WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, job.Id, null, showProgress: true, Cancellation) : Engine.GetJob(job.Id));
+        }
+        catch (Exception e) when (e is not PipelineStoppedException)
+        {
+            WriteFailure(e, description);
+        }
+    }
+}
