@@ -318,6 +318,8 @@ public sealed class MigrationRunner
                 ?? throw new StorageException(ErrorClass.ObjectNotFound, $"The source object '{o.Key}' vanished before it was copied.");
             if (_selector.ContentTypeSkip(o.Key, o.Size, head.Metadata.ContentType) is { } skip) return skip;
         }
+        // No bytes pass through here, but the cap is on the job's bandwidth, which a server-side copy uses too.
+        if (_limiter is not null) await _limiter.ConsumeAsync(o.Size, ct).ConfigureAwait(false);
         var etag = await _target.CopyAsync(_job.SourceBucket, o.Key, _job.TargetBucket, TargetKey(o.Key), ct).ConfigureAwait(false);
         if (Checksums.IsPlainMd5(o.ETag) && Checksums.IsPlainMd5(etag) && !Checksums.SameETag(o.ETag, etag))
         {
@@ -448,6 +450,7 @@ public sealed class MigrationRunner
             {
                 if (_serverSide)
                 {
+                    if (_limiter is not null) await _limiter.ConsumeAsync(length, c).ConfigureAwait(false);
                     var copied = await _target.UploadPartCopyAsync(_job.SourceBucket, upload.Object.Key, _job.TargetBucket, TargetKey(upload.Object.Key),
                         upload.UploadId, work.PartNumber, first, first + length - 1, c).ConfigureAwait(false);
                     return new UploadedPart(work.PartNumber, copied, length);

@@ -1,0 +1,106 @@
+using System.Text.Json;
+using Amazon.Runtime;
+using Amazon.S3;
+using Amazon.S3.Model;
+
+namespace ObjectMigration.Engine.Tests;
+
+/// <summary>One S3 endpoint started by the test harness (build.ps1 -Task Test) on 127.0.0.1.</summary>
+public sealed record S3Endpoint(string Kind, string Endpoint, string AccessKey, string SecretKey)
+{
+    public AmazonS3Client Client()
+    {
+        var config = new AmazonS3Config
+        {
+            ServiceURL = Endpoint,
+            ForcePathStyle = true,
+            AuthenticationRegion = "us-east-1",
+            RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
+            ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
+        };
+        return new AmazonS3Client(new BasicAWSCredentials(AccessKey, SecretKey), config);
+    }
+
+    public override string ToString() => $"{Kind} {Endpoint}";
+}
+
+/// <summary>Reads the endpoints the harness started; the file path comes in OBJECTMIGRATION_TEST_FIXTURES.</summary>
+public static class TestEndpoints
+{
+    private static readonly Lazy<JsonElement> Fixtures = new(() =>
+    {
+        var path = Environment.GetEnvironmentVariable("OBJECTMIGRATION_TEST_FIXTURES");
+        if (string.IsNullOrEmpty(path) || !File.Exists(path))
+        {
+            throw new InvalidOperationException(
+                "No S3 endpoints: run the tests through 'dotnet pwsh ./build.ps1 -Task Test', which starts s3rver and Ceph RGW on 127.0.0.1.");
+        }
+        return JsonDocument.Parse(File.ReadAllText(path)).RootElement;
+    });
+
+    private static S3Endpoint Read(string name, int gateway = 0)
+    {
+        var f = Fixtures.Value.GetProperty(name);
+        var endpoint = f.TryGetProperty("Endpoints", out var endpoints) && endpoints.ValueKind == JsonValueKind.Array
+            ? endpoints[gateway].GetString()!
+            : f.GetProperty("Endpoint").GetString()!;
+        return new S3Endpoint(f.GetProperty("Kind").GetString()!, endpoint, f.GetProperty("AccessKey").GetString()!, f.GetProperty("SecretKey").GetString()!);
+    }
+
+    public static S3Endpoint S3rverSource => Read("S3rverSource");
+    public static S3Endpoint S3rverTarget => Read("S3rverTarget");
+    public static S3Endpoint Rgw => Read("Ceph", 0);
+    public static S3Endpoint RgwSecondGateway => Read("Ceph", 1);
+
+    public static async Task<string> NewBucketAsync(this AmazonS3Client client)
+    {
+        var name = "t-" + Guid.NewGuid().ToString("n")[..16];
+        await client.PutBucketAsync(name);
+        return name;
+    }
+
+    public static async Task PutAsync(this AmazonS3Client client, string bucket, string key, byte[] content,
+        string contentType = "application/octet-stream", IDictionary<string, string>? metadata = null)
+    {
+        var request = new PutObjectRequest
+        {
+            BucketName = bucket,
+            Key = key,
+            InputStream = new MemoryStream(content),
+            ContentType = contentType,
+            UseChunkEncoding = false,
+        };
+        foreach (var (name, value) in metadata ?? new Dictionary<string, string>()) request.Metadata.Add(name, value);
+        await client.PutObjectAsync(request);
+    }
+
+    public static async Task<(byte[] Content, GetObjectResponse Response)> GetAsync(this AmazonS3Client client, string bucket, string key)
+    {
+        var response = await client.GetObjectAsync(bucket, key);
+        using var buffer = new MemoryStream();
+        await response.ResponseStream.CopyToAsync(buffer);
+        return (buffer.ToArray(), response);
+    }
+
+    public static async Task<List<string>> KeysAsync(this AmazonS3Client client, string bucket)
+    {
+        var keys = new List<string>();
+        var request = new ListObjectsV2Request { BucketName = bucket };
+        ListObjectsV2Response page;
+        do
+        {
+            page = await client.ListObjectsV2Async(request);
+            keys.AddRange((page.S3Objects ?? []).Select(o => o.Key));
+            request.ContinuationToken = page.NextContinuationToken;
+        }
+        while (page.IsTruncated == true);
+        return keys;
+    }
+
+    public static byte[] Bytes(int length, int seed)
+    {
+        var bytes = new byte[length];
+        new Random(seed).NextBytes(bytes);
+        return bytes;
+    }
+}
