@@ -32,6 +32,10 @@ function Invoke-Native {
     if ($LASTEXITCODE -ne 0) { throw "$command $($arguments -join ' ') failed with exit code $LASTEXITCODE." }
 }
 
+# The PowerShell running this script, to start child processes with: under 'dotnet pwsh' that is dotnet plus pwsh.dll.
+$PwshHost = [Environment]::ProcessPath
+$PwshArguments = @(if ([System.IO.Path]::GetFileNameWithoutExtension($PwshHost) -eq 'dotnet') { [Environment]::GetCommandLineArgs()[0] })
+
 function Get-ModuleVersion {
     [xml] $props = Get-Content (Join-Path $Root 'Directory.Build.props')
     ($props.Project.PropertyGroup | Where-Object { $_['Version'] } | Select-Object -First 1).Version
@@ -111,7 +115,7 @@ function Invoke-Test {
 
         # Pester: the built module, loaded the way users load it, in a fresh process.
         $summary = Join-Path $results 'pester.json'
-        & dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $Root 'tests/ObjectMigration.Tests/Invoke-ModuleTests.ps1') `
+        & $PwshHost @PwshArguments -NoProfile -NonInteractive -File (Join-Path $Root 'tests/ObjectMigration.Tests/Invoke-ModuleTests.ps1') `
             -PesterPath $pester -ModulePath (Join-Path $ModuleOut 'ObjectMigration.psd1') -SummaryPath $summary -Filter $PesterFilter
         $pesterExit = $LASTEXITCODE
         if (-not (Test-Path $summary)) { throw "The Pester run produced no summary (exit $pesterExit)." }
@@ -133,7 +137,7 @@ function Invoke-Demo {
     $fixtures = Start-TestEndpoints
     $fixtureFile = Write-FixtureFile $fixtures
     try {
-        & dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $Root 'tests/Fixtures/Invoke-Demo.ps1') `
+        & $PwshHost @PwshArguments -NoProfile -NonInteractive -File (Join-Path $Root 'tests/Fixtures/Invoke-Demo.ps1') `
             -ModulePath (Join-Path $ModuleOut 'ObjectMigration.psd1') -FixtureFile $fixtureFile
         if ($LASTEXITCODE -ne 0) { throw "The demo failed (exit $LASTEXITCODE)." }
     } finally {
@@ -144,7 +148,7 @@ function Invoke-Demo {
 
 function Invoke-Bench {
     Invoke-Build
-    & dotnet pwsh -NoProfile -File (Join-Path $Root 'bench/Invoke-Benchmark.ps1') -ModulePath (Join-Path $ModuleOut 'ObjectMigration.psd1')
+    & $PwshHost @PwshArguments -NoProfile -File (Join-Path $Root 'bench/Invoke-Benchmark.ps1') -ModulePath (Join-Path $ModuleOut 'ObjectMigration.psd1')
     if ($LASTEXITCODE -ne 0) { throw "The benchmark failed (exit $LASTEXITCODE)." }
 }
 

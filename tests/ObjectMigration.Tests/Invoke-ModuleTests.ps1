@@ -1,0 +1,21 @@
+<#
+.SYNOPSIS
+    Runs the Pester suite against the built module in this fresh process and writes a JSON summary.
+#>
+param(
+    [Parameter(Mandatory)][string] $PesterPath,
+    [Parameter(Mandatory)][string] $ModulePath,
+    [Parameter(Mandatory)][string] $SummaryPath,
+    [string] $Filter = '*'
+)
+$ErrorActionPreference = 'Stop'
+Import-Module $PesterPath -Force
+$env:OBJECTMIGRATION_TEST_MODULE = $ModulePath
+$configuration = New-PesterConfiguration
+$configuration.Run.Path = @(Get-ChildItem $PSScriptRoot -Filter "$Filter.Tests.ps1" | ForEach-Object FullName)
+$configuration.Run.PassThru = $true
+$configuration.Output.Verbosity = 'Detailed'
+$result = Invoke-Pester -Configuration $configuration
+[pscustomobject]@{ Passed = $result.PassedCount; Failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount; Skipped = $result.SkippedCount } |
+    ConvertTo-Json | Set-Content $SummaryPath
+exit ($result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount)

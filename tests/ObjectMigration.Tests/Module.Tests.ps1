@@ -1,0 +1,43 @@
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'TestSetup.ps1')
+}
+
+Describe 'The built module' {
+    It 'loads its engine in a private load context even when another AWSSDK.Core is already loaded, and still migrates' {
+        $stateHome = New-TestHome
+        $source = $Fixtures.S3rverSource; $target = $Fixtures.S3rverTarget
+        # This child process loads the module's AWSSDK copy into the default context first (as another module would),
+        # then imports ObjectMigration and runs a migration.
+        $script = @"
+Remove-Module ObjectMigration
+Import-Module '$(Join-Path $PSScriptRoot '../Fixtures/S3TestData.psm1')'
+Import-AwsSdk -ModulePath '$ModulePath'
+`$client = New-TestS3Client ([pscustomobject]@{ Endpoint = '$($source.Endpoint)'; AccessKey = '$($source.AccessKey)'; SecretKey = '$($source.SecretKey)' })
+`$bucket = New-TestBucket `$client
+Write-TestObject `$client `$bucket 'a.txt' ([byte[]](1,2,3)) -ContentType 'text/plain'
+Import-Module '$ModulePath'
+`$cred = [pscredential]::new('S3RVER', (ConvertTo-SecureString 'S3RVER' -AsPlainText -Force))
+`$null = New-CloudConnector -Name s -Endpoint '$($source.Endpoint)' -Credential `$cred
+`$null = New-CloudConnector -Name t -Endpoint '$($target.Endpoint)' -Credential `$cred
+`$targetClient = New-TestS3Client ([pscustomobject]@{ Endpoint = '$($target.Endpoint)'; AccessKey = 'S3RVER'; SecretKey = 'S3RVER' })
+`$targetBucket = New-TestBucket `$targetClient
+`$job = New-MigrationJob -SourceConnector s -SourceBucket `$bucket -TargetConnector t -TargetBucket `$targetBucket -Wait
+`$defaultCore = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -eq 'AWSSDK.Core' } |
+    ForEach-Object { [System.Runtime.Loader.AssemblyLoadContext]::GetLoadContext(`$_).Name }
+"`$(`$job.State);`$((`$defaultCore | Sort-Object -Unique) -join ',')"
+"@
+        $output = Invoke-InNewProcess -Script $script -StateHome $stateHome
+        $state, $contexts = ($output | Select-Object -Last 1) -split ';'
+        $state | Should -Be 'Completed'
+        $contexts -split ',' | Should -Contain 'Default'
+        $contexts -split ',' | Should -Contain 'ObjectMigration.Dependencies'
+    }
+
+    It 'exports exactly the cmdlets its manifest lists' {
+        $manifest = Import-PowerShellDataFile $ModulePath
+        $module = Import-Module $ModulePath -PassThru -Force
+        ($module.ExportedCmdlets.Keys | Sort-Object) | Should -Be ($manifest.CmdletsToExport | Sort-Object)
+        $manifest.CompatiblePSEditions | Should -Be @('Core')
+        $manifest.PowerShellVersion | Should -Be '7.4'
+    }
+}
