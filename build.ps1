@@ -62,7 +62,7 @@ function Invoke-Build {
 
 function Install-Pester {
     # Pester comes from NuGet (the PowerShell Gallery may be out of reach): restore it as a package download.
-    Invoke-Native dotnet restore $ToolsProject --nologo -v quiet
+    Invoke-Native dotnet restore $ToolsProject --nologo -v quiet | Out-Host
     $nugetRoot = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages' }
     $manifest = Get-ChildItem (Join-Path $nugetRoot "pester/$PesterVersion") -Recurse -Filter 'Pester.psd1' | Select-Object -First 1
     if (-not $manifest) { throw "Pester $PesterVersion was restored but Pester.psd1 was not found under $nugetRoot/pester/$PesterVersion." }
