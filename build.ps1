@@ -115,8 +115,10 @@ function Invoke-Test {
 
         # Pester: the built module, loaded the way users load it, in a fresh process.
         $summary = Join-Path $results 'pester.json'
+        # A bare '*' passed to a native command is expanded by PowerShell on Unix; pass the filter only when it narrows.
+        $pesterFilterArguments = @(if ($PesterFilter -ne '*') { '-Filter', $PesterFilter })
         & $PwshHost @PwshArguments -NoProfile -NonInteractive -File (Join-Path $Root 'tests/ObjectMigration.Tests/Invoke-ModuleTests.ps1') `
-            -PesterPath $pester -ModulePath (Join-Path $ModuleOut 'ObjectMigration.psd1') -SummaryPath $summary -Filter $PesterFilter
+            -PesterPath $pester -ModulePath (Join-Path $ModuleOut 'ObjectMigration.psd1') -SummaryPath $summary @pesterFilterArguments
         $pesterExit = $LASTEXITCODE
         if (-not (Test-Path $summary)) { throw "The Pester run produced no summary (exit $pesterExit)." }
         $p = Get-Content $summary -Raw | ConvertFrom-Json
