@@ -1,0 +1,143 @@
+using Amazon.S3;
+using ObjectMigration.Engine.Model;
+using ObjectMigration.Engine.State;
+using ObjectMigration.Engine.Transfer;
+using Xunit;
+
+namespace ObjectMigration.Engine.Tests;
+
+/// <summary>Transient and fatal failures injected between the engine and real s3rver endpoints.</summary>
+public sealed class FaultToleranceTests : IAsyncLifetime
+{
+    private readonly string _home = Path.Combine(Path.GetTempPath(), "om-faults-" + Guid.NewGuid().ToString("n")[..8]);
+    private readonly AmazonS3Client _sourceClient = TestEndpoints.S3rverSource.Client();
+    private readonly AmazonS3Client _targetClient = TestEndpoints.S3rverTarget.Client();
+    private MigrationEngine _engine = null!;
+    private FaultProxy _sourceProxy = null!;
+    private FaultProxy _targetProxy = null!;
+
+    private static readonly RunnerOptions QuickRetries = new()
+    {
+        Retry = new RetryPolicy { MaxAttempts = 4, BaseDelay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(50) },
+        ControlInterval = TimeSpan.FromMilliseconds(100),
+        FlushInterval = TimeSpan.FromMilliseconds(100),
+    };
+
+    public async Task InitializeAsync()
+    {
+        _engine = MigrationEngine.Open(_home);
+        _sourceProxy = await FaultProxy.StartAsync(TestEndpoints.S3rverSource.Endpoint);
+        _targetProxy = await FaultProxy.StartAsync(TestEndpoints.S3rverTarget.Endpoint);
+        Add("source", _sourceProxy.Endpoint, TestEndpoints.S3rverSource);
+        Add("target", _targetProxy.Endpoint, TestEndpoints.S3rverTarget);
+    }
+
+    private void Add(string name, string endpoint, S3Endpoint credentials) =>
+        _engine.AddConnector(new CloudConnector { Name = name, Endpoint = endpoint }, credentials.AccessKey, credentials.SecretKey, pathStyleGiven: false);
+
+    public async Task DisposeAsync()
+    {
+        await _sourceProxy.DisposeAsync();
+        await _targetProxy.DisposeAsync();
+        _sourceClient.Dispose();
+        _targetClient.Dispose();
+    }
+
+    private async Task<(string Source, string Target, Dictionary<string, byte[]> Seeded)> SeedAsync(int count)
+    {
+        var source = await _sourceClient.NewBucketAsync();
+        var target = await _targetClient.NewBucketAsync();
+        var seeded = new Dictionary<string, byte[]>();
+        for (var i = 0; i < count; i++)
+        {
+            var key = $"f/{i:d3}.bin";
+            seeded[key] = TestEndpoints.Bytes(4000 + i * 100, i);
+            await _sourceClient.PutAsync(source, key, seeded[key]);
+        }
+        return (source, target, seeded);
+    }
+
+    private async Task<MigrationJob> RunAsync(string source, string target, Guid? existing = null)
+    {
+        var id = existing ?? _engine.CreateJob(new MigrationJobRequest
+        {
+            SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, Concurrency = 4,
+        }).Id;
+        await _engine.RunJobAsync(id, QuickRetries, CancellationToken.None);
+        return _engine.GetJob(id);
+    }
+
+    private async Task AssertTargetHoldsAsync(string target, Dictionary<string, byte[]> seeded)
+    {
+        Assert.Equal(seeded.Keys.Order(StringComparer.Ordinal), (await _targetClient.KeysAsync(target)).Order(StringComparer.Ordinal));
+        foreach (var (key, bytes) in seeded)
+        {
+            var (actual, _) = await _targetClient.GetAsync(target, key);
+            Assert.True(bytes.AsSpan().SequenceEqual(actual), $"bytes of {key} differ");
+        }
+    }
+
+    [Fact]
+    public async Task Retries_then_succeeds_on_injected_503s_resets_and_truncated_bodies()
+    {
+        var (source, target, seeded) = await SeedAsync(20);
+        _sourceProxy.Inject(Fault.SlowDown, 3, FaultProxy.IsObjectGet);
+        _sourceProxy.Inject(Fault.TruncatedBody, 2, FaultProxy.IsObjectGet);
+        _targetProxy.Inject(Fault.Reset, 3, FaultProxy.IsObjectPut);
+        _targetProxy.Inject(Fault.SlowDown, 2, FaultProxy.IsObjectPut);
+
+        var job = await RunAsync(source, target);
+
+        Assert.Equal(JobState.Completed, job.State);
+        var progress = _engine.Store.GetProgress(job.Id);
+        Assert.Equal(20, progress.TransferredObjects);
+        Assert.Equal(0, progress.FailedObjects);
+        Assert.Equal(5, _sourceProxy.Served(Fault.SlowDown) + _sourceProxy.Served(Fault.TruncatedBody));
+        Assert.Equal(5, _targetProxy.Served(Fault.Reset) + _targetProxy.Served(Fault.SlowDown));
+        await AssertTargetHoldsAsync(target, seeded);
+    }
+
+    [Fact]
+    public async Task Retry_exhaustion_is_logged_and_counted_the_job_goes_on_and_RetryFailed_finishes_it()
+    {
+        var (source, target, seeded) = await SeedAsync(6);
+        _targetProxy.Inject(Fault.SlowDown, int.MaxValue, r => FaultProxy.IsObjectPut(r) && r.Path.Value!.EndsWith("/f/002.bin", StringComparison.Ordinal));
+
+        var job = await RunAsync(source, target);
+
+        Assert.Equal(JobState.CompletedWithErrors, job.State);
+        var progress = _engine.Store.GetProgress(job.Id);
+        Assert.Equal(5, progress.TransferredObjects);
+        Assert.Equal(1, progress.FailedObjects);
+        var exhausted = Assert.Single(_engine.Store.GetLogs(job.Id, new LogQuery { Types = [LogType.ImportErrorRetryExhaustion] }));
+        Assert.Equal("f/002.bin", exhausted.ObjectKey);
+        Assert.Contains("SlowDown", exhausted.Message);
+        Assert.Equal(QuickRetries.Retry.MaxAttempts, _targetProxy.Served(Fault.SlowDown));
+
+        _targetProxy.Clear();
+        _engine.PrepareResume(job.Id, retryFailed: true);
+        var retried = await RunAsync(source, target, job.Id);
+
+        Assert.Equal(JobState.Completed, retried.State);
+        Assert.Equal(6, _engine.Store.GetProgress(job.Id).TransferredObjects);
+        await AssertTargetHoldsAsync(target, seeded);
+    }
+
+    [Fact]
+    public async Task A_target_that_is_down_fails_the_job_instead_of_reporting_success()
+    {
+        var (source, _, _) = await SeedAsync(3);
+        var closedPort = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        closedPort.Start();
+        var port = ((System.Net.IPEndPoint)closedPort.LocalEndpoint).Port;
+        closedPort.Stop();
+        _engine.AddConnector(new CloudConnector { Name = "down", Endpoint = $"http://127.0.0.1:{port}" }, "S3RVER", "S3RVER", pathStyleGiven: false);
+        var job = _engine.CreateJob(new MigrationJobRequest { SourceConnector = "source", SourceBucket = source, TargetConnector = "down", TargetBucket = "anything" });
+
+        var state = await _engine.RunJobAsync(job.Id, QuickRetries, CancellationToken.None);
+
+        Assert.Equal(JobState.Failed, state);
+        Assert.Contains("refused", _engine.GetJob(job.Id).Error);
+        Assert.Contains($"127.0.0.1:{port}", _engine.GetJob(job.Id).Error);
+    }
+}
