@@ -1,0 +1,100 @@
+using System.Diagnostics;
+using ObjectMigration.Engine;
+using ObjectMigration.Engine.Model;
+using ObjectMigration.Engine.State;
+using ObjectMigration.Engine.Storage;
+using ObjectMigration.Engine.Transfer;
+
+// Usage: ListingMemory [objectCount]. Prints one markdown table row.
+var count = args.Length > 0 ? int.Parse(args[0]) : 100_000;
+var home = Path.Combine(Path.GetTempPath(), "om-bench-" + Guid.NewGuid().ToString("n")[..8]);
+var engine = MigrationEngine.Open(home);
+var source = engine.AddConnector(new CloudConnector { Name = "synthetic-source", Endpoint = "http://127.0.0.1:1" }, "a", "b", false);
+var target = engine.AddConnector(new CloudConnector { Name = "synthetic-target", Endpoint = "http://127.0.0.1:2" }, "a", "b", false);
+var job = engine.CreateJob(new MigrationJobRequest { SourceConnector = source.Name, SourceBucket = "src", TargetConnector = target.Name, TargetBucket = "dst", Overwrite = OverwriteMode.Always });
+
+long peak = 0;
+using var sampling = new CancellationTokenSource();
+var sampler = Task.Run(async () =>
+{
+    var process = Process.GetCurrentProcess();
+    while (!sampling.IsCancellationRequested)
+    {
+        process.Refresh();
+        peak = Math.Max(peak, process.WorkingSet64);
+        try { await Task.Delay(50, sampling.Token); } catch (OperationCanceledException) { }
+    }
+});
+var clock = Stopwatch.StartNew();
+var runner = new MigrationRunner(engine.Store, engine.GetJob(job.Id), new SyntheticSource(count), new DiscardingTarget());
+var state = await runner.RunAsync(CancellationToken.None);
+clock.Stop();
+sampling.Cancel();
+await sampler;
+var progress = engine.Store.GetProgress(job.Id);
+Console.WriteLine($"| {count:N0} | {state} | {progress.TransferredObjects:N0} | {clock.Elapsed.TotalSeconds:F1} s | {count / clock.Elapsed.TotalSeconds:N0} | {peak / 1048576.0:F0} MB |");
+Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+Directory.Delete(home, recursive: true);
+return state == JobState.Completed && progress.TransferredObjects == count ? 0 : 1;
+
+/// <summary>A bucket of <paramref name="count"/> 1 KiB objects that exists only as arithmetic.</summary>
+sealed class SyntheticSource(int count) : IObjectStore
+{
+    private const int Size = 1024;
+    public string ServerSideCopyKey => "synthetic-source";
+    public bool StreamsUploads => true;
+    public void Dispose() { }
+    public Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<BucketInfo>>([new BucketInfo("src", null)]);
+    public Task<string?> GetBucketLocationAsync(string bucket, CancellationToken ct) => Task.FromResult<string?>("us-east-1");
+    public Task<bool> BucketExistsAsync(string bucket, CancellationToken ct) => Task.FromResult(true);
+
+    public Task<ObjectListing> ListAsync(string bucket, string prefix, string? token, int pageSize, CancellationToken ct)
+    {
+        var start = token is null ? 0 : int.Parse(token);
+        var end = Math.Min(count, start + pageSize);
+        var page = Enumerable.Range(start, end - start)
+            .Select(i => new ListedObject($"data/{i:d8}.bin", Size, null, DateTimeOffset.UnixEpoch, "STANDARD")).ToList();
+        return Task.FromResult(new ObjectListing(page, end < count ? end.ToString() : null));
+    }
+
+    public Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken ct) =>
+        Task.FromResult<ObjectHead?>(new ObjectHead(Size, null, DateTimeOffset.UnixEpoch, null, new ObjectMetadata()));
+
+    public Task<ObjectDownload> GetAsync(string bucket, string key, long? start, long? end, CancellationToken ct) =>
+        Task.FromResult(new ObjectDownload(new ObjectHead(Size, null, DateTimeOffset.UnixEpoch, null, new ObjectMetadata()), new MemoryStream(new byte[Size]), new MemoryStream()));
+
+    public Task<string?> PutAsync(string b, string k, Stream body, long length, ObjectMetadata m, string? md5, CancellationToken ct) => throw new NotSupportedException();
+    public Task<string> StartMultipartAsync(string b, string k, ObjectMetadata m, CancellationToken ct) => throw new NotSupportedException();
+    public Task<string> UploadPartAsync(string b, string k, string u, int p, Stream body, long l, string? md5, CancellationToken ct) => throw new NotSupportedException();
+    public Task<string?> CompleteMultipartAsync(string b, string k, string u, IReadOnlyList<(int PartNumber, string ETag)> p, CancellationToken ct) => throw new NotSupportedException();
+    public Task AbortMultipartAsync(string b, string k, string u, CancellationToken ct) => throw new NotSupportedException();
+    public Task<string?> CopyAsync(string sb, string sk, string tb, string tk, CancellationToken ct) => throw new NotSupportedException();
+    public Task<string> UploadPartCopyAsync(string sb, string sk, string tb, string tk, string u, int p, long f, long l, CancellationToken ct) => throw new NotSupportedException();
+}
+
+/// <summary>A target that reads every body to the end and keeps nothing.</summary>
+sealed class DiscardingTarget : IObjectStore
+{
+    public string ServerSideCopyKey => "discarding-target";
+    public bool StreamsUploads => true;
+    public void Dispose() { }
+    public Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<BucketInfo>>([]);
+    public Task<string?> GetBucketLocationAsync(string bucket, CancellationToken ct) => Task.FromResult<string?>(null);
+    public Task<bool> BucketExistsAsync(string bucket, CancellationToken ct) => Task.FromResult(true);
+    public Task<ObjectListing> ListAsync(string bucket, string prefix, string? token, int pageSize, CancellationToken ct) => Task.FromResult(new ObjectListing([], null));
+    public Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken ct) => Task.FromResult<ObjectHead?>(null);
+    public Task<ObjectDownload> GetAsync(string bucket, string key, long? start, long? end, CancellationToken ct) => throw new NotSupportedException();
+
+    public async Task<string?> PutAsync(string b, string k, Stream body, long length, ObjectMetadata m, string? md5, CancellationToken ct)
+    {
+        await body.CopyToAsync(Stream.Null, ct);
+        return null;
+    }
+
+    public Task<string> StartMultipartAsync(string b, string k, ObjectMetadata m, CancellationToken ct) => throw new NotSupportedException();
+    public Task<string> UploadPartAsync(string b, string k, string u, int p, Stream body, long l, string? md5, CancellationToken ct) => throw new NotSupportedException();
+    public Task<string?> CompleteMultipartAsync(string b, string k, string u, IReadOnlyList<(int PartNumber, string ETag)> p, CancellationToken ct) => throw new NotSupportedException();
+    public Task AbortMultipartAsync(string b, string k, string u, CancellationToken ct) => throw new NotSupportedException();
+    public Task<string?> CopyAsync(string sb, string sk, string tb, string tk, CancellationToken ct) => throw new NotSupportedException();
+    public Task<string> UploadPartCopyAsync(string sb, string sk, string tb, string tk, string u, int p, long f, long l, CancellationToken ct) => throw new NotSupportedException();
+}
