@@ -57,13 +57,21 @@ public sealed class FaultToleranceTests : IAsyncLifetime
         return (source, target, seeded);
     }
 
-    private async Task<MigrationJob> RunAsync(string source, string target, Guid? existing = null)
+    /// <summary>More attempts than faults injected in all: even if every fault lands on one object, it gets through.</summary>
+    private static readonly RunnerOptions PatientRetries = new()
+    {
+        Retry = new RetryPolicy { MaxAttempts = 12, BaseDelay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(50) },
+        ControlInterval = TimeSpan.FromMilliseconds(100),
+        FlushInterval = TimeSpan.FromMilliseconds(100),
+    };
+
+    private async Task<MigrationJob> RunAsync(string source, string target, Guid? existing = null, RunnerOptions? options = null)
     {
         var id = existing ?? _engine.CreateJob(new MigrationJobRequest
         {
             SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, Concurrency = 4,
         }).Id;
-        await _engine.RunJobAsync(id, QuickRetries, CancellationToken.None);
+        await _engine.RunJobAsync(id, options ?? QuickRetries, CancellationToken.None);
         return _engine.GetJob(id);
     }
 
@@ -86,7 +94,7 @@ public sealed class FaultToleranceTests : IAsyncLifetime
         _targetProxy.Inject(Fault.Reset, 3, FaultProxy.IsObjectPut);
         _targetProxy.Inject(Fault.SlowDown, 2, FaultProxy.IsObjectPut);
 
-        var job = await RunAsync(source, target);
+        var job = await RunAsync(source, target, options: PatientRetries);
 
         Assert.Equal(JobState.Completed, job.State);
         var progress = _engine.Store.GetProgress(job.Id);

@@ -60,7 +60,7 @@ public static class TestEndpoints
     }
 
     public static async Task PutAsync(this AmazonS3Client client, string bucket, string key, byte[] content,
-        string contentType = "application/octet-stream", IDictionary<string, string>? metadata = null)
+        string contentType = "application/octet-stream", IDictionary<string, string>? metadata = null, Action<PutObjectRequest>? configure = null)
     {
         var request = new PutObjectRequest
         {
@@ -71,6 +71,7 @@ public static class TestEndpoints
             UseChunkEncoding = false,
         };
         foreach (var (name, value) in metadata ?? new Dictionary<string, string>()) request.Metadata.Add(name, value);
+        configure?.Invoke(request);
         await client.PutObjectAsync(request);
     }
 

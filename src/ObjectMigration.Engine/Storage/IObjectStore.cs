@@ -14,7 +14,11 @@ public sealed class ObjectMetadata
     public Dictionary<string, string> UserMetadata { get; } = new(StringComparer.OrdinalIgnoreCase);
 }
 
-public sealed record ObjectHead(long Size, string? ETag, DateTimeOffset LastModified, string? StorageClass, ObjectMetadata Metadata);
+public sealed record ObjectHead(long Size, string? ETag, DateTimeOffset LastModified, string? StorageClass, ObjectMetadata Metadata)
+{
+    /// <summary>Intelligent-Tiering archive tier (ARCHIVE_ACCESS, DEEP_ARCHIVE_ACCESS): the object needs a restore first.</summary>
+    public string? ArchiveStatus { get; init; }
+}
 
 /// <summary>An open GET: headers and a body to stream. Dispose to release the connection.</summary>
 public sealed class ObjectDownload(ObjectHead head, Stream body, IDisposable owner) : IDisposable

@@ -186,7 +186,10 @@ public sealed class S3ObjectStore : IObjectStore
             {
                 var response = await _client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = bucket, Key = key }, cancellationToken).ConfigureAwait(false);
                 var metadata = ReadMetadata(response.Headers, response.Metadata, response.ExpiresString);
-                return new ObjectHead(response.Headers.ContentLength, response.ETag, ToOffset(response.LastModified), response.StorageClass?.Value, metadata);
+                return new ObjectHead(response.Headers.ContentLength, response.ETag, ToOffset(response.LastModified), response.StorageClass?.Value, metadata)
+                {
+                    ArchiveStatus = response.ArchiveStatus?.Value,
+                };
             }, cancellationToken).ConfigureAwait(false);
         }
         catch (StorageException e) when (e.ErrorClass is ErrorClass.ObjectNotFound)

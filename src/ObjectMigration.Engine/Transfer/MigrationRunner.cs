@@ -288,6 +288,15 @@ public sealed class MigrationRunner
     {
         try
         {
+            if (ObjectSelector.NeedsArchiveCheck(o))
+            {
+                var head = await _options.Retry.RunAsync(c => _source.HeadAsync(_job.SourceBucket, o.Key, c), OnRetry(o.Key), ct).ConfigureAwait(false);
+                if (ObjectSelector.ArchiveSkip(o, head?.ArchiveStatus) is { } archived)
+                {
+                    Finish(o.Key, archived);
+                    return;
+                }
+            }
             if (o.Size > _multipartThreshold)
             {
                 await StartMultipartAsync(o, ct).ConfigureAwait(false);

@@ -61,6 +61,14 @@ public sealed class ObjectSelector
         };
     }
 
+    /// <summary>Intelligent-Tiering lists as one class; only a HEAD tells whether the object sits in an archive tier.</summary>
+    public static bool NeedsArchiveCheck(PendingObject o) => string.Equals(o.StorageClass, "INTELLIGENT_TIERING", StringComparison.OrdinalIgnoreCase);
+
+    public static ObjectResult? ArchiveSkip(PendingObject o, string? archiveStatus) =>
+        string.IsNullOrEmpty(archiveStatus)
+            ? null
+            : Skip(o, LogType.ImportSkippedRequiresRetrieval, $"Intelligent-Tiering {archiveStatus} needs a restore before it can be read.");
+
     public ObjectResult? ContentTypeSkip(string key, long size, string? contentType)
     {
         var type = (contentType ?? "").Split(';')[0].Trim().ToLowerInvariant();
