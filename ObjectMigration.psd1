@@ -10,7 +10,7 @@
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @('ObjectMigration.Format.ps1xml')
     CmdletsToExport      = @(
-        'New-CloudConnector', 'Get-CloudConnector',
+        'New-CloudConnector', 'Get-CloudConnector', 'Set-CloudConnector', 'Remove-CloudConnector', 'Test-CloudConnector',
         'New-MigrationJob', 'Get-MigrationJob', 'Get-MigrationJobProgress', 'Get-MigrationJobLog',
         'Suspend-MigrationJob', 'Resume-MigrationJob', 'Stop-MigrationJob', 'Wait-MigrationJob', 'Remove-MigrationJob'
     )

@@ -58,12 +58,48 @@ public sealed class MigrationEngine
 
     // ---- Connectors ----
 
-    public CloudConnector AddConnector(CloudConnector connector, string accessKeyId, string secret, bool pathStyleGiven)
+    public CloudConnector AddConnector(CloudConnector connector, string accessKeyId, string secret, bool pathStyleGiven, bool hidden = false)
     {
         if (string.IsNullOrEmpty(accessKeyId)) throw new ConnectorDefinitionException("Credential", "The credential's user name must be the access key id.");
         connector.AccessKeyId = accessKeyId;
         ConnectorRules.Complete(connector, pathStyleGiven);
-        return Store.AddConnector(connector, _secrets.Protect(accessKeyId, secret));
+        return Store.AddConnector(connector, _secrets.Protect(accessKeyId, secret), hidden);
+    }
+
+    /// <summary>Checks a connector definition as New-CloudConnector would, without storing it (unsaved connectors).</summary>
+    public static ConnectorAccess Unsaved(CloudConnector connector, string accessKeyId, string secret, bool pathStyleGiven)
+    {
+        if (string.IsNullOrEmpty(accessKeyId)) throw new ConnectorDefinitionException("Credential", "The credential's user name must be the access key id.");
+        connector.AccessKeyId = accessKeyId;
+        ConnectorRules.Complete(connector, pathStyleGiven);
+        return new ConnectorAccess(connector, secret);
+    }
+
+    /// <summary>Applies changes to a saved connector, validated like a new one; a new credential replaces the old.</summary>
+    public CloudConnector UpdateConnector(string name, Action<CloudConnector> change, (string AccessKeyId, string Secret)? credential)
+    {
+        var connector = WithAccessKey(GetConnector(name));
+        change(connector);
+        if (credential is { } c)
+        {
+            if (string.IsNullOrEmpty(c.AccessKeyId)) throw new ConnectorDefinitionException("Credential", "The credential's user name must be the access key id.");
+            connector.AccessKeyId = c.AccessKeyId;
+        }
+        ConnectorRules.Complete(connector, pathStyleGiven: true);
+        Store.UpdateConnector(connector, credential is { } n ? _secrets.Protect(n.AccessKeyId, n.Secret) : null);
+        return connector;
+    }
+
+    /// <summary>Removes a connector; refuses while a job that is not finished uses it, unless forced.</summary>
+    public void RemoveConnector(string name, bool force)
+    {
+        var connector = GetConnector(name);
+        var busy = Store.GetJobsUsingConnector(connector.Id).Where(j => !JobStates.IsTerminal(j.State)).ToList();
+        if (busy.Count > 0 && !force)
+        {
+            throw new JobStateException($"Cloud connector '{connector.Name}' is used by {busy.Count} unfinished job(s) ({string.Join(", ", busy.Take(3).Select(j => j.Name))}); finish or stop them, or use -Force.");
+        }
+        Store.RemoveConnector(connector.Id);
     }
 
     public CloudConnector GetConnector(string name) =>
@@ -84,14 +120,15 @@ public sealed class MigrationEngine
         return connector;
     }
 
-    public static IObjectStore OpenObjectStore(ConnectorAccess access, int concurrency = 16) =>
-        new S3ObjectStore(access, maxConnections: Math.Max(16, concurrency * 2));
+    public static IObjectStore OpenObjectStore(ConnectorAccess access, int concurrency = 16, TimeSpan? timeout = null) =>
+        new S3ObjectStore(access, maxConnections: Math.Max(16, concurrency * 2), timeout);
 
-    public async Task<IReadOnlyList<CloudBucket>> TestConnectorAsync(ConnectorAccess access, string[] buckets, bool statistics, CancellationToken ct)
+    /// <summary>Lists the connector's buckets (or the named ones), with object counts and sizes unless told not to; streams the listing.</summary>
+    public static async Task<IReadOnlyList<CloudBucket>> TestConnectorAsync(ConnectorAccess access, string[] buckets, bool statistics, TimeSpan timeout, CancellationToken ct)
     {
-        using var store = OpenObjectStore(access);
-        var all = await store.ListBucketsAsync(ct).ConfigureAwait(false);
-        var chosen = buckets.Length == 0 ? all : buckets.Select(name => all.FirstOrDefault(b => b.Name == name) ?? new BucketInfo(name, null)).ToList();
+        using var store = OpenObjectStore(access, timeout: timeout);
+        // Named buckets are checked directly: a user may be allowed into a bucket without ListBuckets.
+        var chosen = buckets.Length == 0 ? await store.ListBucketsAsync(ct).ConfigureAwait(false) : buckets.Select(name => new BucketInfo(name, null)).ToList();
         var result = new List<CloudBucket>();
         foreach (var bucket in chosen)
         {
@@ -119,18 +156,24 @@ public sealed class MigrationEngine
     // ---- Jobs ----
 
     /// <summary>Validates a request and stores the job as Pending. Nothing is written when validation fails.</summary>
-    public MigrationJob CreateJob(MigrationJobRequest request)
+    public MigrationJob CreateJob(MigrationJobRequest request, ConnectorAccess? unsavedSource = null)
     {
-        var source = GetConnector(request.SourceConnector);
+        var source = unsavedSource is null ? GetConnector(request.SourceConnector) : null;
         var target = GetConnector(request.TargetConnector);
         Validate(request);
+        if (unsavedSource is not null)
+        {
+            // Given inline, the UpCloud way: kept (encrypted) for this job only, not listed with the saved connectors.
+            unsavedSource.Connector.Name = $"job-{Guid.NewGuid():n}-source";
+            source = AddConnector(unsavedSource.Connector, unsavedSource.Connector.AccessKeyId, unsavedSource.SecretAccessKey, pathStyleGiven: true, hidden: true);
+        }
         var job = new MigrationJob
         {
             Id = Guid.NewGuid(),
             Name = string.IsNullOrWhiteSpace(request.Name) ? $"{request.SourceBucket}-to-{request.TargetBucket}" : request.Name,
             Type = request.Type,
             State = JobState.Pending,
-            SourceConnectorId = source.Id,
+            SourceConnectorId = source!.Id,
             SourceConnector = source.Name,
             SourceBucket = request.SourceBucket,
             SourcePrefix = request.SourcePrefix ?? "",
@@ -198,11 +241,10 @@ public sealed class MigrationEngine
     }
 
     /// <summary>What a job would select, listed live and written nowhere (-WhatIf).</summary>
-    public async Task<MigrationPreview> PreviewAsync(MigrationJobRequest request, CancellationToken ct)
+    public async Task<MigrationPreview> PreviewAsync(MigrationJobRequest request, CancellationToken ct, ConnectorAccess? unsavedSource = null)
     {
         Validate(request);
-        var source = GetConnector(request.SourceConnector);
-        using var store = OpenObjectStore(GetAccess(source));
+        using var store = OpenObjectStore(unsavedSource ?? GetAccess(GetConnector(request.SourceConnector)));
         var selector = new ObjectSelector(new MigrationJob { Filter = request.Filter, Overwrite = request.Overwrite });
         var preview = new MigrationPreview();
         string? token = null;

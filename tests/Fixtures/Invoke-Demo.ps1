@@ -33,9 +33,9 @@ Write-Host ("Seeded 300 objects, {0:N1} MiB." -f ($seededBytes / 1MB))
 Import-Module $ModulePath
 $secret = { param($text) ConvertTo-SecureString $text -AsPlainText -Force }
 New-CloudConnector -Name demo-source -Provider S3 -Endpoint $fixtures.S3rverSource.Endpoint `
-    -Credential ([pscredential]::new($fixtures.S3rverSource.AccessKey, (& $secret $fixtures.S3rverSource.SecretKey))) | Format-Table
+    -Credential ([pscredential]::new($fixtures.S3rverSource.AccessKey, (& $secret $fixtures.S3rverSource.SecretKey))) -PassThru | Format-Table
 New-CloudConnector -Name demo-target -Provider S3 -Endpoint $fixtures.S3rverTarget.Endpoint `
-    -Credential ([pscredential]::new($fixtures.S3rverTarget.AccessKey, (& $secret $fixtures.S3rverTarget.SecretKey))) | Format-Table
+    -Credential ([pscredential]::new($fixtures.S3rverTarget.AccessKey, (& $secret $fixtures.S3rverTarget.SecretKey))) -PassThru | Format-Table
 
 $ProgressPreference = 'Continue'
 $job = New-MigrationJob -SourceConnector demo-source -SourceBucket $sourceBucket -TargetConnector demo-target -TargetBucket $targetBucket -Wait

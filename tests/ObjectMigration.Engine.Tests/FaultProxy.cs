@@ -15,6 +15,8 @@ public enum Fault
     Reset,
     /// <summary>The response promises the full body and is cut off half way.</summary>
     TruncatedBody,
+    /// <summary>HTTP 403 AccessDenied: credentials accepted, action refused.</summary>
+    AccessDenied,
 }
 
 /// <summary>
@@ -66,6 +68,11 @@ public sealed class FaultProxy : IAsyncDisposable
 
     public static bool IsObjectPut(HttpRequest r) => r.Method == "PUT" && r.Path.Value!.Trim('/').Contains('/') && !r.Headers.ContainsKey("x-amz-copy-source");
 
+    private int _requests;
+
+    /// <summary>Every request that reached the proxy, faulted or forwarded.</summary>
+    public int Requests => Volatile.Read(ref _requests);
+
     public int Served(Fault fault) => _served.GetValueOrDefault(fault);
 
     private Fault? TakeFault(HttpRequest request)
@@ -92,10 +99,18 @@ public sealed class FaultProxy : IAsyncDisposable
 
     private async Task HandleAsync(HttpContext context, string upstream)
     {
+        Interlocked.Increment(ref _requests);
         var fault = TakeFault(context.Request);
         if (fault == Fault.Reset)
         {
             context.Abort();
+            return;
+        }
+        if (fault == Fault.AccessDenied)
+        {
+            context.Response.StatusCode = 403;
+            context.Response.ContentType = "application/xml";
+            await context.Response.WriteAsync("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>");
             return;
         }
         if (fault == Fault.SlowDown)
@@ -106,7 +121,9 @@ public sealed class FaultProxy : IAsyncDisposable
             return;
         }
         var rawTarget = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
-        using var forward = new HttpRequestMessage(new HttpMethod(context.Request.Method), upstream + rawTarget);
+        // An absolute request target means a client uses this as its forward HTTP proxy.
+        var url = rawTarget.StartsWith("http://", StringComparison.OrdinalIgnoreCase) ? rawTarget : upstream + rawTarget;
+        using var forward = new HttpRequestMessage(new HttpMethod(context.Request.Method), url);
         if (context.Request.ContentLength is > 0 || context.Request.Headers.TransferEncoding.Count > 0)
         {
             forward.Content = new StreamContent(context.Request.Body);

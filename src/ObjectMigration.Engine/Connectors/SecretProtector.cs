@@ -4,21 +4,33 @@ using System.Text;
 namespace ObjectMigration.Engine.Connectors;
 
 /// <summary>
-/// Encrypts connector credentials at rest with AES-GCM under a per-user key file that only its owner can read
-/// (created with mode 0600 on Unix, in the user's own profile folder on Windows).
+/// Encrypts connector credentials at rest: with DPAPI (current user) on Windows; elsewhere with AES-GCM under a
+/// per-user key file that only its owner can read (created with mode 0600).
 /// </summary>
 public sealed class SecretProtector
 {
     private const int KeySize = 32, NonceSize = 12, TagSize = 16;
-    private const byte FormatVersion = 1;
-    private readonly byte[] _key;
+    private const byte FormatVersion = 1, DpapiFormatVersion = 2;
+    private static readonly byte[] DpapiEntropy = Encoding.UTF8.GetBytes("ObjectMigration connector credential");
+    private readonly string _keyPath;
+    private byte[]? _key;
 
     public SecretProtector(string homeFolder)
     {
         Directory.CreateDirectory(homeFolder);
-        var path = Path.Combine(homeFolder, "secret.key");
-        _key = File.Exists(path) ? File.ReadAllBytes(path) : CreateKey(path);
-        if (_key.Length != KeySize) throw new InvalidOperationException($"The key file '{path}' is damaged: expected {KeySize} bytes.");
+        _keyPath = Path.Combine(homeFolder, "secret.key");
+    }
+
+    /// <summary>The key file is read (or created) on first use, so Windows users never get one.</summary>
+    private byte[] Key
+    {
+        get
+        {
+            if (_key is not null) return _key;
+            var key = File.Exists(_keyPath) ? File.ReadAllBytes(_keyPath) : CreateKey(_keyPath);
+            if (key.Length != KeySize) throw new InvalidOperationException($"The key file '{_keyPath}' is damaged: expected {KeySize} bytes.");
+            return _key = key;
+        }
     }
 
     private static byte[] CreateKey(string path)
@@ -42,11 +54,17 @@ public sealed class SecretProtector
     public byte[] Protect(string accessKeyId, string secret)
     {
         var plain = Encoding.UTF8.GetBytes(accessKeyId + "\n" + secret);
+        if (OperatingSystem.IsWindows())
+        {
+            var sealedData = ProtectedData.Protect(plain, DpapiEntropy, DataProtectionScope.CurrentUser);
+            CryptographicOperations.ZeroMemory(plain);
+            return [DpapiFormatVersion, .. sealedData];
+        }
         var output = new byte[1 + NonceSize + TagSize + plain.Length];
         output[0] = FormatVersion;
         var nonce = output.AsSpan(1, NonceSize);
         RandomNumberGenerator.Fill(nonce);
-        using var aes = new AesGcm(_key, TagSize);
+        using var aes = new AesGcm(Key, TagSize);
         aes.Encrypt(nonce, plain, output.AsSpan(1 + NonceSize + TagSize), output.AsSpan(1 + NonceSize, TagSize));
         CryptographicOperations.ZeroMemory(plain);
         return output;
@@ -54,12 +72,16 @@ public sealed class SecretProtector
 
     public (string AccessKeyId, string Secret) Unprotect(byte[] data)
     {
+        if (data.Length > 1 && data[0] == DpapiFormatVersion && OperatingSystem.IsWindows())
+        {
+            return Split(ProtectedData.Unprotect(data.AsSpan(1).ToArray(), DpapiEntropy, DataProtectionScope.CurrentUser));
+        }
         if (data.Length < 1 + NonceSize + TagSize || data[0] != FormatVersion)
         {
             throw new InvalidOperationException("A stored credential is in an unknown format; set it again with Set-CloudConnector -Credential.");
         }
         var plain = new byte[data.Length - 1 - NonceSize - TagSize];
-        using var aes = new AesGcm(_key, TagSize);
+        using var aes = new AesGcm(Key, TagSize);
         try
         {
             aes.Decrypt(data.AsSpan(1, NonceSize), data.AsSpan(1 + NonceSize + TagSize), data.AsSpan(1 + NonceSize, TagSize), plain);
@@ -68,6 +90,11 @@ public sealed class SecretProtector
         {
             throw new InvalidOperationException("A stored credential cannot be decrypted with this user's key file; set it again with Set-CloudConnector -Credential.");
         }
+        return Split(plain);
+    }
+
+    private static (string AccessKeyId, string Secret) Split(byte[] plain)
+    {
         var text = Encoding.UTF8.GetString(plain);
         CryptographicOperations.ZeroMemory(plain);
         var split = text.IndexOf('\n');

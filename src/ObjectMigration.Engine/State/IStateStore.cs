@@ -38,7 +38,8 @@ public interface IStateStore
     string Location { get; }
 
     // Connectors
-    CloudConnector AddConnector(CloudConnector connector, byte[] protectedCredential);
+    /// <summary>Adds a connector; a hidden one belongs to a single job and is not listed or found by name.</summary>
+    CloudConnector AddConnector(CloudConnector connector, byte[] protectedCredential, bool hidden = false);
     IReadOnlyList<CloudConnector> GetConnectors();
     CloudConnector? FindConnector(string name);
     CloudConnector? FindConnector(long id);

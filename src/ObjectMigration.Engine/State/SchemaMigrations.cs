@@ -50,6 +50,10 @@ internal static class SchemaMigrations
             type TEXT NOT NULL, object_key TEXT, message TEXT NOT NULL);
         CREATE INDEX logs_job ON logs(job_seq, id);
         """,
+        // 2: connectors given inline to one job (New-MigrationJob -SourceEndpoint) are stored but not listed.
+        """
+        ALTER TABLE connectors ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+        """,
     ];
 
     public static int LatestVersion => Steps.Length;

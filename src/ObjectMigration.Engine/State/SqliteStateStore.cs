@@ -98,17 +98,17 @@ public sealed class SqliteStateStore : IStateStore
         UpdatedAt = Parse(r.GetString(12)),
     };
 
-    public CloudConnector AddConnector(CloudConnector connector, byte[] protectedCredential)
+    public CloudConnector AddConnector(CloudConnector connector, byte[] protectedCredential, bool hidden = false)
     {
         var now = DateTimeOffset.UtcNow;
         using var connection = Open();
         using var command = Command(connection,
-            @"INSERT INTO connectors (name, provider, endpoint, region, account_id, jurisdiction, access_key_id, proxy, path_style, chunk_encoding, credential, created_at, updated_at)
-              VALUES ($name, $provider, $endpoint, $region, $account, $jurisdiction, $akid, $proxy, $path, $chunk, $cred, $now, $now) RETURNING id",
+            @"INSERT INTO connectors (name, provider, endpoint, region, account_id, jurisdiction, access_key_id, proxy, path_style, chunk_encoding, credential, created_at, updated_at, hidden)
+              VALUES ($name, $provider, $endpoint, $region, $account, $jurisdiction, $akid, $proxy, $path, $chunk, $cred, $now, $now, $hidden) RETURNING id",
             ("$name", connector.Name), ("$provider", connector.Provider.ToString()), ("$endpoint", connector.Endpoint),
             ("$region", connector.Region), ("$account", connector.AccountId), ("$jurisdiction", connector.Jurisdiction),
             ("$akid", MaskedAccessKey(connector.AccessKeyId)), ("$proxy", connector.Proxy), ("$path", connector.PathStyle ? 1 : 0),
-            ("$chunk", connector.UseChunkEncoding ? 1 : 0), ("$cred", protectedCredential), ("$now", Format(now)));
+            ("$chunk", connector.UseChunkEncoding ? 1 : 0), ("$cred", protectedCredential), ("$now", Format(now)), ("$hidden", hidden ? 1 : 0));
         try
         {
             connector.Id = (long)command.ExecuteScalar()!;
@@ -126,10 +126,10 @@ public sealed class SqliteStateStore : IStateStore
         accessKeyId.Length <= 4 ? new string('*', accessKeyId.Length) : new string('*', accessKeyId.Length - 4) + accessKeyId[^4..];
 
     public IReadOnlyList<CloudConnector> GetConnectors() =>
-        Query($"SELECT {ConnectorColumns} FROM connectors ORDER BY name COLLATE NOCASE", ReadConnector);
+        Query($"SELECT {ConnectorColumns} FROM connectors WHERE hidden = 0 ORDER BY name COLLATE NOCASE", ReadConnector);
 
     public CloudConnector? FindConnector(string name) =>
-        Query($"SELECT {ConnectorColumns} FROM connectors WHERE name = $name COLLATE NOCASE", ReadConnector, ("$name", name)).FirstOrDefault();
+        Query($"SELECT {ConnectorColumns} FROM connectors WHERE name = $name COLLATE NOCASE AND hidden = 0", ReadConnector, ("$name", name)).FirstOrDefault();
 
     public CloudConnector? FindConnector(long id) =>
         Query($"SELECT {ConnectorColumns} FROM connectors WHERE id = $id", ReadConnector, ("$id", id)).FirstOrDefault();
@@ -167,7 +167,7 @@ public sealed class SqliteStateStore : IStateStore
     // ---- Jobs ----
 
     private const string JobSelect =
-        @"SELECT j.seq, j.id, j.name, j.type, j.state, j.phase, j.source_connector_id, COALESCE(s.name, ''), j.source_bucket, j.source_prefix,
+        @"SELECT j.seq, j.id, j.name, j.type, j.state, j.phase, j.source_connector_id, COALESCE(CASE WHEN s.hidden = 1 THEN s.endpoint ELSE s.name END, ''), j.source_bucket, j.source_prefix,
                  j.keys_json, j.target_connector_id, COALESCE(t.name, ''), j.target_bucket, j.target_prefix, j.overwrite, j.filter_json,
                  j.concurrency, j.max_bytes_per_second, j.multipart_threshold, j.part_size, j.created_at, j.started_at, j.finished_at, j.error
           FROM jobs j LEFT JOIN connectors s ON s.id = j.source_connector_id LEFT JOIN connectors t ON t.id = j.target_connector_id";

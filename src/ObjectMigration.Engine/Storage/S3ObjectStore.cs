@@ -92,6 +92,11 @@ public sealed class S3ObjectStore : IObjectStore
                 _ => new StorageException(ErrorClass.InvalidRequest, $"{where} failed: {detail}: {s3.Message}", e),
             };
         }
+        // Before sockets: a timeout cancels the socket read, which shows up inside as an aborted socket operation.
+        if (e is OperationCanceledException || FindInner<TimeoutException>(e) is not null)
+        {
+            return new StorageException(ErrorClass.Timeout, $"{where} timed out: the server did not answer in time.", e);
+        }
         var socket = FindInner<SocketException>(e);
         if (socket is not null)
         {
@@ -108,10 +113,6 @@ public sealed class S3ObjectStore : IObjectStore
         if (FindInner<AuthenticationException>(e) is not null)
         {
             return new StorageException(ErrorClass.Connection, $"{where} failed: the TLS handshake failed. Check the endpoint's certificate and URL scheme.", e);
-        }
-        if (e is OperationCanceledException || FindInner<TimeoutException>(e) is not null)
-        {
-            return new StorageException(ErrorClass.Timeout, $"{where} timed out.", e);
         }
         if (e is AmazonServiceException service && (int)service.StatusCode >= 500)
         {

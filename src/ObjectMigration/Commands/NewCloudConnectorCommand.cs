@@ -27,9 +27,14 @@ public sealed class NewCloudConnectorCommand : ObjectMigrationCmdlet
     [ValidateSet("default", "eu", "fedramp")]
     public string? Jurisdiction { get; set; }
 
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    /// <summary>User name = access key id, password = secret. Without it: -ProfileName, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
     [Credential]
-    public PSCredential Credential { get; set; } = PSCredential.Empty;
+    public PSCredential? Credential { get; set; }
+
+    /// <summary>A profile of the AWS shared credentials file.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? ProfileName { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     public string? Proxy { get; set; }
@@ -59,11 +64,12 @@ public sealed class NewCloudConnectorCommand : ObjectMigrationCmdlet
             UseChunkEncoding = UseChunkEncoding.IsPresent,
         };
         if (!ShouldProcess($"{Name} ({Provider})", "Create cloud connector")) return;
+        // A connector is created quietly; -PassThru returns it.
         try
         {
-            var created = Engine.AddConnector(connector, Credential.UserName, Credential.GetNetworkCredential().Password,
-                pathStyleGiven: MyInvocation.BoundParameters.ContainsKey(nameof(PathStyle)));
-            WriteObject(created);
+            var (accessKeyId, secret) = ResolveCredential(Credential, ProfileName);
+            var created = Engine.AddConnector(connector, accessKeyId, secret, pathStyleGiven: MyInvocation.BoundParameters.ContainsKey(nameof(PathStyle)));
+            if (PassThru) WriteObject(created);
         }
         catch (Exception e) when (e is not PipelineStoppedException)
         {

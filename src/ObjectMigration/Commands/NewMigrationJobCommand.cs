@@ -4,16 +4,27 @@ using ObjectMigration.Jobs;
 
 namespace ObjectMigration.Commands;
 
-[Cmdlet(VerbsCommon.New, "MigrationJob", SupportsShouldProcess = true)]
+[Cmdlet(VerbsCommon.New, "MigrationJob", SupportsShouldProcess = true, DefaultParameterSetName = "SavedSource")]
 [OutputType(typeof(MigrationJob), typeof(Job))]
 public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     public string? Name { get; set; }
 
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    [Parameter(Mandatory = true, ParameterSetName = "SavedSource", ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(Completers.ConnectorNameCompleter))]
     public string SourceConnector { get; set; } = "";
+
+    /// <summary>An unsaved source, the UpCloud way: endpoint URL, signing region and credential.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = "UnsavedSource")]
+    public string SourceEndpoint { get; set; } = "";
+
+    [Parameter(ParameterSetName = "UnsavedSource")]
+    public string SourceRegion { get; set; } = "us-east-1";
+
+    [Parameter(Mandatory = true, ParameterSetName = "UnsavedSource")]
+    [Credential]
+    public PSCredential SourceCredential { get; set; } = PSCredential.Empty;
 
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
     public string SourceBucket { get; set; } = "";
@@ -89,19 +100,24 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     protected override void ProcessRecord()
     {
         var request = BuildRequest();
-        var description = $"{SourceConnector}/{SourceBucket}/{SourcePrefix} -> {TargetConnector}/{TargetBucket}/{TargetPrefix}";
+        var source = ParameterSetName == "UnsavedSource" ? SourceEndpoint : SourceConnector;
+        var description = $"{source}/{SourceBucket}/{SourcePrefix} -> {TargetConnector}/{TargetBucket}/{TargetPrefix}";
         try
         {
+            var unsavedSource = ParameterSetName == "UnsavedSource"
+                ? ObjectMigration.Engine.MigrationEngine.Unsaved(new CloudConnector { Name = SourceEndpoint, Provider = ConnectorProvider.S3, Endpoint = SourceEndpoint, Region = SourceRegion },
+                    SourceCredential.UserName, SourceCredential.GetNetworkCredential().Password, pathStyleGiven: false)
+                : null;
             if (!ShouldProcess(description, $"Create and start {Type} job"))
             {
                 if (MyInvocation.BoundParameters.ContainsKey("WhatIf"))
                 {
-                    var preview = Await(Engine.PreviewAsync(request, Cancellation));
+                    var preview = Await(Engine.PreviewAsync(request, Cancellation, unsavedSource));
                     WriteObject(preview);
                 }
                 return;
             }
-            var job = Engine.CreateJob(request);
+            var job = Engine.CreateJob(request, unsavedSource);
             var psJob = new MigrationPSJob(Engine, job);
             JobRepository.Add(psJob);
             psJob.StartJob();

@@ -54,5 +54,13 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
 
     protected void WriteFailure(Exception e, object? target) => WriteError(ToErrorRecord(e, target));
 
+    /// <summary>-Credential, else -ProfileName, else the AWS environment variables.</summary>
+    protected static (string AccessKeyId, string Secret) ResolveCredential(PSCredential? credential, string? profileName)
+    {
+        if (credential is not null && credential != PSCredential.Empty) return (credential.UserName, credential.GetNetworkCredential().Password);
+        if (!string.IsNullOrEmpty(profileName)) return CredentialSources.FromProfile(profileName);
+        return CredentialSources.FromEnvironment();
+    }
+
     protected void ThrowFailure(Exception e, object? target) => ThrowTerminatingError(ToErrorRecord(e, target));
 }

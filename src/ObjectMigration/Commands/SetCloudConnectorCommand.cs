@@ -1,0 +1,75 @@
+using System.Management.Automation;
+using ObjectMigration.Engine.Model;
+
+namespace ObjectMigration.Commands;
+
+[Cmdlet(VerbsCommon.Set, "CloudConnector", SupportsShouldProcess = true)]
+[OutputType(typeof(CloudConnector))]
+public sealed class SetCloudConnectorCommand : ObjectMigrationCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(Completers.ConnectorNameCompleter))]
+    public string Name { get; set; } = "";
+
+    [Parameter] [ValidateNotNullOrEmpty] public string? NewName { get; set; }
+    [Parameter] public string? Endpoint { get; set; }
+    [Parameter] public string? Region { get; set; }
+    [Parameter] public string? AccountId { get; set; }
+    [Parameter] [ValidateSet("default", "eu", "fedramp")] public string? Jurisdiction { get; set; }
+    [Parameter] [Credential] public PSCredential? Credential { get; set; }
+    [Parameter] public string? ProfileName { get; set; }
+    /// <summary>An HTTP(S) proxy URL; an empty string removes the proxy.</summary>
+    [Parameter] public string? Proxy { get; set; }
+    [Parameter] public SwitchParameter PathStyle { get; set; }
+    [Parameter] public SwitchParameter UseChunkEncoding { get; set; }
+    [Parameter] public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        if (!ShouldProcess(Name, "Update cloud connector")) return;
+        try
+        {
+            var bound = MyInvocation.BoundParameters;
+            (string, string)? credential = bound.ContainsKey(nameof(Credential)) || bound.ContainsKey(nameof(ProfileName))
+                ? ResolveCredential(Credential, ProfileName)
+                : null;
+            var updated = Engine.UpdateConnector(Name, c =>
+            {
+                if (NewName is not null) c.Name = NewName;
+                if (Endpoint is not null) c.Endpoint = Endpoint;
+                if (Region is not null) c.Region = Region;
+                if (AccountId is not null) c.AccountId = AccountId;
+                if (Jurisdiction is not null) c.Jurisdiction = Jurisdiction;
+                if (Proxy is not null) c.Proxy = Proxy.Length == 0 ? null : Proxy;
+                if (bound.ContainsKey(nameof(PathStyle))) c.PathStyle = PathStyle.IsPresent;
+                if (bound.ContainsKey(nameof(UseChunkEncoding))) c.UseChunkEncoding = UseChunkEncoding.IsPresent;
+            }, credential);
+            if (PassThru) WriteObject(updated);
+        }
+        catch (Exception e) when (e is not PipelineStoppedException)
+        {
+            WriteFailure(e, Name);
+        }
+    }
+}
+
+[Cmdlet(VerbsCommon.Remove, "CloudConnector", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+public sealed class RemoveCloudConnectorCommand : ObjectMigrationCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(Completers.ConnectorNameCompleter))]
+    public string[] Name { get; set; } = [];
+
+    /// <summary>Removes the connector even while unfinished jobs use it (they fail when they next run).</summary>
+    [Parameter] public SwitchParameter Force { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var name in Name)
+        {
+            if (!ShouldProcess(name, "Remove cloud connector")) continue;
+            try { Engine.RemoveConnector(name, Force); }
+            catch (Exception e) when (e is not PipelineStoppedException) { WriteFailure(e, name); }
+        }
+    }
+}

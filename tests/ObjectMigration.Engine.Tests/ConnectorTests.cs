@@ -1,0 +1,191 @@
+using System.Net;
+using System.Net.Sockets;
+using ObjectMigration.Engine.Connectors;
+using ObjectMigration.Engine.Model;
+using ObjectMigration.Engine.Storage;
+using Xunit;
+
+namespace ObjectMigration.Engine.Tests;
+
+public sealed class ConnectorRuleTests
+{
+    private static CloudConnector Complete(CloudConnector c)
+    {
+        c.Name = "x";
+        ConnectorRules.Complete(c, pathStyleGiven: false);
+        return c;
+    }
+
+    [Theory]
+    [InlineData(ConnectorProvider.AWS, "eu-west-1", null, null, "https://s3.eu-west-1.amazonaws.com")]
+    [InlineData(ConnectorProvider.R2, null, "acc123", null, "https://acc123.r2.cloudflarestorage.com")]
+    [InlineData(ConnectorProvider.R2, null, "acc123", "eu", "https://acc123.eu.r2.cloudflarestorage.com")]
+    [InlineData(ConnectorProvider.R2, null, "acc123", "fedramp", "https://acc123.fedramp.r2.cloudflarestorage.com")]
+    [InlineData(ConnectorProvider.GCS, null, null, null, "https://storage.googleapis.com")]
+    [InlineData(ConnectorProvider.Wasabi, "eu-central-1", null, null, "https://s3.eu-central-1.wasabisys.com")]
+    [InlineData(ConnectorProvider.Wasabi, null, null, null, "https://s3.wasabisys.com")]
+    public void Providers_derive_their_endpoint(ConnectorProvider provider, string? region, string? account, string? jurisdiction, string expected)
+    {
+        var c = Complete(new CloudConnector { Provider = provider, Region = region ?? "", AccountId = account, Jurisdiction = jurisdiction });
+        Assert.Equal(expected, c.Endpoint);
+    }
+
+    [Fact]
+    public void Aws_signs_in_its_region_streams_chunked_and_uses_virtual_hosted_style()
+    {
+        var c = Complete(new CloudConnector { Provider = ConnectorProvider.AWS, Region = "ap-south-1" });
+        Assert.Equal("ap-south-1", c.Region);
+        Assert.True(c.UseChunkEncoding);
+        Assert.False(c.PathStyle);
+    }
+
+    [Theory]
+    [InlineData(ConnectorProvider.S3, true)]
+    [InlineData(ConnectorProvider.MinIO, true)]
+    [InlineData(ConnectorProvider.VspOne, true)]
+    [InlineData(ConnectorProvider.UpCloud, false)]
+    public void Path_style_is_on_by_default_for_generic_S3_MinIO_and_VspOne(ConnectorProvider provider, bool pathStyle)
+    {
+        var c = Complete(new CloudConnector { Provider = provider, Endpoint = "https://objects.example.com/" });
+        Assert.Equal(pathStyle, c.PathStyle);
+        Assert.Equal("https://objects.example.com", c.Endpoint);
+        Assert.False(c.UseChunkEncoding);
+    }
+
+    [Theory]
+    [InlineData(ConnectorProvider.R2, null, null, "AccountId")]
+    [InlineData(ConnectorProvider.R2, "acc", "mars", "Jurisdiction")]
+    [InlineData(ConnectorProvider.S3, null, null, "Endpoint")]
+    public void Wrong_combinations_fail_naming_the_parameter(ConnectorProvider provider, string? account, string? jurisdiction, string parameter)
+    {
+        var e = Assert.Throws<ConnectorDefinitionException>(() => Complete(new CloudConnector { Provider = provider, AccountId = account, Jurisdiction = jurisdiction }));
+        Assert.Equal(parameter, e.ParamName);
+    }
+
+    [Theory]
+    [InlineData("not a url")]
+    [InlineData("ftp://files.example.com")]
+    [InlineData("https://")]
+    public void A_malformed_endpoint_is_rejected(string endpoint)
+    {
+        var e = Assert.Throws<ConnectorDefinitionException>(() => Complete(new CloudConnector { Provider = ConnectorProvider.S3, Endpoint = endpoint }));
+        Assert.Equal("Endpoint", e.ParamName);
+        Assert.Contains("http", e.Message);
+    }
+}
+
+public sealed class SecretTests
+{
+    [Fact]
+    public void Credentials_round_trip_and_the_key_file_is_readable_only_by_its_owner()
+    {
+        var home = Path.Combine(Path.GetTempPath(), "om-secret-" + Guid.NewGuid().ToString("n")[..8]);
+        var protector = new SecretProtector(home);
+        var sealedData = protector.Protect("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCY");
+        Assert.Equal(("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCY"), new SecretProtector(home).Unprotect(sealedData));
+        Assert.DoesNotContain("wJalrXUtnFEMI", System.Text.Encoding.UTF8.GetString(sealedData));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(home, "secret.key")));
+        }
+        Directory.Delete(home, recursive: true);
+    }
+
+    [Fact]
+    public void Credentials_come_from_a_shared_credentials_profile()
+    {
+        var file = Path.GetTempFileName();
+        File.WriteAllText(file, "[default]\naws_access_key_id = AKDEFAULT\naws_secret_access_key = s1\n\n[profile backup]\naws_access_key_id=AKBACKUP\naws_secret_access_key=s2\n");
+        Assert.Equal(("AKBACKUP", "s2"), CredentialSources.FromProfile("backup", file));
+        Assert.Equal(("AKDEFAULT", "s1"), CredentialSources.FromProfile("default", file));
+        Assert.Equal("ProfileName", Assert.Throws<ConnectorDefinitionException>(() => CredentialSources.FromProfile("nope", file)).ParamName);
+        File.Delete(file);
+    }
+}
+
+/// <summary>Test-CloudConnector's engine half against real listeners: each failure has its own class and names the endpoint.</summary>
+public sealed class ConnectorProbeTests
+{
+    private static ConnectorAccess Access(string endpoint, string accessKey, string secret, string? proxy = null) =>
+        MigrationEngine.Unsaved(new CloudConnector { Name = "probe", Endpoint = endpoint, Proxy = proxy }, accessKey, secret, pathStyleGiven: false);
+
+    private static async Task<StorageException> ProbeFailsAsync(ConnectorAccess access, TimeSpan? timeout = null) =>
+        await Assert.ThrowsAsync<StorageException>(() => MigrationEngine.TestConnectorAsync(access, [], true, timeout ?? TimeSpan.FromSeconds(10), CancellationToken.None));
+
+    [Fact]
+    public async Task Counts_and_sizes_match_what_was_seeded()
+    {
+        var rgw = TestEndpoints.Rgw;
+        using var client = rgw.Client();
+        var bucket = await client.NewBucketAsync();
+        for (var i = 0; i < 25; i++) await client.PutAsync(bucket, $"c/{i}", TestEndpoints.Bytes(i * 10, i));
+
+        var result = await MigrationEngine.TestConnectorAsync(Access(rgw.Endpoint, rgw.AccessKey, rgw.SecretKey), [bucket], true, TimeSpan.FromSeconds(30), CancellationToken.None);
+
+        var info = Assert.Single(result);
+        Assert.Equal(bucket, info.Name);
+        Assert.Equal(25, info.ObjectCount);
+        Assert.Equal(Enumerable.Range(0, 25).Sum(i => i * 10L), info.TotalBytes);
+        Assert.NotNull(info.Location);
+        var listed = await MigrationEngine.TestConnectorAsync(Access(rgw.Endpoint, rgw.AccessKey, rgw.SecretKey), [], false, TimeSpan.FromSeconds(30), CancellationToken.None);
+        Assert.Contains(listed, b => b.Name == bucket && b.ObjectCount is null && b.CreationDate is not null);
+    }
+
+    [Fact]
+    public async Task A_wrong_secret_is_an_authentication_error()
+    {
+        var e = await ProbeFailsAsync(Access(TestEndpoints.Rgw.Endpoint, TestEndpoints.Rgw.AccessKey, "wrong-secret-value"));
+        Assert.Equal(ErrorClass.Authentication, e.ErrorClass);
+        Assert.Contains(TestEndpoints.Rgw.Endpoint, e.Message);
+        Assert.DoesNotContain("wrong-secret-value", e.ToString());
+    }
+
+    [Fact]
+    public async Task A_closed_port_is_a_connection_error()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        var e = await ProbeFailsAsync(Access($"http://127.0.0.1:{port}", "a", "b"));
+        Assert.Equal(ErrorClass.Connection, e.ErrorClass);
+        Assert.Contains($"127.0.0.1:{port}", e.Message);
+    }
+
+    [Fact]
+    public async Task A_server_that_never_answers_is_a_timeout()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        try
+        {
+            var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            var e = await ProbeFailsAsync(Access($"http://127.0.0.1:{port}", "a", "b"), TimeSpan.FromSeconds(1));
+            Assert.True(e.ErrorClass == ErrorClass.Timeout, e.ToString());
+        }
+        finally
+        {
+            listener.Stop();
+        }
+    }
+
+    [Fact]
+    public async Task A_server_answering_403_is_access_denied()
+    {
+        await using var proxy = await FaultProxy.StartAsync(TestEndpoints.S3rverSource.Endpoint);
+        proxy.Inject(Fault.AccessDenied, int.MaxValue, _ => true);
+        var e = await ProbeFailsAsync(Access(proxy.Endpoint, "S3RVER", "S3RVER"));
+        Assert.Equal(ErrorClass.AccessDenied, e.ErrorClass);
+        Assert.Contains(proxy.Endpoint.TrimEnd('/'), e.Message);
+    }
+
+    [Fact]
+    public async Task A_connector_proxy_carries_its_traffic()
+    {
+        await using var proxy = await FaultProxy.StartAsync("http://unused.invalid");
+        var s3rver = TestEndpoints.S3rverSource;
+        var result = await MigrationEngine.TestConnectorAsync(Access(s3rver.Endpoint, s3rver.AccessKey, s3rver.SecretKey, proxy.Endpoint), [], false, TimeSpan.FromSeconds(10), CancellationToken.None);
+        Assert.NotNull(result);
+        Assert.True(proxy.Requests > 0, "no request went through the proxy");
+    }
+}
