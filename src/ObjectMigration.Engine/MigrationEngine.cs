@@ -317,10 +317,10 @@ public sealed class MigrationEngine
                 ? $"Job '{job.Name}' is CompletedWithErrors: use Resume-MigrationJob -RetryFailed to retry its failed objects."
                 : $"Job '{job.Name}' is {job.State} and cannot be resumed.");
         }
-        if (retryFailed)
+        if (retryFailed && job.State is JobState.CompletedWithErrors or JobState.Failed) Store.ResetFailedObjects(id);
+        if (!Store.TryTransition(id, [JobState.Paused, JobState.Interrupted, JobState.CompletedWithErrors, JobState.Failed, JobState.Pending], JobState.Pending))
         {
-            Store.ResetFailedObjects(id);
-            Store.TryTransition(id, [JobState.CompletedWithErrors, JobState.Failed], JobState.Pending);
+            throw new JobStateException($"Job '{job.Name}' changed state while it was being resumed; try again.");
         }
         return Store.FindJob(id)!;
     }

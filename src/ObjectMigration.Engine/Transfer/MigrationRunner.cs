@@ -26,7 +26,8 @@ internal sealed class JobFatalException(string message, Exception? inner = null)
 /// </summary>
 public sealed class MigrationRunner
 {
-    private static readonly JobState[] StartableStates = [JobState.Pending, JobState.Paused, JobState.Interrupted, JobState.CompletedWithErrors, JobState.Running];
+    /// <summary>A runner starts only a Pending job: new, or made Pending again by MigrationEngine.PrepareResume.</summary>
+    private static readonly JobState[] StartableStates = [JobState.Pending];
 
     private readonly IStateStore _store;
     private readonly MigrationJob _job;

@@ -56,7 +56,7 @@ public sealed class SetCloudConnectorCommand : ObjectMigrationCmdlet
 [Cmdlet(VerbsCommon.Remove, "CloudConnector", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 public sealed class RemoveCloudConnectorCommand : ObjectMigrationCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(Completers.ConnectorNameCompleter))]
     public string[] Name { get; set; } = [];
 
