@@ -34,8 +34,12 @@ public sealed class MigrationEngine
 {
     private static readonly ConcurrentDictionary<string, MigrationEngine> Instances = new(StringComparer.Ordinal);
 
-    /// <summary>How long a Running job's heartbeat may be silent before the job counts as Interrupted.</summary>
-    public static TimeSpan StaleHeartbeat { get; set; } = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// How long a Running job's heartbeat (every half second) may be silent before the job counts as Interrupted;
+    /// OBJECTMIGRATION_STALE_SECONDS overrides the default of 10 s.
+    /// </summary>
+    public static TimeSpan StaleHeartbeat { get; set; } = TimeSpan.FromSeconds(
+        double.TryParse(Environment.GetEnvironmentVariable("OBJECTMIGRATION_STALE_SECONDS"), System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds > 0 ? seconds : 10);
 
     public IStateStore Store { get; }
     private readonly SecretProtector _secrets;

@@ -116,7 +116,7 @@ Describe 'A migration job, end to end' {
         (Get-Job -Name 'as-a-job').Id | Should -Be $psJob.Id
         $null = $psJob | Wait-Job -Timeout 120
         $psJob.State | Should -Be 'Completed'
-        (Receive-Job $psJob).State | Should -Be 'Completed'
+        (Receive-Job $psJob).Type | Should -Contain 'MigrationComplete'
         (Get-MigrationJob -Name 'as-a-job').State | Should -Be 'Completed'
     }
 }

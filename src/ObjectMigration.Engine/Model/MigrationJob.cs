@@ -98,6 +98,8 @@ public sealed class MigrationJobProgress
 
 public sealed class MigrationJobLogEntry
 {
+    /// <summary>Position in the job's log: increasing, so a reader can continue where it stopped.</summary>
+    public long Sequence { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public Guid JobId { get; set; }
     public LogType Type { get; set; }

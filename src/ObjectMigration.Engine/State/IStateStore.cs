@@ -25,6 +25,8 @@ public sealed class LogQuery
 {
     public LogType[] Types { get; set; } = [];
     public string[] KeyPatterns { get; set; } = [];
+    /// <summary>Only entries after this sequence number (a reader's cursor).</summary>
+    public long AfterSequence { get; set; }
     public int Skip { get; set; }
     public int First { get; set; } = int.MaxValue;
 }

@@ -499,8 +499,8 @@ public sealed class SqliteStateStore : IStateStore
 
     public IReadOnlyList<MigrationJobLogEntry> GetLogs(Guid id, LogQuery query)
     {
-        var where = "j.id = $id";
-        var parameters = new List<(string, object?)> { ("$id", id.ToString()) };
+        var where = "j.id = $id AND l.id > $after";
+        var parameters = new List<(string, object?)> { ("$id", id.ToString()), ("$after", query.AfterSequence) };
         if (query.Types.Length > 0)
         {
             where += $" AND l.type IN ({string.Join(",", query.Types.Select((_, i) => "$type" + i))})";
@@ -514,9 +514,10 @@ public sealed class SqliteStateStore : IStateStore
         parameters.Add(("$skip", query.Skip));
         parameters.Add(("$first", query.First == int.MaxValue ? -1 : query.First));
         return Query(
-            $"SELECT l.created_at, j.id, l.type, l.object_key, l.message FROM logs l JOIN jobs j ON j.seq = l.job_seq WHERE {where} ORDER BY l.id LIMIT $first OFFSET $skip",
+            $"SELECT l.created_at, j.id, l.type, l.object_key, l.message, l.id FROM logs l JOIN jobs j ON j.seq = l.job_seq WHERE {where} ORDER BY l.id LIMIT $first OFFSET $skip",
             r => new MigrationJobLogEntry
             {
+                Sequence = r.GetInt64(5),
                 CreatedAt = Parse(r.GetString(0)),
                 JobId = Guid.Parse(r.GetString(1)),
                 Type = Enum.TryParse<LogType>(r.GetString(2), out var type) ? type : LogType.MigrationError,

@@ -61,8 +61,7 @@ public sealed class ResumeMigrationJobCommand : JobTargetCmdlet
     {
         if (!ShouldProcess(job.Name, RetryFailed ? "Retry failed objects of migration job" : "Resume migration job")) return;
         var prepared = Engine.PrepareResume(job.Id, RetryFailed);
-        var psJob = new MigrationPSJob(Engine, prepared);
-        JobRepository.Add(psJob);
+        var psJob = MigrationJobSourceAdapter.Create(this, prepared.Id, prepared.Name);
         psJob.StartJob();
         if (AsJob) WriteObject(psJob);
         else WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, job.Id, null, showProgress: true, Cancellation) : Engine.GetJob(job.Id));

@@ -118,8 +118,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
                 return;
             }
             var job = Engine.CreateJob(request, unsavedSource);
-            var psJob = new MigrationPSJob(Engine, job);
-            JobRepository.Add(psJob);
+            var psJob = MigrationJobSourceAdapter.Create(this, job.Id, job.Name);
             psJob.StartJob();
             if (AsJob)
             {

@@ -38,13 +38,36 @@ public sealed class MigrationPSJob : Job2
         _run = Task.Run(RunAsync);
     }
 
+    private long _logCursor;
+
+    /// <summary>Receive-Job yields the job's log entries; they are pumped from the store while the job runs.</summary>
+    private void PumpLogs()
+    {
+        foreach (var entry in _engine.Store.GetLogs(MigrationJobId, new Engine.State.LogQuery { AfterSequence = _logCursor, First = 1000 }))
+        {
+            Output.Add(PSObject.AsPSObject(entry));
+            _logCursor = entry.Sequence;
+        }
+    }
+
+    private async Task PumpLogsWhileAsync(Task run)
+    {
+        while (!run.IsCompleted)
+        {
+            PumpLogs();
+            await Task.WhenAny(run, Task.Delay(500)).ConfigureAwait(false);
+        }
+        PumpLogs();
+    }
+
     private async Task RunAsync()
     {
         try
         {
-            var state = await _engine.RunJobAsync(MigrationJobId, null, _cancel.Token).ConfigureAwait(false);
+            var run = _engine.RunJobAsync(MigrationJobId, null, _cancel.Token);
+            await PumpLogsWhileAsync(run).ConfigureAwait(false);
+            var state = await run.ConfigureAwait(false);
             var job = _engine.Store.FindJob(MigrationJobId);
-            if (job is not null) Output.Add(PSObject.AsPSObject(job));
             switch (state)
             {
                 case MigrationState.Paused: SetJobState(JobState.Suspended); break;
@@ -68,7 +91,16 @@ public sealed class MigrationPSJob : Job2
         }
     }
 
-    public override void StartJobAsync() => StartJob();
+    public override void StartJobAsync() => Completing(StartJob, OnStartJobCompleted);
+
+    /// <summary>The *Async variants run the action off the caller's thread and raise the completion event that Stop-Job and friends wait for.</summary>
+    private static void Completing(Action action, Action<System.ComponentModel.AsyncCompletedEventArgs> completed) => Task.Run(() =>
+    {
+        Exception? error = null;
+        try { action(); }
+        catch (Exception e) { error = e; }
+        completed(new System.ComponentModel.AsyncCompletedEventArgs(error, false, null));
+    });
 
     public override void StopJob() => StopJob(false, "");
 
@@ -76,13 +108,28 @@ public sealed class MigrationPSJob : Job2
     {
         if (JobStateInfo.State is JobState.Completed or JobState.Failed or JobState.Stopped) return;
         SetJobState(JobState.Stopping);
-        _engine.Store.SetControlRequest(MigrationJobId, ControlRequest.Stop);
-        _cancel.Cancel();
-        _run?.Wait();
+        if (_run is { IsCompleted: false } run)
+        {
+            // The runner settles the job as Cancelled and aborts its uploads; RunAsync then marks this job Stopped.
+            _engine.Store.SetControlRequest(MigrationJobId, ControlRequest.Stop);
+            _cancel.Cancel();
+            run.GetAwaiter().GetResult();
+            return;
+        }
+        try
+        {
+            // Suspended here: no runner, so the engine cancels the stored job itself.
+            _engine.RequestStopAsync(MigrationJobId, CancellationToken.None).GetAwaiter().GetResult();
+        }
+        catch (JobStateException)
+        {
+            // Already finished elsewhere.
+        }
+        SetJobState(JobState.Stopped);
     }
 
     public override void StopJobAsync() => StopJobAsync(false, "");
-    public override void StopJobAsync(bool force, string reason) => Task.Run(() => StopJob(force, reason));
+    public override void StopJobAsync(bool force, string reason) => Completing(() => StopJob(force, reason), OnStopJobCompleted);
 
     public override void SuspendJob() => SuspendJob(false, "");
 
@@ -95,7 +142,7 @@ public sealed class MigrationPSJob : Job2
     }
 
     public override void SuspendJobAsync() => SuspendJobAsync(false, "");
-    public override void SuspendJobAsync(bool force, string reason) => Task.Run(() => SuspendJob(force, reason));
+    public override void SuspendJobAsync(bool force, string reason) => Completing(() => SuspendJob(force, reason), OnSuspendJobCompleted);
 
     public override void ResumeJob()
     {
@@ -105,9 +152,9 @@ public sealed class MigrationPSJob : Job2
         StartJob();
     }
 
-    public override void ResumeJobAsync() => Task.Run(ResumeJob);
+    public override void ResumeJobAsync() => Completing(ResumeJob, OnResumeJobCompleted);
     public override void UnblockJob() => throw new NotSupportedException("A migration job never blocks for input.");
-    public override void UnblockJobAsync() => UnblockJob();
+    public override void UnblockJobAsync() => Completing(UnblockJob, OnUnblockJobCompleted);
 
     protected override void Dispose(bool disposing)
     {
