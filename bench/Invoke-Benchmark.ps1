@@ -1,23 +1,156 @@
 <#
 .SYNOPSIS
-    Benchmarks, run by build.ps1 -Task Bench (not by CI). Prints the tables and writes bench/results.md.
+    Benchmarks, run by build.ps1 -Task Bench (not by CI). Writes bench/results.md and prints it.
+.DESCRIPTION
+    1. Whole-job memory over a synthetic bucket (issue 3).
+    2. ObjectMigration against rclone copy and against a bare-SDK limit loop, at equal concurrency, on the same
+       loopback endpoints: an s3rver pair, and Ceph RGW through two gateways (issue 6).
 #>
-param([Parameter(Mandatory)][string] $ModulePath)
-$ErrorActionPreference = 'Stop'
-$rows = foreach ($count in 10000, 100000, 300000) {
-    $row = & dotnet run -c Release --project (Join-Path $PSScriptRoot 'ListingMemory/ListingMemory.csproj') -- $count | Select-Object -Last 1
-    if ($LASTEXITCODE -ne 0) { throw "ListingMemory $count failed: $row" }
-    $row
-}
-$machine = "$([Environment]::ProcessorCount) cores, .NET $([Environment]::Version), $(Get-Date -Format 'yyyy-MM-dd')"
-$table = @(
-    '## Whole-job memory over a synthetic bucket (issue 3)'
-    ''
-    "Synthetic lister of 1 KiB objects into a discarding target: listing, SQLite state, scheduling and copies all run. $machine."
-    ''
-    '| objects | state | transferred | wall | objects/s | peak working set |'
-    '|---:|---|---:|---:|---:|---:|'
-    $rows
+param(
+    [Parameter(Mandatory)][string] $ModulePath,
+    [int] $Concurrency = 16,
+    [ValidateSet('s3rver', 'ceph')][string[]] $Fixture = @('s3rver', 'ceph'),
+    [ValidateSet('small', 'large', 'mixed')][string[]] $Workload = @('small', 'large', 'mixed'),
+    [switch] $SkipMemory
 )
-$table | Write-Host
-Set-Content -Path (Join-Path $PSScriptRoot 'results.md') -Value (@('# Benchmark results', '') + $table)
+$ErrorActionPreference = 'Stop'
+$Root = Split-Path $PSScriptRoot
+Import-Module (Join-Path $Root 'tests/Fixtures/S3Fixtures.psm1') -Force
+
+$benchProject = Join-Path $PSScriptRoot 'ObjectMigration.Bench/ObjectMigration.Bench.csproj'
+& dotnet build -c Release $benchProject --nologo -v quiet | Out-Host
+if ($LASTEXITCODE -ne 0) { throw 'The benchmark tool did not build.' }
+$benchDll = Join-Path $PSScriptRoot 'ObjectMigration.Bench/bin/Release/net10.0/ObjectMigration.Bench.dll'
+$pwshHost = [Environment]::ProcessPath
+$pwshArguments = @(if ([System.IO.Path]::GetFileNameWithoutExtension($pwshHost) -eq 'dotnet') { [Environment]::GetCommandLineArgs()[0] })
+
+function Invoke-Bench { & dotnet $benchDll @args; if ($LASTEXITCODE -ne 0) { throw "bench tool $($args[0]) failed ($LASTEXITCODE)" } }
+
+# Wall time, CPU seconds and peak resident memory of one external command, by GNU time.
+function Measure-Run {
+    param([string] $Command, [string[]] $Arguments, [hashtable] $Environment = @{})
+    $timing = [System.IO.Path]::GetTempFileName()
+    $saved = @{}
+    foreach ($name in $Environment.Keys) { $saved[$name] = [Environment]::GetEnvironmentVariable($name); [Environment]::SetEnvironmentVariable($name, $Environment[$name]) }
+    try {
+        $output = & /usr/bin/time -f '%e %U %S %M' -o $timing $Command @Arguments 2>&1
+        $exit = $LASTEXITCODE
+    } finally {
+        foreach ($name in $saved.Keys) { [Environment]::SetEnvironmentVariable($name, $saved[$name]) }
+    }
+    $fields = (Get-Content $timing | Select-Object -Last 1) -split ' '
+    Remove-Item $timing
+    if ($exit -ne 0) { throw "$Command failed ($exit): $($output | Select-Object -Last 5 | Out-String)" }
+    [pscustomobject]@{ Wall = [double]$fields[0]; Cpu = [double]$fields[1] + [double]$fields[2]; PeakMB = [double]$fields[3] / 1024; Output = $output }
+}
+
+$rows = [System.Collections.Generic.List[object]]::new()
+$lines = @('# Benchmark results', '')
+
+if (-not $SkipMemory) {
+    $memoryRows = foreach ($count in 10000, 100000, 300000) { Invoke-Bench listing-memory $count | Select-Object -Last 1 }
+    $lines += @(
+        '## Whole-job memory over a synthetic bucket (issue 3)', ''
+        "Synthetic lister of 1 KiB objects into a discarding target: listing, SQLite state, scheduling and copies all run. $([Environment]::ProcessorCount) cores."
+        '', '| objects | state | transferred | wall | objects/s | peak working set |', '|---:|---|---:|---:|---:|---:|'
+    ) + $memoryRows + ''
+}
+
+if (-not (Get-Command rclone -ErrorAction SilentlyContinue)) {
+    Write-Host 'Installing rclone from Debian packages...'
+    & apt-get install -y -qq --no-install-recommends rclone | Out-Host
+}
+
+$fixtures = @{}
+try {
+    if ('s3rver' -in $Fixture) {
+        $a = Start-S3rverFixture -Name bench-source; $b = Start-S3rverFixture -Name bench-target
+        $fixtures.s3rver = [pscustomobject]@{ Source = $a; Target = $b; SourceEndpoint = $a.Endpoint; TargetEndpoint = $b.Endpoint; Stop = @($a, $b) }
+    }
+    if ('ceph' -in $Fixture) {
+        $c = Start-CephRgwFixture -Gateways 2 -MemstoreBytes 12GB
+        $fixtures.ceph = [pscustomobject]@{ Source = $c; Target = $c; SourceEndpoint = $c.Endpoints[0]; TargetEndpoint = $c.Endpoints[1]; Stop = @($c) }
+    }
+    foreach ($name in $Fixture) {
+        $f = $fixtures[$name]
+        $src = $f.Source; $dst = $f.Target
+        $rcloneEnv = @{
+            RCLONE_CONFIG_SRC_TYPE = 's3'; RCLONE_CONFIG_SRC_PROVIDER = 'Other'; RCLONE_CONFIG_SRC_ENDPOINT = $f.SourceEndpoint
+            RCLONE_CONFIG_SRC_ACCESS_KEY_ID = $src.AccessKey; RCLONE_CONFIG_SRC_SECRET_ACCESS_KEY = $src.SecretKey; RCLONE_CONFIG_SRC_REGION = 'us-east-1'
+            RCLONE_CONFIG_DST_TYPE = 's3'; RCLONE_CONFIG_DST_PROVIDER = 'Other'; RCLONE_CONFIG_DST_ENDPOINT = $f.TargetEndpoint
+            RCLONE_CONFIG_DST_ACCESS_KEY_ID = $dst.AccessKey; RCLONE_CONFIG_DST_SECRET_ACCESS_KEY = $dst.SecretKey; RCLONE_CONFIG_DST_REGION = 'us-east-1'
+        }
+        foreach ($load in $Workload) {
+            $sourceBucket = "bench-src-$load"
+            Write-Host "[$name/$load] seeding $sourceBucket ..."
+            Invoke-Bench seed $f.SourceEndpoint $src.AccessKey $src.SecretKey $sourceBucket $load
+            $objects = switch ($load) { 'small' { 5000 } 'large' { 4 } 'mixed' { 2000 } }
+            $bytes = [double](& dotnet $benchDll seed-size $load 2>$null | Select-Object -Last 1)
+            $home0 = Join-Path ([System.IO.Path]::GetTempPath()) ('om-bench-home-' + [guid]::NewGuid().ToString('n').Substring(0, 8))
+            $tools = [ordered]@{
+                ours   = { param($target)
+                    $script = @"
+`$env:OBJECTMIGRATION_HOME = '$home0'; Import-Module '$ModulePath'
+if (-not (Get-CloudConnector -Name src -ErrorAction SilentlyContinue)) {
+  New-CloudConnector -Name src -Endpoint '$($f.SourceEndpoint)' -Credential ([pscredential]::new('$($src.AccessKey)', (ConvertTo-SecureString '$($src.SecretKey)' -AsPlainText -Force)))
+  New-CloudConnector -Name dst -Endpoint '$($f.TargetEndpoint)' -Credential ([pscredential]::new('$($dst.AccessKey)', (ConvertTo-SecureString '$($dst.SecretKey)' -AsPlainText -Force)))
+}
+`$ProgressPreference = 'SilentlyContinue'
+`$job = New-MigrationJob -SourceConnector src -SourceBucket $sourceBucket -TargetConnector dst -TargetBucket $target -Concurrency $Concurrency -Wait
+if (`$job.State -ne 'Completed') { Write-Error "job `$(`$job.State)"; exit 1 }
+'JOBSECONDS ' + (`$job.FinishedAt - `$job.StartedAt).TotalSeconds
+"@
+                    Measure-Run $pwshHost ($pwshArguments + @('-NoProfile', '-NonInteractive', '-Command', $script)) }
+                rclone = { param($target) Measure-Run rclone @('copy', "src:$sourceBucket", "dst:$target", '--transfers', "$Concurrency", '--checkers', "$Concurrency") $rcloneEnv }
+                limit  = { param($target) Measure-Run dotnet @($benchDll, 'limit', $f.SourceEndpoint, $src.AccessKey, $src.SecretKey, $sourceBucket, $f.TargetEndpoint, $dst.AccessKey, $dst.SecretKey, $target, "$Concurrency") }
+            }
+            $results = @{}
+            foreach ($tool in $tools.Keys) {
+                $target = "bench-dst-$tool-$load"
+                Write-Host "[$name/$load] $tool ..."
+                $run = & $tools[$tool] $target
+                $results[$tool] = $run
+                $jobSeconds = ($run.Output | Where-Object { "$_" -like 'JOBSECONDS *' } | Select-Object -Last 1) -replace 'JOBSECONDS ', ''
+                $rows.Add([pscustomobject]@{ Fixture = $name; Workload = $load; Tool = $tool; Wall = $run.Wall; Job = $jobSeconds; Objects = $objects; Bytes = $bytes; Cpu = $run.Cpu; PeakMB = $run.PeakMB })
+                if ($load -eq 'small' -and $tool -ne 'limit') {
+                    Write-Host "[$name/re-run] $tool ..."
+                    $again = & $tools[$tool] $target
+                    $jobSeconds = ($again.Output | Where-Object { "$_" -like 'JOBSECONDS *' } | Select-Object -Last 1) -replace 'JOBSECONDS ', ''
+                    $rows.Add([pscustomobject]@{ Fixture = $name; Workload = 're-run'; Tool = $tool; Wall = $again.Wall; Job = $jobSeconds; Objects = $objects; Bytes = 0; Cpu = $again.Cpu; PeakMB = $again.PeakMB })
+                }
+                Invoke-Bench purge $f.TargetEndpoint $dst.AccessKey $dst.SecretKey $target
+            }
+            Invoke-Bench purge $f.SourceEndpoint $src.AccessKey $src.SecretKey $sourceBucket
+            Remove-Item -Recurse -Force $home0 -ErrorAction SilentlyContinue
+        }
+    }
+} finally {
+    foreach ($f in $fixtures.Values) { $f.Stop | Stop-S3Fixture }
+}
+
+$table = @(
+    "## ObjectMigration vs rclone vs the limit (issue 6)", ''
+    "Concurrency $Concurrency for all three (rclone: --transfers and --checkers). Wall includes process start (pwsh + module import for ours);"
+    "'job' is the migration job's own StartedAt..FinishedAt. Ratios are of objects/s (re-run: of wall time, inverted). rclone $((rclone version 2>$null | Select-Object -First 1) -replace 'rclone ', ''), $([Environment]::ProcessorCount) cores, $(Get-Date -Format 'yyyy-MM-dd')."
+    '', '| fixture | workload | tool | wall s | job s | objects/s | MB/s | CPU s | CPU ms/object | peak MB | ours/rclone | ours/limit |'
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
+)
+foreach ($row in $rows) {
+    $ops = $row.Objects / $row.Wall
+    $mbs = $row.Bytes / 1MB / $row.Wall
+    $peer = { param($tool) $rows | Where-Object { $_.Fixture -eq $row.Fixture -and $_.Workload -eq $row.Workload -and $_.Tool -eq $tool } | Select-Object -First 1 }
+    $vsRclone = ''; $vsLimit = ''
+    if ($row.Tool -eq 'ours') {
+        $r = & $peer 'rclone'; $l = & $peer 'limit'
+        if ($r) { $vsRclone = '{0:N2}' -f ($r.Wall / $row.Wall) }
+        if ($l) { $vsLimit = '{0:N2}' -f ($l.Wall / $row.Wall) }
+    }
+    $table += '| {0} | {1} | {2} | {3:N1} | {4} | {5:N0} | {6:N1} | {7:N1} | {8:N2} | {9:N0} | {10} | {11} |' -f $row.Fixture, $row.Workload, $row.Tool, $row.Wall,
+        ($(if ($row.Job) { '{0:N1}' -f [double]$row.Job } else { '' })), $ops, $mbs, $row.Cpu, (1000 * $row.Cpu / $row.Objects), $row.PeakMB, $vsRclone, $vsLimit
+}
+$lines += $table
+$lines | Write-Host
+$history = Join-Path $PSScriptRoot 'results.md'
+$previous = if (Test-Path $history) { (Get-Content $history -Raw) -split '(?m)^## History\s*$', 2 } else { @('', '') }
+$historyText = if ($previous.Count -gt 1) { $previous[1].Trim() } else { '' }
+Set-Content -Path $history -Value (($lines + '', '## History', '', $historyText) -join [Environment]::NewLine)

@@ -5,40 +5,48 @@ using ObjectMigration.Engine.State;
 using ObjectMigration.Engine.Storage;
 using ObjectMigration.Engine.Transfer;
 
-// Usage: ListingMemory [objectCount]. Prints one markdown table row.
-var count = args.Length > 0 ? int.Parse(args[0]) : 100_000;
-var home = Path.Combine(Path.GetTempPath(), "om-bench-" + Guid.NewGuid().ToString("n")[..8]);
-var engine = MigrationEngine.Open(home);
-var source = engine.AddConnector(new CloudConnector { Name = "synthetic-source", Endpoint = "http://127.0.0.1:1" }, "a", "b", false);
-var target = engine.AddConnector(new CloudConnector { Name = "synthetic-target", Endpoint = "http://127.0.0.1:2" }, "a", "b", false);
-var job = engine.CreateJob(new MigrationJobRequest { SourceConnector = source.Name, SourceBucket = "src", TargetConnector = target.Name, TargetBucket = "dst", Overwrite = OverwriteMode.Always });
+namespace ObjectMigration.Bench;
 
-long peak = 0;
-using var sampling = new CancellationTokenSource();
-var sampler = Task.Run(async () =>
+/// <summary>Memory of a whole job over a synthetic bucket: listing, state store, scheduling and copies all run.</summary>
+internal static class ListingMemory
 {
-    var process = Process.GetCurrentProcess();
-    while (!sampling.IsCancellationRequested)
+    /// <summary>Prints one markdown table row; exit code 0 when every object was copied.</summary>
+    public static async Task<int> RunAsync(int count)
     {
-        process.Refresh();
-        peak = Math.Max(peak, process.WorkingSet64);
-        try { await Task.Delay(50, sampling.Token); } catch (OperationCanceledException) { }
+        var home = Path.Combine(Path.GetTempPath(), "om-bench-" + Guid.NewGuid().ToString("n")[..8]);
+        var engine = MigrationEngine.Open(home);
+        var source = engine.AddConnector(new CloudConnector { Name = "synthetic-source", Endpoint = "http://127.0.0.1:1" }, "a", "b", false);
+        var target = engine.AddConnector(new CloudConnector { Name = "synthetic-target", Endpoint = "http://127.0.0.1:2" }, "a", "b", false);
+        var job = engine.CreateJob(new MigrationJobRequest { SourceConnector = source.Name, SourceBucket = "src", TargetConnector = target.Name, TargetBucket = "dst", Overwrite = OverwriteMode.Always });
+
+        long peak = 0;
+        using var sampling = new CancellationTokenSource();
+        var sampler = Task.Run(async () =>
+        {
+            var process = Process.GetCurrentProcess();
+            while (!sampling.IsCancellationRequested)
+            {
+                process.Refresh();
+                peak = Math.Max(peak, process.WorkingSet64);
+                try { await Task.Delay(50, sampling.Token); } catch (OperationCanceledException) { }
+            }
+        });
+        var clock = Stopwatch.StartNew();
+        var runner = new MigrationRunner(engine.Store, engine.GetJob(job.Id), new SyntheticSource(count), new DiscardingTarget());
+        var state = await runner.RunAsync(CancellationToken.None);
+        clock.Stop();
+        sampling.Cancel();
+        await sampler;
+        var progress = engine.Store.GetProgress(job.Id);
+        Console.WriteLine($"| {count:N0} | {state} | {progress.TransferredObjects:N0} | {clock.Elapsed.TotalSeconds:F1} s | {count / clock.Elapsed.TotalSeconds:N0} | {peak / 1048576.0:F0} MB |");
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Directory.Delete(home, recursive: true);
+        return state == JobState.Completed && progress.TransferredObjects == count ? 0 : 1;
     }
-});
-var clock = Stopwatch.StartNew();
-var runner = new MigrationRunner(engine.Store, engine.GetJob(job.Id), new SyntheticSource(count), new DiscardingTarget());
-var state = await runner.RunAsync(CancellationToken.None);
-clock.Stop();
-sampling.Cancel();
-await sampler;
-var progress = engine.Store.GetProgress(job.Id);
-Console.WriteLine($"| {count:N0} | {state} | {progress.TransferredObjects:N0} | {clock.Elapsed.TotalSeconds:F1} s | {count / clock.Elapsed.TotalSeconds:N0} | {peak / 1048576.0:F0} MB |");
-Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-Directory.Delete(home, recursive: true);
-return state == JobState.Completed && progress.TransferredObjects == count ? 0 : 1;
+}
 
 /// <summary>A bucket of <paramref name="count"/> 1 KiB objects that exists only as arithmetic.</summary>
-sealed class SyntheticSource(int count) : IObjectStore
+internal sealed class SyntheticSource(int count) : IObjectStore
 {
     private const int Size = 1024;
     public string ServerSideCopyKey => "synthetic-source";
@@ -73,7 +81,7 @@ sealed class SyntheticSource(int count) : IObjectStore
 }
 
 /// <summary>A target that reads every body to the end and keeps nothing.</summary>
-sealed class DiscardingTarget : IObjectStore
+internal sealed class DiscardingTarget : IObjectStore
 {
     public string ServerSideCopyKey => "discarding-target";
     public bool StreamsUploads => true;

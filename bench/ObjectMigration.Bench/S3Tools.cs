@@ -1,0 +1,96 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Amazon.Runtime;
+using Amazon.S3;
+using Amazon.S3.Model;
+
+namespace ObjectMigration.Bench;
+
+/// <summary>Seeding, purging and the bare-SDK limit loop, for the comparison benchmark.</summary>
+internal static class S3Tools
+{
+    public static AmazonS3Client Client(string endpoint, string accessKey, string secret, int connections) => new(
+        new BasicAWSCredentials(accessKey, secret),
+        new AmazonS3Config
+        {
+            ServiceURL = endpoint,
+            ForcePathStyle = true,
+            AuthenticationRegion = "us-east-1",
+            RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
+            ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
+            MaxConnectionsPerServer = connections,
+            Timeout = TimeSpan.FromMinutes(10),
+        });
+
+    /// <summary>The workloads of issue 6, as (key, size) lists; sizes are deterministic.</summary>
+    public static IReadOnlyList<(string Key, long Size)> Workload(string name)
+    {
+        var random = new Random(6);
+        return name switch
+        {
+            "small" => Enumerable.Range(0, 5000).Select(i => ($"small/{i:d5}.bin", 16L * 1024)).ToList(),
+            "large" => Enumerable.Range(0, 4).Select(i => ($"large/{i}.bin", 256L * 1024 * 1024)).ToList(),
+            // Log-uniform from 0 B to 8 MiB.
+            "mixed" => Enumerable.Range(0, 2000).Select(i => ($"mixed/{i:d5}.bin", (long)Math.Floor(Math.Exp(random.NextDouble() * Math.Log(8.0 * 1024 * 1024 + 1)) - 1))).ToList(),
+            _ => throw new ArgumentException($"Unknown workload '{name}': small, large or mixed."),
+        };
+    }
+
+    public static async Task SeedAsync(AmazonS3Client client, string bucket, string workload, int concurrency)
+    {
+        try { await client.PutBucketAsync(bucket); } catch (AmazonS3Exception e) when (e.ErrorCode is "BucketAlreadyOwnedByYou" or "BucketAlreadyExists") { }
+        var items = Workload(workload);
+        var block = new byte[1024 * 1024];
+        new Random(1).NextBytes(block);
+        await Parallel.ForEachAsync(items, new ParallelOptions { MaxDegreeOfParallelism = concurrency }, async (item, ct) =>
+        {
+            var body = new byte[item.Size];
+            for (long offset = 0; offset < item.Size; offset += block.Length) Array.Copy(block, 0, body, offset, Math.Min(block.Length, item.Size - offset));
+            BitConverter.TryWriteBytes(body.AsSpan(0, Math.Min(8, body.Length)), item.Key.GetHashCode());
+            await client.PutObjectAsync(new PutObjectRequest { BucketName = bucket, Key = item.Key, InputStream = new MemoryStream(body), UseChunkEncoding = false }, ct);
+        });
+    }
+
+    public static async Task PurgeAsync(AmazonS3Client client, string bucket)
+    {
+        var request = new ListObjectsV2Request { BucketName = bucket };
+        ListObjectsV2Response page;
+        try
+        {
+            do
+            {
+                page = await client.ListObjectsV2Async(request);
+                var keys = (page.S3Objects ?? []).Select(o => new KeyVersion { Key = o.Key }).ToList();
+                if (keys.Count > 0) await client.DeleteObjectsAsync(new DeleteObjectsRequest { BucketName = bucket, Objects = keys });
+                request.ContinuationToken = page.NextContinuationToken;
+            }
+            while (page.IsTruncated == true);
+            await client.DeleteBucketAsync(bucket);
+        }
+        catch (AmazonS3Exception e) when (e.ErrorCode == "NoSuchBucket") { }
+    }
+
+    /// <summary>The limit: list, then a plain parallel GET + PUT of whole objects with the bare SDK and no state.</summary>
+    public static async Task LimitAsync(AmazonS3Client source, string sourceBucket, AmazonS3Client target, string targetBucket, int concurrency)
+    {
+        try { await target.PutBucketAsync(targetBucket); } catch (AmazonS3Exception e) when (e.ErrorCode is "BucketAlreadyOwnedByYou" or "BucketAlreadyExists") { }
+        var keys = new ConcurrentQueue<(string Key, long Size)>();
+        var request = new ListObjectsV2Request { BucketName = sourceBucket };
+        ListObjectsV2Response page;
+        do
+        {
+            page = await source.ListObjectsV2Async(request);
+            foreach (var o in page.S3Objects ?? []) keys.Enqueue((o.Key, o.Size ?? 0));
+            request.ContinuationToken = page.NextContinuationToken;
+        }
+        while (page.IsTruncated == true);
+        await Parallel.ForEachAsync(keys, new ParallelOptions { MaxDegreeOfParallelism = concurrency }, async (item, ct) =>
+        {
+            using var response = await source.GetObjectAsync(sourceBucket, item.Key, ct);
+            var body = new MemoryStream((int)item.Size);
+            await response.ResponseStream.CopyToAsync(body, ct);
+            body.Position = 0;
+            await target.PutObjectAsync(new PutObjectRequest { BucketName = targetBucket, Key = item.Key, InputStream = body, UseChunkEncoding = false, ContentType = response.Headers.ContentType }, ct);
+        });
+    }
+}
