@@ -79,6 +79,8 @@ try {
             RCLONE_CONFIG_SRC_ACCESS_KEY_ID = $src.AccessKey; RCLONE_CONFIG_SRC_SECRET_ACCESS_KEY = $src.SecretKey; RCLONE_CONFIG_SRC_REGION = 'us-east-1'
             RCLONE_CONFIG_DST_TYPE = 's3'; RCLONE_CONFIG_DST_PROVIDER = 'Other'; RCLONE_CONFIG_DST_ENDPOINT = $f.TargetEndpoint
             RCLONE_CONFIG_DST_ACCESS_KEY_ID = $dst.AccessKey; RCLONE_CONFIG_DST_SECRET_ACCESS_KEY = $dst.SecretKey; RCLONE_CONFIG_DST_REGION = 'us-east-1'
+            # Debian's rclone refuses a custom CA bundle with its HTTP transport; these endpoints are plain HTTP anyway.
+            AWS_CA_BUNDLE = ''
         }
         foreach ($load in $Workload) {
             $sourceBucket = "bench-src-$load"
@@ -89,6 +91,8 @@ try {
             $home0 = Join-Path ([System.IO.Path]::GetTempPath()) ('om-bench-home-' + [guid]::NewGuid().ToString('n').Substring(0, 8))
             $tools = [ordered]@{
                 ours   = { param($target)
+                    # Like R2 Super Slurper, a migration job copies into an existing bucket.
+                    if ($target -notin $created) { Invoke-Bench mkbucket $f.TargetEndpoint $dst.AccessKey $dst.SecretKey $target | Out-Null; $created.Add($target) }
                     $script = @"
 `$env:OBJECTMIGRATION_HOME = '$home0'; Import-Module '$ModulePath'
 if (-not (Get-CloudConnector -Name src -ErrorAction SilentlyContinue)) {
@@ -105,6 +109,7 @@ if (`$job.State -ne 'Completed') { Write-Error "job `$(`$job.State)"; exit 1 }
                 limit  = { param($target) Measure-Run dotnet @($benchDll, 'limit', $f.SourceEndpoint, $src.AccessKey, $src.SecretKey, $sourceBucket, $f.TargetEndpoint, $dst.AccessKey, $dst.SecretKey, $target, "$Concurrency") }
             }
             $results = @{}
+            $created = [System.Collections.Generic.List[string]]::new()
             foreach ($tool in $tools.Keys) {
                 $target = "bench-dst-$tool-$load"
                 Write-Host "[$name/$load] $tool ..."

@@ -8,8 +8,26 @@ switch (args.FirstOrDefault())
     case "seed":
         using (var client = S3Tools.Client(args[1], args[2], args[3], 32)) await S3Tools.SeedAsync(client, args[4], args[5], 16);
         return 0;
+    case "engine":
+    {
+        // The engine alone, without PowerShell: engine SRC KEY SECRET BUCKET DST KEY SECRET BUCKET CONCURRENCY
+        var home = Path.Combine(Path.GetTempPath(), "om-bench-engine-" + Guid.NewGuid().ToString("n")[..8]);
+        var engine = ObjectMigration.Engine.MigrationEngine.Open(home);
+        engine.AddConnector(new ObjectMigration.Engine.Model.CloudConnector { Name = "src", Endpoint = args[1] }, args[2], args[3], false);
+        engine.AddConnector(new ObjectMigration.Engine.Model.CloudConnector { Name = "dst", Endpoint = args[5] }, args[6], args[7], false);
+        var job = engine.CreateJob(new ObjectMigration.Engine.Model.MigrationJobRequest
+        {
+            SourceConnector = "src", SourceBucket = args[4], TargetConnector = "dst", TargetBucket = args[8], Concurrency = int.Parse(args[9]),
+        });
+        var state = await engine.RunJobAsync(job.Id, null, CancellationToken.None);
+        Console.WriteLine($"{state} {(engine.GetJob(job.Id).FinishedAt - engine.GetJob(job.Id).StartedAt)?.TotalSeconds}");
+        return state == ObjectMigration.Engine.Model.JobState.Completed ? 0 : 1;
+    }
     case "seed-size":
         Console.WriteLine(S3Tools.Workload(args[1]).Sum(o => o.Size));
+        return 0;
+    case "mkbucket":
+        using (var client = S3Tools.Client(args[1], args[2], args[3], 4)) await client.PutBucketAsync(args[4]);
         return 0;
     case "purge":
         using (var client = S3Tools.Client(args[1], args[2], args[3], 32)) await S3Tools.PurgeAsync(client, args[4]);
