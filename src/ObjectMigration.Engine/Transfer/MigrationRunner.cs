@@ -341,7 +341,8 @@ public sealed class MigrationRunner
 
     private async Task<ObjectResult> CopyStreamingAsync(PendingObject o, CancellationToken ct)
     {
-        using var download = await _source.GetAsync(_job.SourceBucket, o.Key, null, null, ct).ConfigureAwait(false);
+        // From byte 0 with no end: the whole object (an empty one takes no range, which it could not satisfy).
+        using var download = await _source.GetAsync(_job.SourceBucket, o.Key, o.Size > 0 ? 0 : null, null, ct).ConfigureAwait(false);
         if (_selector.ContentTypeSkip(o.Key, o.Size, download.Head.Metadata.ContentType) is { } skip) return skip;
         var size = download.Head.Size;
         // Where the source ETag is the content MD5, the target checks the bytes it receives against it.
