@@ -15,8 +15,6 @@ internal sealed class JobCounters
     private double _bytesRate;
     private double _objectsRate;
 
-    public long Retries => Interlocked.Read(ref _retries);
-
     public void AddBytes(long bytes) => Interlocked.Add(ref _bytes, bytes);
 
     public void Add(ObjectResult result)

@@ -63,7 +63,6 @@ public interface IStateStore
     void Heartbeat(Guid id, string runnerId);
     /// <summary>Marks Running jobs whose heartbeat is older than <paramref name="staleAfter"/> as Interrupted.</summary>
     int MarkStaleJobsInterrupted(TimeSpan staleAfter);
-    DateTimeOffset? GetHeartbeat(Guid id);
 
     // Listing checkpoints
     (string? Token, bool Done) GetListingCheckpoint(Guid id, bool target);

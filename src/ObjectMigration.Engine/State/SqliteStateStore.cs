@@ -260,9 +260,6 @@ public sealed class SqliteStateStore : IStateStore
     public void Heartbeat(Guid id, string runnerId) =>
         Execute("UPDATE jobs SET heartbeat_at = $now, runner = $runner WHERE id = $id", ("$id", id.ToString()), ("$now", Now()), ("$runner", runnerId));
 
-    public DateTimeOffset? GetHeartbeat(Guid id) =>
-        Query("SELECT heartbeat_at FROM jobs WHERE id = $id", r => ParseOrNull(r.GetValue(0)), ("$id", id.ToString())).FirstOrDefault();
-
     public int MarkStaleJobsInterrupted(TimeSpan staleAfter) =>
         Execute("UPDATE jobs SET state = 'Interrupted', phase = NULL WHERE state = 'Running' AND (heartbeat_at IS NULL OR heartbeat_at < $cutoff)",
             ("$cutoff", Format(DateTimeOffset.UtcNow - staleAfter)));
@@ -320,22 +317,22 @@ public sealed class SqliteStateStore : IStateStore
 
     public IReadOnlyList<PendingObject> GetPendingObjects(Guid id, string afterKey, int limit)
     {
+        // One statement: the job's target prefix and listing state come from the join, not from extra round trips.
         using var connection = Open();
-        var seq = JobSeq(connection, id);
-        var targetListed = GetListingCheckpoint(id, target: true).Done;
         using var command = Command(connection,
-            @"SELECT o.key, o.size, o.etag, o.last_modified, o.storage_class, t.size, t.etag, t.last_modified
-              FROM objects o
-              LEFT JOIN target_objects t ON t.job_seq = o.job_seq AND t.key = (SELECT target_prefix FROM jobs WHERE seq = $seq) || o.key
-              WHERE o.job_seq = $seq AND o.outcome = 0 AND o.key > $after ORDER BY o.key LIMIT $limit",
-            ("$seq", seq), ("$after", afterKey), ("$limit", limit));
+            @"SELECT o.key, o.size, o.etag, o.last_modified, o.storage_class, t.size, t.etag, t.last_modified, j.target_listing_done
+              FROM jobs j
+              JOIN objects o ON o.job_seq = j.seq
+              LEFT JOIN target_objects t ON t.job_seq = j.seq AND t.key = j.target_prefix || o.key
+              WHERE j.id = $id AND o.outcome = 0 AND o.key > $after ORDER BY o.key LIMIT $limit",
+            ("$id", id.ToString()), ("$after", afterKey), ("$limit", limit));
         using var r = command.ExecuteReader();
         var rows = new List<PendingObject>(limit);
         while (r.Read())
         {
             rows.Add(new PendingObject(r.GetString(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2), Parse(r.GetString(3)),
                 r.IsDBNull(4) ? null : r.GetString(4),
-                r.IsDBNull(5) ? null : r.GetInt64(5), r.IsDBNull(6) ? null : r.GetString(6), ParseOrNull(r.GetValue(7)), targetListed));
+                r.IsDBNull(5) ? null : r.GetInt64(5), r.IsDBNull(6) ? null : r.GetString(6), ParseOrNull(r.GetValue(7)), r.GetInt64(8) != 0));
         }
         return rows;
     }

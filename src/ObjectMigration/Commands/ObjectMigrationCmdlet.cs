@@ -61,6 +61,4 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
         if (!string.IsNullOrEmpty(profileName)) return CredentialSources.FromProfile(profileName);
         return CredentialSources.FromEnvironment();
     }
-
-    protected void ThrowFailure(Exception e, object? target) => ThrowTerminatingError(ToErrorRecord(e, target));
 }
