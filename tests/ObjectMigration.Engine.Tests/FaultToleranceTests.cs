@@ -96,7 +96,8 @@ public sealed class FaultToleranceTests : IAsyncLifetime
 
         var job = await RunAsync(source, target, options: PatientRetries);
 
-        Assert.Equal(JobState.Completed, job.State);
+        var failures = string.Join("; ", _engine.Store.GetLogs(job.Id, new LogQuery { Types = [LogType.MigrationError, LogType.ImportErrorRetryExhaustion] }).Select(l => l.Message));
+        Assert.True(job.State == JobState.Completed, $"{job.State}: {failures}");
         var progress = _engine.Store.GetProgress(job.Id);
         Assert.Equal(20, progress.TransferredObjects);
         Assert.Equal(0, progress.FailedObjects);

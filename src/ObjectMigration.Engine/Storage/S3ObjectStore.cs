@@ -254,7 +254,7 @@ public sealed class S3ObjectStore : IObjectStore
             var response = await _client.GetObjectAsync(request, cancellationToken).ConfigureAwait(false);
             var metadata = ReadMetadata(response.Headers, response.Metadata, response.ExpiresString);
             var head = new ObjectHead(response.Headers.ContentLength, response.ETag, ToOffset(response.LastModified), response.StorageClass?.Value, metadata);
-            return new ObjectDownload(head, response.ResponseStream, response);
+            return new ObjectDownload(head, new ClassifiedReadStream(response.ResponseStream, _describe), response);
         }, cancellationToken);
 
     public Task<string?> PutAsync(string bucket, string key, Stream body, long length, ObjectMetadata metadata, string? contentMd5Base64, CancellationToken cancellationToken) =>
