@@ -50,7 +50,6 @@ internal sealed class SyntheticSource(int count) : IObjectStore
 {
     private const int Size = 1024;
     public string ServerSideCopyKey => "synthetic-source";
-    public bool StreamsUploads => true;
     public void Dispose() { }
     public Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<BucketInfo>>([new BucketInfo("src", null)]);
     public Task<string?> GetBucketLocationAsync(string bucket, CancellationToken ct) => Task.FromResult<string?>("us-east-1");
@@ -84,7 +83,6 @@ internal sealed class SyntheticSource(int count) : IObjectStore
 internal sealed class DiscardingTarget : IObjectStore
 {
     public string ServerSideCopyKey => "discarding-target";
-    public bool StreamsUploads => true;
     public void Dispose() { }
     public Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<BucketInfo>>([]);
     public Task<string?> GetBucketLocationAsync(string bucket, CancellationToken ct) => Task.FromResult<string?>(null);

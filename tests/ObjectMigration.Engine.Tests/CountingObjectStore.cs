@@ -12,7 +12,6 @@ internal sealed class CountingObjectStore(IObjectStore inner) : IObjectStore
     public int UploadsStarted => _uploadsStarted;
 
     public string ServerSideCopyKey => inner.ServerSideCopyKey;
-    public bool StreamsUploads => inner.StreamsUploads;
     public void Dispose() => inner.Dispose();
     public Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken ct) => inner.ListBucketsAsync(ct);
     public Task<string?> GetBucketLocationAsync(string bucket, CancellationToken ct) => inner.GetBucketLocationAsync(bucket, ct);

@@ -39,12 +39,6 @@ public interface IObjectStore : IDisposable
     /// <summary>Identifies endpoint and credentials: equal keys mean a server-side copy is possible.</summary>
     string ServerSideCopyKey { get; }
 
-    /// <summary>
-    /// True when uploads may stream from a forward-only body (aws-chunked). Otherwise the SDK must hash a seekable
-    /// payload before sending it, so the engine sends buffered bodies no larger than a part.
-    /// </summary>
-    bool StreamsUploads { get; }
-
     Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken cancellationToken);
     Task<string?> GetBucketLocationAsync(string bucket, CancellationToken cancellationToken);
     Task<bool> BucketExistsAsync(string bucket, CancellationToken cancellationToken);

@@ -10,10 +10,14 @@ using ObjectMigration.Engine.State;
 
 namespace ObjectMigration.Engine.Storage;
 
-/// <summary>The S3 protocol through AWSSDK.S3: the only place in the product that touches the SDK.</summary>
+/// <summary>
+/// The S3 protocol: control requests through AWSSDK.S3 (the only place in the product that touches the SDK), and
+/// the requests that move bytes through <see cref="S3HttpDataPath"/>.
+/// </summary>
 public sealed class S3ObjectStore : IObjectStore
 {
     private readonly AmazonS3Client _client;
+    private readonly S3HttpDataPath _data;
     private readonly string _describe;
 
     public string ServerSideCopyKey { get; }
@@ -25,8 +29,6 @@ public sealed class S3ObjectStore : IObjectStore
         // the mixed benchmark. This static lives in the module's private load context, so it affects only us.
         AWSConfigsS3.DisableDefaultChecksumValidation = true;
     }
-
-    public bool StreamsUploads => _useChunkEncoding;
 
     public S3ObjectStore(ConnectorAccess access, int maxConnections = 64, TimeSpan? timeout = null)
     {
@@ -51,14 +53,16 @@ public sealed class S3ObjectStore : IObjectStore
         }
         if (!string.IsNullOrEmpty(connector.Proxy)) config.SetWebProxy(new WebProxy(new Uri(connector.Proxy)));
         _client = new AmazonS3Client(new BasicAWSCredentials(connector.AccessKeyId, access.SecretAccessKey), config);
-        _useChunkEncoding = connector.UseChunkEncoding;
+        _data = new S3HttpDataPath(connector, access.SecretAccessKey, maxConnections, config.Timeout.Value);
         _describe = $"connector '{connector.Name}' ({connector.Endpoint})";
         ServerSideCopyKey = $"{connector.Endpoint.TrimEnd('/')}|{connector.Region}|{connector.AccessKeyId}|{access.SecretAccessKey.GetHashCode()}";
     }
 
-    private readonly bool _useChunkEncoding;
-
-    public void Dispose() => _client.Dispose();
+    public void Dispose()
+    {
+        _client.Dispose();
+        _data.Dispose();
+    }
 
     private async Task<T> Call<T>(string what, string? bucket, Func<Task<T>> call, CancellationToken cancellationToken)
     {
@@ -76,33 +80,9 @@ public sealed class S3ObjectStore : IObjectStore
     private StorageException Classify(Exception e, string what, string? bucket)
     {
         var where = $"{what} on {_describe}";
-        if (e is StorageException storage) return storage;
-        if (e is AmazonS3Exception s3)
-        {
-            var code = s3.ErrorCode ?? "";
-            var status = (int)s3.StatusCode;
-            var detail = string.IsNullOrEmpty(code) ? $"HTTP {status}" : $"{code} (HTTP {status})";
-            return code switch
-            {
-                "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "InvalidToken" or "ExpiredToken" or "AuthorizationHeaderMalformed" =>
-                    new StorageException(ErrorClass.Authentication, $"{where} failed: the access key or secret was rejected ({detail}). Check the connector's credentials.", e),
-                "AccessDenied" or "AllAccessDisabled" =>
-                    new StorageException(ErrorClass.AccessDenied, $"{where} failed: access denied ({detail}). Grant the connector's user this permission.", e),
-                "NoSuchBucket" =>
-                    new StorageException(ErrorClass.BucketNotFound, $"{where} failed: bucket '{bucket}' does not exist. Create it or correct the bucket name.", e),
-                "NoSuchKey" => new StorageException(ErrorClass.ObjectNotFound, $"{where} failed: the object no longer exists ({detail}).", e),
-                "NoSuchUpload" => new StorageException(ErrorClass.InvalidRequest, $"{where} failed: the multipart upload no longer exists ({detail}).", e),
-                "SlowDown" or "Throttling" or "ThrottlingException" or "RequestTimeout" or "RequestTimeTooSkewed" or "InternalError" or "ServiceUnavailable" =>
-                    new StorageException(ErrorClass.Retryable, $"{where} failed: {detail}.", e),
-                "BadDigest" or "InvalidDigest" or "IncompleteBody" =>
-                    new StorageException(ErrorClass.Integrity, $"{where} failed: the server saw different bytes than were sent ({detail}).", e),
-                _ when status == 403 => new StorageException(ErrorClass.AccessDenied, $"{where} failed: access denied ({detail}).", e),
-                _ when status == 404 && what.StartsWith("Head", StringComparison.Ordinal) => new StorageException(ErrorClass.ObjectNotFound, $"{where} failed: not found.", e),
-                _ when status == 404 => new StorageException(ErrorClass.BucketNotFound, $"{where} failed: not found ({detail}); check bucket '{bucket}'.", e),
-                _ when status >= 500 || status == 429 || status == 0 => new StorageException(ErrorClass.Retryable, $"{where} failed: {detail}.", e),
-                _ => new StorageException(ErrorClass.InvalidRequest, $"{where} failed: {detail}: {s3.Message}", e),
-            };
-        }
+        if (FindInner<StorageException>(e) is { } storage) return storage;
+        if (e is AmazonS3Exception s3) return FromErrorResponse(s3.ErrorCode ?? "", (int)s3.StatusCode, s3.Message, where, what, bucket, e);
+        if (e is S3ErrorResponse response) return FromErrorResponse(response.Code, response.StatusCode, response.Message, where, what, bucket, e);
         // Before sockets: a timeout cancels the socket read, which shows up inside as an aborted socket operation.
         if (e is OperationCanceledException || FindInner<TimeoutException>(e) is not null)
         {
@@ -134,6 +114,31 @@ public sealed class S3ObjectStore : IObjectStore
             return new StorageException(ErrorClass.Retryable, $"{where} failed: the connection broke ({e.GetBaseException().Message}).", e);
         }
         return new StorageException(ErrorClass.InvalidRequest, $"{where} failed: {e.GetBaseException().Message}", e);
+    }
+
+    private static StorageException FromErrorResponse(string code, int status, string message, string where, string what, string? bucket, Exception e)
+    {
+        var detail = string.IsNullOrEmpty(code) ? $"HTTP {status}" : $"{code} (HTTP {status})";
+        return code switch
+        {
+            "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "InvalidToken" or "ExpiredToken" or "AuthorizationHeaderMalformed" =>
+                new StorageException(ErrorClass.Authentication, $"{where} failed: the access key or secret was rejected ({detail}). Check the connector's credentials.", e),
+            "AccessDenied" or "AllAccessDisabled" =>
+                new StorageException(ErrorClass.AccessDenied, $"{where} failed: access denied ({detail}). Grant the connector's user this permission.", e),
+            "NoSuchBucket" =>
+                new StorageException(ErrorClass.BucketNotFound, $"{where} failed: bucket '{bucket}' does not exist. Create it or correct the bucket name.", e),
+            "NoSuchKey" => new StorageException(ErrorClass.ObjectNotFound, $"{where} failed: the object no longer exists ({detail}).", e),
+            "NoSuchUpload" => new StorageException(ErrorClass.InvalidRequest, $"{where} failed: the multipart upload no longer exists ({detail}).", e),
+            "SlowDown" or "Throttling" or "ThrottlingException" or "RequestTimeout" or "RequestTimeTooSkewed" or "InternalError" or "ServiceUnavailable" =>
+                new StorageException(ErrorClass.Retryable, $"{where} failed: {detail}.", e),
+            "BadDigest" or "InvalidDigest" or "IncompleteBody" =>
+                new StorageException(ErrorClass.Integrity, $"{where} failed: the server saw different bytes than were sent ({detail}).", e),
+            _ when status == 403 => new StorageException(ErrorClass.AccessDenied, $"{where} failed: access denied ({detail}).", e),
+            _ when status == 404 && what.StartsWith("Head", StringComparison.Ordinal) => new StorageException(ErrorClass.ObjectNotFound, $"{where} failed: not found.", e),
+            _ when status == 404 => new StorageException(ErrorClass.BucketNotFound, $"{where} failed: not found ({detail}); check bucket '{bucket}'.", e),
+            _ when status >= 500 || status == 429 || status == 0 => new StorageException(ErrorClass.Retryable, $"{where} failed: {detail}.", e),
+            _ => new StorageException(ErrorClass.InvalidRequest, $"{where} failed: {detail}: {message}", e),
+        };
     }
 
     private static T? FindInner<T>(Exception e) where T : Exception
@@ -244,38 +249,21 @@ public sealed class S3ObjectStore : IObjectStore
     public Task<ObjectDownload> GetAsync(string bucket, string key, long? rangeStart, long? rangeEndInclusive, CancellationToken cancellationToken) =>
         Call("GetObject", bucket, async () =>
         {
-            var request = new GetObjectRequest { BucketName = bucket, Key = key };
-            if (rangeStart is { } start)
+            var (response, head) = await _data.GetAsync(bucket, key, rangeStart, rangeEndInclusive, cancellationToken).ConfigureAwait(false);
+            try
             {
-                // An open-ended range still returns the whole object, and keeps the SDK from hashing the body a
-                // second time with its slow managed MD5 (the engine hashes it already).
-                request.ByteRange = rangeEndInclusive is { } end ? new ByteRange(start, end) : new ByteRange($"bytes={start}-");
+                var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+                return new ObjectDownload(head, new ClassifiedReadStream(body, _describe), response);
             }
-            var response = await _client.GetObjectAsync(request, cancellationToken).ConfigureAwait(false);
-            var metadata = ReadMetadata(response.Headers, response.Metadata, response.ExpiresString);
-            var head = new ObjectHead(response.Headers.ContentLength, response.ETag, ToOffset(response.LastModified), response.StorageClass?.Value, metadata);
-            return new ObjectDownload(head, new ClassifiedReadStream(response.ResponseStream, _describe), response);
+            catch
+            {
+                response.Dispose();
+                throw;
+            }
         }, cancellationToken);
 
     public Task<string?> PutAsync(string bucket, string key, Stream body, long length, ObjectMetadata metadata, string? contentMd5Base64, CancellationToken cancellationToken) =>
-        Call<string?>("PutObject", bucket, async () =>
-        {
-            var request = new PutObjectRequest
-            {
-                BucketName = bucket,
-                Key = key,
-                InputStream = body,
-                AutoCloseStream = false,
-                UseChunkEncoding = _useChunkEncoding,
-                ContentType = metadata.ContentType ?? "application/octet-stream",
-                MD5Digest = contentMd5Base64,
-                DisableDefaultChecksumValidation = true,
-            };
-            request.Headers.ContentLength = length;
-            WriteMetadata(request.Headers, request.Metadata, metadata);
-            var response = await _client.PutObjectAsync(request, cancellationToken).ConfigureAwait(false);
-            return response.ETag;
-        }, cancellationToken);
+        Call("PutObject", bucket, () => _data.PutAsync(bucket, key, "", body, length, metadata, contentMd5Base64, cancellationToken), cancellationToken);
 
     public Task<string> StartMultipartAsync(string bucket, string key, ObjectMetadata metadata, CancellationToken cancellationToken) =>
         Call("CreateMultipartUpload", bucket, async () =>
@@ -289,20 +277,10 @@ public sealed class S3ObjectStore : IObjectStore
     public Task<string> UploadPartAsync(string bucket, string key, string uploadId, int partNumber, Stream body, long length, string? contentMd5Base64, CancellationToken cancellationToken) =>
         Call("UploadPart", bucket, async () =>
         {
-            var request = new UploadPartRequest
-            {
-                BucketName = bucket,
-                Key = key,
-                UploadId = uploadId,
-                PartNumber = partNumber,
-                InputStream = body,
-                PartSize = length,
-                UseChunkEncoding = _useChunkEncoding,
-                MD5Digest = contentMd5Base64,
-                DisableDefaultChecksumValidation = true,
-            };
-            var response = await _client.UploadPartAsync(request, cancellationToken).ConfigureAwait(false);
-            return response.ETag;
+            // Canonical query order: parameter names sorted.
+            var query = $"partNumber={partNumber}&uploadId={SigV4Signer.UriEncode(uploadId, keepSlash: false)}";
+            var etag = await _data.PutAsync(bucket, key, query, body, length, null, contentMd5Base64, cancellationToken).ConfigureAwait(false);
+            return etag ?? throw new S3ErrorResponse("", 200, "UploadPart returned no ETag.");
         }, cancellationToken);
 
     public Task<string?> CompleteMultipartAsync(string bucket, string key, string uploadId, IReadOnlyList<(int PartNumber, string ETag)> parts, CancellationToken cancellationToken) =>

@@ -57,13 +57,7 @@ public sealed class MigrationRunner
         _queue = new WorkQueue(Math.Max(2, job.Concurrency * 2));
         _limiter = job.MaxBytesPerSecond > 0 ? new BandwidthLimiter(job.MaxBytesPerSecond) : null;
         _serverSide = source.ServerSideCopyKey == target.ServerSideCopyKey;
-        // Without streaming uploads every body is buffered, so nothing larger than a part goes up in one piece.
-        _multipartThreshold = _serverSide || target.StreamsUploads
-            ? job.MultipartThreshold
-            : Math.Min(job.MultipartThreshold, Math.Max(job.PartSize, TransferOptions.MinPartSize));
     }
-
-    private readonly long _multipartThreshold;
 
     /// <summary>Runs the job until it completes, fails, is paused or stopped. Cancelling the token stops the job.</summary>
     public async Task<JobState> RunAsync(CancellationToken cancellationToken)
@@ -298,7 +292,7 @@ public sealed class MigrationRunner
                     return;
                 }
             }
-            if (o.Size > _multipartThreshold)
+            if (o.Size > _job.MultipartThreshold)
             {
                 await StartMultipartAsync(o, ct).ConfigureAwait(false);
                 return;
@@ -341,40 +335,16 @@ public sealed class MigrationRunner
 
     private async Task<ObjectResult> CopyStreamingAsync(PendingObject o, CancellationToken ct)
     {
-        // From byte 0 with no end: the whole object (an empty one takes no range, which it could not satisfy).
-        using var download = await _source.GetAsync(_job.SourceBucket, o.Key, o.Size > 0 ? 0 : null, null, ct).ConfigureAwait(false);
+        using var download = await _source.GetAsync(_job.SourceBucket, o.Key, null, null, ct).ConfigureAwait(false);
         if (_selector.ContentTypeSkip(o.Key, o.Size, download.Head.Metadata.ContentType) is { } skip) return skip;
         var size = download.Head.Size;
-        // Where the source ETag is the content MD5, the target checks the bytes it receives against it.
+        // Where the source ETag is the content MD5, it goes up as Content-MD5: the target refuses different bytes.
         var expectedMd5 = Checksums.IsPlainMd5(download.Head.ETag) ? Checksums.Clean(download.Head.ETag) : null;
-        string md5;
-        string? etag;
-        if (_target.StreamsUploads)
-        {
-            using var body = new HashingReadStream(download.Body, _limiter, ct);
-            var md5Header = expectedMd5 is null ? null : Convert.ToBase64String(Convert.FromHexString(expectedMd5));
-            etag = await _target.PutAsync(_job.TargetBucket, TargetKey(o.Key), body, size, download.Head.Metadata, md5Header, ct).ConfigureAwait(false);
-            md5 = body.Md5Hex();
-            if (body.BytesRead != size) throw Truncated(o.Key, body.BytesRead, size);
-        }
-        else
-        {
-            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Max(1, size));
-            try
-            {
-                var read = await ReadFullyAsync(download.Body, buffer, (int)size, ct).ConfigureAwait(false);
-                if (read != size) throw Truncated(o.Key, read, size);
-                var digest = System.Security.Cryptography.MD5.HashData(buffer.AsSpan(0, (int)size));
-                md5 = Convert.ToHexString(digest).ToLowerInvariant();
-                if (expectedMd5 is not null && expectedMd5 != md5) throw Mismatch(o.Key, md5, download.Head.ETag, null);
-                using var body = new MemoryStream(buffer, 0, (int)size, writable: false);
-                etag = await _target.PutAsync(_job.TargetBucket, TargetKey(o.Key), body, size, download.Head.Metadata, Convert.ToBase64String(digest), ct).ConfigureAwait(false);
-            }
-            finally
-            {
-                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-            }
-        }
+        using var body = new HashingReadStream(download.Body, _limiter, ct);
+        var md5Header = expectedMd5 is null ? null : Convert.ToBase64String(Convert.FromHexString(expectedMd5));
+        var etag = await _target.PutAsync(_job.TargetBucket, TargetKey(o.Key), body, size, download.Head.Metadata, md5Header, ct).ConfigureAwait(false);
+        if (body.BytesRead != size) throw Truncated(o.Key, body.BytesRead, size);
+        var md5 = body.Md5Hex();
         if ((expectedMd5 is not null && expectedMd5 != md5) || (Checksums.IsPlainMd5(etag) && Checksums.Clean(etag) != md5))
         {
             throw Mismatch(o.Key, md5, download.Head.ETag, etag);
@@ -388,20 +358,6 @@ public sealed class MigrationRunner
 
     private static StorageException Mismatch(string key, string md5, string? sourceETag, string? targetETag) =>
         new(ErrorClass.Integrity, $"Checksum mismatch for '{key}': read MD5 {md5}, source ETag {sourceETag}, target ETag {targetETag}.");
-
-    /// <summary>Reads up to <paramref name="length"/> bytes, throttled by the job's bandwidth limit; returns how many arrived.</summary>
-    private async Task<int> ReadFullyAsync(Stream body, byte[] buffer, int length, CancellationToken ct)
-    {
-        var read = 0;
-        while (read < length)
-        {
-            var n = await body.ReadAsync(buffer.AsMemory(read, length - read), ct).ConfigureAwait(false);
-            if (n == 0) break;
-            read += n;
-            if (_limiter is not null) await _limiter.ConsumeAsync(n, ct).ConfigureAwait(false);
-        }
-        return read;
-    }
 
     // ---- Multipart ----
 
@@ -487,31 +443,17 @@ public sealed class MigrationRunner
 
     private async Task<UploadedPart> UploadOnePartAsync(MultipartUpload upload, int partNumber, long first, long length, CancellationToken ct)
     {
-        // A part is read into a pooled buffer: its MD5 goes up front so the server verifies it, and SigV4 over
-        // plain HTTP needs a payload it can hash. Memory is bounded by workers x part size.
-        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)length);
-        try
+        // The part streams from the ranged GET into the UploadPart; its MD5, taken on the way, must match the part's ETag.
+        using var download = await _source.GetAsync(_job.SourceBucket, upload.Object.Key, first, first + length - 1, ct).ConfigureAwait(false);
+        using var body = new HashingReadStream(download.Body, _limiter, ct);
+        var etag = await _target.UploadPartAsync(_job.TargetBucket, TargetKey(upload.Object.Key), upload.UploadId, partNumber, body, length, null, ct).ConfigureAwait(false);
+        if (body.BytesRead != length) throw new StorageException(ErrorClass.Integrity, $"Part {partNumber} of '{upload.Object.Key}': read {body.BytesRead} of {length} bytes.");
+        var md5Hex = body.Md5Hex();
+        if (Checksums.IsPlainMd5(etag) && Checksums.Clean(etag) != md5Hex)
         {
-            using (var download = await _source.GetAsync(_job.SourceBucket, upload.Object.Key, first, first + length - 1, ct).ConfigureAwait(false))
-            {
-                var read = await ReadFullyAsync(download.Body, buffer, (int)length, ct).ConfigureAwait(false);
-                if (read != length) throw new StorageException(ErrorClass.Integrity, $"Part {partNumber} of '{upload.Object.Key}': read {read} of {length} bytes.");
-            }
-            var md5 = System.Security.Cryptography.MD5.HashData(buffer.AsSpan(0, (int)length));
-            using var body = new MemoryStream(buffer, 0, (int)length, writable: false);
-            var etag = await _target.UploadPartAsync(_job.TargetBucket, TargetKey(upload.Object.Key), upload.UploadId, partNumber, body, length,
-                Convert.ToBase64String(md5), ct).ConfigureAwait(false);
-            var md5Hex = Convert.ToHexString(md5).ToLowerInvariant();
-            if (Checksums.IsPlainMd5(etag) && Checksums.Clean(etag) != md5Hex)
-            {
-                throw new StorageException(ErrorClass.Integrity, $"Part {partNumber} of '{upload.Object.Key}': target ETag {etag}, sent MD5 {md5Hex}.");
-            }
-            return new UploadedPart(partNumber, etag, length);
+            throw new StorageException(ErrorClass.Integrity, $"Part {partNumber} of '{upload.Object.Key}': target ETag {etag}, sent MD5 {md5Hex}.");
         }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-        }
+        return new UploadedPart(partNumber, etag, length);
     }
 
     private async Task PartDoneAsync(MultipartUpload upload, CancellationToken ct)

@@ -1,0 +1,213 @@
+using System.Net;
+using System.Text;
+using System.Xml;
+using ObjectMigration.Engine.Model;
+
+namespace ObjectMigration.Engine.Storage;
+
+/// <summary>An S3 error response: its code, HTTP status and message, as the server sent them.</summary>
+internal sealed class S3ErrorResponse(string code, int statusCode, string message)
+    : Exception(string.IsNullOrEmpty(message) ? $"HTTP {statusCode}" : message)
+{
+    public string Code { get; } = code;
+    public int StatusCode { get; } = statusCode;
+}
+
+/// <summary>
+/// The byte-moving requests (GET, PUT, UploadPart) over one pooled HttpClient. Bodies stream straight through in
+/// both directions: no aws-chunked framing (which many S3-compatible servers store raw), no payload hash to compute
+/// before sending (so no buffering), no second MD5 pass. The SDK keeps the control requests (list, head, multipart
+/// bookkeeping, server-side copy), where its per-request cost does not matter.
+/// </summary>
+internal sealed class S3HttpDataPath : IDisposable
+{
+    // The path and query exactly as the request line carries them: what the signature must cover.
+    private static readonly HttpRequestOptionsKey<(string Path, string Query)> SignedTarget = new("ObjectMigration.SignedTarget");
+    private static readonly UriCreationOptions Verbatim = new() { DangerousDisablePathAndQueryCanonicalization = true };
+    private readonly HttpClient _http;
+    private readonly SigV4Signer _signer;
+    private readonly string _scheme;
+    private readonly string _authority;
+    private readonly string _basePath;
+    private readonly bool _virtualHostAllowed;
+
+    public S3HttpDataPath(CloudConnector connector, string secretAccessKey, int maxConnections, TimeSpan timeout)
+    {
+        var endpoint = new Uri(connector.Endpoint);
+        _scheme = endpoint.Scheme;
+        _authority = endpoint.Authority;
+        _basePath = endpoint.AbsolutePath.TrimEnd('/');
+        // As the SDK decides for the same connector: a bucket goes into the host name only when the connector asks
+        // for that, the endpoint is a name (not an IP address) and the bucket is a valid host label.
+        _virtualHostAllowed = !connector.PathStyle && endpoint.HostNameType == UriHostNameType.Dns;
+        _signer = new SigV4Signer(connector.AccessKeyId, secretAccessKey, connector.Region);
+        var handler = new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = maxConnections,
+            // Objects are copied as stored: a gzip object stays gzip.
+            AutomaticDecompression = DecompressionMethods.None,
+            AllowAutoRedirect = false,
+            UseCookies = false,
+            RequestHeaderEncodingSelector = (_, _) => Encoding.UTF8,
+            ResponseHeaderEncodingSelector = (_, _) => Encoding.UTF8,
+        };
+        if (!string.IsNullOrEmpty(connector.Proxy))
+        {
+            handler.Proxy = new WebProxy(new Uri(connector.Proxy));
+            handler.UseProxy = true;
+        }
+        _http = new HttpClient(handler) { Timeout = timeout };
+    }
+
+    public void Dispose() => _http.Dispose();
+
+    /// <summary>Sends a GET and returns once the headers are in; the caller streams and disposes the response.</summary>
+    public async Task<(HttpResponseMessage Response, ObjectHead Head)> GetAsync(string bucket, string key, long? rangeStart, long? rangeEndInclusive, CancellationToken cancellationToken)
+    {
+        using var request = CreateRequest(HttpMethod.Get, bucket, key, "");
+        if (rangeStart is { } start)
+        {
+            request.Headers.TryAddWithoutValidation("Range", rangeEndInclusive is { } end ? $"bytes={start}-{end}" : $"bytes={start}-");
+        }
+        var response = await SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return (response, ReadHead(response));
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>PUTs <paramref name="length"/> bytes from a forward-only stream; returns the ETag.</summary>
+    public async Task<string?> PutAsync(string bucket, string key, string query, Stream body, long length, ObjectMetadata? metadata, string? contentMd5Base64, CancellationToken cancellationToken)
+    {
+        using var content = new BorrowedStreamContent(body);
+        content.Headers.ContentLength = length;
+        if (contentMd5Base64 is not null) content.Headers.TryAddWithoutValidation("Content-MD5", contentMd5Base64);
+        using var request = CreateRequest(HttpMethod.Put, bucket, key, query);
+        request.Content = content;
+        if (metadata is not null) WriteMetadata(request, content, metadata);
+        using var response = await SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+        return Header(response, "ETag");
+    }
+
+    private HttpRequestMessage CreateRequest(HttpMethod method, string bucket, string key, string canonicalQuery)
+    {
+        var encodedKey = SigV4Signer.UriEncode(key, keepSlash: true);
+        var virtualHost = _virtualHostAllowed && IsHostLabel(bucket);
+        var host = virtualHost ? $"{bucket}.{_authority}" : _authority;
+        var path = virtualHost ? $"{_basePath}/{encodedKey}" : $"{_basePath}/{bucket}/{encodedKey}";
+        var uri = new Uri($"{_scheme}://{host}{path}{(canonicalQuery.Length > 0 ? "?" + canonicalQuery : "")}", Verbatim);
+        var request = new HttpRequestMessage(method, uri);
+        request.Headers.Host = host;
+        request.Options.Set(SignedTarget, (path, canonicalQuery));
+        return request;
+    }
+
+    private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, HttpCompletionOption completion, CancellationToken cancellationToken)
+    {
+        request.Options.TryGetValue(SignedTarget, out var target);
+        _signer.Sign(request, request.Headers.Host!, target.Path, target.Query, DateTime.UtcNow);
+        var response = await _http.SendAsync(request, completion, cancellationToken).ConfigureAwait(false);
+        if ((int)response.StatusCode < 300) return response;
+        using (response)
+        {
+            throw await ReadErrorAsync(response, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<S3ErrorResponse> ReadErrorAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        string code = "", message = "";
+        try
+        {
+            var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+            if (text.Length > 0)
+            {
+                using var reader = XmlReader.Create(new StringReader(text), new XmlReaderSettings { DtdProcessing = DtdProcessing.Prohibit });
+                while (reader.Read())
+                {
+                    if (reader.NodeType != XmlNodeType.Element || reader.Depth != 1) continue;
+                    if (reader.LocalName == "Code") code = reader.ReadElementContentAsString();
+                    else if (reader.LocalName == "Message") message = reader.ReadElementContentAsString();
+                }
+            }
+        }
+        catch (Exception e) when (e is XmlException or IOException or HttpRequestException)
+        {
+            // The status alone still classifies the failure.
+        }
+        return new S3ErrorResponse(code, (int)response.StatusCode, message);
+    }
+
+    private static ObjectHead ReadHead(HttpResponseMessage response)
+    {
+        var metadata = new ObjectMetadata
+        {
+            ContentType = Header(response, "Content-Type"),
+            ContentEncoding = Header(response, "Content-Encoding"),
+            ContentLanguage = Header(response, "Content-Language"),
+            ContentDisposition = Header(response, "Content-Disposition"),
+            CacheControl = Header(response, "Cache-Control"),
+            Expires = Header(response, "Expires"),
+        };
+        foreach (var (name, values) in response.Headers.NonValidated)
+        {
+            if (name.StartsWith("x-amz-meta-", StringComparison.OrdinalIgnoreCase)) metadata.UserMetadata[name["x-amz-meta-".Length..]] = values.ToString();
+        }
+        var lastModified = response.Content.Headers.LastModified ?? DateTimeOffset.UnixEpoch;
+        return new ObjectHead(response.Content.Headers.ContentLength ?? 0, Header(response, "ETag"), lastModified, Header(response, "x-amz-storage-class"), metadata);
+    }
+
+    private static void WriteMetadata(HttpRequestMessage request, HttpContent content, ObjectMetadata metadata)
+    {
+        content.Headers.TryAddWithoutValidation("Content-Type", metadata.ContentType ?? "application/octet-stream");
+        if (metadata.ContentEncoding is not null) content.Headers.TryAddWithoutValidation("Content-Encoding", metadata.ContentEncoding);
+        if (metadata.ContentLanguage is not null) content.Headers.TryAddWithoutValidation("Content-Language", metadata.ContentLanguage);
+        if (metadata.ContentDisposition is not null) content.Headers.TryAddWithoutValidation("Content-Disposition", metadata.ContentDisposition);
+        if (metadata.Expires is not null) content.Headers.TryAddWithoutValidation("Expires", metadata.Expires);
+        if (metadata.CacheControl is not null) request.Headers.TryAddWithoutValidation("Cache-Control", metadata.CacheControl);
+        foreach (var (name, value) in metadata.UserMetadata) request.Headers.TryAddWithoutValidation("x-amz-meta-" + name, value);
+    }
+
+    private static string? Header(HttpResponseMessage response, string name)
+    {
+        if (response.Headers.NonValidated.TryGetValues(name, out var values)) return values.ToString();
+        return response.Content.Headers.NonValidated.TryGetValues(name, out values) ? values.ToString() : null;
+    }
+
+    /// <summary>Lower-case letters, digits and hyphens, 3-63 long, starting and ending alphanumeric.</summary>
+    private static bool IsHostLabel(string bucket)
+    {
+        if (bucket.Length is < 3 or > 63 || bucket[0] == '-' || bucket[^1] == '-') return false;
+        foreach (var ch in bucket)
+        {
+            if (ch is not (>= 'a' and <= 'z' or >= '0' and <= '9' or '-')) return false;
+        }
+        return true;
+    }
+}
+
+/// <summary>
+/// A request body read once from a stream the caller owns: unlike StreamContent it never disposes or seeks it,
+/// so the caller can still read the hash it took on the way.
+/// </summary>
+internal sealed class BorrowedStreamContent(Stream body) : HttpContent
+{
+    private const int BufferSize = 64 * 1024;
+
+    protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) =>
+        SerializeToStreamAsync(stream, context, CancellationToken.None);
+
+    protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken) =>
+        body.CopyToAsync(stream, BufferSize, cancellationToken);
+
+    protected override bool TryComputeLength(out long length)
+    {
+        length = 0;
+        return false;
+    }
+}
