@@ -17,6 +17,8 @@ public enum Fault
     TruncatedBody,
     /// <summary>HTTP 403 AccessDenied: credentials accepted, action refused.</summary>
     AccessDenied,
+    /// <summary>The full body arrives, with one byte in the middle flipped: silent corruption on the wire.</summary>
+    CorruptBody,
 }
 
 /// <summary>
@@ -152,6 +154,15 @@ public sealed class FaultProxy : IAsyncDisposable
             await context.Response.Body.WriteAsync(half, context.RequestAborted);
             await context.Response.Body.FlushAsync(context.RequestAborted);
             context.Abort();
+            return;
+        }
+        if (fault == Fault.CorruptBody)
+        {
+            using var whole = new MemoryStream();
+            await body.CopyToAsync(whole, context.RequestAborted);
+            var bytes = whole.ToArray();
+            if (bytes.Length > 0) bytes[bytes.Length / 2] ^= 0xFF;
+            await context.Response.Body.WriteAsync(bytes, context.RequestAborted);
             return;
         }
         await body.CopyToAsync(context.Response.Body, context.RequestAborted);

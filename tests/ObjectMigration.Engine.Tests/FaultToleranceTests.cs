@@ -107,6 +107,21 @@ public sealed class FaultToleranceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Bytes_corrupted_on_the_way_from_the_source_never_stay_on_the_target()
+    {
+        var (source, target, seeded) = await SeedAsync(6);
+        // The client does not re-hash bodies whose source ETag is their MD5: the target's checks must catch this.
+        _sourceProxy.Inject(Fault.CorruptBody, 2, FaultProxy.IsObjectGet);
+
+        var job = await RunAsync(source, target, options: PatientRetries);
+
+        Assert.Equal(2, _sourceProxy.Served(Fault.CorruptBody));
+        Assert.True(job.State == JobState.Completed, job.State.ToString());
+        Assert.Equal(6, _engine.Store.GetProgress(job.Id).TransferredObjects);
+        await AssertTargetHoldsAsync(target, seeded);
+    }
+
+    [Fact]
     public async Task Retry_exhaustion_is_logged_and_counted_the_job_goes_on_and_RetryFailed_finishes_it()
     {
         var (source, target, seeded) = await SeedAsync(6);

@@ -3,17 +3,17 @@ using System.Security.Cryptography;
 namespace ObjectMigration.Engine.Transfer;
 
 /// <summary>
-/// Wraps a download body: counts and MD5-hashes bytes as the upload reads them, and throttles through the
-/// job's bandwidth limiter, so content is verified without a second pass or a buffer of the whole object.
+/// Wraps a download body: counts and (when asked) MD5-hashes bytes as the upload reads them, and throttles through
+/// the job's bandwidth limiter, so content is verified without a second pass or a buffer of the whole object.
 /// </summary>
-internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter, CancellationToken cancellationToken) : Stream
+internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter, CancellationToken cancellationToken, bool hash = true) : Stream
 {
-    private readonly IncrementalHash _md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
+    private readonly IncrementalHash? _md5 = hash ? IncrementalHash.CreateHash(HashAlgorithmName.MD5) : null;
     private long _read;
 
     public long BytesRead => _read;
 
-    public string Md5Hex() => Convert.ToHexString(_md5.GetHashAndReset()).ToLowerInvariant();
+    public string? Md5Hex() => _md5 is null ? null : Convert.ToHexString(_md5.GetHashAndReset()).ToLowerInvariant();
 
     public override bool CanRead => true;
     public override bool CanSeek => false;
@@ -48,13 +48,13 @@ internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter,
 
     private void Account(ReadOnlySpan<byte> data)
     {
-        _md5.AppendData(data);
+        _md5?.AppendData(data);
         _read += data.Length;
     }
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _md5.Dispose();
+        if (disposing) _md5?.Dispose();
         base.Dispose(disposing);
     }
 }

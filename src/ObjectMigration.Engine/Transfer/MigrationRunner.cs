@@ -338,17 +338,16 @@ public sealed class MigrationRunner
         using var download = await _source.GetAsync(_job.SourceBucket, o.Key, null, null, ct).ConfigureAwait(false);
         if (_selector.ContentTypeSkip(o.Key, o.Size, download.Head.Metadata.ContentType) is { } skip) return skip;
         var size = download.Head.Size;
-        // Where the source ETag is the content MD5, it goes up as Content-MD5: the target refuses different bytes.
+        // Where the source ETag is the content MD5, it goes up as Content-MD5 and the target verifies every byte it
+        // receives against it (BadDigest otherwise); a target that returns an MD5 ETag is compared too, so the client
+        // does not hash those bytes a second time. Without a source MD5 (multipart or encrypted sources) the client hashes and compares with the target.
         var expectedMd5 = Checksums.IsPlainMd5(download.Head.ETag) ? Checksums.Clean(download.Head.ETag) : null;
-        using var body = new HashingReadStream(download.Body, _limiter, ct);
+        using var body = new HashingReadStream(download.Body, _limiter, ct, hash: expectedMd5 is null);
         var md5Header = expectedMd5 is null ? null : Convert.ToBase64String(Convert.FromHexString(expectedMd5));
         var etag = await _target.PutAsync(_job.TargetBucket, TargetKey(o.Key), body, size, download.Head.Metadata, md5Header, ct).ConfigureAwait(false);
         if (body.BytesRead != size) throw Truncated(o.Key, body.BytesRead, size);
-        var md5 = body.Md5Hex();
-        if ((expectedMd5 is not null && expectedMd5 != md5) || (Checksums.IsPlainMd5(etag) && Checksums.Clean(etag) != md5))
-        {
-            throw Mismatch(o.Key, md5, download.Head.ETag, etag);
-        }
+        var md5 = expectedMd5 ?? body.Md5Hex()!;
+        if (Checksums.IsPlainMd5(etag) && Checksums.Clean(etag) != md5) throw Mismatch(o.Key, md5, download.Head.ETag, etag);
         _counters.AddBytes(size);
         return new ObjectResult(o.Key, ObjectOutcome.Transferred, size, null, null, md5);
     }
@@ -448,7 +447,7 @@ public sealed class MigrationRunner
         using var body = new HashingReadStream(download.Body, _limiter, ct);
         var etag = await _target.UploadPartAsync(_job.TargetBucket, TargetKey(upload.Object.Key), upload.UploadId, partNumber, body, length, null, ct).ConfigureAwait(false);
         if (body.BytesRead != length) throw new StorageException(ErrorClass.Integrity, $"Part {partNumber} of '{upload.Object.Key}': read {body.BytesRead} of {length} bytes.");
-        var md5Hex = body.Md5Hex();
+        var md5Hex = body.Md5Hex()!;
         if (Checksums.IsPlainMd5(etag) && Checksums.Clean(etag) != md5Hex)
         {
             throw new StorageException(ErrorClass.Integrity, $"Part {partNumber} of '{upload.Object.Key}': target ETag {etag}, sent MD5 {md5Hex}.");
