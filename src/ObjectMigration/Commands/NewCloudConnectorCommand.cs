@@ -42,7 +42,7 @@ public sealed class NewCloudConnectorCommand : ObjectMigrationCmdlet
     [Parameter(ValueFromPipelineByPropertyName = true)]
     public SwitchParameter PathStyle { get; set; }
 
-    /// <summary>aws-chunked uploads and flexible checksums; on by default for AWS only.</summary>
+    /// <summary>SDK flexible checksums on control requests (listing, multipart bookkeeping); on by default for AWS only. Object bodies always stream unchunked with Content-MD5.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     public SwitchParameter UseChunkEncoding { get; set; }
 
