@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Authentication;
-using Amazon;
 using Amazon.Runtime;
 using Amazon.S3;
 using Amazon.S3.Model;
@@ -21,14 +20,6 @@ public sealed class S3ObjectStore : IObjectStore
     private readonly string _describe;
 
     public string ServerSideCopyKey { get; }
-
-    static S3ObjectStore()
-    {
-        // The engine hashes every byte itself (MD5 while reading, compared with both ETags). The SDK's default
-        // validation would hash everything again with a slow managed MD5: measured as most of the client's CPU on
-        // the mixed benchmark. This static lives in the module's private load context, so it affects only us.
-        AWSConfigsS3.DisableDefaultChecksumValidation = true;
-    }
 
     public S3ObjectStore(ConnectorAccess access, int maxConnections = 64, TimeSpan? timeout = null)
     {
