@@ -74,6 +74,10 @@ public sealed class S3DataPathTests : IDisposable
         Assert.Equal(content.AsSpan(1000, 1000).ToArray(), part.ToArray());
         Assert.Equal(1000, download.Head.Size);
         Assert.Equal("camera 2", download.Head.Metadata.UserMetadata["origin"]);
+        var head = await store.HeadAsync(bucket, "dir/a b+c.png", CancellationToken.None);
+        Assert.NotNull(head);
+        Assert.Equal((content.Length, "image/png", "inline"), (head.Size, head.Metadata.ContentType, head.Metadata.ContentDisposition));
+        Assert.Null(await store.HeadAsync(bucket, "dir/no such key", CancellationToken.None));
     }
 
     [Fact]

@@ -14,15 +14,14 @@ internal sealed class S3ErrorResponse(string code, int statusCode, string messag
 }
 
 /// <summary>
-/// The byte-moving requests (GET, PUT, UploadPart) over one pooled HttpClient. Bodies stream straight through in
+/// The per-object requests (HEAD, GET, PUT, CreateMultipartUpload, UploadPart) over one pooled HttpClient, and with
+/// them the one mapping between object headers and <see cref="ObjectMetadata"/>. Bodies stream straight through in
 /// both directions: no aws-chunked framing (which many S3-compatible servers store raw), no payload hash to compute
-/// before sending (so no buffering), no second MD5 pass. The SDK keeps the control requests (list, head, multipart
-/// bookkeeping, server-side copy), where its per-request cost does not matter.
+/// before sending (so no buffering), no second MD5 pass. The SDK keeps listing, multipart completion and server-side
+/// copy, where its per-request cost does not matter.
 /// </summary>
 internal sealed class S3HttpDataPath : IDisposable
 {
-    // The path and query exactly as the request line carries them: what the signature must cover.
-    private static readonly HttpRequestOptionsKey<(string Path, string Query)> SignedTarget = new("ObjectMigration.SignedTarget");
     private static readonly UriCreationOptions Verbatim = new() { DangerousDisablePathAndQueryCanonicalization = true };
     private readonly HttpClient _http;
     private readonly SigV4Signer _signer;
@@ -64,10 +63,11 @@ internal sealed class S3HttpDataPath : IDisposable
     /// <summary>Sends a GET and returns once the headers are in; the caller streams and disposes the response.</summary>
     public async Task<(HttpResponseMessage Response, ObjectHead Head)> GetAsync(string bucket, string key, long? rangeStart, long? rangeEndInclusive, CancellationToken cancellationToken)
     {
-        using var request = CreateRequest(HttpMethod.Get, bucket, key, "");
+        var request = CreateRequest(HttpMethod.Get, bucket, key, "");
+        using var message = request.Message;
         if (rangeStart is { } start)
         {
-            request.Headers.TryAddWithoutValidation("Range", rangeEndInclusive is { } end ? $"bytes={start}-{end}" : $"bytes={start}-");
+            message.Headers.TryAddWithoutValidation("Range", rangeEndInclusive is { } end ? $"bytes={start}-{end}" : $"bytes={start}-");
         }
         var response = await SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
         try
@@ -87,31 +87,65 @@ internal sealed class S3HttpDataPath : IDisposable
         using var content = new BorrowedStreamContent(body);
         content.Headers.ContentLength = length;
         if (contentMd5Base64 is not null) content.Headers.TryAddWithoutValidation("Content-MD5", contentMd5Base64);
-        using var request = CreateRequest(HttpMethod.Put, bucket, key, query);
-        request.Content = content;
-        if (metadata is not null) WriteMetadata(request, content, metadata);
+        var request = CreateRequest(HttpMethod.Put, bucket, key, query);
+        using var message = request.Message;
+        message.Content = content;
+        if (metadata is not null) WriteMetadata(message, content, metadata);
         using var response = await SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
         return Header(response, "ETag");
     }
 
-    private HttpRequestMessage CreateRequest(HttpMethod method, string bucket, string key, string canonicalQuery)
+    /// <summary>HEAD: the object's headers, or null when there is no such key.</summary>
+    public async Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken cancellationToken)
+    {
+        var request = CreateRequest(HttpMethod.Head, bucket, key, "");
+        using var message = request.Message;
+        try
+        {
+            using var response = await SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            return ReadHead(response) with { ArchiveStatus = Header(response, "x-amz-archive-status") };
+        }
+        catch (S3ErrorResponse e) when (e.StatusCode == 404 && e.Code is "" or "NoSuchKey" or "NotFound")
+        {
+            // A HEAD has no body to tell a missing key from a missing bucket; a missing bucket fails the listing first.
+            return null;
+        }
+    }
+
+    /// <summary>CreateMultipartUpload with the object's headers; returns the upload id.</summary>
+    public async Task<string> StartMultipartAsync(string bucket, string key, ObjectMetadata metadata, CancellationToken cancellationToken)
+    {
+        using var content = new ByteArrayContent([]);
+        var request = CreateRequest(HttpMethod.Post, bucket, key, "uploads", canonicalQuery: "uploads=");
+        using var message = request.Message;
+        message.Content = content;
+        WriteMetadata(message, content, metadata);
+        using var response = await SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+        var xml = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+        return TopLevelElements(xml).GetValueOrDefault("UploadId") is { Length: > 0 } uploadId
+            ? uploadId
+            : throw new S3ErrorResponse("", (int)response.StatusCode, "CreateMultipartUpload returned no UploadId.");
+    }
+
+    /// <summary>A request with the path and query exactly as the request line carries them: what the signature covers.</summary>
+    private sealed record S3Request(HttpRequestMessage Message, string Host, string Path, string CanonicalQuery);
+
+    private S3Request CreateRequest(HttpMethod method, string bucket, string key, string query, string? canonicalQuery = null)
     {
         var encodedKey = SigV4Signer.UriEncode(key, keepSlash: true);
         var virtualHost = _virtualHostAllowed && IsHostLabel(bucket);
         var host = virtualHost ? $"{bucket}.{_authority}" : _authority;
         var path = virtualHost ? $"{_basePath}/{encodedKey}" : $"{_basePath}/{bucket}/{encodedKey}";
-        var uri = new Uri($"{_scheme}://{host}{path}{(canonicalQuery.Length > 0 ? "?" + canonicalQuery : "")}", Verbatim);
-        var request = new HttpRequestMessage(method, uri);
-        request.Headers.Host = host;
-        request.Options.Set(SignedTarget, (path, canonicalQuery));
-        return request;
+        var uri = new Uri($"{_scheme}://{host}{path}{(query.Length > 0 ? "?" + query : "")}", Verbatim);
+        var message = new HttpRequestMessage(method, uri);
+        message.Headers.Host = host;
+        return new S3Request(message, host, path, canonicalQuery ?? query);
     }
 
-    private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, HttpCompletionOption completion, CancellationToken cancellationToken)
+    private async Task<HttpResponseMessage> SendAsync(S3Request request, HttpCompletionOption completion, CancellationToken cancellationToken)
     {
-        request.Options.TryGetValue(SignedTarget, out var target);
-        _signer.Sign(request, request.Headers.Host!, target.Path, target.Query, DateTime.UtcNow);
-        var response = await _http.SendAsync(request, completion, cancellationToken).ConfigureAwait(false);
+        _signer.Sign(request.Message, request.Host, request.Path, request.CanonicalQuery, DateTime.UtcNow);
+        var response = await _http.SendAsync(request.Message, completion, cancellationToken).ConfigureAwait(false);
         if ((int)response.StatusCode < 300) return response;
         using (response)
         {
@@ -121,26 +155,38 @@ internal sealed class S3HttpDataPath : IDisposable
 
     private static async Task<S3ErrorResponse> ReadErrorAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
-        string code = "", message = "";
+        var elements = new Dictionary<string, string>();
         try
         {
-            var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
-            if (text.Length > 0)
-            {
-                using var reader = XmlReader.Create(new StringReader(text), new XmlReaderSettings { DtdProcessing = DtdProcessing.Prohibit });
-                while (reader.Read())
-                {
-                    if (reader.NodeType != XmlNodeType.Element || reader.Depth != 1) continue;
-                    if (reader.LocalName == "Code") code = reader.ReadElementContentAsString();
-                    else if (reader.LocalName == "Message") message = reader.ReadElementContentAsString();
-                }
-            }
+            elements = TopLevelElements(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
         }
-        catch (Exception e) when (e is XmlException or IOException or HttpRequestException)
+        catch (Exception e) when (e is IOException or HttpRequestException)
         {
             // The status alone still classifies the failure.
         }
+        var code = elements.GetValueOrDefault("Code", "");
+        var message = elements.GetValueOrDefault("Message", "");
         return new S3ErrorResponse(code, (int)response.StatusCode, message);
+    }
+
+    /// <summary>The text of the root element's children (S3 error and result documents are one level deep).</summary>
+    private static Dictionary<string, string> TopLevelElements(string xml)
+    {
+        var elements = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (xml.Length == 0) return elements;
+        try
+        {
+            using var reader = XmlReader.Create(new StringReader(xml), new XmlReaderSettings { DtdProcessing = DtdProcessing.Prohibit });
+            while (reader.Read())
+            {
+                if (reader.NodeType == XmlNodeType.Element && reader.Depth == 1) elements[reader.LocalName] = reader.ReadElementContentAsString();
+            }
+        }
+        catch (XmlException)
+        {
+            // Not XML (a proxy's HTML page, say): what was read so far stands.
+        }
+        return elements;
     }
 
     private static ObjectHead ReadHead(HttpResponseMessage response)

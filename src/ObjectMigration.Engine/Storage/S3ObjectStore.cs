@@ -10,8 +10,8 @@ using ObjectMigration.Engine.State;
 namespace ObjectMigration.Engine.Storage;
 
 /// <summary>
-/// The S3 protocol: control requests through AWSSDK.S3 (the only place in the product that touches the SDK), and
-/// the requests that move bytes through <see cref="S3HttpDataPath"/>.
+/// The S3 protocol: listing, multipart completion and server-side copy through AWSSDK.S3 (the only place in the
+/// product that touches the SDK); the per-object requests through <see cref="S3HttpDataPath"/>.
 /// </summary>
 public sealed class S3ObjectStore : IObjectStore
 {
@@ -186,56 +186,8 @@ public sealed class S3ObjectStore : IObjectStore
             return new ObjectListing(objects, response.IsTruncated == true ? response.NextContinuationToken : null);
         }, cancellationToken);
 
-    public async Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await Call("HeadObject", bucket, async () =>
-            {
-                var response = await _client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = bucket, Key = key }, cancellationToken).ConfigureAwait(false);
-                var metadata = ReadMetadata(response.Headers, response.Metadata, response.ExpiresString);
-                return new ObjectHead(response.Headers.ContentLength, response.ETag, ToOffset(response.LastModified), response.StorageClass?.Value, metadata)
-                {
-                    ArchiveStatus = response.ArchiveStatus?.Value,
-                };
-            }, cancellationToken).ConfigureAwait(false);
-        }
-        catch (StorageException e) when (e.ErrorClass is ErrorClass.ObjectNotFound)
-        {
-            return null;
-        }
-    }
-
-    private static DateTimeOffset ToOffset(DateTime? value) => value is { } v ? new DateTimeOffset(v.ToUniversalTime()) : DateTimeOffset.UnixEpoch;
-
-    private static ObjectMetadata ReadMetadata(HeadersCollection headers, MetadataCollection userMetadata, string? expires)
-    {
-        var metadata = new ObjectMetadata
-        {
-            ContentType = headers.ContentType,
-            ContentEncoding = headers.ContentEncoding,
-            ContentLanguage = headers["Content-Language"],
-            ContentDisposition = headers.ContentDisposition,
-            CacheControl = headers.CacheControl,
-            Expires = string.IsNullOrEmpty(expires) ? null : expires,
-        };
-        foreach (var name in userMetadata.Keys)
-        {
-            var shortName = name.StartsWith("x-amz-meta-", StringComparison.OrdinalIgnoreCase) ? name["x-amz-meta-".Length..] : name;
-            metadata.UserMetadata[shortName] = userMetadata[name];
-        }
-        return metadata;
-    }
-
-    private static void WriteMetadata(HeadersCollection headers, MetadataCollection userMetadata, ObjectMetadata metadata)
-    {
-        if (metadata.ContentEncoding is not null) headers.ContentEncoding = metadata.ContentEncoding;
-        if (metadata.ContentLanguage is not null) headers["Content-Language"] = metadata.ContentLanguage;
-        if (metadata.ContentDisposition is not null) headers.ContentDisposition = metadata.ContentDisposition;
-        if (metadata.CacheControl is not null) headers.CacheControl = metadata.CacheControl;
-        if (metadata.Expires is not null) headers["Expires"] = metadata.Expires;
-        foreach (var (name, value) in metadata.UserMetadata) userMetadata.Add(name, value);
-    }
+    public Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken cancellationToken) =>
+        Call("HeadObject", bucket, () => _data.HeadAsync(bucket, key, cancellationToken), cancellationToken);
 
     public Task<ObjectDownload> GetAsync(string bucket, string key, long? rangeStart, long? rangeEndInclusive, CancellationToken cancellationToken) =>
         Call("GetObject", bucket, async () =>
@@ -257,13 +209,7 @@ public sealed class S3ObjectStore : IObjectStore
         Call("PutObject", bucket, () => _data.PutAsync(bucket, key, "", body, length, metadata, contentMd5Base64, cancellationToken), cancellationToken);
 
     public Task<string> StartMultipartAsync(string bucket, string key, ObjectMetadata metadata, CancellationToken cancellationToken) =>
-        Call("CreateMultipartUpload", bucket, async () =>
-        {
-            var request = new InitiateMultipartUploadRequest { BucketName = bucket, Key = key, ContentType = metadata.ContentType ?? "application/octet-stream" };
-            WriteMetadata(request.Headers, request.Metadata, metadata);
-            var response = await _client.InitiateMultipartUploadAsync(request, cancellationToken).ConfigureAwait(false);
-            return response.UploadId;
-        }, cancellationToken);
+        Call("CreateMultipartUpload", bucket, () => _data.StartMultipartAsync(bucket, key, metadata, cancellationToken), cancellationToken);
 
     public Task<string> UploadPartAsync(string bucket, string key, string uploadId, int partNumber, Stream body, long length, string? contentMd5Base64, CancellationToken cancellationToken) =>
         Call("UploadPart", bucket, async () =>

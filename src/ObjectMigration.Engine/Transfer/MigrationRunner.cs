@@ -338,9 +338,9 @@ public sealed class MigrationRunner
         using var download = await _source.GetAsync(_job.SourceBucket, o.Key, null, null, ct).ConfigureAwait(false);
         if (_selector.ContentTypeSkip(o.Key, o.Size, download.Head.Metadata.ContentType) is { } skip) return skip;
         var size = download.Head.Size;
-        // Where the source ETag is the content MD5, it goes up as Content-MD5 and the target verifies every byte it
-        // receives against it (BadDigest otherwise); a target that returns an MD5 ETag is compared too, so the client
-        // does not hash those bytes a second time. Without a source MD5 (multipart or encrypted sources) the client hashes and compares with the target.
+        // Where the source ETag is the content MD5, it goes up as Content-MD5: the target verifies every byte it
+        // receives against it (BadDigest otherwise), and a target returning an MD5 ETag is compared too, so the client
+        // does not hash those bytes again. Without a source MD5 (multipart, encrypted) the client hashes and compares.
         var expectedMd5 = Checksums.IsPlainMd5(download.Head.ETag) ? Checksums.Clean(download.Head.ETag) : null;
         using var body = new HashingReadStream(download.Body, _limiter, ct, hash: expectedMd5 is null);
         var md5Header = expectedMd5 is null ? null : Convert.ToBase64String(Convert.FromHexString(expectedMd5));
@@ -356,7 +356,7 @@ public sealed class MigrationRunner
         new(ErrorClass.Integrity, $"Read {read} of {size} bytes of '{key}': the download was cut short.");
 
     private static StorageException Mismatch(string key, string md5, string? sourceETag, string? targetETag) =>
-        new(ErrorClass.Integrity, $"Checksum mismatch for '{key}': read MD5 {md5}, source ETag {sourceETag}, target ETag {targetETag}.");
+        new(ErrorClass.Integrity, $"Checksum mismatch for '{key}': content MD5 {md5}, source ETag {sourceETag}, target ETag {targetETag}.");
 
     // ---- Multipart ----
 
