@@ -10,18 +10,32 @@ switch (args.FirstOrDefault())
         return 0;
     case "engine":
     {
-        // The engine alone, without PowerShell: engine SRC KEY SECRET BUCKET DST KEY SECRET BUCKET CONCURRENCY
+        // The engine alone, without PowerShell: engine SRC KEY SECRET BUCKET DST KEY SECRET BUCKET CONCURRENCY [RUNS]
+        // With RUNS > 1 the same copy runs again into fresh buckets (BUCKET-2, ...) in the same process, and each run's CPU
+        // is printed: the first pays the runtime's warm-up (JIT, tiering), the later ones show the cost per object alone.
         var home = Path.Combine(Path.GetTempPath(), "om-bench-engine-" + Guid.NewGuid().ToString("n")[..8]);
         var engine = ObjectMigration.Engine.MigrationEngine.Open(home);
         engine.AddConnector(new ObjectMigration.Engine.Model.CloudConnector { Name = "src", Endpoint = args[1] }, args[2], args[3], false);
         engine.AddConnector(new ObjectMigration.Engine.Model.CloudConnector { Name = "dst", Endpoint = args[5] }, args[6], args[7], false);
-        var job = engine.CreateJob(new ObjectMigration.Engine.Model.MigrationJobRequest
+        var runs = args.Length > 10 ? int.Parse(args[10]) : 1;
+        var process = System.Diagnostics.Process.GetCurrentProcess();
+        for (var run = 1; run <= runs; run++)
         {
-            SourceConnector = "src", SourceBucket = args[4], TargetConnector = "dst", TargetBucket = args[8], Concurrency = int.Parse(args[9]),
-        });
-        var state = await engine.RunJobAsync(job.Id, null, CancellationToken.None);
-        Console.WriteLine($"{state} {(engine.GetJob(job.Id).FinishedAt - engine.GetJob(job.Id).StartedAt)?.TotalSeconds}");
-        return state == ObjectMigration.Engine.Model.JobState.Completed ? 0 : 1;
+            var targetBucket = run == 1 ? args[8] : $"{args[8]}-{run}";
+            if (run > 1) using (var client = S3Tools.Client(args[5], args[6], args[7], 4)) await client.PutBucketAsync(targetBucket);
+            process.Refresh();
+            var cpuBefore = process.TotalProcessorTime;
+            var job = engine.CreateJob(new ObjectMigration.Engine.Model.MigrationJobRequest
+            {
+                SourceConnector = "src", SourceBucket = args[4], TargetConnector = "dst", TargetBucket = targetBucket, Concurrency = int.Parse(args[9]),
+            });
+            var state = await engine.RunJobAsync(job.Id, null, CancellationToken.None);
+            process.Refresh();
+            var finished = engine.GetJob(job.Id);
+            Console.WriteLine($"run {run} {state} job {(finished.FinishedAt - finished.StartedAt)?.TotalSeconds:F2} s cpu {(process.TotalProcessorTime - cpuBefore).TotalSeconds:F2} s");
+            if (state != ObjectMigration.Engine.Model.JobState.Completed) return 1;
+        }
+        return 0;
     }
     case "seed-size":
         Console.WriteLine(S3Tools.Workload(args[1]).Sum(o => o.Size));

@@ -79,7 +79,7 @@ public abstract class ConformanceSuite : IDisposable
         var keys = new List<string> { "plain.txt", "empty.bin", "dir/", "with space/file name.txt", "unicode-ü-日本語-é.txt", "sym+%?#&=.txt", "deep/a/b/c/d.json" };
         if (SupportsPathHostileKeys)
         {
-            keys.AddRange(["a//double-slash.txt", "k-" + new string('x', 1022)]);
+            keys.AddRange(["a//double-slash.txt", "k-" + new string('x', 1022), "ctl-\u0001-cr-\r-tab-\t.txt", "  spaced  "]);
         }
         for (var i = 0; i < keys.Count; i++)
         {

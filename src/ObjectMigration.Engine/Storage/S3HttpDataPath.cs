@@ -1,7 +1,10 @@
+using System.Globalization;
 using System.Net;
+using System.Security;
 using System.Text;
 using System.Xml;
 using ObjectMigration.Engine.Model;
+using ObjectMigration.Engine.State;
 
 namespace ObjectMigration.Engine.Storage;
 
@@ -14,15 +17,19 @@ internal sealed class S3ErrorResponse(string code, int statusCode, string messag
 }
 
 /// <summary>
-/// The per-object requests (HEAD, GET, PUT, CreateMultipartUpload, UploadPart) over one pooled HttpClient, and with
-/// them the one mapping between object headers and <see cref="ObjectMetadata"/>. Bodies stream straight through in
-/// both directions: no aws-chunked framing (which many S3-compatible servers store raw), no payload hash to compute
-/// before sending (so no buffering), no second MD5 pass. The SDK keeps listing, multipart completion and server-side
-/// copy, where its per-request cost does not matter.
+/// The requests a migration makes (ListObjectsV2, HEAD, GET, PUT, and a multipart upload from start to completion or
+/// abort) over one pooled HttpClient, and with them the one mapping between object headers and
+/// <see cref="ObjectMetadata"/>. Bodies stream straight through in both directions: no aws-chunked framing (which many
+/// S3-compatible servers store raw), no payload hash to compute before sending (so no buffering), no second MD5 pass.
+/// A job that copies through the client never loads the SDK, whose first request alone costs a few hundred
+/// milliseconds of CPU; the SDK keeps bucket discovery and server-side copy.
 /// </summary>
 internal sealed class S3HttpDataPath : IDisposable
 {
     private static readonly UriCreationOptions Verbatim = new() { DangerousDisablePathAndQueryCanonicalization = true };
+    // Servers write control characters in keys as character references (&#x1;), which XML 1.0 forbids; Ceph does so
+    // in the continuation token even when keys come URL-encoded. They are read as the characters they stand for.
+    private static readonly XmlReaderSettings XmlSettings = new() { DtdProcessing = DtdProcessing.Prohibit, CheckCharacters = false };
     private readonly HttpClient _http;
     private readonly SigV4Signer _signer;
     private readonly string _scheme;
@@ -122,10 +129,58 @@ internal sealed class S3HttpDataPath : IDisposable
         WriteMetadata(message, content, metadata);
         using var response = await SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
         var xml = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
-        return TopLevelElements(xml).GetValueOrDefault("UploadId") is { Length: > 0 } uploadId
+        return ReadDocument(xml).Elements.GetValueOrDefault("UploadId") is { Length: > 0 } uploadId
             ? uploadId
             : throw new S3ErrorResponse("", (int)response.StatusCode, "CreateMultipartUpload returned no UploadId.");
     }
+
+    /// <summary>One page of ListObjectsV2.</summary>
+    public async Task<ObjectListing> ListAsync(string bucket, string prefix, string? continuationToken, int pageSize, CancellationToken cancellationToken)
+    {
+        // Names in order and values encoded once, so the query as sent is also its canonical form. Keys come back
+        // URL-encoded: XML 1.0 cannot carry every character a key may hold (control characters, a lone CR).
+        var query = new StringBuilder();
+        if (continuationToken is not null) query.Append("continuation-token=").Append(SigV4Signer.UriEncode(continuationToken, keepSlash: false)).Append('&');
+        query.Append("encoding-type=url&list-type=2&max-keys=").Append(pageSize.ToString(CultureInfo.InvariantCulture));
+        if (prefix.Length > 0) query.Append("&prefix=").Append(SigV4Signer.UriEncode(prefix, keepSlash: false));
+        var request = CreateRequest(HttpMethod.Get, bucket, "", query.ToString());
+        using var message = request.Message;
+        using var response = await SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+        using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        return ReadListing(body);
+    }
+
+    /// <summary>CompleteMultipartUpload; returns the object's ETag.</summary>
+    public async Task<string?> CompleteMultipartAsync(string bucket, string key, string uploadId, IReadOnlyList<(int PartNumber, string ETag)> parts, CancellationToken cancellationToken)
+    {
+        var document = new StringBuilder("<CompleteMultipartUpload>");
+        foreach (var (partNumber, etag) in parts.OrderBy(p => p.PartNumber))
+        {
+            document.Append("<Part><PartNumber>").Append(partNumber.ToString(CultureInfo.InvariantCulture)).Append("</PartNumber><ETag>")
+                .Append(SecurityElement.Escape(etag)).Append("</ETag></Part>");
+        }
+        document.Append("</CompleteMultipartUpload>");
+        using var content = new StringContent(document.ToString(), Encoding.UTF8, "application/xml");
+        var request = CreateRequest(HttpMethod.Post, bucket, key, UploadIdQuery(uploadId));
+        using var message = request.Message;
+        message.Content = content;
+        using var response = await SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+        // The server answers 200 as soon as it starts assembling; a failure after that comes as an <Error> document.
+        var (root, elements) = ReadDocument(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
+        if (root == "Error") throw new S3ErrorResponse(elements.GetValueOrDefault("Code", ""), (int)response.StatusCode, elements.GetValueOrDefault("Message", ""));
+        return elements.GetValueOrDefault("ETag") is { Length: > 0 } objectETag ? objectETag : null;
+    }
+
+    public async Task AbortMultipartAsync(string bucket, string key, string uploadId, CancellationToken cancellationToken)
+    {
+        var request = CreateRequest(HttpMethod.Delete, bucket, key, UploadIdQuery(uploadId));
+        using var message = request.Message;
+        using var response = await SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The query of a request on one multipart upload: UploadPart, CompleteMultipartUpload, AbortMultipartUpload.</summary>
+    public static string UploadIdQuery(string uploadId, int? partNumber = null) =>
+        (partNumber is { } n ? $"partNumber={n.ToString(CultureInfo.InvariantCulture)}&" : "") + $"uploadId={SigV4Signer.UriEncode(uploadId, keepSlash: false)}";
 
     /// <summary>A request with the path and query exactly as the request line carries them: what the signature covers.</summary>
     private sealed record S3Request(HttpRequestMessage Message, string Host, string Path, string CanonicalQuery);
@@ -158,7 +213,7 @@ internal sealed class S3HttpDataPath : IDisposable
         var elements = new Dictionary<string, string>();
         try
         {
-            elements = TopLevelElements(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
+            (_, elements) = ReadDocument(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
         }
         catch (Exception e) when (e is IOException or HttpRequestException)
         {
@@ -169,24 +224,96 @@ internal sealed class S3HttpDataPath : IDisposable
         return new S3ErrorResponse(code, (int)response.StatusCode, message);
     }
 
-    /// <summary>The text of the root element's children (S3 error and result documents are one level deep).</summary>
-    private static Dictionary<string, string> TopLevelElements(string xml)
+    /// <summary>The root element's name and the text of its children (S3 error and result documents are one level deep).</summary>
+    private static (string Root, Dictionary<string, string> Elements) ReadDocument(string xml)
     {
         var elements = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (xml.Length == 0) return elements;
+        var root = "";
+        if (xml.Length == 0) return (root, elements);
         try
         {
-            using var reader = XmlReader.Create(new StringReader(xml), new XmlReaderSettings { DtdProcessing = DtdProcessing.Prohibit });
-            while (reader.Read())
+            using var reader = XmlReader.Create(new StringReader(xml), XmlSettings);
+            reader.MoveToContent();
+            root = reader.LocalName;
+            reader.Read();
+            while (!reader.EOF)
             {
+                // Reading an element's content moves onto the next node, which may itself be the next element.
                 if (reader.NodeType == XmlNodeType.Element && reader.Depth == 1) elements[reader.LocalName] = reader.ReadElementContentAsString();
+                else reader.Read();
             }
         }
         catch (XmlException)
         {
             // Not XML (a proxy's HTML page, say): what was read so far stands.
         }
-        return elements;
+        return (root, elements);
+    }
+
+    private static ObjectListing ReadListing(Stream xml)
+    {
+        var objects = new List<ListedObject>();
+        string? next = null;
+        var truncated = false;
+        var urlEncoded = false;
+        using var reader = XmlReader.Create(xml, XmlSettings);
+        reader.MoveToContent();
+        if (reader.LocalName != "ListBucketResult") throw new S3ErrorResponse("", 200, $"ListObjectsV2 answered with <{reader.LocalName}>, not a listing.");
+        reader.Read();
+        while (!reader.EOF)
+        {
+            if (reader.NodeType != XmlNodeType.Element || reader.Depth != 1)
+            {
+                reader.Read();
+                continue;
+            }
+            switch (reader.LocalName)
+            {
+                case "Contents": objects.Add(ReadListedObject(reader)); break;
+                case "IsTruncated": truncated = reader.ReadElementContentAsString() == "true"; break;
+                case "NextContinuationToken": next = reader.ReadElementContentAsString(); break;
+                case "EncodingType": urlEncoded = reader.ReadElementContentAsString() == "url"; break;
+                default: reader.Skip(); break;
+            }
+        }
+        if (urlEncoded) objects = objects.ConvertAll(o => o with { Key = WebUtility.UrlDecode(o.Key) });
+        if (truncated && string.IsNullOrEmpty(next))
+        {
+            // Stopping here would silently leave the rest of the bucket out of the migration.
+            throw new S3ErrorResponse("", 200, "ListObjectsV2 said the listing goes on but gave no continuation token.");
+        }
+        return new ObjectListing(objects, truncated ? next : null);
+    }
+
+    private static ListedObject ReadListedObject(XmlReader reader)
+    {
+        string key = "", etag = "", storageClass = "";
+        long size = 0;
+        var lastModified = DateTimeOffset.UnixEpoch;
+        var depth = reader.Depth;
+        if (reader.IsEmptyElement) throw new S3ErrorResponse("", 200, "ListObjectsV2 listed an object without a key.");
+        reader.Read();
+        while (!(reader.NodeType == XmlNodeType.EndElement && reader.Depth == depth))
+        {
+            if (reader.NodeType != XmlNodeType.Element)
+            {
+                reader.Read();
+                continue;
+            }
+            switch (reader.LocalName)
+            {
+                case "Key": key = reader.ReadElementContentAsString(); break;
+                case "Size": size = long.Parse(reader.ReadElementContentAsString(), NumberStyles.None, CultureInfo.InvariantCulture); break;
+                case "ETag": etag = reader.ReadElementContentAsString(); break;
+                case "StorageClass": storageClass = reader.ReadElementContentAsString(); break;
+                case "LastModified":
+                    lastModified = DateTimeOffset.Parse(reader.ReadElementContentAsString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
+                    break;
+                default: reader.Skip(); break;
+            }
+        }
+        reader.Read();
+        return new ListedObject(key, size, etag.Length == 0 ? null : etag, lastModified, storageClass.Length == 0 ? null : storageClass);
     }
 
     private static ObjectHead ReadHead(HttpResponseMessage response)

@@ -10,18 +10,29 @@ using ObjectMigration.Engine.State;
 namespace ObjectMigration.Engine.Storage;
 
 /// <summary>
-/// The S3 protocol: listing, multipart completion and server-side copy through AWSSDK.S3 (the only place in the
-/// product that touches the SDK); the per-object requests through <see cref="S3HttpDataPath"/>.
+/// The S3 protocol: bucket discovery and server-side copy through AWSSDK.S3 (the only place in the product that
+/// touches the SDK); listing and the object and multipart requests through <see cref="S3HttpDataPath"/>.
 /// </summary>
 public sealed class S3ObjectStore : IObjectStore
 {
-    private readonly AmazonS3Client _client;
+    // Built on first use: a job that copies through the client never needs it (see S3HttpDataPath).
+    private readonly Lazy<AmazonS3Client> _sdk;
     private readonly S3HttpDataPath _data;
     private readonly string _describe;
 
     public string ServerSideCopyKey { get; }
 
     public S3ObjectStore(ConnectorAccess access, int maxConnections = 64, TimeSpan? timeout = null)
+    {
+        var connector = access.Connector;
+        var requestTimeout = timeout ?? TimeSpan.FromMinutes(5);
+        _sdk = new Lazy<AmazonS3Client>(() => CreateSdkClient(access, maxConnections, requestTimeout));
+        _data = new S3HttpDataPath(connector, access.SecretAccessKey, maxConnections, requestTimeout);
+        _describe = $"connector '{connector.Name}' ({connector.Endpoint})";
+        ServerSideCopyKey = $"{connector.Endpoint.TrimEnd('/')}|{connector.Region}|{connector.AccessKeyId}|{access.SecretAccessKey.GetHashCode()}";
+    }
+
+    private static AmazonS3Client CreateSdkClient(ConnectorAccess access, int maxConnections, TimeSpan timeout)
     {
         var connector = access.Connector;
         var config = new AmazonS3Config
@@ -31,10 +42,8 @@ public sealed class S3ObjectStore : IObjectStore
             AuthenticationRegion = connector.Region,
             // The engine retries with its own classification and backoff; SDK retries would hide and multiply them.
             MaxErrorRetry = 0,
-            Timeout = timeout ?? TimeSpan.FromMinutes(5),
+            Timeout = timeout,
             MaxConnectionsPerServer = maxConnections,
-            // Fewer, larger reads and writes per body than the 8 KiB default.
-            BufferSize = 64 * 1024,
         };
         if (!connector.UseChunkEncoding)
         {
@@ -43,15 +52,12 @@ public sealed class S3ObjectStore : IObjectStore
             config.ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED;
         }
         if (!string.IsNullOrEmpty(connector.Proxy)) config.SetWebProxy(new WebProxy(new Uri(connector.Proxy)));
-        _client = new AmazonS3Client(new BasicAWSCredentials(connector.AccessKeyId, access.SecretAccessKey), config);
-        _data = new S3HttpDataPath(connector, access.SecretAccessKey, maxConnections, config.Timeout.Value);
-        _describe = $"connector '{connector.Name}' ({connector.Endpoint})";
-        ServerSideCopyKey = $"{connector.Endpoint.TrimEnd('/')}|{connector.Region}|{connector.AccessKeyId}|{access.SecretAccessKey.GetHashCode()}";
+        return new AmazonS3Client(new BasicAWSCredentials(connector.AccessKeyId, access.SecretAccessKey), config);
     }
 
     public void Dispose()
     {
-        _client.Dispose();
+        if (_sdk.IsValueCreated) _sdk.Value.Dispose();
         _data.Dispose();
     }
 
@@ -144,14 +150,14 @@ public sealed class S3ObjectStore : IObjectStore
     public Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken cancellationToken) =>
         Call<IReadOnlyList<BucketInfo>>("ListBuckets", null, async () =>
         {
-            var response = await _client.ListBucketsAsync(new ListBucketsRequest(), cancellationToken).ConfigureAwait(false);
+            var response = await _sdk.Value.ListBucketsAsync(new ListBucketsRequest(), cancellationToken).ConfigureAwait(false);
             return (response.Buckets ?? []).Select(b => new BucketInfo(b.BucketName, b.CreationDate is { } d ? new DateTimeOffset(d.ToUniversalTime()) : null)).ToList();
         }, cancellationToken);
 
     public Task<string?> GetBucketLocationAsync(string bucket, CancellationToken cancellationToken) =>
         Call<string?>("GetBucketLocation", bucket, async () =>
         {
-            var response = await _client.GetBucketLocationAsync(new GetBucketLocationRequest { BucketName = bucket }, cancellationToken).ConfigureAwait(false);
+            var response = await _sdk.Value.GetBucketLocationAsync(new GetBucketLocationRequest { BucketName = bucket }, cancellationToken).ConfigureAwait(false);
             var value = response.Location?.Value;
             return string.IsNullOrEmpty(value) ? "us-east-1" : value;
         }, cancellationToken);
@@ -170,21 +176,7 @@ public sealed class S3ObjectStore : IObjectStore
     }
 
     public Task<ObjectListing> ListAsync(string bucket, string prefix, string? continuationToken, int pageSize, CancellationToken cancellationToken) =>
-        Call("ListObjectsV2", bucket, async () =>
-        {
-            var request = new ListObjectsV2Request
-            {
-                BucketName = bucket,
-                Prefix = string.IsNullOrEmpty(prefix) ? null : prefix,
-                ContinuationToken = continuationToken,
-                MaxKeys = pageSize,
-            };
-            var response = await _client.ListObjectsV2Async(request, cancellationToken).ConfigureAwait(false);
-            var objects = (response.S3Objects ?? []).Select(o => new ListedObject(
-                o.Key, o.Size ?? 0, o.ETag, o.LastModified is { } m ? new DateTimeOffset(m.ToUniversalTime()) : DateTimeOffset.UnixEpoch,
-                o.StorageClass?.Value)).ToList();
-            return new ObjectListing(objects, response.IsTruncated == true ? response.NextContinuationToken : null);
-        }, cancellationToken);
+        Call("ListObjectsV2", bucket, () => _data.ListAsync(bucket, prefix, continuationToken, pageSize, cancellationToken), cancellationToken);
 
     public Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken cancellationToken) =>
         Call("HeadObject", bucket, () => _data.HeadAsync(bucket, key, cancellationToken), cancellationToken);
@@ -214,30 +206,18 @@ public sealed class S3ObjectStore : IObjectStore
     public Task<string> UploadPartAsync(string bucket, string key, string uploadId, int partNumber, Stream body, long length, string? contentMd5Base64, CancellationToken cancellationToken) =>
         Call("UploadPart", bucket, async () =>
         {
-            // Canonical query order: parameter names sorted.
-            var query = $"partNumber={partNumber}&uploadId={SigV4Signer.UriEncode(uploadId, keepSlash: false)}";
+            var query = S3HttpDataPath.UploadIdQuery(uploadId, partNumber);
             var etag = await _data.PutAsync(bucket, key, query, body, length, null, contentMd5Base64, cancellationToken).ConfigureAwait(false);
             return etag ?? throw new S3ErrorResponse("", 200, "UploadPart returned no ETag.");
         }, cancellationToken);
 
     public Task<string?> CompleteMultipartAsync(string bucket, string key, string uploadId, IReadOnlyList<(int PartNumber, string ETag)> parts, CancellationToken cancellationToken) =>
-        Call("CompleteMultipartUpload", bucket, async () =>
-        {
-            var request = new CompleteMultipartUploadRequest
-            {
-                BucketName = bucket,
-                Key = key,
-                UploadId = uploadId,
-                PartETags = parts.Select(p => new PartETag(p.PartNumber, p.ETag)).ToList(),
-            };
-            var response = await _client.CompleteMultipartUploadAsync(request, cancellationToken).ConfigureAwait(false);
-            return string.IsNullOrEmpty(response.ETag) ? null : response.ETag;
-        }, cancellationToken);
+        Call("CompleteMultipartUpload", bucket, () => _data.CompleteMultipartAsync(bucket, key, uploadId, parts, cancellationToken), cancellationToken);
 
     public Task AbortMultipartAsync(string bucket, string key, string uploadId, CancellationToken cancellationToken) =>
         Call("AbortMultipartUpload", bucket, async () =>
         {
-            await _client.AbortMultipartUploadAsync(new AbortMultipartUploadRequest { BucketName = bucket, Key = key, UploadId = uploadId }, cancellationToken).ConfigureAwait(false);
+            await _data.AbortMultipartAsync(bucket, key, uploadId, cancellationToken).ConfigureAwait(false);
             return true;
         }, cancellationToken);
 
@@ -252,7 +232,7 @@ public sealed class S3ObjectStore : IObjectStore
                 DestinationKey = targetKey,
                 MetadataDirective = S3MetadataDirective.COPY,
             };
-            var response = await _client.CopyObjectAsync(request, cancellationToken).ConfigureAwait(false);
+            var response = await _sdk.Value.CopyObjectAsync(request, cancellationToken).ConfigureAwait(false);
             return response.ETag;
         }, cancellationToken);
 
@@ -270,7 +250,7 @@ public sealed class S3ObjectStore : IObjectStore
                 FirstByte = firstByte,
                 LastByte = lastByte,
             };
-            var response = await _client.CopyPartAsync(request, cancellationToken).ConfigureAwait(false);
+            var response = await _sdk.Value.CopyPartAsync(request, cancellationToken).ConfigureAwait(false);
             return response.ETag;
         }, cancellationToken);
 }

@@ -64,7 +64,7 @@ public sealed class ResumeMigrationJobCommand : JobTargetCmdlet
         var psJob = MigrationJobSourceAdapter.Create(this, prepared.Id, prepared.Name);
         psJob.StartJob();
         if (AsJob) WriteObject(psJob);
-        else WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, job.Id, null, showProgress: true, Cancellation) : Engine.GetJob(job.Id));
+        else WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, job.Id, null, showProgress: true, Cancellation, psJob.Finished) : Engine.GetJob(job.Id));
     });
 }
 

@@ -11,8 +11,12 @@ internal static class JobWaiter
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
 
-    public static MigrationJob WaitFor(ObjectMigrationCmdlet cmdlet, MigrationEngine engine, Guid id, TimeSpan? timeout, bool showProgress, CancellationToken cancellation)
+    /// <param name="finished">Signalled when a job running in this process ends, so the wait returns then rather than
+    /// at the next poll; jobs running elsewhere are seen through the store only.</param>
+    public static MigrationJob WaitFor(ObjectMigrationCmdlet cmdlet, MigrationEngine engine, Guid id, TimeSpan? timeout, bool showProgress, CancellationToken cancellation,
+        WaitHandle? finished = null)
     {
+        WaitHandle[] wakeUps = finished is null ? [cancellation.WaitHandle] : [cancellation.WaitHandle, finished];
         var deadline = timeout is { } t ? DateTime.UtcNow + t : DateTime.MaxValue;
         var activityId = Math.Abs(id.GetHashCode() % 100000);
         MigrationJob job;
@@ -25,7 +29,7 @@ internal static class JobWaiter
                 var progress = engine.Store.GetProgress(id);
                 cmdlet.WriteProgress(ToProgressRecord(activityId, job, progress));
             }
-            cancellation.WaitHandle.WaitOne(PollInterval);
+            WaitHandle.WaitAny(wakeUps, PollInterval);
         }
         if (showProgress)
         {

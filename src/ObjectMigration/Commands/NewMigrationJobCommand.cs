@@ -125,7 +125,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
                 WriteObject(psJob);
                 return;
             }
-            WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, job.Id, null, showProgress: true, Cancellation) : Engine.GetJob(job.Id));
+            WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, job.Id, null, showProgress: true, Cancellation, psJob.Finished) : Engine.GetJob(job.Id));
         }
         catch (Exception e) when (e is not PipelineStoppedException)
         {
