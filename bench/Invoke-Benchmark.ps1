@@ -79,6 +79,30 @@ if (`$job.State -ne 'Completed') { Write-Error "job `$(`$job.State)"; exit 1 }
     }
     $run
 }
+# CPU seconds the fixture's server processes have used so far (utime + stime from /proc/PID/stat).
+$clockTicks = [double](& getconf CLK_TCK)
+function Get-ServerCpu([int[]] $Pids) {
+    $ticks = 0L
+    foreach ($id in $Pids) {
+        $stat = Get-Content "/proc/$id/stat" -Raw -ErrorAction SilentlyContinue
+        if (-not $stat) { continue }
+        $fields = $stat.Substring($stat.LastIndexOf(')') + 2) -split ' '
+        $ticks += [long]$fields[11] + [long]$fields[12]
+    }
+    $ticks / $clockTicks
+}
+
+# One measured run of a tool into a row; with the servers' CPU over the same time, so the table shows when the
+# servers, not the client, set the pace. (A warm row's process also ran the warm-up job: no server figure.)
+function Measure-Tool([string] $Tool, [string] $Target, [int] $Expect, [string] $Workload, [double] $Bytes) {
+    $serverBefore = Get-ServerCpu $f.ServerPids
+    $run = & $tools[$Tool] $Target $Expect
+    $serverCpu = if ($Tool -eq 'ours-warm') { $null } else { (Get-ServerCpu $f.ServerPids) - $serverBefore }
+    $jobSeconds = ($run.Output | Where-Object { "$_" -like 'JOBSECONDS *' } | Select-Object -Last 1) -replace 'JOBSECONDS ', ''
+    $rows.Add([pscustomobject]@{ Fixture = $name; Workload = $Workload; Tool = $Tool; Wall = $run.Wall; Job = $jobSeconds; Objects = $objects; Bytes = $Bytes
+        Cpu = $run.Cpu; PeakMB = $run.PeakMB; ServerCpu = $serverCpu })
+}
+
 $rows = [System.Collections.Generic.List[object]]::new()
 $lines = @('# Benchmark results', '')
 
@@ -100,11 +124,11 @@ $fixtures = @{}
 try {
     if ('s3rver' -in $Fixture) {
         $a = Start-S3rverFixture -Name bench-source; $b = Start-S3rverFixture -Name bench-target
-        $fixtures.s3rver = [pscustomobject]@{ Source = $a; Target = $b; SourceEndpoint = $a.Endpoint; TargetEndpoint = $b.Endpoint; Stop = @($a, $b) }
+        $fixtures.s3rver = [pscustomobject]@{ Source = $a; Target = $b; SourceEndpoint = $a.Endpoint; TargetEndpoint = $b.Endpoint; Stop = @($a, $b); ServerPids = $a.Pids + $b.Pids }
     }
     if ('ceph' -in $Fixture) {
         $c = Start-CephRgwFixture -Gateways 2 -MemstoreBytes 12GB
-        $fixtures.ceph = [pscustomobject]@{ Source = $c; Target = $c; SourceEndpoint = $c.Endpoints[0]; TargetEndpoint = $c.Endpoints[1]; Stop = @($c) }
+        $fixtures.ceph = [pscustomobject]@{ Source = $c; Target = $c; SourceEndpoint = $c.Endpoints[0]; TargetEndpoint = $c.Endpoints[1]; Stop = @($c); ServerPids = $c.Pids }
     }
     foreach ($name in $Fixture) {
         $f = $fixtures[$name]
@@ -133,20 +157,14 @@ try {
                 rclone = { param($target) Measure-Run rclone @('copy', "src:$sourceBucket", "dst:$target", '--transfers', "$Concurrency", '--checkers', "$Concurrency") $rcloneEnv }
                 limit  = { param($target) Measure-Run dotnet @($benchDll, 'limit', $f.SourceEndpoint, $src.AccessKey, $src.SecretKey, $sourceBucket, $f.TargetEndpoint, $dst.AccessKey, $dst.SecretKey, $target, "$Concurrency") }
             }
-            $results = @{}
             $created = [System.Collections.Generic.List[string]]::new()
             foreach ($tool in $tools.Keys) {
                 $target = "bench-dst-$tool-$load"
                 Write-Host "[$name/$load] $tool ..."
-                $run = & $tools[$tool] $target $objects
-                $results[$tool] = $run
-                $jobSeconds = ($run.Output | Where-Object { "$_" -like 'JOBSECONDS *' } | Select-Object -Last 1) -replace 'JOBSECONDS ', ''
-                $rows.Add([pscustomobject]@{ Fixture = $name; Workload = $load; Tool = $tool; Wall = $run.Wall; Job = $jobSeconds; Objects = $objects; Bytes = $bytes; Cpu = $run.Cpu; PeakMB = $run.PeakMB })
+                Measure-Tool $tool $target $objects $load $bytes
                 if ($load -eq 'small' -and $tool -in 'ours', 'rclone') {
                     Write-Host "[$name/re-run] $tool ..."
-                    $again = & $tools[$tool] $target 0
-                    $jobSeconds = ($again.Output | Where-Object { "$_" -like 'JOBSECONDS *' } | Select-Object -Last 1) -replace 'JOBSECONDS ', ''
-                    $rows.Add([pscustomobject]@{ Fixture = $name; Workload = 're-run'; Tool = $tool; Wall = $again.Wall; Job = $jobSeconds; Objects = $objects; Bytes = 0; Cpu = $again.Cpu; PeakMB = $again.PeakMB })
+                    Measure-Tool $tool $target 0 're-run' 0
                 }
                 Invoke-Bench purge $f.TargetEndpoint $dst.AccessKey $dst.SecretKey $target
                 if ("$target-w0" -in $created) { Invoke-Bench purge $f.TargetEndpoint $dst.AccessKey $dst.SecretKey "$target-w0" }
@@ -165,8 +183,9 @@ $table = @(
     "'job' is the migration job's own StartedAt..FinishedAt. 'ours-warm' is a second, identical job in the same pwsh process after a first one"
     "warmed the runtime (JIT): its wall and CPU are that job's own, what each further job or object costs once the process runs."
     "Ratios are of objects/s (re-run: of wall time, inverted). rclone $((rclone version 2>$null | Select-Object -First 1) -replace 'rclone ', ''), $([Environment]::ProcessorCount) cores, $(Get-Date -Format 'yyyy-MM-dd')."
-    '', '| fixture | workload | tool | wall s | job s | objects/s | MB/s | CPU s | CPU ms/object | peak MB | ours/rclone | ours/limit |'
-    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
+    "'server CPU s' is what the S3 server processes used during the run; 'busy' is client + server CPU over wall x $([Environment]::ProcessorCount) cores."
+    '', '| fixture | workload | tool | wall s | job s | objects/s | MB/s | CPU s | CPU ms/object | peak MB | server CPU s | busy | ours/rclone | ours/limit |'
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
 )
 foreach ($row in $rows) {
     $ops = $row.Objects / $row.Wall
@@ -178,8 +197,10 @@ foreach ($row in $rows) {
         if ($r) { $vsRclone = '{0:N2}' -f ($r.Wall / $row.Wall) }
         if ($l) { $vsLimit = '{0:N2}' -f ($l.Wall / $row.Wall) }
     }
-    $table += '| {0} | {1} | {2} | {3:N1} | {4} | {5:N0} | {6:N1} | {7:N1} | {8:N2} | {9:N0} | {10} | {11} |' -f $row.Fixture, $row.Workload, $row.Tool, $row.Wall,
-        ($(if ($row.Job) { '{0:N1}' -f [double]$row.Job } else { '' })), $ops, $mbs, $row.Cpu, (1000 * $row.Cpu / $row.Objects), $row.PeakMB, $vsRclone, $vsLimit
+    $server = if ($null -ne $row.ServerCpu) { '{0:N1}' -f $row.ServerCpu } else { '' }
+    $busy = if ($null -ne $row.ServerCpu) { '{0:P0}' -f (($row.Cpu + $row.ServerCpu) / ($row.Wall * [Environment]::ProcessorCount)) } else { '' }
+    $table += '| {0} | {1} | {2} | {3:N1} | {4} | {5:N0} | {6:N1} | {7:N1} | {8:N2} | {9:N0} | {10} | {11} | {12} | {13} |' -f $row.Fixture, $row.Workload, $row.Tool, $row.Wall,
+        ($(if ($row.Job) { '{0:N1}' -f [double]$row.Job } else { '' })), $ops, $mbs, $row.Cpu, (1000 * $row.Cpu / $row.Objects), $row.PeakMB, $server, $busy, $vsRclone, $vsLimit
 }
 $lines += $table
 $lines | Write-Host
