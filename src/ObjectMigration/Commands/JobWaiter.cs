@@ -29,7 +29,8 @@ internal static class JobWaiter
                 var progress = engine.Store.GetProgress(id);
                 cmdlet.WriteProgress(ToProgressRecord(activityId, job, progress));
             }
-            WaitHandle.WaitAny(wakeUps, PollInterval);
+            // Once the in-process job has ended, the store settles at once; poll from then on rather than spin.
+            if (WaitHandle.WaitAny(wakeUps, PollInterval) == 1) wakeUps = [cancellation.WaitHandle];
         }
         if (showProgress)
         {
