@@ -11,6 +11,9 @@ param(
     [int] $Concurrency = 16,
     [ValidateSet('s3rver', 'ceph')][string[]] $Fixture = @('s3rver', 'ceph'),
     [ValidateSet('small', 'large', 'mixed')][string[]] $Workload = @('small', 'large', 'mixed'),
+    # Each tool runs this many times per workload, the order reversed every other round; the table keeps each tool's
+    # fastest run, so one slow moment of a shared 2-core machine does not decide a ratio.
+    [ValidateRange(1, 5)][int] $Rounds = 2,
     [switch] $SkipMemory
 )
 $ErrorActionPreference = 'Stop'
@@ -127,7 +130,8 @@ try {
         $fixtures.s3rver = [pscustomobject]@{ Source = $a; Target = $b; SourceEndpoint = $a.Endpoint; TargetEndpoint = $b.Endpoint; Stop = @($a, $b); ServerPids = $a.Pids + $b.Pids }
     }
     if ('ceph' -in $Fixture) {
-        $c = Start-CephRgwFixture -Gateways 2 -MemstoreBytes 12GB
+        # Deleted objects' tails wait for RGW's garbage collection (hours), so every run's copies stay in memory.
+        $c = Start-CephRgwFixture -Gateways 2 -MemstoreBytes (6GB + 5GB * $Rounds)
         $fixtures.ceph = [pscustomobject]@{ Source = $c; Target = $c; SourceEndpoint = $c.Endpoints[0]; TargetEndpoint = $c.Endpoints[1]; Stop = @($c); ServerPids = $c.Pids }
     }
     foreach ($name in $Fixture) {
@@ -158,16 +162,20 @@ try {
                 limit  = { param($target) Measure-Run dotnet @($benchDll, 'limit', $f.SourceEndpoint, $src.AccessKey, $src.SecretKey, $sourceBucket, $f.TargetEndpoint, $dst.AccessKey, $dst.SecretKey, $target, "$Concurrency") }
             }
             $created = [System.Collections.Generic.List[string]]::new()
-            foreach ($tool in $tools.Keys) {
-                $target = "bench-dst-$tool-$load"
-                Write-Host "[$name/$load] $tool ..."
-                Measure-Tool $tool $target $objects $load $bytes
-                if ($load -eq 'small' -and $tool -in 'ours', 'rclone') {
-                    Write-Host "[$name/re-run] $tool ..."
-                    Measure-Tool $tool $target 0 're-run' 0
+            foreach ($round in 1..$Rounds) {
+                $order = @($tools.Keys)
+                if ($round % 2 -eq 0) { [array]::Reverse($order) }
+                foreach ($tool in $order) {
+                    $target = "bench-dst-$tool-$load"
+                    Write-Host "[$name/$load] round $round $tool ..."
+                    Measure-Tool $tool $target $objects $load $bytes
+                    if ($load -eq 'small' -and $tool -in 'ours', 'rclone') {
+                        Write-Host "[$name/re-run] round $round $tool ..."
+                        Measure-Tool $tool $target 0 're-run' 0
+                    }
+                    Invoke-Bench purge $f.TargetEndpoint $dst.AccessKey $dst.SecretKey $target
+                    if ("$target-w0" -in $created) { Invoke-Bench purge $f.TargetEndpoint $dst.AccessKey $dst.SecretKey "$target-w0" }
                 }
-                Invoke-Bench purge $f.TargetEndpoint $dst.AccessKey $dst.SecretKey $target
-                if ("$target-w0" -in $created) { Invoke-Bench purge $f.TargetEndpoint $dst.AccessKey $dst.SecretKey "$target-w0" }
             }
             Invoke-Bench purge $f.SourceEndpoint $src.AccessKey $src.SecretKey $sourceBucket
             Remove-Item -Recurse -Force $home0 -ErrorAction SilentlyContinue
@@ -184,13 +192,21 @@ $table = @(
     "warmed the runtime (JIT): its wall and CPU are that job's own, what each further job or object costs once the process runs."
     "Ratios are of objects/s (re-run: of wall time, inverted). rclone $((rclone version 2>$null | Select-Object -First 1) -replace 'rclone ', ''), $([Environment]::ProcessorCount) cores, $(Get-Date -Format 'yyyy-MM-dd')."
     "'server CPU s' is what the S3 server processes used during the run; 'busy' is client + server CPU over wall x $([Environment]::ProcessorCount) cores."
-    '', '| fixture | workload | tool | wall s | job s | objects/s | MB/s | CPU s | CPU ms/object | peak MB | server CPU s | busy | ours/rclone | ours/limit |'
-    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
+    "$Rounds rounds, tools alternating and the order reversed every other round; each row is the tool's fastest run ('runs': every run's wall s)."
+    '', '| fixture | workload | tool | wall s | runs | job s | objects/s | MB/s | CPU s | CPU ms/object | peak MB | server CPU s | busy | ours/rclone | ours/limit |'
+    '|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
 )
-foreach ($row in $rows) {
+# Each tool's fastest run per workload, with every run's wall time beside it.
+$groups = [ordered]@{}
+foreach ($row in $rows) { $groups["$($row.Fixture)|$($row.Workload)|$($row.Tool)"] += @($row) }
+$best = foreach ($group in $groups.Values) {
+    $fastest = $group | Sort-Object Wall | Select-Object -First 1
+    $fastest | Add-Member -NotePropertyName Runs -NotePropertyValue (($group | ForEach-Object { '{0:N1}' -f $_.Wall }) -join ' / ') -PassThru
+}
+foreach ($row in $best) {
     $ops = $row.Objects / $row.Wall
     $mbs = $row.Bytes / 1MB / $row.Wall
-    $peer = { param($tool) $rows | Where-Object { $_.Fixture -eq $row.Fixture -and $_.Workload -eq $row.Workload -and $_.Tool -eq $tool } | Select-Object -First 1 }
+    $peer = { param($tool) $best | Where-Object { $_.Fixture -eq $row.Fixture -and $_.Workload -eq $row.Workload -and $_.Tool -eq $tool } | Select-Object -First 1 }
     $vsRclone = ''; $vsLimit = ''
     if ($row.Tool -like 'ours*') {
         $r = & $peer 'rclone'; $l = & $peer 'limit'
@@ -199,8 +215,8 @@ foreach ($row in $rows) {
     }
     $server = if ($null -ne $row.ServerCpu) { '{0:N1}' -f $row.ServerCpu } else { '' }
     $busy = if ($null -ne $row.ServerCpu) { '{0:P0}' -f (($row.Cpu + $row.ServerCpu) / ($row.Wall * [Environment]::ProcessorCount)) } else { '' }
-    $table += '| {0} | {1} | {2} | {3:N1} | {4} | {5:N0} | {6:N1} | {7:N1} | {8:N2} | {9:N0} | {10} | {11} | {12} | {13} |' -f $row.Fixture, $row.Workload, $row.Tool, $row.Wall,
-        ($(if ($row.Job) { '{0:N1}' -f [double]$row.Job } else { '' })), $ops, $mbs, $row.Cpu, (1000 * $row.Cpu / $row.Objects), $row.PeakMB, $server, $busy, $vsRclone, $vsLimit
+    $table += '| {0} | {1} | {2} | {3:N1} | {4} | {5} | {6:N0} | {7:N1} | {8:N1} | {9:N2} | {10:N0} | {11} | {12} | {13} | {14} |' -f $row.Fixture, $row.Workload, $row.Tool, $row.Wall,
+        $row.Runs, ($(if ($row.Job) { '{0:N1}' -f [double]$row.Job } else { '' })), $ops, $mbs, $row.Cpu, (1000 * $row.Cpu / $row.Objects), $row.PeakMB, $server, $busy, $vsRclone, $vsLimit
 }
 $lines += $table
 $lines | Write-Host
