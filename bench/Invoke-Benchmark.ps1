@@ -173,8 +173,10 @@ try {
                         Write-Host "[$name/re-run] round $round $tool ..."
                         Measure-Tool $tool $target 0 're-run' 0
                     }
+                    # Purging deletes the bucket too: the next round creates it again.
                     Invoke-Bench purge $f.TargetEndpoint $dst.AccessKey $dst.SecretKey $target
                     if ("$target-w0" -in $created) { Invoke-Bench purge $f.TargetEndpoint $dst.AccessKey $dst.SecretKey "$target-w0" }
+                    $null = $created.Remove($target); $null = $created.Remove("$target-w0")
                 }
             }
             Invoke-Bench purge $f.SourceEndpoint $src.AccessKey $src.SecretKey $sourceBucket
