@@ -13,7 +13,7 @@ public sealed class CloudConnector
     public string AccessKeyId { get; set; } = "";
     public string? Proxy { get; set; }
     public bool PathStyle { get; set; }
-    /// <summary>SDK flexible checksums on control requests: AWS only; many S3-compatible servers reject them. Bodies never use aws-chunked.</summary>
+    /// <summary>SDK flexible checksums on bucket discovery and server-side copy: AWS only; many S3-compatible servers reject them. Bodies never use aws-chunked.</summary>
     public bool UseChunkEncoding { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }

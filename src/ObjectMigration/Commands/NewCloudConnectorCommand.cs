@@ -42,7 +42,7 @@ public sealed class NewCloudConnectorCommand : ObjectMigrationCmdlet
     [Parameter(ValueFromPipelineByPropertyName = true)]
     public SwitchParameter PathStyle { get; set; }
 
-    /// <summary>SDK flexible checksums on control requests (listing, multipart bookkeeping); on by default for AWS only. Object bodies always stream unchunked with Content-MD5.</summary>
+    /// <summary>SDK flexible checksums on the requests still made through the SDK (bucket discovery, server-side copy); on by default for AWS only. Object bodies always stream unchunked with Content-MD5.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     public SwitchParameter UseChunkEncoding { get; set; }
 
