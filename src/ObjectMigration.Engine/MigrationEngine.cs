@@ -214,21 +214,26 @@ public sealed class MigrationEngine
         }
     }
 
+    /// <summary>Jobs whose runner runs in this process: alive by definition, however late a heartbeat is.</summary>
+    private readonly ConcurrentDictionary<Guid, byte> _runningHere = new();
+
+    private void MarkStaleJobsInterrupted() => Store.MarkStaleJobsInterrupted(StaleHeartbeat, _runningHere.Keys.ToArray());
+
     public MigrationJob GetJob(Guid id)
     {
-        Store.MarkStaleJobsInterrupted(StaleHeartbeat);
+        MarkStaleJobsInterrupted();
         return Store.FindJob(id) ?? throw new KeyNotFoundException($"No migration job has the id {id}. See Get-MigrationJob.");
     }
 
     public IReadOnlyList<MigrationJob> GetJobs()
     {
-        Store.MarkStaleJobsInterrupted(StaleHeartbeat);
+        MarkStaleJobsInterrupted();
         return Store.GetJobs();
     }
 
     public MigrationJobProgress GetProgress(Guid id)
     {
-        Store.MarkStaleJobsInterrupted(StaleHeartbeat);
+        MarkStaleJobsInterrupted();
         return Store.GetProgress(id);
     }
 
@@ -241,7 +246,17 @@ public sealed class MigrationEngine
         using var source = OpenObjectStore(GetAccess(sourceConnector), job.Concurrency);
         using var target = OpenObjectStore(GetAccess(targetConnector), job.Concurrency);
         var runner = new MigrationRunner(Store, job, source, target, options);
-        return await runner.RunAsync(ct).ConfigureAwait(false);
+        // A second run of the same job in this process does not start (the job is no longer Pending); it must not
+        // unregister the first.
+        var registered = _runningHere.TryAdd(id, 0);
+        try
+        {
+            return await runner.RunAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (registered) _runningHere.TryRemove(id, out _);
+        }
     }
 
     /// <summary>What a job would select, listed live and written nowhere (-WhatIf).</summary>

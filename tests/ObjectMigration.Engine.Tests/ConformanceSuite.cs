@@ -311,7 +311,7 @@ public abstract class ConformanceSuite : IDisposable
         });
 
         var firstRun = _engine.RunJobAsync(job.Id, FastRetries, CancellationToken.None);
-        await WaitUntilAsync(() => _engine.Store.GetUploadedParts(job.Id, "resume/big.bin").Count >= 2, TimeSpan.FromSeconds(60));
+        await TestEndpoints.WaitUntilAsync(() => _engine.Store.GetUploadedParts(job.Id, "resume/big.bin").Count >= 2, TimeSpan.FromSeconds(60));
         _engine.RequestPause(job.Id);
         Assert.Equal(JobState.Paused, await firstRun);
         var kept = _engine.Store.GetUploadedParts(job.Id, "resume/big.bin");
@@ -347,7 +347,7 @@ public abstract class ConformanceSuite : IDisposable
         });
 
         var run = _engine.RunJobAsync(job.Id, FastRetries, CancellationToken.None);
-        await WaitUntilAsync(() => _engine.Store.GetUploadedParts(job.Id, "stop/big.bin").Count >= 1, TimeSpan.FromSeconds(60));
+        await TestEndpoints.WaitUntilAsync(() => _engine.Store.GetUploadedParts(job.Id, "stop/big.bin").Count >= 1, TimeSpan.FromSeconds(60));
         await _engine.RequestStopAsync(job.Id, CancellationToken.None);
 
         Assert.Equal(JobState.Cancelled, await run);
@@ -370,16 +370,6 @@ public abstract class ConformanceSuite : IDisposable
         Assert.Equal(JobState.Failed, job.State);
         Assert.Contains("source bucket", job.Error);
         Assert.Contains(_engine.Store.GetLogs(job.Id, new LogQuery { Types = [LogType.MigrationError] }), l => l.Message.Contains("SourceBucket"));
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("The condition was not met in time.");
-            await Task.Delay(20);
-        }
     }
 }
 

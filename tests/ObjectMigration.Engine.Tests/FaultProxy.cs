@@ -19,6 +19,8 @@ public enum Fault
     AccessDenied,
     /// <summary>The full body arrives, with one byte in the middle flipped: silent corruption on the wire.</summary>
     CorruptBody,
+    /// <summary>No answer: the request waits, like one sent to a stalled server, until the client gives up or Release.</summary>
+    Hang,
 }
 
 /// <summary>
@@ -34,6 +36,7 @@ public sealed class FaultProxy : IAsyncDisposable
     private readonly ConcurrentQueue<Rule> _rules = new();
     private readonly Lock _gate = new();
     private readonly ConcurrentDictionary<Fault, int> _served = new();
+    private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public string Endpoint { get; }
 
@@ -64,6 +67,13 @@ public sealed class FaultProxy : IAsyncDisposable
     public void Clear()
     {
         lock (_gate) _rules.Clear();
+    }
+
+    /// <summary>Ends every fault: rules are cleared and hanging requests go through to the server.</summary>
+    public void Release()
+    {
+        Clear();
+        _released.TrySetResult();
     }
 
     public static bool IsObjectGet(HttpRequest r) => r.Method == "GET" && !r.Query.ContainsKey("list-type") && r.Path.Value!.Trim('/').Contains('/');
@@ -107,6 +117,17 @@ public sealed class FaultProxy : IAsyncDisposable
         {
             context.Abort();
             return;
+        }
+        if (fault == Fault.Hang)
+        {
+            try
+            {
+                await _released.Task.WaitAsync(context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
         }
         if (fault == Fault.AccessDenied)
         {
@@ -170,6 +191,7 @@ public sealed class FaultProxy : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        Release();
         await _app.StopAsync();
         await _app.DisposeAsync();
         _upstream.Dispose();

@@ -164,4 +164,101 @@ public sealed class FaultToleranceTests : IAsyncLifetime
         Assert.Contains("refused", _engine.GetJob(job.Id).Error);
         Assert.Contains($"127.0.0.1:{port}", _engine.GetJob(job.Id).Error);
     }
+
+    // ---- A runner presumed gone (a late heartbeat) ----
+
+    private static bool IsPartPut(Microsoft.AspNetCore.Http.HttpRequest r) => r.Method == "PUT" && r.Query.ContainsKey("partNumber");
+
+    private static bool IsUploadAbort(Microsoft.AspNetCore.Http.HttpRequest r) => r.Method == "DELETE" && r.Query.ContainsKey("uploadId");
+
+    /// <summary>What another process's Get-MigrationJob does: Running jobs with a heartbeat older than <paramref name="stale"/> become Interrupted.</summary>
+    private int ObserveFromAnotherProcess(TimeSpan stale) => _engine.Store.MarkStaleJobsInterrupted(stale, []);
+
+    private JobState StoredState(Guid id) => _engine.Store.FindJob(id)!.State;
+
+    [Fact]
+    public async Task A_stop_while_the_target_stalls_settles_Cancelled_though_aborting_outlasts_the_stale_limit()
+    {
+        var source = await _sourceClient.NewBucketAsync();
+        var target = await _targetClient.NewBucketAsync();
+        await _sourceClient.PutAsync(source, "stall/big.bin", TestEndpoints.Bytes(11 * 1024 * 1024, 21));
+        var id = _engine.CreateJob(new MigrationJobRequest
+        {
+            SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target,
+            Concurrency = 2, MultipartThreshold = 5 * 1024 * 1024, PartSize = 5 * 1024 * 1024,
+        }).Id;
+        _targetProxy.Inject(Fault.Hang, int.MaxValue, r => IsPartPut(r) || IsUploadAbort(r));
+        var staleLimit = TimeSpan.FromSeconds(1.5);
+        var options = new RunnerOptions
+        {
+            Retry = QuickRetries.Retry, ControlInterval = QuickRetries.ControlInterval, FlushInterval = QuickRetries.FlushInterval,
+            AbortTimeout = TimeSpan.FromSeconds(4),
+        };
+
+        var run = _engine.RunJobAsync(id, options, CancellationToken.None);
+        await TestEndpoints.WaitUntilAsync(() => _targetProxy.Served(Fault.Hang) >= 1 && _engine.Store.GetOpenUploads(id).Count == 1, TimeSpan.FromSeconds(30));
+        await _engine.RequestStopAsync(id, CancellationToken.None);
+        // The abort hangs for AbortTimeout, longer than the stale limit other processes apply meanwhile.
+        while (!run.IsCompleted)
+        {
+            ObserveFromAnotherProcess(staleLimit);
+            await Task.WhenAny(run, Task.Delay(100));
+        }
+
+        Assert.Equal(JobState.Cancelled, await run);
+        Assert.Equal(JobState.Cancelled, StoredState(id));
+        Assert.Contains(_engine.Store.GetLogs(id, new LogQuery { Types = [LogType.MigrationError] }), l => l.Message.Contains("Could not abort"));
+        Assert.Empty(_engine.Store.GetOpenUploads(id));
+        Assert.Empty(await _targetClient.KeysAsync(target));
+    }
+
+    [Fact]
+    public async Task A_job_marked_Interrupted_while_its_runner_lives_is_taken_back_and_completes()
+    {
+        var (source, target, seeded) = await SeedAsync(6);
+        _targetProxy.Inject(Fault.Hang, int.MaxValue, FaultProxy.IsObjectPut);
+        var id = _engine.CreateJob(new MigrationJobRequest { SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, Concurrency = 2 }).Id;
+
+        var run = _engine.RunJobAsync(id, QuickRetries, CancellationToken.None);
+        await TestEndpoints.WaitUntilAsync(() => _targetProxy.Served(Fault.Hang) >= 1, TimeSpan.FromSeconds(30));
+        Assert.Equal(1, ObserveFromAnotherProcess(TimeSpan.Zero));
+        await TestEndpoints.WaitUntilAsync(() => _engine.Store.FindJob(id) is { State: JobState.Running, Phase: JobPhase.Transferring }, TimeSpan.FromSeconds(10));
+        _targetProxy.Release();
+
+        Assert.Equal(JobState.Completed, await run);
+        Assert.Equal(JobState.Completed, StoredState(id));
+        await AssertTargetHoldsAsync(target, seeded);
+        Assert.Contains(_engine.Store.GetLogs(id, new LogQuery { Types = [LogType.MigrationResume] }), l => l.Message.Contains("was late"));
+    }
+
+    [Fact]
+    public async Task A_runner_whose_job_was_resumed_elsewhere_stops_and_leaves_the_job_to_its_successor()
+    {
+        var (source, target, seeded) = await SeedAsync(6);
+        _targetProxy.Inject(Fault.Hang, int.MaxValue, FaultProxy.IsObjectPut);
+        var id = _engine.CreateJob(new MigrationJobRequest { SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, Concurrency = 2 }).Id;
+
+        var first = _engine.RunJobAsync(id, QuickRetries, CancellationToken.None);
+        await TestEndpoints.WaitUntilAsync(() => _targetProxy.Served(Fault.Hang) >= 1, TimeSpan.FromSeconds(30));
+        // Another process found the job Interrupted and resumed it (Interrupted -> Pending), in one step so the
+        // first runner cannot take the job back in between.
+        ResumeAsIfElsewhere(id);
+
+        Assert.Equal(JobState.Pending, await first.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(JobState.Pending, StoredState(id));
+        Assert.Contains(_engine.Store.GetLogs(id, new LogQuery { Types = [LogType.MigrationAbort] }), l => l.Message.Contains("presumed gone"));
+        _targetProxy.Release();
+        Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, QuickRetries, CancellationToken.None));
+        await AssertTargetHoldsAsync(target, seeded);
+    }
+
+    private void ResumeAsIfElsewhere(Guid id)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_engine.Store.Location}");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE jobs SET state = 'Pending', phase = NULL WHERE id = $id AND state = 'Running'";
+        command.Parameters.AddWithValue("$id", id.ToString());
+        Assert.Equal(1, command.ExecuteNonQuery());
+    }
 }

@@ -98,6 +98,17 @@ public static class TestEndpoints
         return keys;
     }
 
+    /// <summary>Polls <paramref name="condition"/> until it holds; fails the test when <paramref name="timeout"/> passes first.</summary>
+    public static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("The condition was not met in time.");
+            await Task.Delay(20);
+        }
+    }
+
     public static byte[] Bytes(int length, int seed)
     {
         var bytes = new byte[length];

@@ -33,9 +33,16 @@ internal sealed class JobCounters
         var objects = Interlocked.Read(ref _objects);
         var bytesRate = (bytes - _lastBytes) / seconds;
         var objectsRate = (objects - _lastObjects) / seconds;
-        _bytesRate = _bytesRate == 0 ? bytesRate : 0.5 * _bytesRate + 0.5 * bytesRate;
-        _objectsRate = _objectsRate == 0 ? objectsRate : 0.5 * _objectsRate + 0.5 * objectsRate;
+        _bytesRate = Smooth(_bytesRate, bytesRate, floor: 1);
+        _objectsRate = Smooth(_objectsRate, objectsRate, floor: 0.001);
         (_lastBytes, _lastObjects, _lastTicks) = (bytes, objects, now);
         return (_bytesRate, _objectsRate);
+    }
+
+    /// <summary>Halves toward each new sample; a stalled transfer reads as 0, not as a rate decaying forever.</summary>
+    private static double Smooth(double previous, double sample, double floor)
+    {
+        var smoothed = previous == 0 ? sample : 0.5 * previous + 0.5 * sample;
+        return smoothed < floor ? 0 : smoothed;
     }
 }

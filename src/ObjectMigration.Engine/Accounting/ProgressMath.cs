@@ -4,6 +4,8 @@ namespace ObjectMigration.Engine.Accounting;
 
 internal static class ProgressMath
 {
+    private static readonly TimeSpan MaxEstimate = TimeSpan.FromDays(365);
+
     /// <summary>Percent by bytes (skipped bytes count as done); ETA from the measured byte rate.</summary>
     public static void Complete(MigrationJobProgress progress, long skippedBytes)
     {
@@ -18,8 +20,10 @@ internal static class ProgressMath
         }
         if (JobStates.IsTerminal(progress.State) && progress.PendingObjects == 0) progress.PercentComplete = 100;
         var remaining = progress.TotalBytes - done;
-        progress.EstimatedTimeRemaining = progress.State == JobState.Running && progress.BytesPerSecond > 0 && remaining > 0 && progress.ListingComplete
-            ? TimeSpan.FromSeconds(Math.Ceiling(remaining / progress.BytesPerSecond))
+        var seconds = progress.BytesPerSecond > 0 ? Math.Ceiling(remaining / progress.BytesPerSecond) : double.PositiveInfinity;
+        // A stalled transfer's rate decays toward zero: past a year the estimate means "unknown", not a date.
+        progress.EstimatedTimeRemaining = progress.State == JobState.Running && remaining > 0 && progress.ListingComplete && seconds <= MaxEstimate.TotalSeconds
+            ? TimeSpan.FromSeconds(seconds)
             : null;
     }
 }

@@ -16,6 +16,9 @@ public enum ConnectorProvider { S3, AWS, GCS, R2, UpCloud, MinIO, Wasabi, VspOne
 /// <summary>A request from any session or process to the runner of a job, carried by the store.</summary>
 public enum ControlRequest { None = 0, Pause = 1, Stop = 2 }
 
+/// <summary>What a runner's heartbeat found: it still holds its job, took it back after a false Interrupted, or lost it.</summary>
+public enum RunnerLease { Held, Reclaimed, Lost }
+
 public enum LogType
 {
     MigrationStart, MigrationComplete, MigrationAbort, MigrationError, MigrationPause, MigrationResume,

@@ -56,13 +56,24 @@ public interface IStateStore
     IReadOnlyList<MigrationJob> GetJobs();
     /// <summary>Moves a job to <paramref name="to"/> only if it is in one of <paramref name="from"/>; true when it moved.</summary>
     bool TryTransition(Guid id, JobState[] from, JobState to, JobPhase? phase = null, string? error = null);
+    /// <summary>Moves a Pending job to Running and makes <paramref name="runnerId"/> the runner that holds it.</summary>
+    bool TryStartRun(Guid id, string runnerId, JobPhase phase);
+    /// <summary>Settles a job, only while <paramref name="runnerId"/> still holds it (Running, or Interrupted by mistake).</summary>
+    bool TrySettleRun(Guid id, string runnerId, JobState to, string? error = null);
     void SetPhase(Guid id, JobPhase? phase);
     void RemoveJob(Guid id);
     void SetControlRequest(Guid id, ControlRequest request);
     ControlRequest GetControlRequest(Guid id);
-    void Heartbeat(Guid id, string runnerId);
-    /// <summary>Marks Running jobs whose heartbeat is older than <paramref name="staleAfter"/> as Interrupted.</summary>
-    int MarkStaleJobsInterrupted(TimeSpan staleAfter);
+    /// <summary>
+    /// Records that the runner is alive. A job marked Interrupted while its runner was only slow is taken back
+    /// (Running again, in <paramref name="phase"/>); a job resumed, stopped or removed meanwhile is Lost to it.
+    /// </summary>
+    RunnerLease Heartbeat(Guid id, string runnerId, JobPhase? phase);
+    /// <summary>
+    /// Marks Running jobs whose heartbeat is older than <paramref name="staleAfter"/> as Interrupted, except
+    /// <paramref name="alive"/>: jobs whose runner the caller knows is running.
+    /// </summary>
+    int MarkStaleJobsInterrupted(TimeSpan staleAfter, IReadOnlyCollection<Guid> alive);
 
     // Listing checkpoints
     (string? Token, bool Done) GetListingCheckpoint(Guid id, bool target);

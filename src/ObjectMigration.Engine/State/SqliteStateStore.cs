@@ -223,15 +223,29 @@ public sealed class SqliteStateStore : IStateStore
 
     public IReadOnlyList<MigrationJob> GetJobs() => Query($"{JobSelect} ORDER BY j.created_at DESC, j.seq DESC", ReadJob);
 
-    public bool TryTransition(Guid id, JobState[] from, JobState to, JobPhase? phase = null, string? error = null)
+    public bool TryTransition(Guid id, JobState[] from, JobState to, JobPhase? phase = null, string? error = null) =>
+        Transition(id, from, to, phase, error, runnerId: null);
+
+    public bool TryStartRun(Guid id, string runnerId, JobPhase phase) =>
+        Transition(id, [JobState.Pending], JobState.Running, phase, error: null, runnerId);
+
+    public bool TrySettleRun(Guid id, string runnerId, JobState to, string? error = null) =>
+        Transition(id, [JobState.Running, JobState.Interrupted], to, phase: null, error, runnerId);
+
+    /// <summary>
+    /// A transition into Running claims the job for <paramref name="runnerId"/>; any other transition with a runner
+    /// happens only while that runner still holds the job, so a runner that lost it cannot settle its successor's run.
+    /// </summary>
+    private bool Transition(Guid id, JobState[] from, JobState to, JobPhase? phase, string? error, string? runnerId)
     {
         var fromList = string.Join(",", from.Select(s => $"'{s}'"));
-        var started = to == JobState.Running ? ", started_at = COALESCE(started_at, $now), heartbeat_at = $now" : "";
+        var started = to == JobState.Running ? ", started_at = COALESCE(started_at, $now), heartbeat_at = $now, runner = $runner" : "";
         var finished = JobStates.IsTerminal(to) ? ", finished_at = $now" : "";
         var control = to == JobState.Running || JobStates.IsSettled(to) ? ", control = 0" : "";
+        var held = runnerId is not null && to != JobState.Running ? " AND runner = $runner" : "";
         return Execute(
-            $"UPDATE jobs SET state = $to, phase = $phase, error = COALESCE($error, error){started}{finished}{control} WHERE id = $id AND state IN ({fromList})",
-            ("$id", id.ToString()), ("$to", to.ToString()), ("$phase", phase?.ToString()), ("$error", error), ("$now", Now())) == 1;
+            $"UPDATE jobs SET state = $to, phase = $phase, error = COALESCE($error, error){started}{finished}{control} WHERE id = $id AND state IN ({fromList}){held}",
+            ("$id", id.ToString()), ("$to", to.ToString()), ("$phase", phase?.ToString()), ("$error", error), ("$now", Now()), ("$runner", runnerId)) == 1;
     }
 
     public void SetPhase(Guid id, JobPhase? phase) =>
@@ -257,12 +271,22 @@ public sealed class SqliteStateStore : IStateStore
     public ControlRequest GetControlRequest(Guid id) =>
         Query("SELECT control FROM jobs WHERE id = $id", r => (ControlRequest)r.GetInt32(0), ("$id", id.ToString())).FirstOrDefault();
 
-    public void Heartbeat(Guid id, string runnerId) =>
-        Execute("UPDATE jobs SET heartbeat_at = $now, runner = $runner WHERE id = $id", ("$id", id.ToString()), ("$now", Now()), ("$runner", runnerId));
+    public RunnerLease Heartbeat(Guid id, string runnerId, JobPhase? phase)
+    {
+        (string, object?)[] args = [("$id", id.ToString()), ("$now", Now()), ("$runner", runnerId), ("$phase", phase?.ToString())];
+        if (Execute("UPDATE jobs SET heartbeat_at = $now WHERE id = $id AND state = 'Running' AND runner = $runner", args) == 1) return RunnerLease.Held;
+        return Execute("UPDATE jobs SET heartbeat_at = $now, state = 'Running', phase = $phase WHERE id = $id AND state = 'Interrupted' AND runner = $runner", args) == 1
+            ? RunnerLease.Reclaimed
+            : RunnerLease.Lost;
+    }
 
-    public int MarkStaleJobsInterrupted(TimeSpan staleAfter) =>
-        Execute("UPDATE jobs SET state = 'Interrupted', phase = NULL WHERE state = 'Running' AND (heartbeat_at IS NULL OR heartbeat_at < $cutoff)",
+    public int MarkStaleJobsInterrupted(TimeSpan staleAfter, IReadOnlyCollection<Guid> alive)
+    {
+        // Ids are Guids formatted here, never user text, so they can be written into the statement.
+        var spared = alive.Count == 0 ? "" : $" AND id NOT IN ({string.Join(",", alive.Select(id => $"'{id}'"))})";
+        return Execute($"UPDATE jobs SET state = 'Interrupted', phase = NULL WHERE state = 'Running' AND (heartbeat_at IS NULL OR heartbeat_at < $cutoff){spared}",
             ("$cutoff", Format(DateTimeOffset.UtcNow - staleAfter)));
+    }
 
     // ---- Listing ----
 

@@ -14,6 +14,9 @@ public sealed class RunnerOptions
     public TimeSpan ControlInterval { get; init; } = TimeSpan.FromMilliseconds(500);
     public TimeSpan FlushInterval { get; init; } = TimeSpan.FromMilliseconds(500);
     public long TargetMaxObjectSize { get; init; } = TransferOptions.DefaultTargetMaxObjectSize;
+    /// <summary>How long aborting open multipart uploads may take (all of them together, when a job stops).</summary>
+    public TimeSpan AbortTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Names the process that runs jobs; each run adds its own number, so two runs never share an identity.</summary>
     public string RunnerId { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 }
 
@@ -26,8 +29,7 @@ internal sealed class JobFatalException(string message, Exception? inner = null)
 /// </summary>
 public sealed class MigrationRunner
 {
-    /// <summary>A runner starts only a Pending job: new, or made Pending again by MigrationEngine.PrepareResume.</summary>
-    private static readonly JobState[] StartableStates = [JobState.Pending];
+    private static int s_runs;
 
     private readonly IStateStore _store;
     private readonly MigrationJob _job;
@@ -44,6 +46,12 @@ public sealed class MigrationRunner
     private readonly ConcurrentDictionary<string, byte> _inFlight = new(StringComparer.Ordinal);
     private int _outstanding;
     private volatile ControlRequest _control;
+    private readonly string _runnerId;
+    private JobPhase _phase = JobPhase.Listing;
+    /// <summary>Set once the work has ended: the control loop then only keeps the heartbeat going while the run settles.</summary>
+    private volatile bool _settling;
+    /// <summary>Another runner, a stop or a removal took the job: this run ends without writing anything more.</summary>
+    private volatile bool _lost;
     private Exception? _fatal;
 
     public MigrationRunner(IStateStore store, MigrationJob job, IObjectStore source, IObjectStore target, RunnerOptions? options = null)
@@ -57,19 +65,20 @@ public sealed class MigrationRunner
         _queue = new WorkQueue(Math.Max(2, job.Concurrency * 2));
         _limiter = job.MaxBytesPerSecond > 0 ? new BandwidthLimiter(job.MaxBytesPerSecond) : null;
         _serverSide = source.ServerSideCopyKey == target.ServerSideCopyKey;
+        _runnerId = $"{_options.RunnerId}#{Interlocked.Increment(ref s_runs)}";
     }
 
     /// <summary>Runs the job until it completes, fails, is paused or stopped. Cancelling the token stops the job.</summary>
     public async Task<JobState> RunAsync(CancellationToken cancellationToken)
     {
         var wasStarted = _job.StartedAt is not null;
-        if (!_store.TryTransition(_job.Id, StartableStates, JobState.Running, JobPhase.Listing))
+        // Only a Pending job starts: new, or made Pending again by MigrationEngine.PrepareResume.
+        if (!_store.TryStartRun(_job.Id, _runnerId, _phase))
         {
             return _store.FindJob(_job.Id)?.State ?? JobState.Failed;
         }
-        _store.Heartbeat(_job.Id, _options.RunnerId);
         _store.AddLogs(_job.Id, [new LogRecord(wasStarted ? LogType.MigrationResume : LogType.MigrationStart, null,
-            $"{_job.Type} {_job.SourceConnector}/{_job.SourceBucket}/{_job.SourcePrefix} -> {_job.TargetConnector}/{_job.TargetBucket}/{_job.TargetPrefix} with {_job.Concurrency} workers on {_options.RunnerId}.")]);
+            $"{_job.Type} {_job.SourceConnector}/{_job.SourceBucket}/{_job.SourcePrefix} -> {_job.TargetConnector}/{_job.TargetBucket}/{_job.TargetPrefix} with {_job.Concurrency} workers on {_runnerId}.")]);
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var work = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
@@ -94,10 +103,19 @@ public sealed class MigrationRunner
         finally
         {
             work.Cancel();
+            _settling = true;
+        }
+        try
+        {
+            // Settling can take a while (open uploads to abort on a slow server): the heartbeat goes on meanwhile,
+            // or an observer would call the job Interrupted and the settled state could not be written.
+            return await SettleAsync(cancellationToken.IsCancellationRequested).ConfigureAwait(false);
+        }
+        finally
+        {
             controlLoopEnd.Cancel();
             await controlLoop.ConfigureAwait(false);
         }
-        return await SettleAsync(cancellationToken.IsCancellationRequested).ConfigureAwait(false);
     }
 
     private async Task RunStagesAsync(CancellationToken ct)
@@ -108,7 +126,8 @@ public sealed class MigrationRunner
             await ListIntoStoreAsync(_target, _job.TargetBucket, _job.TargetPrefix, target: true, ct).ConfigureAwait(false);
         }
         var listing = _job.Keys.Length > 0 ? ListExplicitKeysAsync(ct) : ListIntoStoreAsync(_source, _job.SourceBucket, _job.SourcePrefix, target: false, ct);
-        _store.SetPhase(_job.Id, _job.Type == JobType.Verify ? JobPhase.Verifying : JobPhase.Transferring);
+        _phase = _job.Type == JobType.Verify ? JobPhase.Verifying : JobPhase.Transferring;
+        _store.SetPhase(_job.Id, _phase);
         var workers = Enumerable.Range(0, Math.Max(1, _job.Concurrency)).Select(_ => WorkerAsync(ct)).ToArray();
         try
         {
@@ -508,12 +527,12 @@ public sealed class MigrationRunner
         }
     }
 
-    private async Task AbortQuietlyAsync(string key, string uploadId)
+    private async Task AbortQuietlyAsync(string key, string uploadId, CancellationToken timeout = default)
     {
         try
         {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            await _target.AbortMultipartAsync(_job.TargetBucket, TargetKey(key), uploadId, timeout.Token).ConfigureAwait(false);
+            using var own = timeout.CanBeCanceled ? null : new CancellationTokenSource(_options.AbortTimeout);
+            await _target.AbortMultipartAsync(_job.TargetBucket, TargetKey(key), uploadId, own?.Token ?? timeout).ConfigureAwait(false);
         }
         catch (Exception e) when (e is StorageException or OperationCanceledException)
         {
@@ -539,7 +558,19 @@ public sealed class MigrationRunner
             }
             try
             {
-                _store.Heartbeat(_job.Id, _options.RunnerId);
+                var lease = _store.Heartbeat(_job.Id, _runnerId, _phase);
+                if (lease == RunnerLease.Lost)
+                {
+                    _lost = true;
+                    stop.Cancel();
+                    break;
+                }
+                if (lease == RunnerLease.Reclaimed)
+                {
+                    _logs.Enqueue(new LogRecord(LogType.MigrationResume, null,
+                        $"The heartbeat of {_runnerId} was late, so the job was marked Interrupted; the runner is alive and the job is Running again."));
+                }
+                if (_settling) continue;
                 var request = _store.GetControlRequest(_job.Id);
                 if (request == ControlRequest.Stop) { _control = request; stop.Cancel(); }
                 else if (request == ControlRequest.Pause) { _control = request; work.Cancel(); }
@@ -560,36 +591,57 @@ public sealed class MigrationRunner
         }
     }
 
+    /// <summary>All at once, within one timeout: a stop on a stalled server takes seconds, not a timeout per upload.</summary>
+    private async Task AbortOpenUploadsAsync()
+    {
+        using var timeout = new CancellationTokenSource(_options.AbortTimeout);
+        await Task.WhenAll(_store.GetOpenUploads(_job.Id).Select(u => AbortQuietlyAsync(u.Key, u.UploadId, timeout.Token))).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes the settled state if this run still holds the job; otherwise reports what the job is now.</summary>
+    private JobState Settle(JobState to, string? error = null) =>
+        _store.TrySettleRun(_job.Id, _runnerId, to, error) ? to : _store.FindJob(_job.Id)?.State ?? JobState.Cancelled;
+
     private async Task<JobState> SettleAsync(bool externallyCancelled)
     {
+        if (_lost)
+        {
+            // Its results stay unrecorded: the run that holds the job now finds those objects pending and copies them.
+            try
+            {
+                _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationAbort, null,
+                    $"{_runnerId} stopped: while it was presumed gone the job was resumed, stopped or removed elsewhere.")]);
+            }
+            catch (KeyNotFoundException)
+            {
+                return JobState.Cancelled;
+            }
+            return _store.FindJob(_job.Id)?.State ?? JobState.Cancelled;
+        }
         FlushResults();
         _store.SaveRates(_job.Id, 0, 0);
         var control = _control;
         if (control == ControlRequest.Stop || (externallyCancelled && control != ControlRequest.Pause))
         {
-            foreach (var upload in _store.GetOpenUploads(_job.Id)) await AbortQuietlyAsync(upload.Key, upload.UploadId).ConfigureAwait(false);
+            await AbortOpenUploadsAsync().ConfigureAwait(false);
             FlushResults();
             _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationAbort, null, "Stopped on request; open multipart uploads were aborted.")]);
-            _store.TryTransition(_job.Id, [JobState.Running], JobState.Cancelled);
-            return JobState.Cancelled;
+            return Settle(JobState.Cancelled);
         }
         if (_fatal is not null)
         {
             _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationError, null, _fatal.Message)]);
-            _store.TryTransition(_job.Id, [JobState.Running], JobState.Failed, error: _fatal.Message);
-            return JobState.Failed;
+            return Settle(JobState.Failed, _fatal.Message);
         }
         if (control == ControlRequest.Pause)
         {
             _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationPause, null, "Paused on request; finished objects and parts are kept for the resume.")]);
-            _store.TryTransition(_job.Id, [JobState.Running], JobState.Paused);
-            return JobState.Paused;
+            return Settle(JobState.Paused);
         }
         var progress = _store.GetProgress(_job.Id);
         var final = progress.FailedObjects > 0 ? JobState.CompletedWithErrors : JobState.Completed;
         _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationComplete, null,
             $"{progress.TransferredObjects} transferred ({progress.TransferredBytes} bytes), {progress.SkippedObjects} skipped, {progress.FailedObjects} failed of {progress.Objects}.")]);
-        _store.TryTransition(_job.Id, [JobState.Running], final);
-        return final;
+        return Settle(final);
     }
 }
