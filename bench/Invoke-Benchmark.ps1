@@ -12,9 +12,8 @@ param(
     [ValidateSet('s3rver', 'ceph')][string[]] $Fixture = @('s3rver', 'ceph'),
     [ValidateSet('small', 'large', 'mixed')][string[]] $Workload = @('small', 'large', 'mixed'),
     # Each tool runs this many times per workload, the order reversed every other round; the table keeps each tool's
-    # fastest run, so one slow moment of a shared 2-core machine does not decide a ratio. More than one round has
-    # not yet finished here: in a 2-round run Ceph's memstore filled during the mixed workload (see results.md).
-    [ValidateRange(1, 5)][int] $Rounds = 1,
+    # fastest run, so one slow moment of a shared 2-core machine does not decide a ratio.
+    [ValidateRange(1, 5)][int] $Rounds = 2,
     [switch] $SkipMemory
 )
 $ErrorActionPreference = 'Stop'
@@ -131,8 +130,9 @@ try {
         $fixtures.s3rver = [pscustomobject]@{ Source = $a; Target = $b; SourceEndpoint = $a.Endpoint; TargetEndpoint = $b.Endpoint; Stop = @($a, $b); ServerPids = $a.Pids + $b.Pids }
     }
     if ('ceph' -in $Fixture) {
-        # Deleted objects' tails wait for RGW's garbage collection (hours), so every run's copies stay in memory.
-        $c = Start-CephRgwFixture -Gateways 2 -MemstoreBytes (6GB + 6GB * $Rounds)
+        # Room for the seeded sources and the largest run's copies (large: 1 GiB each, two for ours-warm); every
+        # purge is followed by RGW garbage collection, so what the runs wrote does not pile up across rounds.
+        $c = Start-CephRgwFixture -Gateways 2 -MemstoreBytes 8GB
         $fixtures.ceph = [pscustomobject]@{ Source = $c; Target = $c; SourceEndpoint = $c.Endpoints[0]; TargetEndpoint = $c.Endpoints[1]; Stop = @($c); ServerPids = $c.Pids }
     }
     foreach ($name in $Fixture) {
@@ -178,9 +178,11 @@ try {
                     Invoke-Bench purge $f.TargetEndpoint $dst.AccessKey $dst.SecretKey $target
                     if ("$target-w0" -in $created) { Invoke-Bench purge $f.TargetEndpoint $dst.AccessKey $dst.SecretKey "$target-w0" }
                     $null = $created.Remove($target); $null = $created.Remove("$target-w0")
+                    if ($name -eq 'ceph') { Clear-CephGarbage $c }
                 }
             }
             Invoke-Bench purge $f.SourceEndpoint $src.AccessKey $src.SecretKey $sourceBucket
+            if ($name -eq 'ceph') { Clear-CephGarbage $c }
             Remove-Item -Recurse -Force $home0 -ErrorAction SilentlyContinue
         }
     }

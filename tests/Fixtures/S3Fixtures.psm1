@@ -188,6 +188,16 @@ function Start-CephRgwFixture {
     $fixture
 }
 
+function Clear-CephGarbage {
+    <#
+    Frees what deleted objects still hold now rather than after RGW's garbage-collection delay (hours), so a
+    memstore sized for one workload is enough for many runs that each purge what they wrote.
+    #>
+    param([Parameter(Mandatory)] $Fixture)
+    $output = & timeout 300 radosgw-admin -c $Fixture.Conf -n client.admin gc process --include-all 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "radosgw-admin gc process failed: $($output | Select-Object -First 3)" }
+}
+
 function Read-PidFile([string] $Path) {
     Wait-Until -What "pid file $Path" -TimeoutSeconds 30 -Condition { (Test-Path $Path) -and (Get-Content $Path -Raw) }
     [int](Get-Content $Path -Raw).Trim()
@@ -212,4 +222,4 @@ function Stop-S3Fixture {
     }
 }
 
-Export-ModuleMember -Function Start-S3rverFixture, Start-CephRgwFixture, Stop-S3Fixture, Get-FreeTcpPort, Wait-Until
+Export-ModuleMember -Function Start-S3rverFixture, Start-CephRgwFixture, Clear-CephGarbage, Stop-S3Fixture, Get-FreeTcpPort, Wait-Until
