@@ -68,12 +68,16 @@ $(if ($WarmUpTarget) { "`$null = $migrate $WarmUpTarget" })
 if (`$job.State -ne 'Completed') { Write-Error "job `$(`$job.State)"; exit 1 }
 'JOBSECONDS ' + (`$job.FinishedAt - `$job.StartedAt).TotalSeconds
 'JOBCPU ' + ([Diagnostics.Process]::GetCurrentProcess().TotalProcessorTime - `$cpu).TotalSeconds
-'TRANSFERRED ' + (Get-MigrationJobProgress -Id `$job.Id).TransferredObjects
+`$progress = Get-MigrationJobProgress -Id `$job.Id
+'TRANSFERRED ' + `$progress.TransferredObjects
+'PROGRESS objects {0} skipped {1} failed {2} listed {3}' -f `$progress.Objects, `$progress.SkippedObjects, `$progress.FailedObjects, `$progress.ListingComplete
 "@
     $run = Measure-Run $pwshHost ($pwshArguments + @('-NoProfile', '-NonInteractive', '-Command', $script))
     # A fast job that copied less than it should is no result: a fresh target gets every object, a complete one none.
     $transferred = [int](($run.Output | Where-Object { "$_" -like 'TRANSFERRED *' } | Select-Object -Last 1) -replace 'TRANSFERRED ', '')
-    if ($transferred -ne $ExpectTransferred) { throw "ObjectMigration transferred $transferred objects into $Target, expected $ExpectTransferred." }
+    if ($transferred -ne $ExpectTransferred) {
+        throw "ObjectMigration transferred $transferred objects into $Target, expected $ExpectTransferred. Its output:`n$($run.Output | Select-Object -Last 20 | Out-String)"
+    }
     if ($WarmUpTarget) {
         # The row is the measured job alone: its time and the process CPU it used.
         $jobSeconds = [double](($run.Output | Where-Object { "$_" -like 'JOBSECONDS *' } | Select-Object -Last 1) -replace 'JOBSECONDS ', '')
