@@ -261,4 +261,60 @@ public sealed class FaultToleranceTests : IAsyncLifetime
         command.Parameters.AddWithValue("$id", id.ToString());
         Assert.Equal(1, command.ExecuteNonQuery());
     }
+
+    // ---- Scheduling against the listing ----
+
+    private async Task<JobState> RunThroughAsync(Guid id, IStateStore store)
+    {
+        using var sourceStore = MigrationEngine.OpenObjectStore(_engine.GetAccess(_engine.GetConnector("source")));
+        using var targetStore = MigrationEngine.OpenObjectStore(_engine.GetAccess(_engine.GetConnector("target")));
+        return await new MigrationRunner(store, _engine.GetJob(id), sourceStore, targetStore, QuickRetries).RunAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task A_listing_that_finishes_while_the_scheduler_finds_nothing_pending_still_gets_every_object_copied()
+    {
+        var (source, target, seeded) = await SeedAsync(4);
+        var id = _engine.CreateJob(new MigrationJobRequest { SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, Concurrency = 2 }).Id;
+        using var listingSaved = new ManualResetEventSlim();
+        var held = 0;
+        var store = InterceptedStateStore.Wrap(_engine.Store, (method, args, result) =>
+        {
+            if (method == nameof(IStateStore.SaveListingPage) && args[3] is true && args[4] is false) listingSaved.Set();
+            if (method == nameof(IStateStore.GetPendingObjects) && result is IReadOnlyList<PendingObject> { Count: 0 } && Interlocked.Exchange(ref held, 1) == 0)
+            {
+                // The scheduler's first look found nothing, the listing has not saved yet: hold that answer until the
+                // listing saved its last page and (a moment later, on its own thread) finished.
+                listingSaved.Wait(TimeSpan.FromSeconds(30));
+                Thread.Sleep(200);
+            }
+            return result;
+        });
+
+        var state = await RunThroughAsync(id, store);
+
+        Assert.Equal(1, held);
+        Assert.Equal(JobState.Completed, state);
+        Assert.Equal(4, _engine.GetProgress(id).TransferredObjects);
+        await AssertTargetHoldsAsync(target, seeded);
+    }
+
+    [Fact]
+    public async Task A_run_that_ends_with_objects_still_pending_fails_instead_of_reporting_success()
+    {
+        var (source, target, _) = await SeedAsync(3);
+        var id = _engine.CreateJob(new MigrationJobRequest { SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target }).Id;
+        // A scheduler that loses track of the plan: every look at it comes back empty.
+        var store = InterceptedStateStore.Wrap(_engine.Store, (method, _, result) =>
+            method == nameof(IStateStore.GetPendingObjects) ? new List<PendingObject>() : result);
+
+        var state = await RunThroughAsync(id, store);
+
+        Assert.Equal(JobState.Failed, state);
+        var job = _engine.GetJob(id);
+        Assert.Equal(JobState.Failed, job.State);
+        Assert.Contains("3 of 3 objects were still pending", job.Error);
+        Assert.Equal(JobState.Completed, await _engine.RunJobAsync(_engine.PrepareResume(id, retryFailed: true).Id, QuickRetries, CancellationToken.None));
+        Assert.Equal(3, _engine.GetProgress(id).TransferredObjects);
+    }
 }

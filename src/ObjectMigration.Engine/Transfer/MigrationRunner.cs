@@ -193,10 +193,13 @@ public sealed class MigrationRunner
         {
             ct.ThrowIfCancellationRequested();
             if (_fatal is not null) return;
+            // Read before the query: a listing that had finished then has all its rows committed, so an empty answer
+            // means nothing is pending. Read after it, a page saved in between would be missed and the job end early.
+            var listingDone = listing.IsCompleted;
             var batch = _store.GetPendingObjects(_job.Id, cursor, batchSize);
             if (batch.Count == 0)
             {
-                if (!listing.IsCompleted)
+                if (!listingDone)
                 {
                     await Task.WhenAny(listing, Task.Delay(50, ct)).ConfigureAwait(false);
                     continue;
@@ -639,6 +642,13 @@ public sealed class MigrationRunner
             return Settle(JobState.Paused);
         }
         var progress = _store.GetProgress(_job.Id);
+        if (progress.PendingObjects > 0)
+        {
+            // Never report success over objects that were not copied; a resume picks them up.
+            var message = $"{progress.PendingObjects} of {progress.Objects} objects were still pending when the run ended. Resume-MigrationJob -RetryFailed copies them.";
+            _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationError, null, message)]);
+            return Settle(JobState.Failed, message);
+        }
         var final = progress.FailedObjects > 0 ? JobState.CompletedWithErrors : JobState.Completed;
         _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationComplete, null,
             $"{progress.TransferredObjects} transferred ({progress.TransferredBytes} bytes), {progress.SkippedObjects} skipped, {progress.FailedObjects} failed of {progress.Objects}.")]);
