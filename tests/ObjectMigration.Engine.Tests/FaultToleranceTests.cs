@@ -212,15 +212,21 @@ public sealed class FaultToleranceTests : IAsyncLifetime
         Assert.Empty(await _targetClient.KeysAsync(target));
     }
 
-    [Fact]
-    public async Task A_job_marked_Interrupted_while_its_runner_lives_is_taken_back_and_completes()
+    /// <summary>A job of six objects, running, with its first PUT to the target hanging until the proxy is released.</summary>
+    private async Task<(Guid Id, string Target, Dictionary<string, byte[]> Seeded, Task<JobState> Run)> StartWhileTheTargetHangsAsync()
     {
         var (source, target, seeded) = await SeedAsync(6);
         _targetProxy.Inject(Fault.Hang, int.MaxValue, FaultProxy.IsObjectPut);
         var id = _engine.CreateJob(new MigrationJobRequest { SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, Concurrency = 2 }).Id;
-
         var run = _engine.RunJobAsync(id, QuickRetries, CancellationToken.None);
         await TestEndpoints.WaitUntilAsync(() => _targetProxy.Served(Fault.Hang) >= 1, TimeSpan.FromSeconds(30));
+        return (id, target, seeded, run);
+    }
+
+    [Fact]
+    public async Task A_job_marked_Interrupted_while_its_runner_lives_is_taken_back_and_completes()
+    {
+        var (id, target, seeded, run) = await StartWhileTheTargetHangsAsync();
         Assert.Equal(1, ObserveFromAnotherProcess(TimeSpan.Zero));
         await TestEndpoints.WaitUntilAsync(() => _engine.Store.FindJob(id) is { State: JobState.Running, Phase: JobPhase.Transferring }, TimeSpan.FromSeconds(10));
         _targetProxy.Release();
@@ -234,12 +240,7 @@ public sealed class FaultToleranceTests : IAsyncLifetime
     [Fact]
     public async Task A_runner_whose_job_was_resumed_elsewhere_stops_and_leaves_the_job_to_its_successor()
     {
-        var (source, target, seeded) = await SeedAsync(6);
-        _targetProxy.Inject(Fault.Hang, int.MaxValue, FaultProxy.IsObjectPut);
-        var id = _engine.CreateJob(new MigrationJobRequest { SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, Concurrency = 2 }).Id;
-
-        var first = _engine.RunJobAsync(id, QuickRetries, CancellationToken.None);
-        await TestEndpoints.WaitUntilAsync(() => _targetProxy.Served(Fault.Hang) >= 1, TimeSpan.FromSeconds(30));
+        var (id, target, seeded, first) = await StartWhileTheTargetHangsAsync();
         // Another process found the job Interrupted and resumed it (Interrupted -> Pending), in one step so the
         // first runner cannot take the job back in between.
         ResumeAsIfElsewhere(id);
