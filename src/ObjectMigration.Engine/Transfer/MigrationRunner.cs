@@ -47,7 +47,8 @@ public sealed class MigrationRunner
     private int _outstanding;
     private volatile ControlRequest _control;
     private readonly string _runnerId;
-    private JobPhase _phase = JobPhase.Listing;
+    // Written by the stages, read by the control loop's heartbeat (the phase a reclaimed job gets back).
+    private volatile JobPhase _phase = JobPhase.Listing;
     /// <summary>Set once the work has ended: the control loop then only keeps the heartbeat going while the run settles.</summary>
     private volatile bool _settling;
     /// <summary>Another runner, a stop or a removal took the job: this run ends without writing anything more.</summary>
