@@ -63,11 +63,15 @@ if (-not (Get-CloudConnector -Name src -ErrorAction SilentlyContinue)) {
 }
 `$ProgressPreference = 'SilentlyContinue'
 $(if ($WarmUpTarget) { "`$null = $migrate $WarmUpTarget" })
-`$cpu = [Diagnostics.Process]::GetCurrentProcess().TotalProcessorTime
+# CPU seconds of the runtime's background tier-1 compiler thread(s): optimising JIT, a lower bound of all JIT CPU.
+function Get-TieringCpu { `$ticks = 0L; foreach (`$t in Get-ChildItem /proc/self/task) { if ((Get-Content "`$(`$t.FullName)/comm") -like '.NET Tiered*') {
+  `$s = Get-Content "`$(`$t.FullName)/stat" -Raw; `$f = `$s.Substring(`$s.LastIndexOf(')') + 2) -split ' '; `$ticks += [long]`$f[11] + [long]`$f[12] } }; `$ticks / $clockTicks }
+`$cpu = [Diagnostics.Process]::GetCurrentProcess().TotalProcessorTime; `$jit = Get-TieringCpu
 `$job = $migrate $Target
 if (`$job.State -ne 'Completed') { Write-Error "job `$(`$job.State)"; exit 1 }
 'JOBSECONDS ' + (`$job.FinishedAt - `$job.StartedAt).TotalSeconds
 'JOBCPU ' + ([Diagnostics.Process]::GetCurrentProcess().TotalProcessorTime - `$cpu).TotalSeconds
+'JIT ' + $(if ($WarmUpTarget) { "[Math]::Max(0, (Get-TieringCpu) - `$jit)" } else { "(Get-TieringCpu)" })
 `$progress = Get-MigrationJobProgress -Id `$job.Id
 'TRANSFERRED ' + `$progress.TransferredObjects
 'PROGRESS objects {0} skipped {1} failed {2} listed {3}' -f `$progress.Objects, `$progress.SkippedObjects, `$progress.FailedObjects, `$progress.ListingComplete
@@ -106,8 +110,9 @@ function Measure-Tool([string] $Tool, [string] $Target, [int] $Expect, [string] 
     $run = & $tools[$Tool] $Target $Expect
     $serverCpu = if ($Tool -eq 'ours-warm') { $null } else { (Get-ServerCpu $f.ServerPids) - $serverBefore }
     $jobSeconds = ($run.Output | Where-Object { "$_" -like 'JOBSECONDS *' } | Select-Object -Last 1) -replace 'JOBSECONDS ', ''
+    $jit = ($run.Output | Where-Object { "$_" -like 'JIT *' } | Select-Object -Last 1) -replace 'JIT ', ''
     $rows.Add([pscustomobject]@{ Fixture = $name; Workload = $Workload; Tool = $Tool; Wall = $run.Wall; Job = $jobSeconds; Objects = $objects; Bytes = $Bytes
-        Cpu = $run.Cpu; PeakMB = $run.PeakMB; ServerCpu = $serverCpu })
+        Cpu = $run.Cpu; Jit = $jit; PeakMB = $run.PeakMB; ServerCpu = $serverCpu })
 }
 
 $rows = [System.Collections.Generic.List[object]]::new()
@@ -126,6 +131,11 @@ if (-not (Get-Command rclone -ErrorAction SilentlyContinue)) {
     Write-Host 'Installing rclone from Debian packages...'
     & apt-get install -y -qq --no-install-recommends rclone | Out-Host
 }
+
+# What a fresh pwsh process costs before any job: start, import the module, open its state (fastest of three).
+$hostStart = 1..3 | ForEach-Object {
+    Measure-Run $pwshHost ($pwshArguments + @('-NoProfile', '-NonInteractive', '-Command', "`$env:OBJECTMIGRATION_HOME = '$(Join-Path ([System.IO.Path]::GetTempPath()) 'om-bench-start')'; Import-Module '$ModulePath'; `$null = Get-MigrationJob"))
+} | Sort-Object Cpu | Select-Object -First 1 | ForEach-Object { 'wall {0:N1} s, CPU {1:N1} s' -f $_.Wall, $_.Cpu }
 
 $fixtures = @{}
 try {
@@ -201,9 +211,12 @@ $table = @(
     "warmed the runtime (JIT): its wall and CPU are that job's own, what each further job or object costs once the process runs."
     "Ratios are of objects/s (re-run: of wall time, inverted). rclone $((rclone version 2>$null | Select-Object -First 1) -replace 'rclone ', ''), $([Environment]::ProcessorCount) cores, $(Get-Date -Format 'yyyy-MM-dd')."
     "'server CPU s' is what the S3 server processes used during the run; 'busy' is client + server CPU over wall x $([Environment]::ProcessorCount) cores."
+    "'JIT s' is the CPU of the runtime's tier-1 compiler thread (optimising JIT of code that became hot; a lower bound of all JIT CPU, as"
+    "first compiles run on the calling threads): the whole process's for 'ours', the measured job's for 'ours-warm'."
+    "Starting pwsh, importing the module and opening its state, with no job: $hostStart."
     "$Rounds rounds, tools alternating and the order reversed every other round; each row is the tool's fastest run ('runs': every run's wall s)."
-    '', '| fixture | workload | tool | wall s | runs | job s | objects/s | MB/s | CPU s | CPU ms/object | peak MB | server CPU s | busy | ours/rclone | ours/limit |'
-    '|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
+    '', '| fixture | workload | tool | wall s | runs | job s | objects/s | MB/s | CPU s | JIT s | CPU ms/object | peak MB | server CPU s | busy | ours/rclone | ours/limit |'
+    '|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
 )
 # Each tool's fastest run per workload, with every run's wall time beside it.
 $groups = [ordered]@{}
@@ -224,8 +237,9 @@ foreach ($row in $best) {
     }
     $server = if ($null -ne $row.ServerCpu) { '{0:N1}' -f $row.ServerCpu } else { '' }
     $busy = if ($null -ne $row.ServerCpu) { '{0:P0}' -f (($row.Cpu + $row.ServerCpu) / ($row.Wall * [Environment]::ProcessorCount)) } else { '' }
-    $table += '| {0} | {1} | {2} | {3:N1} | {4} | {5} | {6:N0} | {7:N1} | {8:N1} | {9:N2} | {10:N0} | {11} | {12} | {13} | {14} |' -f $row.Fixture, $row.Workload, $row.Tool, $row.Wall,
-        $row.Runs, ($(if ($row.Job) { '{0:N1}' -f [double]$row.Job } else { '' })), $ops, $mbs, $row.Cpu, (1000 * $row.Cpu / $row.Objects), $row.PeakMB, $server, $busy, $vsRclone, $vsLimit
+    $jit = if ($row.Jit) { '{0:N1}' -f [double]$row.Jit } else { '' }
+    $table += '| {0} | {1} | {2} | {3:N1} | {4} | {5} | {6:N0} | {7:N1} | {8:N1} | {9} | {10:N2} | {11:N0} | {12} | {13} | {14} | {15} |' -f $row.Fixture, $row.Workload, $row.Tool, $row.Wall,
+        $row.Runs, ($(if ($row.Job) { '{0:N1}' -f [double]$row.Job } else { '' })), $ops, $mbs, $row.Cpu, $jit, (1000 * $row.Cpu / $row.Objects), $row.PeakMB, $server, $busy, $vsRclone, $vsLimit
 }
 $lines += $table
 $lines | Write-Host
