@@ -78,6 +78,42 @@ Describe 'Migration jobs as PowerShell jobs' {
         Get-Job -Name 'ps-job-cmdlets' -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
     }
 
+    It 'Receive-Job holds a bounded number of unread log entries and names where the whole log is' {
+        $source = New-SlowBucket -Count 12 -Size 1KB
+        $target = New-TestBucket $TargetClient
+        $copy = @{ SourceConnector = 'src'; SourceBucket = $source.Bucket; TargetConnector = 'dst'; TargetBucket = $target }
+        (New-MigrationJob @copy -Wait).State | Should -Be 'Completed'
+
+        # Every object of a second copy is skipped and logged: 12 skips between start and complete.
+        $bound = [ObjectMigration.Jobs.MigrationPSJob].GetField('s_maxUnreadLogEntries', [System.Reflection.BindingFlags]'NonPublic, Static')
+        $bound.SetValue($null, 5)
+        try {
+            $job = New-MigrationJob @copy -Name 'ps-log-bound'
+            $psJob = Get-Job -Name 'ps-log-bound'
+            $null = $psJob | Wait-Job -Timeout 60
+            $psJob.State | Should -Be 'Completed'
+            $received = @(Receive-Job $psJob -WarningVariable warnings -WarningAction SilentlyContinue)
+        } finally {
+            $bound.SetValue($null, 10000)
+        }
+        $received.Count | Should -Be 5
+        $received[0].Type | Should -Be 'MigrationStart'
+        "$warnings" | Should -BeLike "*at most 5 unread log entries*Get-MigrationJobLog -Id $($job.Id)*"
+        $log = @(Get-MigrationJobLog -Id $job.Id)
+        $log.Count | Should -Be 14
+        @($log | Where-Object Type -eq 'ImportSkippedExists').Count | Should -Be 12
+        $psJob | Remove-Job
+
+        # Under the default bound Receive-Job gets the whole log, the entries logged after the run ended included.
+        $job = New-MigrationJob @copy -Name 'ps-log-whole'
+        $psJob = Get-Job -Name 'ps-log-whole'
+        $null = $psJob | Wait-Job -Timeout 60
+        $received = @(Receive-Job $psJob -WarningVariable warnings)
+        $received.Sequence | Should -Be @(Get-MigrationJobLog -Id $job.Id).Sequence
+        $warnings | Should -BeNullOrEmpty
+        $psJob | Remove-Job
+    }
+
     It 'Stop-Job cancels the migration job' {
         $source = New-SlowBucket
         $job = Start-SlowJob $source -Name 'ps-stop-job'

@@ -30,7 +30,7 @@ public sealed class MigrationPSJob : Job2
 
     public override string Location => Environment.MachineName;
     public override string StatusMessage => _engine.Store.FindJob(MigrationJobId)?.State.ToString() ?? "";
-    public override bool HasMoreData => Output.Count > 0 || Error.Count > 0;
+    public override bool HasMoreData => Output.Count > 0 || Error.Count > 0 || Warning.Count > 0;
 
     public override void StartJob()
     {
@@ -38,16 +38,43 @@ public sealed class MigrationPSJob : Job2
         _run = Task.Run(RunAsync);
     }
 
+    /// <summary>
+    /// At most this many log entries wait in memory for Receive-Job. A re-run over millions of objects logs a skip for
+    /// each; those stay in the store, where Get-MigrationJobLog reads them all, so memory stays flat.
+    /// </summary>
+    private static int s_maxUnreadLogEntries = 10_000;
+    private const int LogPumpBatch = 1000;
     private long _logCursor;
+    private bool _logBufferFullReported;
 
     /// <summary>Receive-Job yields the job's log entries; they are pumped from the store while the job runs.</summary>
     private void PumpLogs()
     {
-        foreach (var entry in _engine.Store.GetLogs(MigrationJobId, new Engine.State.LogQuery { AfterSequence = _logCursor, First = 1000 }))
+        while (true)
         {
-            Output.Add(PSObject.AsPSObject(entry));
-            _logCursor = entry.Sequence;
+            var room = s_maxUnreadLogEntries - Output.Count;
+            if (room <= 0)
+            {
+                ReportLogBufferFull();
+                return;
+            }
+            var batch = _engine.Store.GetLogs(MigrationJobId, new Engine.State.LogQuery { AfterSequence = _logCursor, First = Math.Min(room, LogPumpBatch) });
+            foreach (var entry in batch)
+            {
+                Output.Add(PSObject.AsPSObject(entry));
+                _logCursor = entry.Sequence;
+            }
+            if (batch.Count < Math.Min(room, LogPumpBatch)) return;
         }
+    }
+
+    private void ReportLogBufferFull()
+    {
+        if (_logBufferFullReported) return;
+        if (_engine.Store.GetLogs(MigrationJobId, new Engine.State.LogQuery { AfterSequence = _logCursor, First = 1 }).Count == 0) return;
+        _logBufferFullReported = true;
+        Warning.Add(new WarningRecord($"Receive-Job holds at most {s_maxUnreadLogEntries} unread log entries of migration job '{Name}'; " +
+            $"the job has more. Get-MigrationJobLog -Id {MigrationJobId} reads the whole log from the job's state."));
     }
 
     private async Task PumpLogsWhileAsync(Task run)
