@@ -41,6 +41,7 @@ public sealed class MigrationPSJob : Job2
     /// <summary>
     /// At most this many log entries wait in memory for Receive-Job. A re-run over millions of objects logs a skip for
     /// each; those stay in the store, where Get-MigrationJobLog reads them all, so memory stays flat.
+    /// Not readonly: Jobs.Tests.ps1 lowers it to reach the bound with a dozen objects.
     /// </summary>
     private static int s_maxUnreadLogEntries = 10_000;
     private const int LogPumpBatch = 1000;
@@ -58,13 +59,14 @@ public sealed class MigrationPSJob : Job2
                 ReportLogBufferFull();
                 return;
             }
-            var batch = _engine.Store.GetLogs(MigrationJobId, new Engine.State.LogQuery { AfterSequence = _logCursor, First = Math.Min(room, LogPumpBatch) });
+            var wanted = Math.Min(room, LogPumpBatch);
+            var batch = _engine.Store.GetLogs(MigrationJobId, new Engine.State.LogQuery { AfterSequence = _logCursor, First = wanted });
             foreach (var entry in batch)
             {
                 Output.Add(PSObject.AsPSObject(entry));
                 _logCursor = entry.Sequence;
             }
-            if (batch.Count < Math.Min(room, LogPumpBatch)) return;
+            if (batch.Count < wanted) return;
         }
     }
 
