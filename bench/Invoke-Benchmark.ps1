@@ -47,6 +47,12 @@ function Measure-Run {
     [pscustomobject]@{ Wall = [double]$fields[0]; Cpu = [double]$fields[1] + [double]$fields[2]; PeakMB = [double]$fields[3] / 1024; Output = $output }
 }
 
+# CPU seconds (utime + stime) of a process or thread from its /proc stat file; 0 once it is gone. Defined here and in
+# each measured pwsh process, which reads its own tier-1 compiler thread.
+$statCpuFunction = "function Get-StatCpu([string] `$Path) { `$s = Get-Content `$Path -Raw -ErrorAction SilentlyContinue; if (-not `$s) { return 0 }
+  `$f = `$s.Substring(`$s.LastIndexOf(')') + 2) -split ' '; ([long]`$f[11] + [long]`$f[12]) / $([double](& getconf CLK_TCK)) }"
+. ([scriptblock]::Create($statCpuFunction))
+
 # ObjectMigration in a fresh pwsh process, as a user runs it; uses the fixture, workload and buckets of the calling loop.
 function Measure-Ours {
     param([string] $Target, [int] $ExpectTransferred, [string] $WarmUpTarget)
@@ -64,8 +70,9 @@ if (-not (Get-CloudConnector -Name src -ErrorAction SilentlyContinue)) {
 `$ProgressPreference = 'SilentlyContinue'
 $(if ($WarmUpTarget) { "`$null = $migrate $WarmUpTarget" })
 # CPU seconds of the runtime's background tier-1 compiler thread(s): optimising JIT, a lower bound of all JIT CPU.
-function Get-TieringCpu { `$ticks = 0L; foreach (`$t in Get-ChildItem /proc/self/task) { if ((Get-Content "`$(`$t.FullName)/comm") -like '.NET Tiered*') {
-  `$s = Get-Content "`$(`$t.FullName)/stat" -Raw; `$f = `$s.Substring(`$s.LastIndexOf(')') + 2) -split ' '; `$ticks += [long]`$f[11] + [long]`$f[12] } }; `$ticks / $clockTicks }
+$statCpuFunction
+function Get-TieringCpu { (Get-ChildItem /proc/self/task | Where-Object { (Get-Content "`$(`$_.FullName)/comm") -like '.NET Tiered*' } |
+  ForEach-Object { Get-StatCpu "`$(`$_.FullName)/stat" } | Measure-Object -Sum).Sum }
 `$cpu = [Diagnostics.Process]::GetCurrentProcess().TotalProcessorTime; `$jit = Get-TieringCpu
 `$job = $migrate $Target
 if (`$job.State -ne 'Completed') { Write-Error "job `$(`$job.State)"; exit 1 }
@@ -90,18 +97,8 @@ if (`$job.State -ne 'Completed') { Write-Error "job `$(`$job.State)"; exit 1 }
     }
     $run
 }
-# CPU seconds the fixture's server processes have used so far (utime + stime from /proc/PID/stat).
-$clockTicks = [double](& getconf CLK_TCK)
-function Get-ServerCpu([int[]] $Pids) {
-    $ticks = 0L
-    foreach ($id in $Pids) {
-        $stat = Get-Content "/proc/$id/stat" -Raw -ErrorAction SilentlyContinue
-        if (-not $stat) { continue }
-        $fields = $stat.Substring($stat.LastIndexOf(')') + 2) -split ' '
-        $ticks += [long]$fields[11] + [long]$fields[12]
-    }
-    $ticks / $clockTicks
-}
+# CPU seconds the fixture's server processes have used so far.
+function Get-ServerCpu([int[]] $Pids) { ($Pids | ForEach-Object { Get-StatCpu "/proc/$_/stat" } | Measure-Object -Sum).Sum }
 
 # One measured run of a tool into a row; with the servers' CPU over the same time, so the table shows when the
 # servers, not the client, set the pace. (A warm row's process also ran the warm-up job: no server figure.)
