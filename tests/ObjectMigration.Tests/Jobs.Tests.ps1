@@ -104,11 +104,19 @@ Describe 'Migration jobs as PowerShell jobs' {
         @($log | Where-Object Type -eq 'ImportSkippedExists').Count | Should -Be 12
         $psJob | Remove-Job
 
-        # Under the default bound Receive-Job gets the whole log, the entries logged after the run ended included.
-        $job = New-MigrationJob @copy -Name 'ps-log-whole'
-        $psJob = Get-Job -Name 'ps-log-whole'
-        $null = $psJob | Wait-Job -Timeout 60
+        # Under the bound Receive-Job gets the whole log. With batches of 2, the 14 entries take several batches, most of
+        # them after the run ended (it skips a dozen objects in well under the pump's 500 ms): the final pump drains them all.
+        $batch = [ObjectMigration.Jobs.MigrationPSJob].GetField('s_logPumpBatch', [System.Reflection.BindingFlags]'NonPublic, Static')
+        $batch.SetValue($null, 2)
+        try {
+            $job = New-MigrationJob @copy -Name 'ps-log-whole'
+            $psJob = Get-Job -Name 'ps-log-whole'
+            $null = $psJob | Wait-Job -Timeout 60
+        } finally {
+            $batch.SetValue($null, 1000)
+        }
         $received = @(Receive-Job $psJob -WarningVariable warnings)
+        $received.Count | Should -Be 14
         $received.Sequence | Should -Be @(Get-MigrationJobLog -Id $job.Id).Sequence
         $warnings | Should -BeNullOrEmpty
         $psJob | Remove-Job

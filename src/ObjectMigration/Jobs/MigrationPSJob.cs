@@ -41,10 +41,10 @@ public sealed class MigrationPSJob : Job2
     /// <summary>
     /// At most this many log entries wait in memory for Receive-Job. A re-run over millions of objects logs a skip for
     /// each; those stay in the store, where Get-MigrationJobLog reads them all, so memory stays flat.
-    /// Not readonly: Jobs.Tests.ps1 lowers it to reach the bound with a dozen objects.
     /// </summary>
+    /// <remarks>Neither is readonly: Jobs.Tests.ps1 lowers them to reach the bound, and several batches, with a dozen objects.</remarks>
     private static int s_maxUnreadLogEntries = 10_000;
-    private const int LogPumpBatch = 1000;
+    private static int s_logPumpBatch = 1000;
     private long _logCursor;
     private bool _logBufferFullReported;
 
@@ -59,7 +59,7 @@ public sealed class MigrationPSJob : Job2
                 ReportLogBufferFull();
                 return;
             }
-            var wanted = Math.Min(room, LogPumpBatch);
+            var wanted = Math.Min(room, s_logPumpBatch);
             var batch = _engine.Store.GetLogs(MigrationJobId, new Engine.State.LogQuery { AfterSequence = _logCursor, First = wanted });
             foreach (var entry in batch)
             {
