@@ -46,12 +46,16 @@ public sealed class MigrationEngine
 
     public string HomeFolder { get; }
 
-    private MigrationEngine(string home)
+    private MigrationEngine(string home, Func<IStateStore, IStateStore>? wrapStore = null)
     {
         HomeFolder = home;
-        Store = new SqliteStateStore(StateLocation.DatabasePath(home));
+        IStateStore store = new SqliteStateStore(StateLocation.DatabasePath(home));
+        Store = wrapStore is null ? store : wrapStore(store);
         _secrets = new SecretProtector(home);
     }
+
+    /// <summary>An engine of its own (not shared per folder) whose store calls pass through <paramref name="wrapStore"/>: tests time races with it.</summary>
+    internal static MigrationEngine OpenWrapped(string home, Func<IStateStore, IStateStore> wrapStore) => new(Path.GetFullPath(home), wrapStore);
 
     /// <summary>The engine for a state folder (default: OBJECTMIGRATION_HOME, else the user's local data folder).</summary>
     public static MigrationEngine Open(string? home = null)
@@ -300,10 +304,23 @@ public sealed class MigrationEngine
     {
         var job = GetJob(id);
         if (JobStates.IsTerminal(job.State)) throw new JobStateException($"Job '{job.Name}' is already {job.State}.");
+        // A runner may start the job between the look and the change: then the change finds it Running, and the stop
+        // goes to that runner instead of being lost.
+        while (!await TryStopAsync(job, ct).ConfigureAwait(false))
+        {
+            job = GetJob(id);
+            if (JobStates.IsTerminal(job.State)) return;
+        }
+    }
+
+    /// <summary>Asks the runner of a Running job to stop, or cancels a job no runner holds; false when its state changed meanwhile.</summary>
+    private async Task<bool> TryStopAsync(MigrationJob job, CancellationToken ct)
+    {
+        var id = job.Id;
         if (job.State == JobState.Running)
         {
             Store.SetControlRequest(id, ControlRequest.Stop);
-            return;
+            return true;
         }
         var open = Store.GetOpenUploads(id);
         if (open.Count > 0)
@@ -320,8 +337,9 @@ public sealed class MigrationEngine
                 }
             }
         }
+        if (!Store.TryTransition(id, [JobState.Pending, JobState.Paused, JobState.Interrupted], JobState.Cancelled)) return false;
         Store.AddLogs(id, [new LogRecord(LogType.MigrationAbort, null, "Stopped on request.")]);
-        Store.TryTransition(id, [JobState.Pending, JobState.Paused, JobState.Interrupted], JobState.Cancelled);
+        return true;
     }
 
     /// <summary>Checks that a job may be resumed and prepares it; the caller then runs it.</summary>

@@ -318,4 +318,35 @@ public sealed class FaultToleranceTests : IAsyncLifetime
         Assert.Equal(JobState.Completed, await _engine.RunJobAsync(_engine.PrepareResume(id, retryFailed: true).Id, QuickRetries, CancellationToken.None));
         Assert.Equal(3, _engine.GetProgress(id).TransferredObjects);
     }
+
+    [Fact]
+    public async Task A_stop_that_saw_the_job_Pending_while_a_runner_started_it_reaches_that_runner()
+    {
+        var (source, target, _) = await SeedAsync(6);
+        // About 27 KB at 1 KB/s: the run cannot finish on its own before it sees a stop.
+        var id = _engine.CreateJob(new MigrationJobRequest { SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, MaxBytesPerSecond = 1024 }).Id;
+        var stopping = new AsyncLocal<bool>();
+        var raced = 0;
+        Task<JobState>? run = null;
+        MigrationEngine engine = null!;
+        engine = MigrationEngine.OpenWrapped(_home, inner => InterceptedStateStore.Wrap(inner, (method, _, result) =>
+        {
+            if (stopping.Value && method == nameof(IStateStore.FindJob) && result is MigrationJob { State: JobState.Pending } && Interlocked.Exchange(ref raced, 1) == 0)
+            {
+                // The stop has just read the job as Pending; a runner starts it before the stop acts on that.
+                run = engine.RunJobAsync(id, QuickRetries, CancellationToken.None);
+                Assert.True(SpinWait.SpinUntil(() => inner.FindJob(id)!.State == JobState.Running, TimeSpan.FromSeconds(10)));
+            }
+            return result;
+        }));
+
+        stopping.Value = true;
+        await engine.RequestStopAsync(id, CancellationToken.None);
+        stopping.Value = false;
+
+        Assert.Equal(1, raced);
+        Assert.Equal(JobState.Cancelled, await run!.WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal(JobState.Cancelled, _engine.GetJob(id).State);
+        Assert.True(_engine.GetProgress(id).TransferredObjects < 6);
+    }
 }
