@@ -92,11 +92,13 @@ function Install-CephRgw {
     if (-not (Get-Command apt-get -ErrorAction SilentlyContinue)) {
         throw 'Ceph RADOS Gateway is needed for the real-S3 test suite: install ceph-mon, ceph-osd, radosgw and ceph-common.'
     }
-    $sudo = if ((& id -u) -eq '0') { @() } else { @('sudo') }
+    # As root apt-get runs directly; otherwise through sudo. ('& @()' is not a command, so the prefix is a name.)
+    $apt = if ((& id -u) -eq '0') { @('apt-get') } else { @('sudo', 'apt-get') }
+    $aptCommand, $aptPrefix = $apt
     Write-Host 'Installing Ceph RADOS Gateway from Debian packages (about a minute, once)...'
-    & @sudo apt-get update -qq | Out-Host
+    & $aptCommand @aptPrefix update -qq | Out-Host
     $env:DEBIAN_FRONTEND = 'noninteractive'
-    & @sudo apt-get install -y -qq --no-install-recommends ceph-mon ceph-osd radosgw ceph-common | Out-Host
+    & $aptCommand @aptPrefix install -y -qq --no-install-recommends ceph-mon ceph-osd radosgw ceph-common | Out-Host
     if ($LASTEXITCODE -ne 0) { throw "apt-get install of Ceph failed (exit $LASTEXITCODE)." }
 }
 
