@@ -173,7 +173,7 @@ public sealed class MigrationEngine
         {
             // Given inline, the UpCloud way: kept (encrypted) for this job only, not listed with the saved connectors.
             unsavedSource.Connector.Name = $"job-{Guid.NewGuid():n}-source";
-            source = AddConnector(unsavedSource.Connector, unsavedSource.Connector.AccessKeyId, unsavedSource.SecretAccessKey, pathStyleGiven: true, hidden: true);
+            source = AddConnector(unsavedSource.Connector, unsavedSource.Connector.AccessKeyId, unsavedSource.StoredSecret!, pathStyleGiven: true, hidden: true);
         }
         var job = new MigrationJob
         {

@@ -21,8 +21,17 @@ public sealed class CloudConnector
     public override string ToString() => Name;
 }
 
-/// <summary>A connector's endpoint with its secret, as the storage layer needs it. Never written out.</summary>
-public sealed record ConnectorAccess(CloudConnector Connector, string SecretAccessKey)
+/// <summary>A connector's endpoint with where its keys come from, as the storage layer needs it. Never written out.</summary>
+public sealed record ConnectorAccess(CloudConnector Connector, Connectors.ICredentialProvider Credentials)
 {
+    /// <summary>A stored access key and secret (the connector's AccessKeyId and <paramref name="secretAccessKey"/>).</summary>
+    public ConnectorAccess(CloudConnector connector, string secretAccessKey)
+        : this(connector, new Connectors.StaticCredentialProvider(connector.AccessKeyId, secretAccessKey))
+    {
+    }
+
+    /// <summary>The stored secret, for Get-CloudConnector -IncludeSecret; null when the keys come from elsewhere (a profile, a role).</summary>
+    public string? StoredSecret => (Credentials as Connectors.StaticCredentialProvider)?.Keys.SecretAccessKey;
+
     public override string ToString() => $"{Connector.Name} ({Connector.Endpoint})";
 }

@@ -31,14 +31,19 @@ internal sealed class S3HttpDataPath : IDisposable
     // in the continuation token even when keys come URL-encoded. They are read as the characters they stand for.
     private static readonly XmlReaderSettings XmlSettings = new() { DtdProcessing = DtdProcessing.Prohibit, CheckCharacters = false };
     private readonly HttpClient _http;
-    private readonly SigV4Signer _signer;
+    private readonly SigV4Signer _signer = new();
+    private readonly Connectors.ICredentialProvider _credentials;
+    private readonly string _region;
     private readonly string _scheme;
     private readonly string _authority;
     private readonly string _basePath;
     private readonly bool _virtualHostAllowed;
 
-    public S3HttpDataPath(CloudConnector connector, string secretAccessKey, int maxConnections, TimeSpan timeout)
+    public S3HttpDataPath(ConnectorAccess access, int maxConnections, TimeSpan timeout)
     {
+        var connector = access.Connector;
+        _credentials = access.Credentials;
+        _region = connector.Region;
         var endpoint = new Uri(connector.Endpoint);
         _scheme = endpoint.Scheme;
         _authority = endpoint.Authority;
@@ -46,7 +51,6 @@ internal sealed class S3HttpDataPath : IDisposable
         // As the SDK decides for the same connector: a bucket goes into the host name only when the connector asks
         // for that, the endpoint is a name (not an IP address) and the bucket is a valid host label.
         _virtualHostAllowed = !connector.PathStyle && endpoint.HostNameType == UriHostNameType.Dns;
-        _signer = new SigV4Signer(connector.AccessKeyId, secretAccessKey, connector.Region);
         var handler = new SocketsHttpHandler
         {
             MaxConnectionsPerServer = maxConnections,
@@ -199,7 +203,8 @@ internal sealed class S3HttpDataPath : IDisposable
 
     private async Task<HttpResponseMessage> SendAsync(S3Request request, HttpCompletionOption completion, CancellationToken cancellationToken)
     {
-        _signer.Sign(request.Message, request.Host, request.Path, request.CanonicalQuery, DateTime.UtcNow);
+        var keys = await _credentials.GetAsync(cancellationToken).ConfigureAwait(false);
+        _signer.Sign(request.Message, request.Host, request.Path, request.CanonicalQuery, DateTime.UtcNow, _region, keys);
         var response = await _http.SendAsync(request.Message, completion, cancellationToken).ConfigureAwait(false);
         if ((int)response.StatusCode < 300) return response;
         using (response)

@@ -27,9 +27,9 @@ public sealed class S3ObjectStore : IObjectStore
         var connector = access.Connector;
         var requestTimeout = timeout ?? TimeSpan.FromMinutes(5);
         _sdk = new Lazy<AmazonS3Client>(() => CreateSdkClient(access, maxConnections, requestTimeout));
-        _data = new S3HttpDataPath(connector, access.SecretAccessKey, maxConnections, requestTimeout);
+        _data = new S3HttpDataPath(access, maxConnections, requestTimeout);
         _describe = $"connector '{connector.Name}' ({connector.Endpoint})";
-        ServerSideCopyKey = $"{connector.Endpoint.TrimEnd('/')}|{connector.Region}|{connector.AccessKeyId}|{access.SecretAccessKey.GetHashCode()}";
+        ServerSideCopyKey = $"{connector.Endpoint.TrimEnd('/')}|{connector.Region}|{access.Credentials.Identity}";
     }
 
     private static AmazonS3Client CreateSdkClient(ConnectorAccess access, int maxConnections, TimeSpan timeout)
@@ -52,7 +52,7 @@ public sealed class S3ObjectStore : IObjectStore
             config.ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED;
         }
         if (!string.IsNullOrEmpty(connector.Proxy)) config.SetWebProxy(new WebProxy(new Uri(connector.Proxy)));
-        return new AmazonS3Client(new BasicAWSCredentials(connector.AccessKeyId, access.SecretAccessKey), config);
+        return new AmazonS3Client(access.Credentials.ToSdkCredentials(), config);
     }
 
     public void Dispose()

@@ -51,7 +51,7 @@ public sealed class GetCloudConnectorCommand : ObjectMigrationCmdlet
             }
             var access = Engine.GetAccess(connector);
             var secret = new SecureString();
-            foreach (var ch in access.SecretAccessKey) secret.AppendChar(ch);
+            foreach (var ch in access.StoredSecret ?? "") secret.AppendChar(ch);
             secret.MakeReadOnly();
             var output = PSObject.AsPSObject(connector);
             output.Properties.Add(new PSNoteProperty("Credential", new PSCredential(connector.AccessKeyId, secret)));
