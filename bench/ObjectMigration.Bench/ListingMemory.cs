@@ -52,6 +52,9 @@ internal sealed class SyntheticSource(int count) : IObjectStore
     public string ServerSideCopyKey => "synthetic-source";
     public void Dispose() { }
     public Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<BucketInfo>>([new BucketInfo("src", null)]);
+    public ObjectMigration.Engine.Connectors.ProviderProfile Profile { get; } = ObjectMigration.Engine.Connectors.ProviderProfiles.For(ObjectMigration.Engine.Model.ConnectorProvider.S3);
+    public event Action<string>? Notice { add { } remove { } }
+    public Task<string?> GetTaggingAsync(string bucket, string key, CancellationToken ct) => Task.FromResult<string?>(null);
     public Task<string?> GetBucketLocationAsync(string bucket, CancellationToken ct) => Task.FromResult<string?>("us-east-1");
     public Task<bool> BucketExistsAsync(string bucket, CancellationToken ct) => Task.FromResult(true);
 
@@ -67,40 +70,44 @@ internal sealed class SyntheticSource(int count) : IObjectStore
     public Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken ct) =>
         Task.FromResult<ObjectHead?>(new ObjectHead(Size, null, DateTimeOffset.UnixEpoch, null, new ObjectMetadata()));
 
-    public Task<ObjectDownload> GetAsync(string bucket, string key, long? start, long? end, CancellationToken ct) =>
+    public Task<ObjectDownload> GetAsync(string bucket, string key, long? start, long? end, string? ifMatch, CancellationToken ct) =>
         Task.FromResult(new ObjectDownload(new ObjectHead(Size, null, DateTimeOffset.UnixEpoch, null, new ObjectMetadata()), new MemoryStream(new byte[Size]), new MemoryStream()));
 
-    public Task<string?> PutAsync(string b, string k, Stream body, long length, ObjectMetadata m, string? md5, CancellationToken ct) => throw new NotSupportedException();
+    public Task<StoredETag> PutAsync(string b, string k, Stream body, long length, ObjectMetadata m, PayloadChecks md5, CancellationToken ct) => throw new NotSupportedException();
     public Task<string> StartMultipartAsync(string b, string k, ObjectMetadata m, CancellationToken ct) => throw new NotSupportedException();
-    public Task<string> UploadPartAsync(string b, string k, string u, int p, Stream body, long l, string? md5, CancellationToken ct) => throw new NotSupportedException();
-    public Task<string?> CompleteMultipartAsync(string b, string k, string u, IReadOnlyList<(int PartNumber, string ETag)> p, CancellationToken ct) => throw new NotSupportedException();
+    public Task<StoredETag> UploadPartAsync(string b, string k, string u, int p, Stream body, long l, PayloadChecks md5, CancellationToken ct) => throw new NotSupportedException();
+    public Task<StoredETag> CompleteMultipartAsync(string b, string k, string u, IReadOnlyList<(int PartNumber, string ETag)> p, CancellationToken ct) => throw new NotSupportedException();
     public Task AbortMultipartAsync(string b, string k, string u, CancellationToken ct) => throw new NotSupportedException();
-    public Task<string?> CopyAsync(string sb, string sk, string tb, string tk, CancellationToken ct) => throw new NotSupportedException();
-    public Task<string> UploadPartCopyAsync(string sb, string sk, string tb, string tk, string u, int p, long f, long l, CancellationToken ct) => throw new NotSupportedException();
+    public Task<StoredETag> CopyAsync(string sb, string sk, string tb, string tk, string? i, string? c, CancellationToken ct) => throw new NotSupportedException();
+    public Task<StoredETag> UploadPartCopyAsync(string sb, string sk, string tb, string tk, string u, int p, long f, long l, string? i, CancellationToken ct) => throw new NotSupportedException();
 }
 
 /// <summary>A target that reads every body to the end and keeps nothing.</summary>
 internal sealed class DiscardingTarget : IObjectStore
 {
     public string ServerSideCopyKey => "discarding-target";
+    public ObjectMigration.Engine.Connectors.ProviderProfile Profile { get; } = ObjectMigration.Engine.Connectors.ProviderProfiles.For(ObjectMigration.Engine.Model.ConnectorProvider.S3);
+    public event Action<string>? Notice { add { } remove { } }
+    public Task<string?> GetTaggingAsync(string bucket, string key, CancellationToken ct) => Task.FromResult<string?>(null);
+
     public void Dispose() { }
     public Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<BucketInfo>>([]);
     public Task<string?> GetBucketLocationAsync(string bucket, CancellationToken ct) => Task.FromResult<string?>(null);
     public Task<bool> BucketExistsAsync(string bucket, CancellationToken ct) => Task.FromResult(true);
     public Task<ObjectListing> ListAsync(string bucket, string prefix, string? token, int pageSize, CancellationToken ct) => Task.FromResult(new ObjectListing([], null));
     public Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken ct) => Task.FromResult<ObjectHead?>(null);
-    public Task<ObjectDownload> GetAsync(string bucket, string key, long? start, long? end, CancellationToken ct) => throw new NotSupportedException();
+    public Task<ObjectDownload> GetAsync(string bucket, string key, long? start, long? end, string? ifMatch, CancellationToken ct) => throw new NotSupportedException();
 
-    public async Task<string?> PutAsync(string b, string k, Stream body, long length, ObjectMetadata m, string? md5, CancellationToken ct)
+    public async Task<StoredETag> PutAsync(string b, string k, Stream body, long length, ObjectMetadata m, PayloadChecks md5, CancellationToken ct)
     {
         await body.CopyToAsync(Stream.Null, ct);
-        return null;
+        return new StoredETag(null, false);
     }
 
     public Task<string> StartMultipartAsync(string b, string k, ObjectMetadata m, CancellationToken ct) => throw new NotSupportedException();
-    public Task<string> UploadPartAsync(string b, string k, string u, int p, Stream body, long l, string? md5, CancellationToken ct) => throw new NotSupportedException();
-    public Task<string?> CompleteMultipartAsync(string b, string k, string u, IReadOnlyList<(int PartNumber, string ETag)> p, CancellationToken ct) => throw new NotSupportedException();
+    public Task<StoredETag> UploadPartAsync(string b, string k, string u, int p, Stream body, long l, PayloadChecks md5, CancellationToken ct) => throw new NotSupportedException();
+    public Task<StoredETag> CompleteMultipartAsync(string b, string k, string u, IReadOnlyList<(int PartNumber, string ETag)> p, CancellationToken ct) => throw new NotSupportedException();
     public Task AbortMultipartAsync(string b, string k, string u, CancellationToken ct) => throw new NotSupportedException();
-    public Task<string?> CopyAsync(string sb, string sk, string tb, string tk, CancellationToken ct) => throw new NotSupportedException();
-    public Task<string> UploadPartCopyAsync(string sb, string sk, string tb, string tk, string u, int p, long f, long l, CancellationToken ct) => throw new NotSupportedException();
+    public Task<StoredETag> CopyAsync(string sb, string sk, string tb, string tk, string? i, string? c, CancellationToken ct) => throw new NotSupportedException();
+    public Task<StoredETag> UploadPartCopyAsync(string sb, string sk, string tb, string tk, string u, int p, long f, long l, string? i, CancellationToken ct) => throw new NotSupportedException();
 }

@@ -87,7 +87,10 @@ public sealed class MigrationEngine
     public CloudConnector UpdateConnector(string name, Action<CloudConnector> change, (string AccessKeyId, string Secret)? credential)
     {
         var connector = WithAccessKey(GetConnector(name));
+        var (endpoint, derived) = (connector.Endpoint, ConnectorRules.HasDerivedEndpoint(connector));
         change(connector);
+        // A new region (or account) moves an endpoint the provider derived, unless a new endpoint was given too.
+        if (derived && connector.Endpoint == endpoint) connector.Endpoint = "";
         if (credential is { } c)
         {
             if (string.IsNullOrEmpty(c.AccessKeyId)) throw new ConnectorDefinitionException("Credential", "The credential's user name must be the access key id.");
@@ -196,6 +199,7 @@ public sealed class MigrationEngine
             MaxBytesPerSecond = request.MaxBytesPerSecond,
             MultipartThreshold = request.MultipartThreshold,
             PartSize = request.PartSize,
+            NoProgressTimeout = request.NoProgressTimeout,
             CreatedAt = DateTimeOffset.UtcNow,
         };
         Store.AddJob(job);
@@ -211,6 +215,10 @@ public sealed class MigrationEngine
         if (r.PartSize < TransferOptions.MinPartSize) throw new ArgumentException($"-PartSize must be at least {TransferOptions.MinPartSize} bytes (S3's minimum part).", "PartSize");
         if (r.PartSize > int.MaxValue) throw new ArgumentException("-PartSize must be under 2 GiB.", "PartSize");
         if (r.MultipartThreshold < TransferOptions.MinPartSize) throw new ArgumentException($"-MultipartThreshold must be at least {TransferOptions.MinPartSize} bytes.", "MultipartThreshold");
+        if (r.NoProgressTimeout is { } stall && (stall < TimeSpan.FromSeconds(1) || stall > TimeSpan.FromHours(24)))
+        {
+            throw new ArgumentException($"-NoProgressTimeout {stall} is out of range: use 1 second to 24 hours (default 60 seconds).", "NoProgressTimeout");
+        }
         if (r.Filter.MinSize is { } min && r.Filter.MaxSize is { } max && min > max) throw new ArgumentException($"-MinSize {min} is larger than -MaxSize {max}.", "MinSize");
         if (r.Filter.ModifiedAfter is { } after && r.Filter.ModifiedBefore is { } before && after >= before)
         {
@@ -247,8 +255,8 @@ public sealed class MigrationEngine
         var job = GetJob(id);
         var sourceConnector = Store.FindConnector(job.SourceConnectorId) ?? throw new JobStateException($"The source connector of job '{job.Name}' was removed.");
         var targetConnector = Store.FindConnector(job.TargetConnectorId) ?? throw new JobStateException($"The target connector of job '{job.Name}' was removed.");
-        using var source = OpenObjectStore(GetAccess(sourceConnector), job.Concurrency);
-        using var target = OpenObjectStore(GetAccess(targetConnector), job.Concurrency);
+        using var source = OpenObjectStore(GetAccess(sourceConnector), job.Concurrency, job.NoProgressTimeout);
+        using var target = OpenObjectStore(GetAccess(targetConnector), job.Concurrency, job.NoProgressTimeout);
         var runner = new MigrationRunner(Store, job, source, target, options);
         // A second run of the same job in this process does not start (the job is no longer Pending); it must not
         // unregister the first.
@@ -346,13 +354,15 @@ public sealed class MigrationEngine
     public MigrationJob PrepareResume(Guid id, bool retryFailed)
     {
         var job = GetJob(id);
-        var allowed = job.State is JobState.Paused or JobState.Interrupted or JobState.Pending
-            || (retryFailed && job.State is JobState.CompletedWithErrors or JobState.Failed);
+        // A Failed job (listing refused, bucket missing, credentials rejected) continues from its checkpoint once the
+        // cause is fixed; -RetryFailed also puts its failed objects back.
+        var allowed = job.State is JobState.Paused or JobState.Interrupted or JobState.Pending or JobState.Failed
+            || (retryFailed && job.State is JobState.CompletedWithErrors);
         if (!allowed)
         {
             throw new JobStateException(job.State == JobState.CompletedWithErrors
                 ? $"Job '{job.Name}' is CompletedWithErrors: use Resume-MigrationJob -RetryFailed to retry its failed objects."
-                : $"Job '{job.Name}' is {job.State} and cannot be resumed.");
+                : $"Job '{job.Name}' is {job.State} and cannot be resumed: create a new job (New-MigrationJob) to copy again.");
         }
         if (retryFailed && job.State is JobState.CompletedWithErrors or JobState.Failed) Store.ResetFailedObjects(id);
         if (!Store.TryTransition(id, [JobState.Paused, JobState.Interrupted, JobState.CompletedWithErrors, JobState.Failed, JobState.Pending], JobState.Pending))

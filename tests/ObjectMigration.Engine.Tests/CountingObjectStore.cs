@@ -12,14 +12,23 @@ internal sealed class CountingObjectStore(IObjectStore inner) : IObjectStore
     public int UploadsStarted => _uploadsStarted;
 
     public string ServerSideCopyKey => inner.ServerSideCopyKey;
+    public Connectors.ProviderProfile Profile => inner.Profile;
+
+    public event Action<string>? Notice
+    {
+        add => inner.Notice += value;
+        remove => inner.Notice -= value;
+    }
+
+    public Task<string?> GetTaggingAsync(string bucket, string key, CancellationToken ct) => inner.GetTaggingAsync(bucket, key, ct);
     public void Dispose() => inner.Dispose();
     public Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken ct) => inner.ListBucketsAsync(ct);
     public Task<string?> GetBucketLocationAsync(string bucket, CancellationToken ct) => inner.GetBucketLocationAsync(bucket, ct);
     public Task<bool> BucketExistsAsync(string bucket, CancellationToken ct) => inner.BucketExistsAsync(bucket, ct);
     public Task<ObjectListing> ListAsync(string bucket, string prefix, string? token, int pageSize, CancellationToken ct) => inner.ListAsync(bucket, prefix, token, pageSize, ct);
     public Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken ct) => inner.HeadAsync(bucket, key, ct);
-    public Task<ObjectDownload> GetAsync(string bucket, string key, long? start, long? end, CancellationToken ct) => inner.GetAsync(bucket, key, start, end, ct);
-    public Task<string?> PutAsync(string bucket, string key, Stream body, long length, ObjectMetadata metadata, string? md5, CancellationToken ct) =>
+    public Task<ObjectDownload> GetAsync(string bucket, string key, long? start, long? end, string? ifMatch, CancellationToken ct) => inner.GetAsync(bucket, key, start, end, ifMatch, ct);
+    public Task<StoredETag> PutAsync(string bucket, string key, Stream body, long length, ObjectMetadata metadata, PayloadChecks md5, CancellationToken ct) =>
         inner.PutAsync(bucket, key, body, length, metadata, md5, ct);
 
     public Task<string> StartMultipartAsync(string bucket, string key, ObjectMetadata metadata, CancellationToken ct)
@@ -28,21 +37,22 @@ internal sealed class CountingObjectStore(IObjectStore inner) : IObjectStore
         return inner.StartMultipartAsync(bucket, key, metadata, ct);
     }
 
-    public Task<string> UploadPartAsync(string bucket, string key, string uploadId, int part, Stream body, long length, string? md5, CancellationToken ct)
+    public Task<StoredETag> UploadPartAsync(string bucket, string key, string uploadId, int part, Stream body, long length, PayloadChecks md5, CancellationToken ct)
     {
         Interlocked.Increment(ref _partsUploaded);
         return inner.UploadPartAsync(bucket, key, uploadId, part, body, length, md5, ct);
     }
 
-    public Task<string?> CompleteMultipartAsync(string bucket, string key, string uploadId, IReadOnlyList<(int PartNumber, string ETag)> parts, CancellationToken ct) =>
+    public Task<StoredETag> CompleteMultipartAsync(string bucket, string key, string uploadId, IReadOnlyList<(int PartNumber, string ETag)> parts, CancellationToken ct) =>
         inner.CompleteMultipartAsync(bucket, key, uploadId, parts, ct);
 
     public Task AbortMultipartAsync(string bucket, string key, string uploadId, CancellationToken ct) => inner.AbortMultipartAsync(bucket, key, uploadId, ct);
-    public Task<string?> CopyAsync(string sb, string sk, string tb, string tk, CancellationToken ct) => inner.CopyAsync(sb, sk, tb, tk, ct);
+    public Task<StoredETag> CopyAsync(string sb, string sk, string tb, string tk, string? ifMatch, string? storageClass, CancellationToken ct) =>
+        inner.CopyAsync(sb, sk, tb, tk, ifMatch, storageClass, ct);
 
-    public Task<string> UploadPartCopyAsync(string sb, string sk, string tb, string tk, string uploadId, int part, long first, long last, CancellationToken ct)
+    public Task<StoredETag> UploadPartCopyAsync(string sb, string sk, string tb, string tk, string uploadId, int part, long first, long last, string? ifMatch, CancellationToken ct)
     {
         Interlocked.Increment(ref _partsUploaded);
-        return inner.UploadPartCopyAsync(sb, sk, tb, tk, uploadId, part, first, last, ct);
+        return inner.UploadPartCopyAsync(sb, sk, tb, tk, uploadId, part, first, last, ifMatch, ct);
     }
 }

@@ -59,16 +59,17 @@ public sealed class S3DataPathTests : IDisposable
         metadata.UserMetadata["origin"] = "camera 2";
         using var body = new MemoryStream(content);
 
-        var etag = await store.PutAsync(bucket, "dir/a b+c.png", body, content.Length, metadata, Convert.ToBase64String(MD5.HashData(content)), CancellationToken.None);
+        var etag = await store.PutAsync(bucket, "dir/a b+c.png", body, content.Length, metadata, new PayloadChecks(Convert.ToBase64String(MD5.HashData(content))), CancellationToken.None);
 
         Assert.True(body.CanRead, "the data path disposed the caller's stream");
-        Assert.Equal(Convert.ToHexString(MD5.HashData(content)).ToLowerInvariant(), etag?.Trim('"'));
+        Assert.Equal(Convert.ToHexString(MD5.HashData(content)).ToLowerInvariant(), etag.Clean);
+        Assert.True(etag.IsContentMd5, "a plain PUT's ETag is its MD5");
         var (stored, response) = await _client.GetAsync(bucket, "dir/a b+c.png");
         Assert.Equal(content, stored);
         Assert.Equal("image/png", response.Headers.ContentType);
         Assert.Equal("no-cache", response.Headers.CacheControl);
         Assert.Equal("camera 2", response.Metadata["origin"]);
-        using var download = await store.GetAsync(bucket, "dir/a b+c.png", 1000, 1999, CancellationToken.None);
+        using var download = await store.GetAsync(bucket, "dir/a b+c.png", 1000, 1999, null, CancellationToken.None);
         using var part = new MemoryStream();
         await download.Body.CopyToAsync(part);
         Assert.Equal(content.AsSpan(1000, 1000).ToArray(), part.ToArray());
@@ -86,7 +87,7 @@ public sealed class S3DataPathTests : IDisposable
         var bucket = await _client.NewBucketAsync();
         using var store = Store(secret: "not-the-secret-123");
         var e = await Assert.ThrowsAsync<StorageException>(() =>
-            store.PutAsync(bucket, "k", new MemoryStream([1, 2, 3]), 3, new ObjectMetadata(), null, CancellationToken.None));
+            store.PutAsync(bucket, "k", new MemoryStream([1, 2, 3]), 3, new ObjectMetadata(), PayloadChecks.None, CancellationToken.None));
         Assert.Equal(ErrorClass.Authentication, e.ErrorClass);
         Assert.Contains(_rgw.Endpoint, e.Message);
         Assert.DoesNotContain("not-the-secret-123", e.ToString());
@@ -98,9 +99,9 @@ public sealed class S3DataPathTests : IDisposable
     {
         var bucket = await _client.NewBucketAsync();
         using var store = Store();
-        var missingKey = await Assert.ThrowsAsync<StorageException>(() => store.GetAsync(bucket, "nope", null, null, CancellationToken.None));
+        var missingKey = await Assert.ThrowsAsync<StorageException>(() => store.GetAsync(bucket, "nope", null, null, null, CancellationToken.None));
         Assert.Equal(ErrorClass.ObjectNotFound, missingKey.ErrorClass);
-        var missingBucket = await Assert.ThrowsAsync<StorageException>(() => store.GetAsync(bucket + "-gone", "nope", null, null, CancellationToken.None));
+        var missingBucket = await Assert.ThrowsAsync<StorageException>(() => store.GetAsync(bucket + "-gone", "nope", null, null, null, CancellationToken.None));
         Assert.Equal(ErrorClass.BucketNotFound, missingBucket.ErrorClass);
     }
 
@@ -112,7 +113,7 @@ public sealed class S3DataPathTests : IDisposable
         var content = TestEndpoints.Bytes(5000, 3);
         var wrongMd5 = Convert.ToBase64String(MD5.HashData(TestEndpoints.Bytes(5000, 4)));
         var e = await Assert.ThrowsAsync<StorageException>(() =>
-            store.PutAsync(bucket, "k", new MemoryStream(content), content.Length, new ObjectMetadata(), wrongMd5, CancellationToken.None));
+            store.PutAsync(bucket, "k", new MemoryStream(content), content.Length, new ObjectMetadata(), new PayloadChecks(wrongMd5), CancellationToken.None));
         Assert.Equal(ErrorClass.Integrity, e.ErrorClass);
         Assert.False(await ExistsAsync(bucket, "k"));
     }
@@ -124,7 +125,7 @@ public sealed class S3DataPathTests : IDisposable
         using var store = Store();
         var broken = new BreakingStream(TestEndpoints.Bytes(2_000_000, 5), breakAfter: 700_000);
         var e = await Assert.ThrowsAsync<StorageException>(() =>
-            store.PutAsync(bucket, "k", broken, 2_000_000, new ObjectMetadata(), null, CancellationToken.None));
+            store.PutAsync(bucket, "k", broken, 2_000_000, new ObjectMetadata(), PayloadChecks.None, CancellationToken.None));
         Assert.True(e.IsRetryable, e.ToString());
         Assert.False(await ExistsAsync(bucket, "k"));
     }
@@ -135,7 +136,7 @@ public sealed class S3DataPathTests : IDisposable
         var bucket = await _client.NewBucketAsync();
         using var store = Store();
         var e = await Assert.ThrowsAsync<StorageException>(() =>
-            store.PutAsync(bucket, "k", new MemoryStream(new byte[100]), 200, new ObjectMetadata(), null, CancellationToken.None));
+            store.PutAsync(bucket, "k", new MemoryStream(new byte[100]), 200, new ObjectMetadata(), PayloadChecks.None, CancellationToken.None));
         Assert.True(e.IsRetryable, e.ToString());
         Assert.False(await ExistsAsync(bucket, "k"));
     }
@@ -146,7 +147,7 @@ public sealed class S3DataPathTests : IDisposable
         await using var proxy = await FaultProxy.StartAsync("http://unused.invalid");
         var bucket = await _client.NewBucketAsync();
         using var store = Store(proxy: proxy.Endpoint);
-        await store.PutAsync(bucket, "via-proxy", new MemoryStream([9, 8, 7]), 3, new ObjectMetadata(), null, CancellationToken.None);
+        await store.PutAsync(bucket, "via-proxy", new MemoryStream([9, 8, 7]), 3, new ObjectMetadata(), PayloadChecks.None, CancellationToken.None);
         Assert.True(proxy.Requests > 0, "no request went through the proxy");
         Assert.Equal(new byte[] { 9, 8, 7 }, (await _client.GetAsync(bucket, "via-proxy")).Content);
     }
@@ -158,7 +159,7 @@ public sealed class S3DataPathTests : IDisposable
         using var store = Store();
         // Control characters and a lone CR cannot travel in XML 1.0 text; '+', '%' and spaces must survive URL decoding.
         var keys = new[] { "p/ctl-\u0001-\u001f.txt", "p/cr-\r-lf-\n.txt", "p/  spaced  ", "p/a+b c%20d&e.txt", "p/ü-日本語", "p/z", "q/outside-prefix" };
-        foreach (var key in keys) await store.PutAsync(bucket, key, new MemoryStream([1]), 1, new ObjectMetadata(), null, CancellationToken.None);
+        foreach (var key in keys) await store.PutAsync(bucket, key, new MemoryStream([1]), 1, new ObjectMetadata(), PayloadChecks.None, CancellationToken.None);
 
         var listed = new List<State.ListedObject>();
         string? token = null;
@@ -189,25 +190,25 @@ public sealed class S3DataPathTests : IDisposable
         metadata.UserMetadata["take"] = "3";
 
         var uploadId = await store.StartMultipartAsync(bucket, "big file+.mp4", metadata, CancellationToken.None);
-        var etag1 = await store.UploadPartAsync(bucket, "big file+.mp4", uploadId, 1, new MemoryStream(first), first.Length, null, CancellationToken.None);
-        var etag2 = await store.UploadPartAsync(bucket, "big file+.mp4", uploadId, 2, new MemoryStream(second), second.Length, null, CancellationToken.None);
-        var etag = await store.CompleteMultipartAsync(bucket, "big file+.mp4", uploadId, [(2, etag2), (1, etag1)], CancellationToken.None);
+        var etag1 = await store.UploadPartAsync(bucket, "big file+.mp4", uploadId, 1, new MemoryStream(first), first.Length, PayloadChecks.None, CancellationToken.None);
+        var etag2 = await store.UploadPartAsync(bucket, "big file+.mp4", uploadId, 2, new MemoryStream(second), second.Length, PayloadChecks.None, CancellationToken.None);
+        var etag = await store.CompleteMultipartAsync(bucket, "big file+.mp4", uploadId, [(2, etag2.Value!), (1, etag1.Value!)], CancellationToken.None);
 
         var (stored, response) = await _client.GetAsync(bucket, "big file+.mp4");
         Assert.EndsWith("-2\"", response.ETag);
         // Ceph answers CompleteMultipartUpload with an empty <ETag/>, which the engine reads as unknown (then HEADs).
-        Assert.True(etag is null || etag == response.ETag, $"completion ETag {etag}, stored {response.ETag}");
+        Assert.True(etag.Value is null || etag.Value == response.ETag, $"completion ETag {etag}, stored {response.ETag}");
         Assert.Equal(first.Concat(second), stored);
         Assert.Equal(("video/mp4", "3"), (response.Headers.ContentType, response.Metadata["take"]));
 
         var abandoned = await store.StartMultipartAsync(bucket, "abandoned", new ObjectMetadata(), CancellationToken.None);
-        await store.UploadPartAsync(bucket, "abandoned", abandoned, 1, new MemoryStream(second), second.Length, null, CancellationToken.None);
+        await store.UploadPartAsync(bucket, "abandoned", abandoned, 1, new MemoryStream(second), second.Length, PayloadChecks.None, CancellationToken.None);
         await store.AbortMultipartAsync(bucket, "abandoned", abandoned, CancellationToken.None);
 
         var uploads = await _client.ListMultipartUploadsAsync(new Amazon.S3.Model.ListMultipartUploadsRequest { BucketName = bucket });
         Assert.Empty(uploads.MultipartUploads ?? []);
         // Ceph answers a completion of an aborted upload with InternalError rather than NoSuchUpload: it fails, at least.
-        await Assert.ThrowsAsync<StorageException>(() => store.CompleteMultipartAsync(bucket, "abandoned", abandoned, [(1, etag2)], CancellationToken.None));
+        await Assert.ThrowsAsync<StorageException>(() => store.CompleteMultipartAsync(bucket, "abandoned", abandoned, [(1, etag2.Value!)], CancellationToken.None));
         Assert.False(await ExistsAsync(bucket, "abandoned"));
     }
 

@@ -31,14 +31,15 @@ public static class JobReport
     private static long WriteCsv(IStateStore store, Guid jobId, Stream stream)
     {
         using var writer = new StreamWriter(stream, new UTF8Encoding(false));
-        writer.WriteLine("Key,Size,Outcome,Reason");
+        writer.WriteLine("Key,Size,Outcome,Reason,VerifiedBy");
         long rows = 0;
-        foreach (var (key, size, outcome, message) in store.StreamObjectReport(jobId))
+        foreach (var (key, size, outcome, message, verifiedBy) in store.StreamObjectReport(jobId))
         {
             writer.Write(Csv(key)); writer.Write(',');
             writer.Write(size); writer.Write(',');
             writer.Write(outcome); writer.Write(',');
-            writer.WriteLine(Csv(message ?? ""));
+            writer.Write(Csv(message ?? "")); writer.Write(',');
+            writer.WriteLine(Csv(verifiedBy ?? ""));
             rows++;
         }
         return rows;
@@ -54,13 +55,14 @@ public static class JobReport
         using var writer = new Utf8JsonWriter(stream);
         writer.WriteStartArray();
         long rows = 0;
-        foreach (var (key, size, outcome, message) in store.StreamObjectReport(jobId))
+        foreach (var (key, size, outcome, message, verifiedBy) in store.StreamObjectReport(jobId))
         {
             writer.WriteStartObject();
             writer.WriteString("Key", key);
             writer.WriteNumber("Size", size);
             writer.WriteString("Outcome", outcome.ToString());
             writer.WriteString("Reason", message ?? "");
+            writer.WriteString("VerifiedBy", verifiedBy ?? "");
             writer.WriteEndObject();
             if (++rows % 1000 == 0) writer.Flush();
         }

@@ -5,7 +5,7 @@ namespace ObjectMigration.Engine.Connectors;
 /// <summary>A bad connector definition, with the parameter to fix.</summary>
 public sealed class ConnectorDefinitionException(string parameterName, string message) : ArgumentException(message, parameterName);
 
-/// <summary>What each provider fixes: endpoint, signing region, addressing style.</summary>
+/// <summary>Completes and checks a connector definition from its provider's profile: endpoint, signing region, addressing style.</summary>
 public static class ConnectorRules
 {
     private static readonly string[] Jurisdictions = ["default", "eu", "fedramp"];
@@ -14,13 +14,9 @@ public static class ConnectorRules
     public static void Complete(CloudConnector c, bool pathStyleGiven)
     {
         if (string.IsNullOrWhiteSpace(c.Name)) throw new ConnectorDefinitionException("Name", "A cloud connector needs a -Name.");
+        var profile = ProviderProfiles.For(c.Provider);
         switch (c.Provider)
         {
-            case ConnectorProvider.AWS:
-                if (string.IsNullOrWhiteSpace(c.Region)) c.Region = "us-east-1";
-                if (string.IsNullOrWhiteSpace(c.Endpoint)) c.Endpoint = $"https://s3.{c.Region}.amazonaws.com";
-                c.UseChunkEncoding = true;
-                break;
             case ConnectorProvider.R2:
                 if (string.IsNullOrWhiteSpace(c.AccountId))
                 {
@@ -31,33 +27,42 @@ public static class ConnectorRules
                 {
                     throw new ConnectorDefinitionException("Jurisdiction", $"Unknown R2 jurisdiction '{c.Jurisdiction}': use default, eu or fedramp.");
                 }
-                var jurisdiction = c.Jurisdiction == "default" ? "" : c.Jurisdiction + ".";
-                if (string.IsNullOrWhiteSpace(c.Endpoint)) c.Endpoint = $"https://{c.AccountId}.{jurisdiction}r2.cloudflarestorage.com";
-                c.Region = "auto";
                 break;
-            case ConnectorProvider.GCS:
-                if (string.IsNullOrWhiteSpace(c.Endpoint)) c.Endpoint = "https://storage.googleapis.com";
-                if (string.IsNullOrWhiteSpace(c.Region)) c.Region = "auto";
-                break;
-            case ConnectorProvider.Wasabi:
-                if (string.IsNullOrWhiteSpace(c.Region)) c.Region = "us-east-1";
-                if (string.IsNullOrWhiteSpace(c.Endpoint)) c.Endpoint = c.Region == "us-east-1" ? "https://s3.wasabisys.com" : $"https://s3.{c.Region}.wasabisys.com";
-                break;
-            case ConnectorProvider.UpCloud:
-            case ConnectorProvider.S3:
-            case ConnectorProvider.MinIO:
-            case ConnectorProvider.VspOne:
-                if (string.IsNullOrWhiteSpace(c.Endpoint))
-                {
-                    throw new ConnectorDefinitionException("Endpoint", $"A {c.Provider} connector needs -Endpoint, the URL of the S3 service (for example https://objects.example.com).");
-                }
+            case ConnectorProvider.AWS:
+                // AWS connectors may leave the region out: each bucket's region is discovered from the server's hints.
+                c.UseChunkEncoding = true;
                 break;
         }
-        if (string.IsNullOrWhiteSpace(c.Region)) c.Region = "us-east-1";
-        if (!pathStyleGiven) c.PathStyle = c.Provider is ConnectorProvider.S3 or ConnectorProvider.MinIO or ConnectorProvider.VspOne;
+        if (profile.FixedRegion is { } fixedRegion) c.Region = fixedRegion;
+        if (string.IsNullOrWhiteSpace(c.Endpoint))
+        {
+            c.Endpoint = profile.DeriveEndpoint(c, RegionForEndpoint(c, profile))
+                ?? throw new ConnectorDefinitionException("Endpoint", $"A {c.Provider} connector needs -Endpoint, the URL of the S3 service (for example https://objects.example.com).");
+        }
+        if (string.IsNullOrWhiteSpace(c.Region)) c.Region = profile.DiscoversBucketRegion ? "" : profile.DefaultRegion;
+        if (!pathStyleGiven) c.PathStyle = profile.PrefersPathStyle;
         c.Endpoint = ValidateUrl(c.Endpoint, "Endpoint");
         if (!string.IsNullOrWhiteSpace(c.Proxy)) c.Proxy = ValidateUrl(c.Proxy, "Proxy");
     }
+
+    /// <summary>The region an endpoint is derived for: AWS without a region uses the global endpoint of us-east-1.</summary>
+    private static string RegionForEndpoint(CloudConnector c, ProviderProfile profile) =>
+        string.IsNullOrWhiteSpace(c.Region) ? profile.DefaultRegion : c.Region;
+
+    /// <summary>
+    /// True when the connector's endpoint is the one its provider fixes for its region (not one the user gave): such an
+    /// endpoint follows the region when it changes, and a bucket discovered in another region is addressed there.
+    /// </summary>
+    public static bool HasDerivedEndpoint(CloudConnector c)
+    {
+        var profile = ProviderProfiles.For(c.Provider);
+        var derived = profile.DeriveEndpoint(c, RegionForEndpoint(c, profile));
+        return derived is not null && string.Equals(derived.TrimEnd('/'), c.Endpoint.TrimEnd('/'), StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>The endpoint for a bucket found in <paramref name="region"/>: the provider's endpoint for that region when the connector's was derived.</summary>
+    public static string EndpointForRegion(CloudConnector c, string region) =>
+        HasDerivedEndpoint(c) && ProviderProfiles.For(c.Provider).DeriveEndpoint(c, region) is { } regional ? regional : c.Endpoint;
 
     private static string ValidateUrl(string value, string parameter)
     {

@@ -28,6 +28,8 @@ public enum LogType
     ImportSkippedExists, VerifyMissing, VerifyMismatch,
     /// <summary>An object was copied; kept for reports, not a Super Slurper name.</summary>
     ImportTransferred,
+    /// <summary>The source object changed while it was copied: it was copied again from its current version, or failed.</summary>
+    ImportSourceChanged,
 }
 
 public static class JobStates

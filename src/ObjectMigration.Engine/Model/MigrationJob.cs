@@ -30,6 +30,8 @@ public sealed class MigrationJobRequest
     public long MaxBytesPerSecond { get; set; }
     public long MultipartThreshold { get; set; } = TransferOptions.DefaultMultipartThreshold;
     public long PartSize { get; set; } = TransferOptions.DefaultPartSize;
+    /// <summary>A request fails when no byte moved for this long (default 60 s); a slow link that keeps moving never times out.</summary>
+    public TimeSpan? NoProgressTimeout { get; set; }
 }
 
 public static class TransferOptions
@@ -66,6 +68,8 @@ public sealed class MigrationJob
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset? StartedAt { get; set; }
     public DateTimeOffset? FinishedAt { get; set; }
+    /// <summary>A request fails when no byte moved for this long; null: the default (60 s).</summary>
+    public TimeSpan? NoProgressTimeout { get; set; }
     /// <summary>Why the job failed, when it did; says what to fix.</summary>
     public string? Error { get; set; }
 

@@ -21,6 +21,8 @@ internal sealed class MultipartUpload(PendingObject o, string uploadId, long par
     public volatile bool Failed;
     public volatile bool Cancelled;
     public Exception? Error;
+    /// <summary>Parts whose ETag the target made opaque (SSE-KMS/SSE-C): verified by the client's MD5 and the size only.</summary>
+    public int OpaqueParts;
 }
 
 /// <summary>

@@ -11,7 +11,7 @@ public sealed record PendingObject(
     long? TargetSize, string? TargetETag, DateTimeOffset? TargetLastModified, bool TargetListed);
 
 /// <summary>The end of one object's handling, written in batches.</summary>
-public sealed record ObjectResult(string Key, ObjectOutcome Outcome, long Bytes, LogType? LogType, string? Message, string? Checksum = null);
+public sealed record ObjectResult(string Key, ObjectOutcome Outcome, long Bytes, LogType? LogType, string? Message, string? Checksum = null, string? VerifiedBy = null);
 
 /// <summary>One log line that is not tied to an object outcome (job start, pause, errors).</summary>
 public sealed record LogRecord(LogType Type, string? ObjectKey, string Message);
@@ -79,6 +79,8 @@ public interface IStateStore
     (string? Token, bool Done) GetListingCheckpoint(Guid id, bool target);
     /// <summary>Stores one listed page and its continuation point in one transaction; returns rows that were new.</summary>
     int SaveListingPage(Guid id, IReadOnlyList<ListedObject> objects, string? continuationToken, bool done, bool target);
+    /// <summary>Replaces what was listed for one source object (it changed while it was copied); the job's found bytes follow.</summary>
+    void UpdateListedObject(Guid id, ListedObject current);
 
     // Scheduling and outcomes
     IReadOnlyList<PendingObject> GetPendingObjects(Guid id, string afterKey, int limit);
@@ -99,5 +101,6 @@ public interface IStateStore
     // Reading
     MigrationJobProgress GetProgress(Guid id);
     IReadOnlyList<MigrationJobLogEntry> GetLogs(Guid id, LogQuery query);
-    IEnumerable<(string Key, long Size, ObjectOutcome Outcome, string? Message)> StreamObjectReport(Guid id);
+    /// <summary>One row per object: outcome, why, and how a copied object was verified.</summary>
+    IEnumerable<(string Key, long Size, ObjectOutcome Outcome, string? Message, string? VerifiedBy)> StreamObjectReport(Guid id);
 }

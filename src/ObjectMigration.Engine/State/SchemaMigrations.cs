@@ -54,6 +54,11 @@ internal static class SchemaMigrations
         """
         ALTER TABLE connectors ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
         """,
+        // 3: how each object was verified (shown in the report); a job's no-progress timeout (0: the default).
+        """
+        ALTER TABLE objects ADD COLUMN verified_by TEXT;
+        ALTER TABLE jobs ADD COLUMN no_progress_timeout_seconds REAL NOT NULL DEFAULT 0;
+        """,
     ];
 
     public static int LatestVersion => Steps.Length;

@@ -169,7 +169,7 @@ public sealed class SqliteStateStore : IStateStore
     private const string JobSelect =
         @"SELECT j.seq, j.id, j.name, j.type, j.state, j.phase, j.source_connector_id, COALESCE(CASE WHEN s.hidden = 1 THEN s.endpoint ELSE s.name END, ''), j.source_bucket, j.source_prefix,
                  j.keys_json, j.target_connector_id, COALESCE(t.name, ''), j.target_bucket, j.target_prefix, j.overwrite, j.filter_json,
-                 j.concurrency, j.max_bytes_per_second, j.multipart_threshold, j.part_size, j.created_at, j.started_at, j.finished_at, j.error
+                 j.concurrency, j.max_bytes_per_second, j.multipart_threshold, j.part_size, j.created_at, j.started_at, j.finished_at, j.error, j.no_progress_timeout_seconds
           FROM jobs j LEFT JOIN connectors s ON s.id = j.source_connector_id LEFT JOIN connectors t ON t.id = j.target_connector_id";
 
     private static MigrationJob ReadJob(SqliteDataReader r) => new()
@@ -199,6 +199,7 @@ public sealed class SqliteStateStore : IStateStore
         StartedAt = ParseOrNull(r.GetValue(22)),
         FinishedAt = ParseOrNull(r.GetValue(23)),
         Error = r.IsDBNull(24) ? null : r.GetString(24),
+        NoProgressTimeout = r.GetDouble(25) > 0 ? TimeSpan.FromSeconds(r.GetDouble(25)) : null,
     };
 
     public void AddJob(MigrationJob job)
@@ -206,15 +207,15 @@ public sealed class SqliteStateStore : IStateStore
         using var connection = Open();
         using var command = Command(connection,
             @"INSERT INTO jobs (id, name, type, state, source_connector_id, source_bucket, source_prefix, keys_json, target_connector_id,
-                target_bucket, target_prefix, overwrite, filter_json, concurrency, max_bytes_per_second, multipart_threshold, part_size, created_at)
+                target_bucket, target_prefix, overwrite, filter_json, concurrency, max_bytes_per_second, multipart_threshold, part_size, created_at, no_progress_timeout_seconds)
               VALUES ($id, $name, $type, $state, $src, $sbucket, $sprefix, $keys, $tgt, $tbucket, $tprefix, $overwrite, $filter,
-                $concurrency, $bps, $threshold, $part, $created) RETURNING seq",
+                $concurrency, $bps, $threshold, $part, $created, $stall) RETURNING seq",
             ("$id", job.Id.ToString()), ("$name", job.Name), ("$type", job.Type.ToString()), ("$state", job.State.ToString()),
             ("$src", job.SourceConnectorId), ("$sbucket", job.SourceBucket), ("$sprefix", job.SourcePrefix),
             ("$keys", JsonSerializer.Serialize(job.Keys)), ("$tgt", job.TargetConnectorId), ("$tbucket", job.TargetBucket),
             ("$tprefix", job.TargetPrefix), ("$overwrite", job.Overwrite.ToString()), ("$filter", JsonSerializer.Serialize(job.Filter)),
             ("$concurrency", job.Concurrency), ("$bps", job.MaxBytesPerSecond), ("$threshold", job.MultipartThreshold),
-            ("$part", job.PartSize), ("$created", Format(job.CreatedAt)));
+            ("$part", job.PartSize), ("$created", Format(job.CreatedAt)), ("$stall", job.NoProgressTimeout?.TotalSeconds ?? 0));
         job.Seq = (long)command.ExecuteScalar()!;
     }
 
@@ -337,6 +338,21 @@ public sealed class SqliteStateStore : IStateStore
         return added;
     }
 
+    public void UpdateListedObject(Guid id, ListedObject current)
+    {
+        using var connection = Open();
+        using var tx = connection.BeginTransaction();
+        var seq = JobSeq(connection, id);
+        using (var update = Command(connection,
+            @"UPDATE jobs SET bytes_found = bytes_found + $size - COALESCE((SELECT size FROM objects WHERE job_seq = $seq AND key = $key), $size) WHERE seq = $seq;
+              UPDATE objects SET size = $size, etag = $etag, last_modified = $modified, storage_class = $class WHERE job_seq = $seq AND key = $key",
+            ("$seq", seq), ("$key", current.Key), ("$size", current.Size), ("$etag", current.ETag), ("$modified", Format(current.LastModified)), ("$class", current.StorageClass)))
+        {
+            update.ExecuteNonQuery();
+        }
+        tx.Commit();
+    }
+
     // ---- Scheduling ----
 
     public IReadOnlyList<PendingObject> GetPendingObjects(Guid id, string afterKey, int limit)
@@ -369,12 +385,13 @@ public sealed class SqliteStateStore : IStateStore
         var seq = JobSeq(connection, id);
         long transferred = 0, transferredBytes = 0, skipped = 0, skippedBytes = 0, failed = 0;
         using (var update = Command(connection,
-            "UPDATE objects SET outcome = $outcome, message = $message, checksum = COALESCE($checksum, checksum) WHERE job_seq = $seq AND key = $key AND outcome <> $outcome"))
+            "UPDATE objects SET outcome = $outcome, message = $message, checksum = COALESCE($checksum, checksum), verified_by = $verified WHERE job_seq = $seq AND key = $key AND outcome <> $outcome"))
         {
             update.Parameters.AddWithValue("$seq", seq);
             var outcome = update.Parameters.Add("$outcome", SqliteType.Integer);
             var message = update.Parameters.Add("$message", SqliteType.Text);
             var checksum = update.Parameters.Add("$checksum", SqliteType.Text);
+            var verified = update.Parameters.Add("$verified", SqliteType.Text);
             var key = update.Parameters.Add("$key", SqliteType.Text);
             update.Prepare();
             foreach (var result in results)
@@ -382,6 +399,7 @@ public sealed class SqliteStateStore : IStateStore
                 outcome.Value = (int)result.Outcome;
                 message.Value = (object?)result.Message ?? DBNull.Value;
                 checksum.Value = (object?)result.Checksum ?? DBNull.Value;
+                verified.Value = (object?)result.VerifiedBy ?? DBNull.Value;
                 key.Value = result.Key;
                 if (update.ExecuteNonQuery() == 0) continue;
                 switch (result.Outcome)
@@ -551,13 +569,13 @@ public sealed class SqliteStateStore : IStateStore
     /// <summary>PowerShell wildcards (*, ?, [a-z]) map onto SQLite GLOB directly; GLOB is case-sensitive like S3 keys.</summary>
     private static string WildcardToGlob(string pattern) => pattern.Replace("`*", "[*]").Replace("`?", "[?]");
 
-    public IEnumerable<(string Key, long Size, ObjectOutcome Outcome, string? Message)> StreamObjectReport(Guid id)
+    public IEnumerable<(string Key, long Size, ObjectOutcome Outcome, string? Message, string? VerifiedBy)> StreamObjectReport(Guid id)
     {
         using var connection = Open();
         var seq = JobSeq(connection, id);
-        using var command = Command(connection, "SELECT key, size, outcome, message FROM objects WHERE job_seq = $seq ORDER BY key", ("$seq", seq));
+        using var command = Command(connection, "SELECT key, size, outcome, message, verified_by FROM objects WHERE job_seq = $seq ORDER BY key", ("$seq", seq));
         using var r = command.ExecuteReader();
-        while (r.Read()) yield return (r.GetString(0), r.GetInt64(1), (ObjectOutcome)r.GetInt32(2), r.IsDBNull(3) ? null : r.GetString(3));
+        while (r.Read()) yield return (r.GetString(0), r.GetInt64(1), (ObjectOutcome)r.GetInt32(2), r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4));
     }
 }
 

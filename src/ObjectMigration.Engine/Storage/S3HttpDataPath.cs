@@ -1,28 +1,40 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
 using System.Security;
 using System.Text;
 using System.Xml;
+using ObjectMigration.Engine.Connectors;
 using ObjectMigration.Engine.Model;
 using ObjectMigration.Engine.State;
 
 namespace ObjectMigration.Engine.Storage;
 
-/// <summary>An S3 error response: its code, HTTP status and message, as the server sent them.</summary>
+/// <summary>An S3 error response: its code, HTTP status and message as the server sent them, and the hints it gave.</summary>
 internal sealed class S3ErrorResponse(string code, int statusCode, string message)
     : Exception(string.IsNullOrEmpty(message) ? $"HTTP {statusCode}" : message)
 {
     public string Code { get; } = code;
     public int StatusCode { get; } = statusCode;
+    /// <summary>The bucket's region, from x-amz-bucket-region or the body's &lt;Region&gt;.</summary>
+    public string? RegionHint { get; init; }
+    /// <summary>The server's clock, from the body's &lt;ServerTime&gt; or the Date header.</summary>
+    public DateTimeOffset? ServerTime { get; init; }
+
+    /// <summary>The answers AWS gives a request sent to, or signed for, the wrong region.</summary>
+    public bool IsWrongRegion => Code is "PermanentRedirect" or "AuthorizationHeaderMalformed" or "IllegalLocationConstraintException"
+        || StatusCode == 301 || (StatusCode == 400 && Code.Length == 0 && RegionHint is not null);
 }
 
 /// <summary>
-/// The requests a migration makes (ListObjectsV2, HEAD, GET, PUT, and a multipart upload from start to completion or
-/// abort) over one pooled HttpClient, and with them the one mapping between object headers and
-/// <see cref="ObjectMetadata"/>. Bodies stream straight through in both directions: no aws-chunked framing (which many
-/// S3-compatible servers store raw), no payload hash to compute before sending (so no buffering), no second MD5 pass.
-/// A job that copies through the client never loads the SDK, whose first request alone costs a few hundred
-/// milliseconds of CPU; the SDK keeps bucket discovery and server-side copy.
+/// Every request a migration makes (ListObjectsV2, HEAD, GET, PUT, CopyObject, the multipart requests, tagging) over one
+/// pooled HttpClient, and with them the one mapping between object headers and <see cref="ObjectMetadata"/>. Bodies
+/// stream straight through in both directions: no aws-chunked framing (which many S3-compatible servers store raw), no
+/// payload hash to compute before sending (so no buffering), no second MD5 pass.
+/// It also absorbs what real providers do that our test servers do not: a bucket in another region (301/400 with the
+/// region as a hint: re-signed there and remembered), a client clock the server finds skewed (re-dated by the server's
+/// clock), temporary credentials (session token signed on every request, keys refreshed by their provider), and
+/// links that stall (a request fails once no byte has moved for the no-progress timeout, however long it runs).
 /// </summary>
 internal sealed class S3HttpDataPath : IDisposable
 {
@@ -30,30 +42,36 @@ internal sealed class S3HttpDataPath : IDisposable
     // Servers write control characters in keys as character references (&#x1;), which XML 1.0 forbids; Ceph does so
     // in the continuation token even when keys come URL-encoded. They are read as the characters they stand for.
     private static readonly XmlReaderSettings XmlSettings = new() { DtdProcessing = DtdProcessing.Prohibit, CheckCharacters = false };
+    /// <summary>Error, listing and result documents are small; a server (or a proxy's page) that sends more is not read further.</summary>
+    internal const int MaxDocumentChars = 16 * 1024 * 1024;
+    private const int MaxErrorChars = 64 * 1024;
+
     private readonly HttpClient _http;
     private readonly SigV4Signer _signer = new();
-    private readonly Connectors.ICredentialProvider _credentials;
-    private readonly string _region;
-    private readonly string _scheme;
-    private readonly string _authority;
-    private readonly string _basePath;
-    private readonly bool _virtualHostAllowed;
+    private readonly CloudConnector _connector;
+    private readonly ICredentialProvider _credentials;
+    private readonly string _defaultRegion;
+    private readonly TimeSpan _noProgressTimeout;
+    private readonly ConcurrentDictionary<string, string> _bucketRegions = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Uri> _regionEndpoints = new(StringComparer.Ordinal);
+    private long _clockOffsetTicks;
 
-    public S3HttpDataPath(ConnectorAccess access, int maxConnections, TimeSpan timeout)
+    public ProviderProfile Profile { get; }
+
+    /// <summary>Raised once per discovery: a bucket's region, a corrected clock.</summary>
+    public event Action<string>? Notice;
+
+    public S3HttpDataPath(ConnectorAccess access, int maxConnections, TimeSpan noProgressTimeout)
     {
-        var connector = access.Connector;
+        _connector = access.Connector;
         _credentials = access.Credentials;
-        _region = connector.Region;
-        var endpoint = new Uri(connector.Endpoint);
-        _scheme = endpoint.Scheme;
-        _authority = endpoint.Authority;
-        _basePath = endpoint.AbsolutePath.TrimEnd('/');
-        // As the SDK decides for the same connector: a bucket goes into the host name only when the connector asks
-        // for that, the endpoint is a name (not an IP address) and the bucket is a valid host label.
-        _virtualHostAllowed = !connector.PathStyle && endpoint.HostNameType == UriHostNameType.Dns;
+        Profile = ProviderProfiles.For(_connector.Provider);
+        _defaultRegion = string.IsNullOrEmpty(_connector.Region) ? Profile.DefaultRegion : _connector.Region;
+        _noProgressTimeout = noProgressTimeout;
         var handler = new SocketsHttpHandler
         {
             MaxConnectionsPerServer = maxConnections,
+            ConnectTimeout = noProgressTimeout,
             // Objects are copied as stored: a gzip object stays gzip.
             AutomaticDecompression = DecompressionMethods.None,
             AllowAutoRedirect = false,
@@ -61,59 +79,91 @@ internal sealed class S3HttpDataPath : IDisposable
             RequestHeaderEncodingSelector = (_, _) => Encoding.UTF8,
             ResponseHeaderEncodingSelector = (_, _) => Encoding.UTF8,
         };
-        if (!string.IsNullOrEmpty(connector.Proxy))
+        if (!string.IsNullOrEmpty(_connector.Proxy))
         {
-            handler.Proxy = new WebProxy(new Uri(connector.Proxy));
+            handler.Proxy = new WebProxy(new Uri(_connector.Proxy));
             handler.UseProxy = true;
         }
-        _http = new HttpClient(handler) { Timeout = timeout };
+        // No total timeout: a large part on a slow link may take hours. Each request has a no-progress timer instead.
+        _http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
     }
 
     public void Dispose() => _http.Dispose();
 
-    /// <summary>Sends a GET and returns once the headers are in; the caller streams and disposes the response.</summary>
-    public async Task<(HttpResponseMessage Response, ObjectHead Head)> GetAsync(string bucket, string key, long? rangeStart, long? rangeEndInclusive, CancellationToken cancellationToken)
+    // ---- Requests ----
+
+    /// <summary>Sends a GET and returns once the headers are in; the caller streams the body and disposes the response.</summary>
+    public async Task<(HttpResponseMessage Response, ObjectHead Head, StallTimer Timer)> GetAsync(string bucket, string key, long? rangeStart, long? rangeEndInclusive, string? ifMatch, CancellationToken cancellationToken)
     {
-        var request = CreateRequest(HttpMethod.Get, bucket, key, "");
-        using var message = request.Message;
-        if (rangeStart is { } start)
-        {
-            message.Headers.TryAddWithoutValidation("Range", rangeEndInclusive is { } end ? $"bytes={start}-{end}" : $"bytes={start}-");
-        }
-        var response = await SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        var timer = new StallTimer(_noProgressTimeout, cancellationToken);
         try
         {
-            return (response, ReadHead(response));
+            var response = await SendAsync(bucket, () =>
+            {
+                var request = CreateRequest(HttpMethod.Get, bucket, key, "");
+                if (rangeStart is { } start)
+                {
+                    request.Message.Headers.TryAddWithoutValidation("Range", rangeEndInclusive is { } end ? $"bytes={start}-{end}" : $"bytes={start}-");
+                }
+                else if (Profile.SupportsChecksums)
+                {
+                    // Ask for the full-object checksum the server stored: what the client computes while streaming is compared with it.
+                    request.Message.Headers.TryAddWithoutValidation("x-amz-checksum-mode", "ENABLED");
+                }
+                if (ifMatch is not null) request.Message.Headers.TryAddWithoutValidation("If-Match", Quoted(ifMatch));
+                return request;
+            }, HttpCompletionOption.ResponseHeadersRead, replayable: true, timer, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var head = ReadHead(response);
+                // A ranged answer's checksum (if any) is of the whole object, not of the range: never compare it with the range.
+                return (response, rangeStart is null ? head : head with { Checksum = null }, timer);
+            }
+            catch
+            {
+                response.Dispose();
+                throw;
+            }
         }
         catch
         {
-            response.Dispose();
+            timer.Dispose();
             throw;
         }
     }
 
-    /// <summary>PUTs <paramref name="length"/> bytes from a forward-only stream; returns the ETag.</summary>
-    public async Task<string?> PutAsync(string bucket, string key, string query, Stream body, long length, ObjectMetadata? metadata, string? contentMd5Base64, CancellationToken cancellationToken)
+    /// <summary>PUTs <paramref name="length"/> bytes from a forward-only stream (an object, or a part with <paramref name="query"/>); returns the ETag.</summary>
+    public async Task<StoredETag> PutAsync(string bucket, string key, string query, Stream body, long length, ObjectMetadata? metadata, PayloadChecks checks, CancellationToken cancellationToken)
     {
-        using var content = new BorrowedStreamContent(body);
-        content.Headers.ContentLength = length;
-        if (contentMd5Base64 is not null) content.Headers.TryAddWithoutValidation("Content-MD5", contentMd5Base64);
-        var request = CreateRequest(HttpMethod.Put, bucket, key, query);
-        using var message = request.Message;
-        message.Content = content;
-        if (metadata is not null) WriteMetadata(message, content, metadata);
-        using var response = await SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
-        return Header(response, "ETag");
+        using var timer = new StallTimer(_noProgressTimeout, cancellationToken);
+        // The body streams once: a request refused before it was read (wrong region, skewed clock) fails retryable, and
+        // the caller sends the object again (now to the right region, with the right time).
+        using var response = await SendAsync(bucket, () =>
+        {
+            var content = new BorrowedStreamContent(body, timer);
+            content.Headers.ContentLength = length;
+            if (checks.ContentMd5Base64 is not null) content.Headers.TryAddWithoutValidation("Content-MD5", checks.ContentMd5Base64);
+            var request = CreateRequest(HttpMethod.Put, bucket, key, query);
+            request.Message.Content = content;
+            if (checks.Checksum is { } checksum) request.Message.Headers.TryAddWithoutValidation(checksum.HeaderName, checksum.Base64);
+            if (metadata is not null) WriteMetadata(request.Message, content, metadata);
+            return request;
+        }, HttpCompletionOption.ResponseContentRead, replayable: false, timer, cancellationToken).ConfigureAwait(false);
+        return ReadETag(response, Header(response, "ETag"));
     }
 
     /// <summary>HEAD: the object's headers, or null when there is no such key.</summary>
     public async Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken cancellationToken)
     {
-        var request = CreateRequest(HttpMethod.Head, bucket, key, "");
-        using var message = request.Message;
+        using var timer = new StallTimer(_noProgressTimeout, cancellationToken);
         try
         {
-            using var response = await SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            using var response = await SendAsync(bucket, () =>
+            {
+                var request = CreateRequest(HttpMethod.Head, bucket, key, "");
+                if (Profile.SupportsChecksums) request.Message.Headers.TryAddWithoutValidation("x-amz-checksum-mode", "ENABLED");
+                return request;
+            }, HttpCompletionOption.ResponseHeadersRead, replayable: true, timer, cancellationToken).ConfigureAwait(false);
             return ReadHead(response) with { ArchiveStatus = Header(response, "x-amz-archive-status") };
         }
         catch (S3ErrorResponse e) when (e.StatusCode == 404 && e.Code is "" or "NoSuchKey" or "NotFound")
@@ -123,19 +173,40 @@ internal sealed class S3HttpDataPath : IDisposable
         }
     }
 
+    /// <summary>GetObjectTagging in x-amz-tagging form (URL-encoded pairs), or null when the object has no tags.</summary>
+    public async Task<string?> GetTaggingAsync(string bucket, string key, CancellationToken cancellationToken)
+    {
+        var xml = await SendForDocumentAsync(bucket, () => CreateRequest(HttpMethod.Get, bucket, key, "tagging", canonicalQuery: "tagging="), cancellationToken).ConfigureAwait(false);
+        var pairs = new List<string>();
+        using var reader = XmlReader.Create(new StringReader(xml), XmlSettings);
+        string? tagKey = null, tagValue = null;
+        while (reader.Read())
+        {
+            if (reader.NodeType == XmlNodeType.Element && reader.LocalName == "Tag") (tagKey, tagValue) = (null, null);
+            else if (reader.NodeType == XmlNodeType.Element && reader.LocalName == "Key") tagKey = reader.ReadElementContentAsString();
+            else if (reader.NodeType == XmlNodeType.Element && reader.LocalName == "Value") tagValue = reader.ReadElementContentAsString();
+            if (reader.NodeType == XmlNodeType.EndElement && reader.LocalName == "Tag" && tagKey is not null)
+            {
+                pairs.Add(SigV4Signer.UriEncode(tagKey, keepSlash: false) + "=" + SigV4Signer.UriEncode(tagValue ?? "", keepSlash: false));
+            }
+        }
+        return pairs.Count == 0 ? null : string.Join("&", pairs);
+    }
+
     /// <summary>CreateMultipartUpload with the object's headers; returns the upload id.</summary>
     public async Task<string> StartMultipartAsync(string bucket, string key, ObjectMetadata metadata, CancellationToken cancellationToken)
     {
-        using var content = new ByteArrayContent([]);
-        var request = CreateRequest(HttpMethod.Post, bucket, key, "uploads", canonicalQuery: "uploads=");
-        using var message = request.Message;
-        message.Content = content;
-        WriteMetadata(message, content, metadata);
-        using var response = await SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
-        var xml = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+        var xml = await SendForDocumentAsync(bucket, () =>
+        {
+            var content = new ByteArrayContent([]);
+            var request = CreateRequest(HttpMethod.Post, bucket, key, "uploads", canonicalQuery: "uploads=");
+            request.Message.Content = content;
+            WriteMetadata(request.Message, content, metadata);
+            return request;
+        }, cancellationToken).ConfigureAwait(false);
         return ReadDocument(xml).Elements.GetValueOrDefault("UploadId") is { Length: > 0 } uploadId
             ? uploadId
-            : throw new S3ErrorResponse("", (int)response.StatusCode, "CreateMultipartUpload returned no UploadId.");
+            : throw new S3ErrorResponse("", 200, "CreateMultipartUpload returned no UploadId.");
     }
 
     /// <summary>One page of ListObjectsV2.</summary>
@@ -147,15 +218,27 @@ internal sealed class S3HttpDataPath : IDisposable
         if (continuationToken is not null) query.Append("continuation-token=").Append(SigV4Signer.UriEncode(continuationToken, keepSlash: false)).Append('&');
         query.Append("encoding-type=url&list-type=2&max-keys=").Append(pageSize.ToString(CultureInfo.InvariantCulture));
         if (prefix.Length > 0) query.Append("&prefix=").Append(SigV4Signer.UriEncode(prefix, keepSlash: false));
-        var request = CreateRequest(HttpMethod.Get, bucket, "", query.ToString());
-        using var message = request.Message;
-        using var response = await SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
-        using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        return ReadListing(body);
+        var queryText = query.ToString();
+        using var timer = new StallTimer(_noProgressTimeout, cancellationToken);
+        using var response = await SendAsync(bucket, () => CreateRequest(HttpMethod.Get, bucket, "", queryText),
+            HttpCompletionOption.ResponseHeadersRead, replayable: true, timer, cancellationToken).ConfigureAwait(false);
+        // Read whole (bounded) before parsing: XmlReader reads synchronously, and no thread waits on the network here.
+        using var buffered = new MemoryStream();
+        try
+        {
+            using var body = new StallGuardedStream(await response.Content.ReadAsStreamAsync(timer.Token).ConfigureAwait(false), timer, MaxDocumentChars * 4L);
+            await body.CopyToAsync(buffered, timer.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException e) when (timer.Stalled)
+        {
+            throw timer.Failure(e);
+        }
+        buffered.Position = 0;
+        return ReadListing(buffered);
     }
 
     /// <summary>CompleteMultipartUpload; returns the object's ETag.</summary>
-    public async Task<string?> CompleteMultipartAsync(string bucket, string key, string uploadId, IReadOnlyList<(int PartNumber, string ETag)> parts, CancellationToken cancellationToken)
+    public async Task<StoredETag> CompleteMultipartAsync(string bucket, string key, string uploadId, IReadOnlyList<(int PartNumber, string ETag)> parts, CancellationToken cancellationToken)
     {
         var document = new StringBuilder("<CompleteMultipartUpload>");
         foreach (var (partNumber, etag) in parts.OrderBy(p => p.PartNumber))
@@ -164,69 +247,249 @@ internal sealed class S3HttpDataPath : IDisposable
                 .Append(SecurityElement.Escape(etag)).Append("</ETag></Part>");
         }
         document.Append("</CompleteMultipartUpload>");
-        using var content = new StringContent(document.ToString(), Encoding.UTF8, "application/xml");
-        var request = CreateRequest(HttpMethod.Post, bucket, key, UploadIdQuery(uploadId));
-        using var message = request.Message;
-        message.Content = content;
-        using var response = await SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
-        // The server answers 200 as soon as it starts assembling; a failure after that comes as an <Error> document.
-        var (root, elements) = ReadDocument(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
-        if (root == "Error") throw new S3ErrorResponse(elements.GetValueOrDefault("Code", ""), (int)response.StatusCode, elements.GetValueOrDefault("Message", ""));
-        return elements.GetValueOrDefault("ETag") is { Length: > 0 } objectETag ? objectETag : null;
+        var text = document.ToString();
+        var (xml, response) = await SendForResultAsync(bucket, () =>
+        {
+            var request = CreateRequest(HttpMethod.Post, bucket, key, UploadIdQuery(uploadId));
+            request.Message.Content = new StringContent(text, Encoding.UTF8, "application/xml");
+            return request;
+        }, cancellationToken).ConfigureAwait(false);
+        return ReadETag(response, ReadDocument(xml).Elements.GetValueOrDefault("ETag") is { Length: > 0 } objectETag ? objectETag : null);
     }
 
-    public async Task AbortMultipartAsync(string bucket, string key, string uploadId, CancellationToken cancellationToken)
+    public async Task AbortMultipartAsync(string bucket, string key, string uploadId, CancellationToken cancellationToken) =>
+        await SendForDocumentAsync(bucket, () => CreateRequest(HttpMethod.Delete, bucket, key, UploadIdQuery(uploadId)), cancellationToken).ConfigureAwait(false);
+
+    /// <summary>CopyObject within this endpoint; metadata and tags are copied by the server.</summary>
+    public async Task<StoredETag> CopyAsync(string sourceBucket, string sourceKey, string targetBucket, string targetKey, string? ifMatch, string? storageClass, CancellationToken cancellationToken)
     {
-        var request = CreateRequest(HttpMethod.Delete, bucket, key, UploadIdQuery(uploadId));
-        using var message = request.Message;
-        using var response = await SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+        var (xml, response) = await SendForResultAsync(targetBucket, () =>
+        {
+            var request = CreateRequest(HttpMethod.Put, targetBucket, targetKey, "");
+            request.Message.Content = new ByteArrayContent([]);
+            AddCopySource(request.Message, sourceBucket, sourceKey, ifMatch);
+            request.Message.Headers.TryAddWithoutValidation("x-amz-metadata-directive", "COPY");
+            // A copy is written in STANDARD unless told otherwise; the source's class is asked for again.
+            if (storageClass is not null) request.Message.Headers.TryAddWithoutValidation("x-amz-storage-class", storageClass);
+            return request;
+        }, cancellationToken).ConfigureAwait(false);
+        return ReadETag(response, ReadDocument(xml).Elements.GetValueOrDefault("ETag"));
+    }
+
+    /// <summary>UploadPartCopy of bytes <paramref name="firstByte"/>..<paramref name="lastByte"/> of the source.</summary>
+    public async Task<StoredETag> UploadPartCopyAsync(string sourceBucket, string sourceKey, string targetBucket, string targetKey, string uploadId, int partNumber,
+        long firstByte, long lastByte, string? ifMatch, CancellationToken cancellationToken)
+    {
+        var (xml, response) = await SendForResultAsync(targetBucket, () =>
+        {
+            var request = CreateRequest(HttpMethod.Put, targetBucket, targetKey, UploadIdQuery(uploadId, partNumber));
+            request.Message.Content = new ByteArrayContent([]);
+            AddCopySource(request.Message, sourceBucket, sourceKey, ifMatch);
+            request.Message.Headers.TryAddWithoutValidation("x-amz-copy-source-range",
+                $"bytes={firstByte.ToString(CultureInfo.InvariantCulture)}-{lastByte.ToString(CultureInfo.InvariantCulture)}");
+            return request;
+        }, cancellationToken).ConfigureAwait(false);
+        return ReadETag(response, ReadDocument(xml).Elements.GetValueOrDefault("ETag")
+            ?? throw new S3ErrorResponse("", (int)response.StatusCode, "UploadPartCopy returned no ETag."));
+    }
+
+    private static void AddCopySource(HttpRequestMessage message, string bucket, string key, string? ifMatch)
+    {
+        message.Headers.TryAddWithoutValidation("x-amz-copy-source", "/" + bucket + "/" + SigV4Signer.UriEncode(key, keepSlash: true));
+        if (ifMatch is not null) message.Headers.TryAddWithoutValidation("x-amz-copy-source-if-match", Quoted(ifMatch));
     }
 
     /// <summary>The query of a request on one multipart upload: UploadPart, CompleteMultipartUpload, AbortMultipartUpload.</summary>
     public static string UploadIdQuery(string uploadId, int? partNumber = null) =>
         (partNumber is { } n ? $"partNumber={n.ToString(CultureInfo.InvariantCulture)}&" : "") + $"uploadId={SigV4Signer.UriEncode(uploadId, keepSlash: false)}";
 
+    private static string Quoted(string etag) => etag.StartsWith('"') ? etag : $"\"{etag}\"";
+
+    // ---- Sending: regions, clock, stalls ----
+
     /// <summary>A request with the path and query exactly as the request line carries them: what the signature covers.</summary>
     private sealed record S3Request(HttpRequestMessage Message, string Host, string Path, string CanonicalQuery);
 
+    /// <summary>The signing region of a bucket: the one discovered from the server's hints, else the connector's.</summary>
+    internal string RegionFor(string bucket) => bucket.Length > 0 && _bucketRegions.TryGetValue(bucket, out var region) ? region : _defaultRegion;
+
+    private Uri EndpointFor(string bucket)
+    {
+        if (bucket.Length == 0 || !_bucketRegions.TryGetValue(bucket, out var region)) return _regionEndpoints.GetOrAdd("", _ => new Uri(_connector.Endpoint));
+        return _regionEndpoints.GetOrAdd(region, r => new Uri(ConnectorRules.EndpointForRegion(_connector, r)));
+    }
+
     private S3Request CreateRequest(HttpMethod method, string bucket, string key, string query, string? canonicalQuery = null)
     {
+        var endpoint = EndpointFor(bucket);
+        var basePath = endpoint.AbsolutePath.TrimEnd('/');
         var encodedKey = SigV4Signer.UriEncode(key, keepSlash: true);
-        var virtualHost = _virtualHostAllowed && IsHostLabel(bucket);
-        var host = virtualHost ? $"{bucket}.{_authority}" : _authority;
-        var path = virtualHost ? $"{_basePath}/{encodedKey}" : $"{_basePath}/{bucket}/{encodedKey}";
-        var uri = new Uri($"{_scheme}://{host}{path}{(query.Length > 0 ? "?" + query : "")}", Verbatim);
+        // As the SDK decides for the same connector: a bucket goes into the host name only when the connector asks for
+        // that, the endpoint is a name (not an IP address) and the bucket is a valid host label (no dots: TLS wildcards).
+        var virtualHost = !_connector.PathStyle && endpoint.HostNameType == UriHostNameType.Dns && IsHostLabel(bucket);
+        var host = virtualHost ? $"{bucket}.{endpoint.Authority}" : endpoint.Authority;
+        var path = virtualHost || bucket.Length == 0 ? $"{basePath}/{encodedKey}" : $"{basePath}/{bucket}/{encodedKey}";
+        var uri = new Uri($"{endpoint.Scheme}://{host}{path}{(query.Length > 0 ? "?" + query : "")}", Verbatim);
         var message = new HttpRequestMessage(method, uri);
         message.Headers.Host = host;
         return new S3Request(message, host, path, canonicalQuery ?? query);
     }
 
-    private async Task<HttpResponseMessage> SendAsync(S3Request request, HttpCompletionOption completion, CancellationToken cancellationToken)
+    private DateTime Now => DateTime.UtcNow + TimeSpan.FromTicks(Interlocked.Read(ref _clockOffsetTicks));
+
+    /// <summary>
+    /// Signs and sends a request made by <paramref name="build"/>, and follows what the server says about where and when:
+    /// a bucket's region (re-signed there and remembered) and the server's clock (re-dated). A request whose body
+    /// streamed cannot be sent again: it fails retryable, and the caller's retry sends it with what was learned.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendAsync(string bucket, Func<S3Request> build, HttpCompletionOption completion, bool replayable, StallTimer timer, CancellationToken cancellationToken)
     {
-        var keys = await _credentials.GetAsync(cancellationToken).ConfigureAwait(false);
-        _signer.Sign(request.Message, request.Host, request.Path, request.CanonicalQuery, DateTime.UtcNow, _region, keys);
-        var response = await _http.SendAsync(request.Message, completion, cancellationToken).ConfigureAwait(false);
-        if ((int)response.StatusCode < 300) return response;
-        using (response)
+        for (var attempt = 1; ; attempt++)
         {
-            throw await ReadErrorAsync(response, cancellationToken).ConfigureAwait(false);
+            var request = build();
+            S3ErrorResponse error;
+            var region = RegionFor(bucket);
+            try
+            {
+                var keys = await _credentials.GetAsync(cancellationToken).ConfigureAwait(false);
+                _signer.Sign(request.Message, request.Host, request.Path, request.CanonicalQuery, Now, region, keys);
+                timer.Arm();
+                HttpResponseMessage response;
+                try
+                {
+                    response = await _http.SendAsync(request.Message, completion, timer.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException e) when (timer.Stalled)
+                {
+                    throw timer.Failure(e);
+                }
+                if ((int)response.StatusCode < 300) return response;
+                using (response) error = await ReadErrorAsync(response, timer).ConfigureAwait(false);
+            }
+            finally
+            {
+                request.Message.Dispose();
+            }
+            var learned = false;
+            if (error.IsWrongRegion && attempt <= 2 && bucket.Length > 0)
+            {
+                var hint = error.RegionHint ?? await ProbeBucketRegionAsync(bucket, cancellationToken).ConfigureAwait(false);
+                learned = hint is not null && hint != region && LearnRegion(bucket, hint, region);
+            }
+            else if (error.Code == "RequestTimeTooSkewed" && error.ServerTime is { } serverTime && attempt <= 2)
+            {
+                learned = LearnClock(serverTime);
+            }
+            if (!learned) throw error;
+            if (!replayable)
+            {
+                throw new StorageException(ErrorClass.Retryable, $"The request was refused ({error.Code}, HTTP {error.StatusCode}) and is sent again with what the server said.", error);
+            }
         }
     }
 
-    private static async Task<S3ErrorResponse> ReadErrorAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    private bool LearnRegion(string bucket, string region, string previous)
+    {
+        _bucketRegions[bucket] = region;
+        Notice?.Invoke($"Bucket '{bucket}' on {_connector.Name} is in region '{region}', not '{previous}': its requests are now signed for {region}" +
+            (ConnectorRules.HasDerivedEndpoint(_connector) ? $" and sent to {ConnectorRules.EndpointForRegion(_connector, region)}." : "."));
+        return true;
+    }
+
+    private bool LearnClock(DateTimeOffset serverTime)
+    {
+        var offset = serverTime.UtcDateTime - DateTime.UtcNow;
+        var previous = TimeSpan.FromTicks(Interlocked.Exchange(ref _clockOffsetTicks, offset.Ticks));
+        if (Math.Abs((offset - previous).TotalSeconds) < 1) return false;
+        Notice?.Invoke($"The clock of {_connector.Name} ({_connector.Endpoint}) differs from this machine's by {offset.TotalSeconds:0} s: requests are now dated by the server's clock. Correct this machine's clock (NTP).");
+        return true;
+    }
+
+    /// <summary>HEAD bucket answers with x-amz-bucket-region whatever its status, from any region.</summary>
+    private async Task<string?> ProbeBucketRegionAsync(string bucket, CancellationToken cancellationToken)
+    {
+        using var timer = new StallTimer(_noProgressTimeout, cancellationToken);
+        var request = CreateRequest(HttpMethod.Head, bucket, "", "");
+        using var message = request.Message;
+        var keys = await _credentials.GetAsync(cancellationToken).ConfigureAwait(false);
+        _signer.Sign(message, request.Host, request.Path, request.CanonicalQuery, Now, RegionFor(bucket), keys);
+        try
+        {
+            using var response = await _http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, timer.Token).ConfigureAwait(false);
+            return Header(response, "x-amz-bucket-region");
+        }
+        catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Sends a request whose answer is a small XML document (or nothing) and reads it, bounded.</summary>
+    private async Task<string> SendForDocumentAsync(string bucket, Func<S3Request> build, CancellationToken cancellationToken) =>
+        (await SendForResultAsync(bucket, build, cancellationToken).ConfigureAwait(false)).Xml;
+
+    /// <summary>
+    /// As <see cref="SendForDocumentAsync"/>, with the response headers. A 200 may still carry an &lt;Error&gt; (CopyObject,
+    /// CompleteMultipartUpload: the server answers as it starts and fails later), which is thrown like any error.
+    /// </summary>
+    private async Task<(string Xml, HttpResponseMessage Response)> SendForResultAsync(string bucket, Func<S3Request> build, CancellationToken cancellationToken)
+    {
+        using var timer = new StallTimer(_noProgressTimeout, cancellationToken);
+        var response = await SendAsync(bucket, build, HttpCompletionOption.ResponseHeadersRead, replayable: true, timer, cancellationToken).ConfigureAwait(false);
+        using (response)
+        {
+            var xml = await ReadBoundedAsync(response, timer, MaxDocumentChars).ConfigureAwait(false);
+            var (root, elements) = ReadDocument(xml);
+            if (root == "Error")
+            {
+                throw new S3ErrorResponse(elements.GetValueOrDefault("Code", ""), (int)response.StatusCode, elements.GetValueOrDefault("Message", ""));
+            }
+            return (xml, response);
+        }
+    }
+
+    /// <summary>Reads a text body up to <paramref name="maxChars"/>; the rest is not read. Stalls count as for any body.</summary>
+    private static async Task<string> ReadBoundedAsync(HttpResponseMessage response, StallTimer timer, int maxChars)
+    {
+        try
+        {
+            using var stream = new StallGuardedStream(await response.Content.ReadAsStreamAsync(timer.Token).ConfigureAwait(false), timer, maxChars * 4L);
+            using var reader = new StreamReader(stream, Encoding.UTF8);
+            var buffer = new char[Math.Min(maxChars, 64 * 1024)];
+            var text = new StringBuilder();
+            int read;
+            while (text.Length < maxChars && (read = await reader.ReadAsync(buffer.AsMemory(0, Math.Min(buffer.Length, maxChars - text.Length)), timer.Token).ConfigureAwait(false)) > 0)
+            {
+                text.Append(buffer, 0, read);
+            }
+            return text.ToString();
+        }
+        catch (OperationCanceledException e) when (timer.Stalled)
+        {
+            throw timer.Failure(e);
+        }
+    }
+
+    private static async Task<S3ErrorResponse> ReadErrorAsync(HttpResponseMessage response, StallTimer timer)
     {
         var elements = new Dictionary<string, string>();
         try
         {
-            (_, elements) = ReadDocument(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
+            (_, elements) = ReadDocument(await ReadBoundedAsync(response, timer, MaxErrorChars).ConfigureAwait(false));
         }
-        catch (Exception e) when (e is IOException or HttpRequestException)
+        catch (Exception e) when (e is IOException or HttpRequestException or StorageException)
         {
             // The status alone still classifies the failure.
         }
         var code = elements.GetValueOrDefault("Code", "");
         var message = elements.GetValueOrDefault("Message", "");
-        return new S3ErrorResponse(code, (int)response.StatusCode, message);
+        DateTimeOffset? serverTime = elements.TryGetValue("ServerTime", out var time)
+            && DateTimeOffset.TryParse(time, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed) ? parsed : response.Headers.Date;
+        return new S3ErrorResponse(code, (int)response.StatusCode, message)
+        {
+            RegionHint = Header(response, "x-amz-bucket-region") is { Length: > 0 } header ? header : elements.GetValueOrDefault("Region"),
+            ServerTime = serverTime,
+        };
     }
 
     /// <summary>The root element's name and the text of its children (S3 error and result documents are one level deep).</summary>
@@ -321,6 +584,26 @@ internal sealed class S3HttpDataPath : IDisposable
         return new ListedObject(key, size, etag.Length == 0 ? null : etag, lastModified, storageClass.Length == 0 ? null : storageClass);
     }
 
+    // ---- Headers ----
+
+    /// <summary>An ETag with what the response says about it: under SSE-KMS or SSE-C it is not the content's MD5.</summary>
+    private static StoredETag ReadETag(HttpResponseMessage response, string? etag) =>
+        new(etag, !IsEncryptedOpaquely(response) && etag is not null && IsHexMd5(etag));
+
+    private static bool IsEncryptedOpaquely(HttpResponseMessage response) =>
+        Header(response, "x-amz-server-side-encryption") is { } sse && sse.StartsWith("aws:kms", StringComparison.OrdinalIgnoreCase)
+        || Header(response, "x-amz-server-side-encryption-customer-algorithm") is not null;
+
+    private static bool IsHexMd5(string etag)
+    {
+        var clean = etag.AsSpan().Trim().Trim('"');
+        if (clean.Length != 32) return false;
+        foreach (var ch in clean) if (!char.IsAsciiHexDigit(ch)) return false;
+        return true;
+    }
+
+    private static readonly string[] ChecksumAlgorithms = ["CRC64NVME", "CRC32C", "CRC32", "SHA256", "SHA1"];
+
     private static ObjectHead ReadHead(HttpResponseMessage response)
     {
         var metadata = new ObjectMetadata
@@ -331,13 +614,41 @@ internal sealed class S3HttpDataPath : IDisposable
             ContentDisposition = Header(response, "Content-Disposition"),
             CacheControl = Header(response, "Cache-Control"),
             Expires = Header(response, "Expires"),
+            StorageClass = Header(response, "x-amz-storage-class"),
+            WebsiteRedirectLocation = Header(response, "x-amz-website-redirect-location"),
+            ObjectLockMode = Header(response, "x-amz-object-lock-mode"),
+            ObjectLockRetainUntil = Header(response, "x-amz-object-lock-retain-until-date"),
+            ObjectLockLegalHold = Header(response, "x-amz-object-lock-legal-hold"),
         };
         foreach (var (name, values) in response.Headers.NonValidated)
         {
             if (name.StartsWith("x-amz-meta-", StringComparison.OrdinalIgnoreCase)) metadata.UserMetadata[name["x-amz-meta-".Length..]] = values.ToString();
         }
         var lastModified = response.Content.Headers.LastModified ?? DateTimeOffset.UnixEpoch;
-        return new ObjectHead(response.Content.Headers.ContentLength ?? 0, Header(response, "ETag"), lastModified, Header(response, "x-amz-storage-class"), metadata);
+        // A ranged GET's Content-Length is the range's; the object's size is after the '/' of Content-Range.
+        var size = response.Content.Headers.ContentRange?.Length ?? response.Content.Headers.ContentLength ?? 0;
+        var etag = ReadETag(response, Header(response, "ETag"));
+        ObjectChecksum? checksum = null;
+        // A composite checksum (of parts, "…-N", or x-amz-checksum-type COMPOSITE) is no checksum of the whole content.
+        if (!string.Equals(Header(response, "x-amz-checksum-type"), "COMPOSITE", StringComparison.OrdinalIgnoreCase))
+        {
+            foreach (var algorithm in ChecksumAlgorithms)
+            {
+                if (Header(response, "x-amz-checksum-" + algorithm.ToLowerInvariant()) is { Length: > 0 } value && !value.Contains('-'))
+                {
+                    checksum = new ObjectChecksum(algorithm, value);
+                    break;
+                }
+            }
+        }
+        var tagCount = int.TryParse(Header(response, "x-amz-tagging-count"), NumberStyles.None, CultureInfo.InvariantCulture, out var tags) ? tags : 0;
+        return new ObjectHead(size, etag.Value, lastModified, metadata.StorageClass, metadata)
+        {
+            ETagIsContentMd5 = etag.IsContentMd5,
+            OpaquelyEncrypted = IsEncryptedOpaquely(response),
+            Checksum = checksum,
+            TagCount = tagCount,
+        };
     }
 
     private static void WriteMetadata(HttpRequestMessage request, HttpContent content, ObjectMetadata metadata)
@@ -349,6 +660,15 @@ internal sealed class S3HttpDataPath : IDisposable
         if (metadata.Expires is not null) content.Headers.TryAddWithoutValidation("Expires", metadata.Expires);
         if (metadata.CacheControl is not null) request.Headers.TryAddWithoutValidation("Cache-Control", metadata.CacheControl);
         foreach (var (name, value) in metadata.UserMetadata) request.Headers.TryAddWithoutValidation("x-amz-meta-" + name, value);
+        if (metadata.StorageClass is not null) request.Headers.TryAddWithoutValidation("x-amz-storage-class", metadata.StorageClass);
+        if (metadata.WebsiteRedirectLocation is not null) request.Headers.TryAddWithoutValidation("x-amz-website-redirect-location", metadata.WebsiteRedirectLocation);
+        if (metadata.Tagging is not null) request.Headers.TryAddWithoutValidation("x-amz-tagging", metadata.Tagging);
+        if (metadata.ObjectLockMode is not null && metadata.ObjectLockRetainUntil is not null)
+        {
+            request.Headers.TryAddWithoutValidation("x-amz-object-lock-mode", metadata.ObjectLockMode);
+            request.Headers.TryAddWithoutValidation("x-amz-object-lock-retain-until-date", metadata.ObjectLockRetainUntil);
+        }
+        if (metadata.ObjectLockLegalHold is not null) request.Headers.TryAddWithoutValidation("x-amz-object-lock-legal-hold", metadata.ObjectLockLegalHold);
     }
 
     private static string? Header(HttpResponseMessage response, string name)
@@ -370,18 +690,155 @@ internal sealed class S3HttpDataPath : IDisposable
 }
 
 /// <summary>
-/// A request body read once from a stream the caller owns: unlike StreamContent it never disposes or seeks it,
-/// so the caller can still read the hash it took on the way.
+/// The no-progress timer of one request: armed while the request waits on the network (sending, waiting for the
+/// answer, reading the body), reset by every chunk that moves, disarmed while the client itself is the slow side
+/// (reading the source of an upload, waiting on the bandwidth limiter). A request fails when it fires, however long
+/// the whole transfer takes.
 /// </summary>
-internal sealed class BorrowedStreamContent(Stream body) : HttpContent
+internal sealed class StallTimer : IDisposable
+{
+    private readonly CancellationTokenSource _source;
+    private readonly CancellationToken _caller;
+    private readonly TimeSpan _limit;
+
+    public StallTimer(TimeSpan limit, CancellationToken caller)
+    {
+        _limit = limit;
+        _caller = caller;
+        _source = CancellationTokenSource.CreateLinkedTokenSource(caller);
+    }
+
+    public CancellationToken Token => _source.Token;
+
+    /// <summary>True when the timer (not the caller) cancelled.</summary>
+    public bool Stalled => _source.IsCancellationRequested && !_caller.IsCancellationRequested;
+
+    public void Arm()
+    {
+        try { _source.CancelAfter(_limit); }
+        catch (ObjectDisposedException) { }
+    }
+
+    public void Disarm()
+    {
+        try { _source.CancelAfter(Timeout.InfiniteTimeSpan); }
+        catch (ObjectDisposedException) { }
+    }
+
+    public StorageException Failure(Exception inner) =>
+        new(ErrorClass.Timeout, $"No byte moved for {_limit.TotalSeconds:0} s (the no-progress timeout): the link or the server stalled.", inner);
+
+    public void Dispose() => _source.Dispose();
+}
+
+/// <summary>
+/// A response body read under its request's no-progress timer, with a size cap: failures (reset, cut-off connection,
+/// stall) surface as retryable StorageExceptions, so the bytes of a response are classified like its headers were.
+/// Disposing it releases the response and its timer.
+/// </summary>
+internal sealed class StallGuardedStream(Stream inner, StallTimer timer, long maxBytes = long.MaxValue, string? describe = null, IDisposable? owner = null) : Stream
+{
+    private long _read;
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => _read; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    private StorageException Broken(Exception e) =>
+        new(ErrorClass.Retryable, $"Reading the body{(describe is null ? "" : " from " + describe)} failed: the connection broke ({e.GetBaseException().Message}).", e);
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        // XmlReader reads synchronously; the listing is buffered first (see S3HttpDataPath), so this serves memory streams.
+        timer.Arm();
+        try { return Count(inner.Read(buffer)); }
+        catch (Exception e) when (e is IOException or HttpRequestException) { throw Broken(e); }
+        finally { timer.Disarm(); }
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        timer.Arm();
+        using var linked = cancellationToken.CanBeCanceled && cancellationToken != timer.Token
+            ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token) : null;
+        try
+        {
+            return Count(await inner.ReadAsync(buffer, linked?.Token ?? timer.Token).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException e) when (timer.Stalled && !cancellationToken.IsCancellationRequested)
+        {
+            throw timer.Failure(e);
+        }
+        catch (Exception e) when (e is IOException or HttpRequestException)
+        {
+            throw Broken(e);
+        }
+        finally
+        {
+            timer.Disarm();
+        }
+    }
+
+    private int Count(int n)
+    {
+        _read += n;
+        if (_read > maxBytes) throw new StorageException(ErrorClass.InvalidRequest, $"The server's answer is larger than {maxBytes} bytes; it is not read further.");
+        return n;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            inner.Dispose();
+            owner?.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+}
+
+/// <summary>
+/// A request body read once from a stream the caller owns: unlike StreamContent it never disposes or seeks it, so the
+/// caller can still read the hash it took on the way. Reading the source does not count against the upload's
+/// no-progress timer (the source has its own); every chunk written resets it.
+/// </summary>
+internal sealed class BorrowedStreamContent(Stream body, StallTimer timer) : HttpContent
 {
     private const int BufferSize = 64 * 1024;
 
     protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) =>
         SerializeToStreamAsync(stream, context, CancellationToken.None);
 
-    protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken) =>
-        body.CopyToAsync(stream, BufferSize, cancellationToken);
+    protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
+        {
+            while (true)
+            {
+                timer.Disarm();
+                var read = await body.ReadAsync(buffer.AsMemory(0, BufferSize), cancellationToken).ConfigureAwait(false);
+                timer.Arm();
+                if (read == 0) break;
+                await stream.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
 
     protected override bool TryComputeLength(out long length)
     {

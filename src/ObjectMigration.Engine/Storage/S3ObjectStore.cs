@@ -4,14 +4,16 @@ using System.Security.Authentication;
 using Amazon.Runtime;
 using Amazon.S3;
 using Amazon.S3.Model;
+using ObjectMigration.Engine.Connectors;
 using ObjectMigration.Engine.Model;
 using ObjectMigration.Engine.State;
 
 namespace ObjectMigration.Engine.Storage;
 
 /// <summary>
-/// The S3 protocol: bucket discovery and server-side copy through AWSSDK.S3 (the only place in the product that
-/// touches the SDK); listing and the object and multipart requests through <see cref="S3HttpDataPath"/>.
+/// The S3 protocol: bucket discovery (ListBuckets, GetBucketLocation) through AWSSDK.S3, the only place in the product
+/// that touches the SDK's S3 client; every request of a migration (listing, objects, multipart, server-side copy,
+/// tagging) through <see cref="S3HttpDataPath"/>.
 /// </summary>
 public sealed class S3ObjectStore : IObjectStore
 {
@@ -22,12 +24,23 @@ public sealed class S3ObjectStore : IObjectStore
 
     public string ServerSideCopyKey { get; }
 
-    public S3ObjectStore(ConnectorAccess access, int maxConnections = 64, TimeSpan? timeout = null)
+    public ProviderProfile Profile => _data.Profile;
+
+    public event Action<string>? Notice
+    {
+        add => _data.Notice += value;
+        remove => _data.Notice -= value;
+    }
+
+    /// <summary>The default no-progress timeout: a request fails when no byte moved for this long.</summary>
+    public static readonly TimeSpan DefaultNoProgressTimeout = TimeSpan.FromSeconds(60);
+
+    public S3ObjectStore(ConnectorAccess access, int maxConnections = 64, TimeSpan? noProgressTimeout = null)
     {
         var connector = access.Connector;
-        var requestTimeout = timeout ?? TimeSpan.FromMinutes(5);
-        _sdk = new Lazy<AmazonS3Client>(() => CreateSdkClient(access, maxConnections, requestTimeout));
-        _data = new S3HttpDataPath(access, maxConnections, requestTimeout);
+        var timeout = noProgressTimeout ?? DefaultNoProgressTimeout;
+        _sdk = new Lazy<AmazonS3Client>(() => CreateSdkClient(access, maxConnections, timeout));
+        _data = new S3HttpDataPath(access, maxConnections, timeout);
         _describe = $"connector '{connector.Name}' ({connector.Endpoint})";
         ServerSideCopyKey = $"{connector.Endpoint.TrimEnd('/')}|{connector.Region}|{access.Credentials.Identity}";
     }
@@ -39,7 +52,7 @@ public sealed class S3ObjectStore : IObjectStore
         {
             ServiceURL = connector.Endpoint,
             ForcePathStyle = connector.PathStyle,
-            AuthenticationRegion = connector.Region,
+            AuthenticationRegion = string.IsNullOrEmpty(connector.Region) ? ProviderProfiles.For(connector.Provider).DefaultRegion : connector.Region,
             // The engine retries with its own classification and backoff; SDK retries would hide and multiply them.
             MaxErrorRetry = 0,
             Timeout = timeout,
@@ -118,7 +131,7 @@ public sealed class S3ObjectStore : IObjectStore
         var detail = string.IsNullOrEmpty(code) ? $"HTTP {status}" : $"{code} (HTTP {status})";
         return code switch
         {
-            "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "InvalidToken" or "ExpiredToken" or "AuthorizationHeaderMalformed" =>
+            "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "InvalidToken" or "ExpiredToken" or "TokenRefreshRequired" =>
                 new StorageException(ErrorClass.Authentication, $"{where} failed: the access key or secret was rejected ({detail}). Check the connector's credentials.", e),
             "AccessDenied" or "AllAccessDisabled" =>
                 new StorageException(ErrorClass.AccessDenied, $"{where} failed: access denied ({detail}). Grant the connector's user this permission.", e),
@@ -126,10 +139,19 @@ public sealed class S3ObjectStore : IObjectStore
                 new StorageException(ErrorClass.BucketNotFound, $"{where} failed: bucket '{bucket}' does not exist. Create it or correct the bucket name.", e),
             "NoSuchKey" => new StorageException(ErrorClass.ObjectNotFound, $"{where} failed: the object no longer exists ({detail}).", e),
             "NoSuchUpload" => new StorageException(ErrorClass.InvalidRequest, $"{where} failed: the multipart upload no longer exists ({detail}).", e),
-            "SlowDown" or "Throttling" or "ThrottlingException" or "RequestTimeout" or "RequestTimeTooSkewed" or "InternalError" or "ServiceUnavailable" =>
+            "SlowDown" or "Throttling" or "ThrottlingException" or "RequestTimeout" or "InternalError" or "ServiceUnavailable" =>
                 new StorageException(ErrorClass.Retryable, $"{where} failed: {detail}.", e),
-            "BadDigest" or "InvalidDigest" or "IncompleteBody" =>
+            "PreconditionFailed" or "ConditionalRequestConflict" => new StorageException(ErrorClass.SourceChanged,
+                $"{where} failed: the source object changed since it was listed ({detail}); it is copied again from its current version.", e),
+            "NotImplemented" => new StorageException(ErrorClass.Unsupported, $"{where} failed: the server does not implement this request ({detail}).", e),
+            "BadDigest" or "InvalidDigest" or "IncompleteBody" or "XAmzContentChecksumMismatch" or "InvalidChecksum" =>
                 new StorageException(ErrorClass.Integrity, $"{where} failed: the server saw different bytes than were sent ({detail}).", e),
+            _ when status == 412 => new StorageException(ErrorClass.SourceChanged, $"{where} failed: the source object changed since it was listed ({detail}).", e),
+            _ when status == 501 => new StorageException(ErrorClass.Unsupported, $"{where} failed: the server does not implement this request ({detail}).", e),
+            "PermanentRedirect" or "TemporaryRedirect" or "IllegalLocationConstraintException" or "AuthorizationHeaderMalformed" when status is 301 or 307 or 400 =>
+                new StorageException(ErrorClass.InvalidRequest, $"{where} failed: bucket '{bucket}' is in another region and the server gave no hint which ({detail}). Set the connector's -Region to the bucket's region.", e),
+            "RequestTimeTooSkewed" => new StorageException(ErrorClass.Retryable,
+                $"{where} failed: this machine's clock is too far from the server's ({detail}). Correct the clock (NTP).", e),
             _ when status == 403 => new StorageException(ErrorClass.AccessDenied, $"{where} failed: access denied ({detail}).", e),
             _ when status == 404 && what.StartsWith("Head", StringComparison.Ordinal) => new StorageException(ErrorClass.ObjectNotFound, $"{where} failed: not found.", e),
             _ when status == 404 => new StorageException(ErrorClass.BucketNotFound, $"{where} failed: not found ({detail}); check bucket '{bucket}'.", e),
@@ -181,37 +203,41 @@ public sealed class S3ObjectStore : IObjectStore
     public Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken cancellationToken) =>
         Call("HeadObject", bucket, () => _data.HeadAsync(bucket, key, cancellationToken), cancellationToken);
 
-    public Task<ObjectDownload> GetAsync(string bucket, string key, long? rangeStart, long? rangeEndInclusive, CancellationToken cancellationToken) =>
+    public Task<ObjectDownload> GetAsync(string bucket, string key, long? rangeStart, long? rangeEndInclusive, string? ifMatch, CancellationToken cancellationToken) =>
         Call("GetObject", bucket, async () =>
         {
-            var (response, head) = await _data.GetAsync(bucket, key, rangeStart, rangeEndInclusive, cancellationToken).ConfigureAwait(false);
+            var (response, head, timer) = await _data.GetAsync(bucket, key, rangeStart, rangeEndInclusive, ifMatch, cancellationToken).ConfigureAwait(false);
             try
             {
                 var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-                return new ObjectDownload(head, new ClassifiedReadStream(body, _describe), response);
+                return new ObjectDownload(head, new StallGuardedStream(body, timer, describe: _describe, owner: timer), response);
             }
             catch
             {
                 response.Dispose();
+                timer.Dispose();
                 throw;
             }
         }, cancellationToken);
 
-    public Task<string?> PutAsync(string bucket, string key, Stream body, long length, ObjectMetadata metadata, string? contentMd5Base64, CancellationToken cancellationToken) =>
-        Call("PutObject", bucket, () => _data.PutAsync(bucket, key, "", body, length, metadata, contentMd5Base64, cancellationToken), cancellationToken);
+    public Task<string?> GetTaggingAsync(string bucket, string key, CancellationToken cancellationToken) =>
+        Call("GetObjectTagging", bucket, () => _data.GetTaggingAsync(bucket, key, cancellationToken), cancellationToken);
+
+    public Task<StoredETag> PutAsync(string bucket, string key, Stream body, long length, ObjectMetadata metadata, PayloadChecks checks, CancellationToken cancellationToken) =>
+        Call("PutObject", bucket, () => _data.PutAsync(bucket, key, "", body, length, metadata, checks, cancellationToken), cancellationToken);
 
     public Task<string> StartMultipartAsync(string bucket, string key, ObjectMetadata metadata, CancellationToken cancellationToken) =>
         Call("CreateMultipartUpload", bucket, () => _data.StartMultipartAsync(bucket, key, metadata, cancellationToken), cancellationToken);
 
-    public Task<string> UploadPartAsync(string bucket, string key, string uploadId, int partNumber, Stream body, long length, string? contentMd5Base64, CancellationToken cancellationToken) =>
+    public Task<StoredETag> UploadPartAsync(string bucket, string key, string uploadId, int partNumber, Stream body, long length, PayloadChecks checks, CancellationToken cancellationToken) =>
         Call("UploadPart", bucket, async () =>
         {
             var query = S3HttpDataPath.UploadIdQuery(uploadId, partNumber);
-            var etag = await _data.PutAsync(bucket, key, query, body, length, null, contentMd5Base64, cancellationToken).ConfigureAwait(false);
-            return etag ?? throw new S3ErrorResponse("", 200, "UploadPart returned no ETag.");
+            var etag = await _data.PutAsync(bucket, key, query, body, length, null, checks, cancellationToken).ConfigureAwait(false);
+            return etag.Value is null ? throw new S3ErrorResponse("", 200, "UploadPart returned no ETag.") : etag;
         }, cancellationToken);
 
-    public Task<string?> CompleteMultipartAsync(string bucket, string key, string uploadId, IReadOnlyList<(int PartNumber, string ETag)> parts, CancellationToken cancellationToken) =>
+    public Task<StoredETag> CompleteMultipartAsync(string bucket, string key, string uploadId, IReadOnlyList<(int PartNumber, string ETag)> parts, CancellationToken cancellationToken) =>
         Call("CompleteMultipartUpload", bucket, () => _data.CompleteMultipartAsync(bucket, key, uploadId, parts, cancellationToken), cancellationToken);
 
     public Task AbortMultipartAsync(string bucket, string key, string uploadId, CancellationToken cancellationToken) =>
@@ -221,36 +247,11 @@ public sealed class S3ObjectStore : IObjectStore
             return true;
         }, cancellationToken);
 
-    public Task<string?> CopyAsync(string sourceBucket, string sourceKey, string targetBucket, string targetKey, CancellationToken cancellationToken) =>
-        Call<string?>("CopyObject", targetBucket, async () =>
-        {
-            var request = new CopyObjectRequest
-            {
-                SourceBucket = sourceBucket,
-                SourceKey = sourceKey,
-                DestinationBucket = targetBucket,
-                DestinationKey = targetKey,
-                MetadataDirective = S3MetadataDirective.COPY,
-            };
-            var response = await _sdk.Value.CopyObjectAsync(request, cancellationToken).ConfigureAwait(false);
-            return response.ETag;
-        }, cancellationToken);
+    public Task<StoredETag> CopyAsync(string sourceBucket, string sourceKey, string targetBucket, string targetKey, string? ifMatch, string? storageClass, CancellationToken cancellationToken) =>
+        Call("CopyObject", targetBucket, () => _data.CopyAsync(sourceBucket, sourceKey, targetBucket, targetKey, ifMatch, storageClass, cancellationToken), cancellationToken);
 
-    public Task<string> UploadPartCopyAsync(string sourceBucket, string sourceKey, string targetBucket, string targetKey, string uploadId, int partNumber, long firstByte, long lastByte, CancellationToken cancellationToken) =>
-        Call("UploadPartCopy", targetBucket, async () =>
-        {
-            var request = new CopyPartRequest
-            {
-                SourceBucket = sourceBucket,
-                SourceKey = sourceKey,
-                DestinationBucket = targetBucket,
-                DestinationKey = targetKey,
-                UploadId = uploadId,
-                PartNumber = partNumber,
-                FirstByte = firstByte,
-                LastByte = lastByte,
-            };
-            var response = await _sdk.Value.CopyPartAsync(request, cancellationToken).ConfigureAwait(false);
-            return response.ETag;
-        }, cancellationToken);
+    public Task<StoredETag> UploadPartCopyAsync(string sourceBucket, string sourceKey, string targetBucket, string targetKey, string uploadId, int partNumber,
+        long firstByte, long lastByte, string? ifMatch, CancellationToken cancellationToken) =>
+        Call("UploadPartCopy", targetBucket, () => _data.UploadPartCopyAsync(sourceBucket, sourceKey, targetBucket, targetKey, uploadId, partNumber, firstByte, lastByte, ifMatch, cancellationToken),
+            cancellationToken);
 }

@@ -17,6 +17,10 @@ public enum ErrorClass
     /// <summary>The request itself is wrong (invalid argument, entity too large): retrying will not help.</summary>
     InvalidRequest,
     Integrity,
+    /// <summary>412: the object is no longer the version the request was pinned to (If-Match); it changed at the source.</summary>
+    SourceChanged,
+    /// <summary>501 NotImplemented: the server lacks this request (GCS has no UploadPartCopy); another way must be taken.</summary>
+    Unsupported,
 }
 
 /// <summary>A storage failure, classified once, with a message that names the endpoint and never a secret.</summary>

@@ -3,17 +3,22 @@ using System.Security.Cryptography;
 namespace ObjectMigration.Engine.Transfer;
 
 /// <summary>
-/// Wraps a download body: counts and (when asked) MD5-hashes bytes as the upload reads them, and throttles through
-/// the job's bandwidth limiter, so content is verified without a second pass or a buffer of the whole object.
+/// Wraps a download body: counts, MD5-hashes (when asked) and checksums (with the source's own algorithm, when it
+/// stored one) bytes as the upload reads them, and throttles through the job's bandwidth limiter, so content is
+/// verified without a second pass or a buffer of the whole object.
 /// </summary>
-internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter, CancellationToken cancellationToken, bool hash = true) : Stream
+internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter, CancellationToken cancellationToken, bool hash = true, string? checksumAlgorithm = null) : Stream
 {
     private readonly IncrementalHash? _md5 = hash ? IncrementalHash.CreateHash(HashAlgorithmName.MD5) : null;
+    private readonly ContentChecksum? _checksum = ContentChecksum.Create(checksumAlgorithm);
     private long _read;
 
     public long BytesRead => _read;
 
     public string? Md5Hex() => _md5 is null ? null : Convert.ToHexString(_md5.GetHashAndReset()).ToLowerInvariant();
+
+    /// <summary>The checksum of the bytes read, as S3 writes it (base64), or null when none was asked for.</summary>
+    public string? ChecksumBase64() => _checksum?.ToBase64();
 
     public override bool CanRead => true;
     public override bool CanSeek => false;
@@ -49,12 +54,17 @@ internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter,
     private void Account(ReadOnlySpan<byte> data)
     {
         _md5?.AppendData(data);
+        _checksum?.Append(data);
         _read += data.Length;
     }
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _md5?.Dispose();
+        if (disposing)
+        {
+            _md5?.Dispose();
+            _checksum?.Dispose();
+        }
         base.Dispose(disposing);
     }
 }

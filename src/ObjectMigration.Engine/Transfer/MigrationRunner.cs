@@ -54,6 +54,12 @@ public sealed class MigrationRunner
     /// <summary>Another runner, a stop or a removal took the job: this run ends without writing anything more.</summary>
     private volatile bool _lost;
     private Exception? _fatal;
+    private readonly ConcurrentDictionary<string, byte> _loggedOnce = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int> _restarts = new(StringComparer.Ordinal);
+    /// <summary>The target answered UploadPartCopy with NotImplemented: parts stream through the client for the rest of the run.</summary>
+    private volatile bool _partCopyUnsupported;
+    /// <summary>How often one object may start over because its source changed before it fails (and waits for -RetryFailed).</summary>
+    private const int MaxSourceChangeRestarts = 3;
 
     public MigrationRunner(IStateStore store, MigrationJob job, IObjectStore source, IObjectStore target, RunnerOptions? options = null)
     {
@@ -67,6 +73,9 @@ public sealed class MigrationRunner
         _limiter = job.MaxBytesPerSecond > 0 ? new BandwidthLimiter(job.MaxBytesPerSecond) : null;
         _serverSide = source.ServerSideCopyKey == target.ServerSideCopyKey;
         _runnerId = $"{_options.RunnerId}#{Interlocked.Increment(ref s_runs)}";
+        // What the stores find out by themselves (a bucket's region, the server's clock) is said once in the job's log.
+        _source.Notice += message => _logs.Enqueue(new LogRecord(LogType.MigrationResume, null, message));
+        if (!ReferenceEquals(_source, _target)) _target.Notice += message => _logs.Enqueue(new LogRecord(LogType.MigrationResume, null, message));
     }
 
     /// <summary>Runs the job until it completes, fails, is paused or stopped. Cancelling the token stops the job.</summary>
@@ -97,9 +106,11 @@ public sealed class MigrationRunner
         {
             _fatal = e;
         }
-        catch (StorageException e) when (e.IsJobFatal || e.ErrorClass == ErrorClass.Connection)
+        catch (Exception e)
         {
-            _fatal = e;
+            // Any failure of any stage settles the job: it never stays Running with nobody running it.
+            _fatal ??= e is StorageException or JobFatalException ? e
+                : new JobFatalException($"The run stopped on an unexpected error: {e.GetType().Name}: {e.Message} Resume-MigrationJob continues from the checkpoint once the cause is fixed.", e);
         }
         finally
         {
@@ -159,7 +170,16 @@ public sealed class MigrationRunner
         var (token, done) = _store.GetListingCheckpoint(_job.Id, target);
         while (!done)
         {
-            var page = await _options.Retry.RunAsync(c => store.ListAsync(bucket, prefix, token, _options.ListPageSize, c), null, ct).ConfigureAwait(false);
+            ObjectListing page;
+            try
+            {
+                page = await _options.Retry.RunAsync(c => store.ListAsync(bucket, prefix, token, _options.ListPageSize, c), null, ct).ConfigureAwait(false);
+            }
+            catch (StorageException e)
+            {
+                throw new JobFatalException($"Listing the {(target ? "target" : "source")} bucket '{bucket}' failed: {e.Message} " +
+                    "Fix the cause, then Resume-MigrationJob continues the listing from its last page.", e);
+            }
             var selected = target ? page.Objects : page.Objects.Where(_selector.Selects).ToList();
             token = page.NextContinuationToken;
             done = token is null;
@@ -241,12 +261,17 @@ public sealed class MigrationRunner
                 return new ObjectResult(o.Key, ObjectOutcome.Skipped, o.Size, null, $"Inventoried: storage class {o.StorageClass ?? "STANDARD"}.");
             case JobType.Verify:
                 if (o.TargetSize is null) return new ObjectResult(o.Key, ObjectOutcome.Failed, 0, LogType.VerifyMissing, "The target lacks this object.");
-                if (o.TargetSize != o.Size || (Checksums.IsPlainMd5(o.ETag) && Checksums.IsPlainMd5(o.TargetETag) && !Checksums.SameETag(o.ETag, o.TargetETag)))
+                if (o.TargetSize != o.Size)
                 {
                     return new ObjectResult(o.Key, ObjectOutcome.Failed, 0, LogType.VerifyMismatch,
                         $"Source {o.Size} bytes ETag {o.ETag}; target {o.TargetSize} bytes ETag {o.TargetETag}.");
                 }
-                return new ObjectResult(o.Key, ObjectOutcome.Skipped, o.Size, null, "Verified: same size and checksum.");
+                if (Checksums.IsPlainMd5(o.ETag) && Checksums.IsPlainMd5(o.TargetETag) && !Checksums.SameETag(o.ETag, o.TargetETag))
+                {
+                    return null; // the listings cannot tell an MD5 from an SSE-KMS ETag: a worker asks both objects
+                }
+                var by = Checksums.SameETag(o.ETag, o.TargetETag) ? "size and ETag" : "size (the ETags are not comparable)";
+                return new ObjectResult(o.Key, ObjectOutcome.Skipped, o.Size, null, $"Verified: same {by}.", null, by);
             default:
                 return _selector.SkipReason(o);
         }
@@ -276,6 +301,7 @@ public sealed class MigrationRunner
         {
             switch (item)
             {
+                case ObjectWork w when _job.Type == JobType.Verify: await VerifyByHeadAsync(w.Object, ct).ConfigureAwait(false); break;
                 case ObjectWork w: await CopyObjectAsync(w.Object, ct).ConfigureAwait(false); break;
                 case PartWork p: await CopyPartAsync(p, ct).ConfigureAwait(false); break;
             }
@@ -300,6 +326,12 @@ public sealed class MigrationRunner
         var type = e is StorageException { IsRetryable: true } or StorageException { ErrorClass: ErrorClass.Connection }
             ? LogType.ImportErrorRetryExhaustion : LogType.MigrationError;
         Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Failed, 0, type, e.Message));
+    }
+
+    /// <summary>Logs <paramref name="message"/> once per run for <paramref name="topic"/> (what a target could not take, a fallback taken).</summary>
+    private void LogOnce(string topic, string? key, string message)
+    {
+        if (_loggedOnce.TryAdd(topic, 0)) _logs.Enqueue(new LogRecord(LogType.MigrationError, key, message));
     }
 
     private async Task CopyObjectAsync(PendingObject o, CancellationToken ct)
@@ -329,6 +361,10 @@ public sealed class MigrationRunner
             _inFlight.TryRemove(o.Key, out _);
             Interlocked.Decrement(ref _outstanding);
         }
+        catch (StorageException e) when (e.ErrorClass == ErrorClass.SourceChanged)
+        {
+            await RestartChangedAsync(o, null, ct).ConfigureAwait(false);
+        }
         catch (Exception e)
         {
             Fail(o, e);
@@ -336,6 +372,101 @@ public sealed class MigrationRunner
     }
 
     private Action<StorageException, int> OnRetry(string key) => (_, _) => _counters.CountRetry();
+
+    // ---- Pinning: every read after listing is of the listed version ----
+
+    /// <summary>A server that ignores If-Match still names the version it sent: anything but the listed one is a change.</summary>
+    private static void EnsureListedVersion(PendingObject o, ObjectHead head)
+    {
+        if (o.ETag is not null && head.ETag is not null && !Checksums.SameETag(o.ETag, head.ETag))
+        {
+            throw new StorageException(ErrorClass.SourceChanged, $"The source object '{o.Key}' is now ETag {head.ETag}; it was listed as {o.ETag}.");
+        }
+    }
+
+    /// <summary>
+    /// The source changed while it was copied (412 on a pinned read, another ETag on resume): the object starts over from
+    /// its current version, with new listing data and a new upload (the old one aborted), so the target never holds a mix
+    /// of two versions. An object that keeps changing fails after a few restarts and is retried with -RetryFailed.
+    /// </summary>
+    private async Task RestartChangedAsync(PendingObject o, string? uploadId, CancellationToken ct)
+    {
+        try
+        {
+            if (uploadId is not null) await AbortQuietlyAsync(o.Key, uploadId).ConfigureAwait(false);
+            var restarts = _restarts.AddOrUpdate(o.Key, 1, (_, n) => n + 1);
+            var head = await _options.Retry.RunAsync(c => _source.HeadAsync(_job.SourceBucket, o.Key, c), OnRetry(o.Key), ct).ConfigureAwait(false);
+            if (head is null)
+            {
+                Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Failed, 0, LogType.ImportSourceChanged,
+                    $"The source object was deleted while it was being copied (listed ETag {o.ETag}); nothing of it was kept on the target."));
+                return;
+            }
+            if (restarts > MaxSourceChangeRestarts)
+            {
+                Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Failed, 0, LogType.ImportSourceChanged,
+                    $"The source object changed {restarts} times while it was being copied (now ETag {head.ETag}); Resume-MigrationJob -RetryFailed copies it once it is stable."));
+                return;
+            }
+            var current = o with { Size = head.Size, ETag = head.ETag, LastModified = head.LastModified, StorageClass = head.StorageClass };
+            _store.UpdateListedObject(_job.Id, new ListedObject(o.Key, head.Size, head.ETag, head.LastModified, head.StorageClass));
+            _logs.Enqueue(new LogRecord(LogType.ImportSourceChanged, o.Key,
+                $"The source changed while it was copied (listed: ETag {o.ETag}, {o.Size} bytes; now: ETag {head.ETag}, {head.Size} bytes): " +
+                $"copying the current version from the start{(uploadId is null ? "" : "; the partial multipart upload was aborted")}."));
+            await CopyObjectAsync(current, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            _inFlight.TryRemove(o.Key, out _);
+            Interlocked.Decrement(ref _outstanding);
+        }
+        catch (Exception e)
+        {
+            Fail(o, e);
+        }
+    }
+
+    // ---- What the target keeps besides the bytes ----
+
+    /// <summary>
+    /// The source's headers as the target can take them: tags read when there are any, storage class, website redirect
+    /// and Object Lock kept where the target's profile supports them; what it cannot take is said once in the log.
+    /// </summary>
+    private async Task<ObjectMetadata> ForTargetAsync(string key, ObjectHead head, CancellationToken ct)
+    {
+        var metadata = head.Metadata;
+        var target = _target.Profile;
+        if (head.TagCount > 0)
+        {
+            if (target.SupportsTagging) metadata.Tagging = await _source.GetTaggingAsync(_job.SourceBucket, key, ct).ConfigureAwait(false);
+            else LogOnce("tags", key, $"The target ({target}) does not support object tags: tags are not copied (first seen on '{key}').");
+        }
+        if (metadata.StorageClass is { } storageClass)
+        {
+            if (storageClass == "STANDARD")
+            {
+                metadata.StorageClass = null; // the default everywhere; some servers refuse the header for it
+            }
+            else if (target.StorageClasses is { } classes && !classes.Contains(storageClass))
+            {
+                LogOnce("class:" + storageClass, key, $"The target ({target}) has no storage class {storageClass}: such objects get its default class (first seen on '{key}').");
+                metadata.StorageClass = null;
+            }
+        }
+        if (metadata.WebsiteRedirectLocation is not null && !target.SupportsWebsiteRedirect)
+        {
+            LogOnce("redirect", key, $"The target ({target}) does not support website redirects: x-amz-website-redirect-location is not copied (first seen on '{key}').");
+            metadata.WebsiteRedirectLocation = null;
+        }
+        if ((metadata.ObjectLockMode ?? metadata.ObjectLockLegalHold) is not null && !target.SupportsObjectLock)
+        {
+            LogOnce("lock", key, $"The target ({target}) does not support Object Lock: retention and legal holds are not copied (first seen on '{key}').");
+            (metadata.ObjectLockMode, metadata.ObjectLockRetainUntil, metadata.ObjectLockLegalHold) = (null, null, null);
+        }
+        return metadata;
+    }
+
+    // ---- Single-part copies ----
 
     private async Task<ObjectResult> CopyServerSideAsync(PendingObject o, CancellationToken ct)
     {
@@ -347,32 +478,60 @@ public sealed class MigrationRunner
         }
         // No bytes pass through here, but the cap is on the job's bandwidth, which a server-side copy uses too.
         if (_limiter is not null) await _limiter.ConsumeAsync(o.Size, ct).ConfigureAwait(false);
-        var etag = await _target.CopyAsync(_job.SourceBucket, o.Key, _job.TargetBucket, TargetKey(o.Key), ct).ConfigureAwait(false);
-        if (Checksums.IsPlainMd5(o.ETag) && Checksums.IsPlainMd5(etag) && !Checksums.SameETag(o.ETag, etag))
+        var storageClass = o.StorageClass is null or "STANDARD" ? null : o.StorageClass;
+        var etag = await _target.CopyAsync(_job.SourceBucket, o.Key, _job.TargetBucket, TargetKey(o.Key), o.ETag, storageClass, ct).ConfigureAwait(false);
+        var verifiedBy = "server-side copy pinned to the source ETag";
+        if (etag.IsContentMd5 && Checksums.IsPlainMd5(o.ETag) && !Checksums.SameETag(o.ETag, etag.Value))
         {
-            throw new StorageException(ErrorClass.Integrity, $"Server-side copy of '{o.Key}' produced ETag {etag}, expected {o.ETag}.");
+            // A listing cannot tell an MD5 ETag from an opaque one (SSE-KMS): only a source that is plainly MD5 can disagree.
+            var source = await _source.HeadAsync(_job.SourceBucket, o.Key, ct).ConfigureAwait(false);
+            if (source is { ETagIsContentMd5: true })
+            {
+                throw new StorageException(ErrorClass.Integrity, $"Server-side copy of '{o.Key}' produced ETag {etag}, expected {o.ETag}.");
+            }
+            verifiedBy += "; the source ETag is not an MD5";
+        }
+        else if (etag.IsContentMd5 && Checksums.IsPlainMd5(o.ETag))
+        {
+            verifiedBy += "; target ETag = source ETag";
         }
         _counters.AddBytes(o.Size);
-        return new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, "Copied server-side.", Checksums.Clean(etag ?? o.ETag));
+        return new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, "Copied server-side.", Checksums.Clean(etag.Value ?? o.ETag), verifiedBy);
     }
 
     private async Task<ObjectResult> CopyStreamingAsync(PendingObject o, CancellationToken ct)
     {
-        using var download = await _source.GetAsync(_job.SourceBucket, o.Key, null, null, ct).ConfigureAwait(false);
-        if (_selector.ContentTypeSkip(o.Key, o.Size, download.Head.Metadata.ContentType) is { } skip) return skip;
-        var size = download.Head.Size;
-        // Where the source ETag is the content MD5, it goes up as Content-MD5: the target verifies every byte it
-        // receives against it (BadDigest otherwise), and a target returning an MD5 ETag is compared too, so the client
-        // does not hash those bytes again. Without a source MD5 (multipart, encrypted) the client hashes and compares.
-        var expectedMd5 = Checksums.IsPlainMd5(download.Head.ETag) ? Checksums.Clean(download.Head.ETag) : null;
-        using var body = new HashingReadStream(download.Body, _limiter, ct, hash: expectedMd5 is null);
-        var md5Header = expectedMd5 is null ? null : Convert.ToBase64String(Convert.FromHexString(expectedMd5));
-        var etag = await _target.PutAsync(_job.TargetBucket, TargetKey(o.Key), body, size, download.Head.Metadata, md5Header, ct).ConfigureAwait(false);
+        using var download = await _source.GetAsync(_job.SourceBucket, o.Key, null, null, o.ETag, ct).ConfigureAwait(false);
+        var head = download.Head;
+        EnsureListedVersion(o, head);
+        if (_selector.ContentTypeSkip(o.Key, o.Size, head.Metadata.ContentType) is { } skip) return skip;
+        var size = head.Size;
+        // Where the source ETag is the content MD5 (single part, no SSE-KMS/SSE-C), it goes up as Content-MD5: the target
+        // verifies every byte it receives against it (BadDigest otherwise), and the client does not hash them again.
+        // Otherwise the client hashes while streaming; a full-object checksum the source stored is recomputed and
+        // compared, and sent along for the target to check on receipt where it supports that.
+        var sourceMd5 = head.ETagIsContentMd5 ? Checksums.Clean(head.ETag) : null;
+        var sourceChecksum = head.Checksum;
+        var sendChecksum = sourceChecksum is not null && _target.Profile.SupportsChecksums;
+        using var body = new HashingReadStream(download.Body, _limiter, ct, hash: sourceMd5 is null, checksumAlgorithm: sourceChecksum?.Algorithm);
+        var checks = new PayloadChecks(sourceMd5 is null ? null : Convert.ToBase64String(Convert.FromHexString(sourceMd5)), sendChecksum ? sourceChecksum : null);
+        var metadata = await ForTargetAsync(o.Key, head, ct).ConfigureAwait(false);
+        var etag = await _target.PutAsync(_job.TargetBucket, TargetKey(o.Key), body, size, metadata, checks, ct).ConfigureAwait(false);
         if (body.BytesRead != size) throw Truncated(o.Key, body.BytesRead, size);
-        var md5 = expectedMd5 ?? body.Md5Hex()!;
-        if (Checksums.IsPlainMd5(etag) && Checksums.Clean(etag) != md5) throw Mismatch(o.Key, md5, download.Head.ETag, etag);
+        if (sourceChecksum is not null && body.ChecksumBase64() is { } computed && computed != sourceChecksum.Base64)
+        {
+            throw new StorageException(ErrorClass.Integrity,
+                $"Checksum mismatch for '{o.Key}': the bytes read have {sourceChecksum.Algorithm} {computed}, the source stored {sourceChecksum.Base64}.");
+        }
+        var md5 = sourceMd5 ?? body.Md5Hex()!;
+        if (etag.IsContentMd5 && etag.Clean != md5) throw Mismatch(o.Key, md5, head.ETag, etag.Value);
+        var verifiedBy = sourceMd5 is not null ? "Content-MD5 (the source ETag), checked by the target"
+            : sourceChecksum is not null ? $"{sourceChecksum.Algorithm} (stored by the source) recomputed while streaming{(sendChecksum ? ", checked by the target" : "")}"
+            : etag.IsContentMd5 ? "MD5 computed while streaming"
+            : "size; MD5 computed while streaming (neither ETag is an MD5, no source checksum)";
+        if (etag.IsContentMd5) verifiedBy += "; target ETag = MD5";
         _counters.AddBytes(size);
-        return new ObjectResult(o.Key, ObjectOutcome.Transferred, size, null, null, md5);
+        return new ObjectResult(o.Key, ObjectOutcome.Transferred, size, null, null, md5, verifiedBy);
     }
 
     private static StorageException Truncated(string key, long read, long size) =>
@@ -380,6 +539,44 @@ public sealed class MigrationRunner
 
     private static StorageException Mismatch(string key, string md5, string? sourceETag, string? targetETag) =>
         new(ErrorClass.Integrity, $"Checksum mismatch for '{key}': content MD5 {md5}, source ETag {sourceETag}, target ETag {targetETag}.");
+
+    // ---- Verify ----
+
+    /// <summary>
+    /// Sizes agreed but the listed ETags did not: they decide only where both are MD5s of the content, which a listing
+    /// cannot tell (SSE-KMS and SSE-C ETags look the same), so both objects are asked.
+    /// </summary>
+    private async Task VerifyByHeadAsync(PendingObject o, CancellationToken ct)
+    {
+        try
+        {
+            var source = await _options.Retry.RunAsync(c => _source.HeadAsync(_job.SourceBucket, o.Key, c), OnRetry(o.Key), ct).ConfigureAwait(false);
+            var target = await _options.Retry.RunAsync(c => _target.HeadAsync(_job.TargetBucket, TargetKey(o.Key), c), OnRetry(o.Key), ct).ConfigureAwait(false);
+            if (target is null)
+            {
+                Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Failed, 0, LogType.VerifyMissing, "The target lacks this object."));
+            }
+            else if (source is not null && source.ETagIsContentMd5 && target.ETagIsContentMd5 && !Checksums.SameETag(source.ETag, target.ETag))
+            {
+                Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Failed, 0, LogType.VerifyMismatch,
+                    $"Source {source.Size} bytes MD5 {source.ETag}; target {target.Size} bytes MD5 {target.ETag}."));
+            }
+            else
+            {
+                var by = source is { ETagIsContentMd5: true } && target.ETagIsContentMd5 ? "size and MD5" : "size (an ETag is not an MD5: SSE-KMS, SSE-C or multipart)";
+                Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Skipped, o.Size, null, $"Verified: same {by}.", null, by));
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            _inFlight.TryRemove(o.Key, out _);
+            Interlocked.Decrement(ref _outstanding);
+        }
+        catch (Exception e)
+        {
+            Fail(o, e);
+        }
+    }
 
     // ---- Multipart ----
 
@@ -396,16 +593,22 @@ public sealed class MigrationRunner
             uploadId = null;
             done = [];
         }
+        var head = await _options.Retry.RunAsync(c => _source.HeadAsync(_job.SourceBucket, o.Key, c), OnRetry(o.Key), ct).ConfigureAwait(false);
+        if (head is null || (o.ETag is not null && !Checksums.SameETag(head.ETag, o.ETag)) || head.Size != o.Size)
+        {
+            // Changed since it was listed, or since the parts kept from an earlier run were copied: none of them may be reused.
+            await RestartChangedAsync(o, uploadId, ct).ConfigureAwait(false);
+            return;
+        }
         if (uploadId is null)
         {
-            var head = await _options.Retry.RunAsync(c => _source.HeadAsync(_job.SourceBucket, o.Key, c), OnRetry(o.Key), ct).ConfigureAwait(false)
-                ?? throw new StorageException(ErrorClass.ObjectNotFound, $"The source object '{o.Key}' vanished before it was copied.");
             if (_selector.ContentTypeSkip(o.Key, o.Size, head.Metadata.ContentType) is { } skip)
             {
                 Finish(o.Key, skip);
                 return;
             }
-            uploadId = await _options.Retry.RunAsync(c => _target.StartMultipartAsync(_job.TargetBucket, TargetKey(o.Key), head.Metadata, c), OnRetry(o.Key), ct).ConfigureAwait(false);
+            var metadata = await ForTargetAsync(o.Key, head, ct).ConfigureAwait(false);
+            uploadId = await _options.Retry.RunAsync(c => _target.StartMultipartAsync(_job.TargetBucket, TargetKey(o.Key), metadata, c), OnRetry(o.Key), ct).ConfigureAwait(false);
             _store.SaveUploadId(_job.Id, o.Key, uploadId);
         }
         var upload = new MultipartUpload(o, uploadId, partSize, partCount, done);
@@ -427,6 +630,9 @@ public sealed class MigrationRunner
         return Math.Max(partSize, needed);
     }
 
+    /// <summary>Server-side part copies, unless the target has none (its profile says so, or it answered NotImplemented once).</summary>
+    private bool CopiesPartsServerSide => _serverSide && _target.Profile.SupportsPartCopy && !_partCopyUnsupported;
+
     private async Task CopyPartAsync(PartWork work, CancellationToken ct)
     {
         var upload = work.Upload;
@@ -437,12 +643,21 @@ public sealed class MigrationRunner
         {
             var part = await _options.Retry.RunAsync(async c =>
             {
-                if (_serverSide)
+                if (CopiesPartsServerSide)
                 {
-                    if (_limiter is not null) await _limiter.ConsumeAsync(length, c).ConfigureAwait(false);
-                    var copied = await _target.UploadPartCopyAsync(_job.SourceBucket, upload.Object.Key, _job.TargetBucket, TargetKey(upload.Object.Key),
-                        upload.UploadId, work.PartNumber, first, first + length - 1, c).ConfigureAwait(false);
-                    return new UploadedPart(work.PartNumber, copied, length);
+                    try
+                    {
+                        if (_limiter is not null) await _limiter.ConsumeAsync(length, c).ConfigureAwait(false);
+                        var copied = await _target.UploadPartCopyAsync(_job.SourceBucket, upload.Object.Key, _job.TargetBucket, TargetKey(upload.Object.Key),
+                            upload.UploadId, work.PartNumber, first, first + length - 1, upload.Object.ETag, c).ConfigureAwait(false);
+                        return new UploadedPart(work.PartNumber, copied.Value!, length);
+                    }
+                    catch (StorageException e) when (e.ErrorClass == ErrorClass.Unsupported)
+                    {
+                        _partCopyUnsupported = true;
+                        LogOnce("partcopy", upload.Object.Key,
+                            $"The target ({_target.Profile}) does not implement UploadPartCopy: large objects are copied through this machine instead ({e.Message}).");
+                    }
                 }
                 return await UploadOnePartAsync(upload, work.PartNumber, first, length, c).ConfigureAwait(false);
             }, OnRetry(upload.Object.Key), ct).ConfigureAwait(false);
@@ -458,24 +673,28 @@ public sealed class MigrationRunner
         catch (Exception e)
         {
             upload.Failed = true;
-            upload.Error ??= e;
+            // A source change wins over other part failures: the object starts over anyway.
+            if (upload.Error is null || e is StorageException { ErrorClass: ErrorClass.SourceChanged }) upload.Error = e;
         }
         await PartDoneAsync(upload, ct).ConfigureAwait(false);
     }
 
     private async Task<UploadedPart> UploadOnePartAsync(MultipartUpload upload, int partNumber, long first, long length, CancellationToken ct)
     {
-        // The part streams from the ranged GET into the UploadPart; its MD5, taken on the way, must match the part's ETag.
-        using var download = await _source.GetAsync(_job.SourceBucket, upload.Object.Key, first, first + length - 1, ct).ConfigureAwait(false);
+        // The part streams from the ranged GET, pinned to the listed version, into the UploadPart; its MD5, taken on the
+        // way, must match the part's ETag where the target's ETags are MD5s.
+        using var download = await _source.GetAsync(_job.SourceBucket, upload.Object.Key, first, first + length - 1, upload.Object.ETag, ct).ConfigureAwait(false);
+        EnsureListedVersion(upload.Object, download.Head);
         using var body = new HashingReadStream(download.Body, _limiter, ct);
-        var etag = await _target.UploadPartAsync(_job.TargetBucket, TargetKey(upload.Object.Key), upload.UploadId, partNumber, body, length, null, ct).ConfigureAwait(false);
+        var etag = await _target.UploadPartAsync(_job.TargetBucket, TargetKey(upload.Object.Key), upload.UploadId, partNumber, body, length, PayloadChecks.None, ct).ConfigureAwait(false);
         if (body.BytesRead != length) throw new StorageException(ErrorClass.Integrity, $"Part {partNumber} of '{upload.Object.Key}': read {body.BytesRead} of {length} bytes.");
         var md5Hex = body.Md5Hex()!;
-        if (Checksums.IsPlainMd5(etag) && Checksums.Clean(etag) != md5Hex)
+        if (etag.IsContentMd5 && etag.Clean != md5Hex)
         {
             throw new StorageException(ErrorClass.Integrity, $"Part {partNumber} of '{upload.Object.Key}': target ETag {etag}, sent MD5 {md5Hex}.");
         }
-        return new UploadedPart(partNumber, etag, length);
+        if (!etag.IsContentMd5) Interlocked.Increment(ref upload.OpaqueParts);
+        return new UploadedPart(partNumber, etag.Value!, length);
     }
 
     private async Task PartDoneAsync(MultipartUpload upload, CancellationToken ct)
@@ -486,6 +705,11 @@ public sealed class MigrationRunner
         {
             _inFlight.TryRemove(upload.Object.Key, out _);
             Interlocked.Decrement(ref _outstanding);
+            return;
+        }
+        if (upload.Error is StorageException { ErrorClass: ErrorClass.SourceChanged })
+        {
+            await RestartChangedAsync(upload.Object, upload.UploadId, ct).ConfigureAwait(false);
             return;
         }
         if (upload.Failed)
@@ -502,23 +726,31 @@ public sealed class MigrationRunner
         try
         {
             var parts = upload.Parts.Values.OrderBy(p => p.PartNumber).Select(p => (p.PartNumber, p.ETag)).ToList();
-            var etag = await _options.Retry.RunAsync(c => _target.CompleteMultipartAsync(_job.TargetBucket, TargetKey(o.Key), upload.UploadId, parts, c), OnRetry(o.Key), ct)
+            var completed = await _options.Retry.RunAsync(c => _target.CompleteMultipartAsync(_job.TargetBucket, TargetKey(o.Key), upload.UploadId, parts, c), OnRetry(o.Key), ct)
                 .ConfigureAwait(false);
             // Some servers answer CompleteMultipartUpload without an ETag; HEAD tells the truth, and the size too.
             var head = await _options.Retry.RunAsync(c => _target.HeadAsync(_job.TargetBucket, TargetKey(o.Key), c), OnRetry(o.Key), ct).ConfigureAwait(false);
-            etag = string.IsNullOrEmpty(etag) ? head?.ETag : etag;
+            var etag = string.IsNullOrEmpty(completed.Value) ? head?.ETag : completed.Value;
             if (head is null || head.Size != o.Size)
             {
                 throw new StorageException(ErrorClass.Integrity, $"After completing '{o.Key}' the target reports {head?.Size.ToString() ?? "no object"}, expected {o.Size} bytes.");
             }
-            var expected = Checksums.MultipartETag(parts.Select(p => Checksums.Clean(p.ETag)!));
+            // The composite ETag (MD5 of the parts' MD5s) is checked only where every part ETag was an MD5 and the object
+            // is not encrypted opaquely; part ETags that are not hex are never parsed as such.
+            var partMd5s = parts.Select(p => Checksums.Clean(p.ETag)!).ToList();
+            var expected = partMd5s.All(Checksums.IsPlainMd5) ? Checksums.MultipartETag(partMd5s) : null;
             var cleanETag = Checksums.Clean(etag);
-            if (!_serverSide && cleanETag is not null && cleanETag.Contains('-') && cleanETag != expected)
+            var comparable = !_serverSide && expected is not null && upload.OpaqueParts == 0
+                && cleanETag is not null && cleanETag.Contains('-') && !head.OpaquelyEncrypted;
+            if (comparable && cleanETag != expected)
             {
                 throw new StorageException(ErrorClass.Integrity, $"Multipart ETag of '{o.Key}' is {cleanETag}, expected {expected} from the parts sent.");
             }
+            var verifiedBy = _serverSide && !_partCopyUnsupported && _target.Profile.SupportsPartCopy ? $"server-side part copies pinned to the source ETag; size"
+                : upload.OpaqueParts == 0 && comparable ? $"part MD5s = part ETags; composite ETag; size"
+                : "part MD5s computed while streaming (target ETags are not MD5s); size";
             _store.ForgetUpload(_job.Id, o.Key);
-            Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, $"Multipart, {parts.Count} parts.", expected));
+            Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, $"Multipart, {parts.Count} parts.", expected ?? cleanETag, verifiedBy));
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
