@@ -31,6 +31,36 @@ public sealed class ConnectorRuleTests
     }
 
     [Fact]
+    public void Aws_may_leave_the_region_out_then_uses_the_global_endpoint_and_discovers_regions_per_bucket()
+    {
+        var c = Complete(new CloudConnector { Provider = ConnectorProvider.AWS, Region = "" });
+        Assert.Equal(("", "https://s3.us-east-1.amazonaws.com"), (c.Region, c.Endpoint));
+        Assert.True(ConnectorRules.HasDerivedEndpoint(c));
+        // A bucket found in another region is addressed at that region's endpoint.
+        Assert.Equal("https://s3.eu-central-1.amazonaws.com", ConnectorRules.EndpointForRegion(c, "eu-central-1"));
+        Assert.True(ProviderProfiles.For(ConnectorProvider.AWS).DiscoversBucketRegion);
+    }
+
+    [Fact]
+    public void An_endpoint_the_user_gave_stays_whatever_region_a_bucket_is_in()
+    {
+        var c = Complete(new CloudConnector { Provider = ConnectorProvider.AWS, Region = "us-east-1", Endpoint = "https://vpce-1.s3.us-east-1.vpce.amazonaws.com" });
+        Assert.False(ConnectorRules.HasDerivedEndpoint(c));
+        Assert.Equal(c.Endpoint, ConnectorRules.EndpointForRegion(c, "eu-west-1"));
+    }
+
+    [Theory]
+    [InlineData(ConnectorProvider.GCS, false, false)]
+    [InlineData(ConnectorProvider.AWS, true, true)]
+    [InlineData(ConnectorProvider.R2, true, false)]
+    [InlineData(ConnectorProvider.S3, true, true)]
+    public void Each_provider_profile_says_what_it_supports(ConnectorProvider provider, bool partCopy, bool tagging)
+    {
+        var profile = ProviderProfiles.For(provider);
+        Assert.Equal((partCopy, tagging), (profile.SupportsPartCopy, profile.SupportsTagging));
+    }
+
+    [Fact]
     public void Aws_signs_in_its_region_streams_chunked_and_uses_virtual_hosted_style()
     {
         var c = Complete(new CloudConnector { Provider = ConnectorProvider.AWS, Region = "ap-south-1" });
@@ -188,4 +218,25 @@ public sealed class ConnectorProbeTests
         Assert.NotNull(result);
         Assert.True(proxy.Requests > 0, "no request went through the proxy");
     }
+}
+
+/// <summary>The full-object checksums S3 stores, computed as S3 does: the standard check values and base64 big-endian form.</summary>
+public sealed class ContentChecksumTests
+{
+    [Theory]
+    [InlineData("CRC32", "CBF43926")]
+    [InlineData("CRC32C", "E3069283")]
+    [InlineData("CRC64NVME", "AE8B14860A799888")]
+    [InlineData("SHA1", "F7C3BC1D808E04732ADF679965CCC34CA7AE3441")]
+    public void Checksums_match_the_standard_check_values(string algorithm, string expectedHex)
+    {
+        using var checksum = ObjectMigration.Engine.Transfer.ContentChecksum.Create(algorithm)!;
+        // Fed in two pieces: the value must not depend on how the stream was chunked.
+        checksum.Append("1234"u8);
+        checksum.Append("56789"u8);
+        Assert.Equal(Convert.ToBase64String(Convert.FromHexString(expectedHex)), checksum.ToBase64());
+    }
+
+    [Fact]
+    public void An_unknown_algorithm_gives_no_checksum() => Assert.Null(ObjectMigration.Engine.Transfer.ContentChecksum.Create("MD4"));
 }

@@ -64,6 +64,9 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     [Parameter] [ValidateRange(5L * 1024 * 1024, long.MaxValue)] public long MultipartThreshold { get; set; } = TransferOptions.DefaultMultipartThreshold;
     [Parameter] [ValidateRange(5L * 1024 * 1024, int.MaxValue)] public long PartSize { get; set; } = TransferOptions.DefaultPartSize;
 
+    /// <summary>A request fails when no byte moved for this long (default 60 seconds); a slow link that keeps moving never times out.</summary>
+    [Parameter] public TimeSpan? NoProgressTimeout { get; set; }
+
     /// <summary>Shows a progress bar and returns the finished job. Ctrl+C stops waiting, not the job.</summary>
     [Parameter] public SwitchParameter Wait { get; set; }
 
@@ -95,6 +98,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
         MaxBytesPerSecond = MaxBytesPerSecond,
         MultipartThreshold = MultipartThreshold,
         PartSize = PartSize,
+        NoProgressTimeout = NoProgressTimeout,
     };
 
     protected override void ProcessRecord()
