@@ -331,7 +331,7 @@ public sealed class FaultProxy : IAsyncDisposable
         return false;
     }
 
-    private static string Xml(string text) => System.Security.SecurityElement.Escape(text);
+    internal static string Xml(string text) => text.Replace("&", "&amp;", StringComparison.Ordinal).Replace("<", "&lt;", StringComparison.Ordinal).Replace(">", "&gt;", StringComparison.Ordinal);
 
     private static async Task<byte[]> ReadAllAsync(Stream stream, CancellationToken cancellationToken)
     {
@@ -510,6 +510,8 @@ public sealed class FaultProxy : IAsyncDisposable
             }
         }
         if (body is not null) forward.Content!.Headers.ContentLength = body.Length;
+        // The client signed the Host it sent: it goes on unchanged, unless the request is signed anew for the upstream.
+        if (!resign && request.Headers.Host.ToString() is { Length: > 0 } host) forward.Headers.Host = host;
         if (resign) FixtureSigV4.Sign(forward, call.RawPath, call.RawQuery, _keys!.AccessKey, _keys.SecretKey, auth!.Region, DateTimeOffset.UtcNow);
 
         using var response = await _upstream.SendAsync(forward, HttpCompletionOption.ResponseHeadersRead, aborted);
@@ -635,6 +637,7 @@ public sealed class FaultProxy : IAsyncDisposable
         var text = Encoding.UTF8.GetString(body);
         string Opaque(string etagXml, string key)
         {
+            if (etagXml.Length == 0) return etagXml; // Ceph (pacific) completes uploads with an empty <ETag/>.
             var escapedQuotes = etagXml.Contains("&quot;", StringComparison.Ordinal);
             var opaque = Emulation.OpaqueETag(call.Bucket, key, WebUtility.HtmlDecode(etagXml));
             return escapedQuotes ? opaque.Replace("\"", "&quot;", StringComparison.Ordinal) : Xml(opaque);
@@ -799,6 +802,6 @@ internal sealed class S3Call
         if (context.Request.Method == "HEAD") return;
         context.Response.ContentType = "application/xml";
         await context.Response.WriteAsync(
-            $"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{System.Security.SecurityElement.Escape(message)}</Message>{extraXml}<RequestId>{requestId}</RequestId><HostId>emulated</HostId></Error>");
+            $"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{FaultProxy.Xml(message)}</Message>{extraXml}<RequestId>{requestId}</RequestId><HostId>emulated</HostId></Error>");
     }
 }
