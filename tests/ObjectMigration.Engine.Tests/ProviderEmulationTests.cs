@@ -158,13 +158,16 @@ public sealed class ProviderEmulationTests
 
     // 2. Temporary credentials
 
-    [Fact]
-    public async Task Temporary_credentials_need_the_token_itself_and_signed()
+    /// <summary>Neither s3rver nor Ceph (with permanent keys) minds a token it never issued, so the token goes on to them as signed.</summary>
+    [Theory]
+    [MemberData(nameof(Servers))]
+    public async Task Temporary_credentials_need_the_token_itself_and_signed(string server)
     {
-        var (bucket, content) = await SeedAsync(TestEndpoints.S3rverSource);
-        await using var proxy = await FaultProxy.StartAsync(TestEndpoints.S3rverSource);
+        var endpoint = Server(server);
+        var (bucket, content) = await SeedAsync(endpoint);
+        await using var proxy = await FaultProxy.StartAsync(endpoint.Endpoint);
         proxy.Emulation.RequiredSessionToken = "token-1";
-        using var s3 = new RawS3(proxy.Endpoint, TestEndpoints.S3rverSource);
+        using var s3 = new RawS3(proxy.Endpoint, endpoint);
 
         var none = await s3.SendAsync("GET", bucket, "k");
         Assert.Equal((403, "InvalidAccessKeyId"), (none.Status, none.Xml("Code")));
@@ -447,6 +450,38 @@ public sealed class ProviderEmulationTests
         Assert.Equal(404, missing.Status);
         AssertDated(missing, TimeSpan.FromMinutes(-10));
         Assert.Equal(0, proxy.Emulation.SkewRefusals);
+    }
+
+    /// <summary>
+    /// Without the upstream's keys the proxy can only put the date back on the real clock, which breaks the signature
+    /// Ceph checks (left alone, Ceph would refuse the shifted date itself as RequestTimeTooSkewed). s3rver checks no
+    /// signature and takes the re-dated request.
+    /// </summary>
+    [Fact]
+    public async Task Without_the_upstreams_keys_a_corrected_clock_cannot_reach_Ceph()
+    {
+        var (bucket, _) = await SeedAsync(TestEndpoints.Rgw);
+        await using var proxy = await FaultProxy.StartAsync(TestEndpoints.Rgw.Endpoint);
+        proxy.Emulation.ClockOffset = TimeSpan.FromHours(1);
+        using var s3 = new RawS3(proxy.Endpoint, TestEndpoints.Rgw) { ClockOffset = TimeSpan.FromHours(1) };
+        var get = await s3.SendAsync("GET", bucket, "k");
+        Assert.Equal((403, "SignatureDoesNotMatch"), (get.Status, get.Xml("Code")));
+        Assert.Equal(0, proxy.Emulation.SkewRefusals);
+    }
+
+    /// <summary>The AWS SDK corrects its clock from the refusal's Date and retries; the proxy signs the retry anew for Ceph.</summary>
+    [Fact]
+    public async Task The_AWS_SDK_corrects_its_clock_from_the_emulated_server_and_gets_through_to_Ceph()
+    {
+        var (bucket, content) = await SeedAsync(TestEndpoints.Rgw);
+        await using var proxy = await FaultProxy.StartAsync(TestEndpoints.Rgw);
+        proxy.Emulation.ClockOffset = TimeSpan.FromHours(2);
+        using var client = (TestEndpoints.Rgw with { Endpoint = proxy.Endpoint }).Client();
+        Assert.Equal(content, (await client.GetAsync(bucket, "k")).Content);
+        await client.PutAsync(bucket, "k2", content, metadata: new Dictionary<string, string> { ["m"] = "v" });
+        Assert.Equal(content, (await client.GetAsync(bucket, "k2")).Content);
+        Assert.True(proxy.Emulation.SkewRefusals >= 1);
+        Assert.Equal(0, proxy.Emulation.SignatureRefusals);
     }
 
     private static void AssertDated(Reply reply, TimeSpan offset)
