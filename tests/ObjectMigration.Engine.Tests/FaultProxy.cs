@@ -60,7 +60,8 @@ public sealed class FaultProxy : IAsyncDisposable
     private readonly ConcurrentQueue<Rule> _rules = new();
     private readonly Lock _gate = new();
     private readonly ConcurrentDictionary<Fault, int> _served = new();
-    private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Completed by Release, then replaced: a Hang or Stall injected after a Release holds again until the next one.
+    private TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<Waiter> _waiters = [];
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<int, long>> _partSizes = new();
 
@@ -117,11 +118,20 @@ public sealed class FaultProxy : IAsyncDisposable
         lock (_gate) _rules.Clear();
     }
 
-    /// <summary>Ends every fault: rules are cleared and hanging or stalled requests go on to the server.</summary>
+    /// <summary>
+    /// Ends every fault: rules are cleared and hanging or stalled requests go on to the server. Faults injected
+    /// afterwards hold their requests until the next Release.
+    /// </summary>
     public void Release()
     {
-        Clear();
-        _released.TrySetResult();
+        TaskCompletionSource released;
+        lock (_gate)
+        {
+            _rules.Clear();
+            released = _released;
+            _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        released.TrySetResult();
     }
 
     /// <summary>
@@ -171,7 +181,7 @@ public sealed class FaultProxy : IAsyncDisposable
 
     public int Served(Fault fault) => _served.GetValueOrDefault(fault);
 
-    private Fault? TakeFault(HttpRequest request)
+    private Fault? TakeFault(HttpRequest request, out Task released)
     {
         lock (_gate)
         {
@@ -189,6 +199,7 @@ public sealed class FaultProxy : IAsyncDisposable
                 if (current.Remaining > 0) _rules.Enqueue(current);
             }
             if (chosen is { } f) _served.AddOrUpdate(f, 1, (_, n) => n + 1);
+            released = _released.Task;
             return chosen;
         }
     }
@@ -222,7 +233,7 @@ public sealed class FaultProxy : IAsyncDisposable
             context.Response.Headers.Date = Emulation.Now.ToString("r", CultureInfo.InvariantCulture);
             return Task.CompletedTask;
         });
-        var fault = TakeFault(context.Request);
+        var fault = TakeFault(context.Request, out var released);
         switch (fault)
         {
             case Fault.Reset:
@@ -231,7 +242,7 @@ public sealed class FaultProxy : IAsyncDisposable
             case Fault.Hang:
                 try
                 {
-                    await _released.Task.WaitAsync(context.RequestAborted);
+                    await released.WaitAsync(context.RequestAborted);
                 }
                 catch (OperationCanceledException)
                 {
@@ -258,7 +269,7 @@ public sealed class FaultProxy : IAsyncDisposable
         if (await RefuseAsync(context, settings, call)) return;
         try
         {
-            await ForwardAsync(context, settings, call, fault);
+            await ForwardAsync(context, settings, call, fault, released);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
@@ -362,7 +373,7 @@ public sealed class FaultProxy : IAsyncDisposable
         await S3Call.WriteErrorAsync(context, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold", "<Condition>If-Match</Condition>");
     }
 
-    private async Task ForwardAsync(HttpContext context, EmulationSettings s, S3Call call, Fault? fault)
+    private async Task ForwardAsync(HttpContext context, EmulationSettings s, S3Call call, Fault? fault, Task released)
     {
         var request = context.Request;
         var aborted = context.RequestAborted;
@@ -419,7 +430,7 @@ public sealed class FaultProxy : IAsyncDisposable
         {
             var half = new byte[(request.ContentLength ?? 2) / 2];
             await request.Body.ReadExactlyAsync(half, aborted);
-            await _released.Task.WaitAsync(aborted);
+            await released.WaitAsync(aborted);
             body = [.. half, .. await ReadAllAsync(request.Body, aborted)];
         }
         if (body is null && hasBody && (checksumHeaders.Count > 0 || (call.IsComplete && (encrypting || s.RequireEqualParts))))
@@ -601,7 +612,7 @@ public sealed class FaultProxy : IAsyncDisposable
             var half = responseBody.Length / 2;
             await context.Response.Body.WriteAsync(responseBody.AsMemory(0, half), aborted);
             await context.Response.Body.FlushAsync(aborted);
-            await _released.Task.WaitAsync(aborted);
+            await released.WaitAsync(aborted);
             await context.Response.Body.WriteAsync(responseBody.AsMemory(half), aborted);
             return;
         }

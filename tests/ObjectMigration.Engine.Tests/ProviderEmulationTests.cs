@@ -703,6 +703,17 @@ public sealed class ProviderEmulationTests
         proxy.Emulation.BucketRegion = "eu-west-1";
         proxy.Release();
         Assert.Equal((400, "AuthorizationHeaderMalformed"), ((await get).Status, (await get).Xml("Code")));
+
+        // A Hang injected after the Release holds its request again, until the next Release.
+        proxy.Emulation.BucketRegion = null;
+        proxy.Inject(Fault.Hang, 1, FaultProxy.IsObjectGet);
+        arrived = proxy.WaitForRequestAsync(FaultProxy.IsObjectGet);
+        get = s3.SendAsync("GET", bucket, "k");
+        await arrived.WaitAsync(Patience);
+        Assert.NotSame(get, await Task.WhenAny(get, Task.Delay(300)));
+        proxy.Release();
+        Assert.Equal(200, (await get.WaitAsync(Patience)).Status);
+        Assert.Equal(2, proxy.Served(Fault.Hang));
     }
 
     // 10. R2 parts
