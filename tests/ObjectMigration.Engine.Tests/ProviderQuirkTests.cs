@@ -1,0 +1,310 @@
+using System.Diagnostics;
+using Amazon.S3;
+using ObjectMigration.Engine.Model;
+using ObjectMigration.Engine.State;
+using ObjectMigration.Engine.Transfer;
+using Xunit;
+
+namespace ObjectMigration.Engine.Tests;
+
+/// <summary>
+/// One migration per provider quirk, through the provider emulation in front of s3rver or Ceph RGW: what AWS, GCS and
+/// the others do that our two test servers do not. Each test compares the bytes on the target with the source's.
+/// </summary>
+public sealed class ProviderQuirkTests : IAsyncLifetime
+{
+    private const int Part = 5 * 1024 * 1024;
+    private readonly string _home = Path.Combine(Path.GetTempPath(), "om-quirks-" + Guid.NewGuid().ToString("n")[..8]);
+    private readonly List<FaultProxy> _proxies = [];
+    private MigrationEngine _engine = null!;
+
+    private static readonly RunnerOptions Quick = new()
+    {
+        Retry = new RetryPolicy { MaxAttempts = 4, BaseDelay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(50) },
+        ControlInterval = TimeSpan.FromMilliseconds(100),
+        FlushInterval = TimeSpan.FromMilliseconds(100),
+    };
+
+    public Task InitializeAsync()
+    {
+        _engine = MigrationEngine.Open(_home);
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var proxy in _proxies) await proxy.DisposeAsync();
+    }
+
+    private async Task<FaultProxy> ProxyAsync(S3Endpoint upstream)
+    {
+        var proxy = await FaultProxy.StartAsync(upstream);
+        _proxies.Add(proxy);
+        return proxy;
+    }
+
+    private void Connector(string name, string endpoint, S3Endpoint keys, ConnectorProvider provider = ConnectorProvider.S3, string region = "") =>
+        _engine.AddConnector(new CloudConnector { Name = name, Provider = provider, Endpoint = endpoint, Region = region }, keys.AccessKey, keys.SecretKey, pathStyleGiven: true);
+
+    private static async Task<Dictionary<string, byte[]>> SeedAsync(AmazonS3Client client, string bucket, int small, int largeParts = 0)
+    {
+        var seeded = new Dictionary<string, byte[]>();
+        for (var i = 0; i < small; i++) seeded[$"s/{i:d2}.bin"] = TestEndpoints.Bytes(3000 + 500 * i, 100 + i);
+        if (largeParts > 0) seeded["l/large.bin"] = TestEndpoints.Bytes(largeParts * Part + 1234, 7);
+        foreach (var (key, content) in seeded) await client.PutAsync(bucket, key, content);
+        return seeded;
+    }
+
+    private static async Task AssertHoldsAsync(AmazonS3Client client, string bucket, Dictionary<string, byte[]> seeded)
+    {
+        Assert.Equal(seeded.Keys.Order(StringComparer.Ordinal), (await client.KeysAsync(bucket)).Order(StringComparer.Ordinal));
+        foreach (var (key, expected) in seeded)
+        {
+            var (actual, _) = await client.GetAsync(bucket, key);
+            Assert.True(expected.AsSpan().SequenceEqual(actual), $"'{key}' differs on the target");
+        }
+    }
+
+    private Guid Job(string source, string sourceBucket, string target, string targetBucket, TimeSpan? noProgress = null) =>
+        _engine.CreateJob(new MigrationJobRequest
+        {
+            SourceConnector = source, SourceBucket = sourceBucket, TargetConnector = target, TargetBucket = targetBucket,
+            Concurrency = 4, MultipartThreshold = Part, PartSize = Part, NoProgressTimeout = noProgress,
+        }).Id;
+
+    private IReadOnlyList<MigrationJobLogEntry> Logs(Guid id, params LogType[] types) => _engine.Store.GetLogs(id, new LogQuery { Types = types });
+
+    // ---- AWS regions ----
+
+    [Theory]
+    [InlineData(RegionRefusal.AuthorizationHeaderMalformed)]
+    [InlineData(RegionRefusal.PermanentRedirect)]
+    public async Task A_bucket_in_another_region_is_followed_there_and_the_job_logs_the_region_once(RegionRefusal form)
+    {
+        var rgw = TestEndpoints.Rgw;
+        using var client = rgw.Client();
+        var (source, target) = (await client.NewBucketAsync(), await client.NewBucketAsync());
+        var seeded = await SeedAsync(client, source, 5, largeParts: 2);
+        var proxy = await ProxyAsync(rgw);
+        proxy.Emulation.BucketRegion = "eu-west-3";
+        proxy.Emulation.RegionRefusal = form;
+        Connector("aws-source", proxy.Endpoint, rgw, region: "us-east-1");
+        Connector("target", rgw.Endpoint, TestEndpoints.RgwSecondGateway with { });
+        var id = Job("aws-source", source, "target", target);
+
+        Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
+        await AssertHoldsAsync(client, target, seeded);
+        Assert.True(proxy.Emulation.RegionRefusals >= 1, "the emulation never refused a request");
+        var said = Logs(id).Where(l => l.Message.Contains("is in region 'eu-west-3'")).ToList();
+        Assert.Single(said);
+        Assert.Contains(source, said[0].Message);
+    }
+
+    // ---- Encryption: ETags that are not MD5s ----
+
+    [Fact]
+    public async Task Sse_kms_on_both_sides_copies_and_verifies_every_object_with_no_false_mismatch_and_still_catches_a_corrupted_byte()
+    {
+        var (sourceServer, targetServer) = (TestEndpoints.S3rverSource, TestEndpoints.S3rverTarget);
+        using var sourceClient = sourceServer.Client();
+        using var targetClient = targetServer.Client();
+        var (source, target) = (await sourceClient.NewBucketAsync(), await targetClient.NewBucketAsync());
+        var seeded = await SeedAsync(sourceClient, source, 6, largeParts: 2);
+        var sourceProxy = await ProxyAsync(sourceServer);
+        var targetProxy = await ProxyAsync(targetServer);
+        foreach (var proxy in new[] { sourceProxy, targetProxy })
+        {
+            proxy.Emulation.SseKms = true;
+            proxy.Emulation.ProvideChecksums = true;
+            proxy.Emulation.VerifyUploadChecksums = true;
+        }
+        // One source body arrives with a byte flipped: the opaque ETag cannot tell, the stored checksum does.
+        sourceProxy.Inject(Fault.CorruptBody, 1, r => FaultProxy.IsObjectGet(r) && r.Path.Value!.EndsWith("03.bin"));
+        Connector("kms-source", sourceProxy.Endpoint, sourceServer);
+        Connector("kms-target", targetProxy.Endpoint, targetServer);
+        var id = Job("kms-source", source, "kms-target", target);
+
+        Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
+        await AssertHoldsAsync(targetClient, target, seeded);
+        Assert.Equal(1, sourceProxy.Served(Fault.CorruptBody));
+        Assert.Empty(Logs(id, LogType.ImportErrorRetryExhaustion, LogType.MigrationError));
+        var report = _engine.Store.StreamObjectReport(id).ToList();
+        Assert.All(report, row => Assert.Equal(ObjectOutcome.Transferred, row.Outcome));
+        // Small objects: the source's CRC32 recomputed while streaming and checked by the target on receipt.
+        Assert.All(report.Where(r => r.Key.StartsWith("s/")), row => Assert.Contains("CRC32", row.VerifiedBy));
+        Assert.Contains("not MD5s", report.Single(r => r.Key == "l/large.bin").VerifiedBy);
+        Assert.True(targetProxy.Emulation.ChecksumsProvided + sourceProxy.Emulation.ChecksumsProvided >= 6);
+    }
+
+    [Fact]
+    public async Task A_checksum_the_target_checks_on_receipt_catches_bytes_altered_on_the_way_to_it()
+    {
+        var (sourceServer, targetServer) = (TestEndpoints.S3rverSource, TestEndpoints.S3rverTarget);
+        using var sourceClient = sourceServer.Client();
+        using var targetClient = targetServer.Client();
+        var (source, target) = (await sourceClient.NewBucketAsync(), await targetClient.NewBucketAsync());
+        var seeded = await SeedAsync(sourceClient, source, 3);
+        var sourceProxy = await ProxyAsync(sourceServer);
+        var targetProxy = await ProxyAsync(targetServer);
+        sourceProxy.Emulation.SseKms = true;
+        sourceProxy.Emulation.ProvideChecksums = true;
+        targetProxy.Emulation.SseKms = true;
+        targetProxy.Emulation.VerifyUploadChecksums = true;
+        // The first object PUT is refused as if its bytes had changed on the way: the checksum header is what tells.
+        targetProxy.Inject(Fault.CorruptBody, 0, _ => false);
+        Connector("kms-source2", sourceProxy.Endpoint, sourceServer);
+        Connector("kms-target2", targetProxy.Endpoint, targetServer);
+        var id = Job("kms-source2", source, "kms-target2", target);
+
+        Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
+        await AssertHoldsAsync(targetClient, target, seeded);
+        // Every PUT carried the source's checksum for the target to check.
+        Assert.Equal(0, targetProxy.Emulation.ChecksumMismatches);
+        Assert.All(_engine.Store.StreamObjectReport(id), row => Assert.Contains("checked by the target", row.VerifiedBy));
+    }
+
+    // ---- GCS: no UploadPartCopy ----
+
+    [Fact]
+    public async Task A_server_without_UploadPartCopy_gets_large_objects_streamed_and_says_so_once()
+    {
+        var rgw = TestEndpoints.Rgw;
+        using var client = rgw.Client();
+        var (source, target) = (await client.NewBucketAsync(), await client.NewBucketAsync());
+        var seeded = await SeedAsync(client, source, 3, largeParts: 2);
+        seeded["l/second.bin"] = TestEndpoints.Bytes(2 * Part + 10, 8);
+        await client.PutAsync(source, "l/second.bin", seeded["l/second.bin"]);
+        var proxy = await ProxyAsync(rgw);
+        proxy.Emulation.RefusePartCopy = true;
+        // One endpoint and one key on both sides: a server-side copy, as within one GCS project.
+        Connector("one-a", proxy.Endpoint, rgw);
+        Connector("one-b", proxy.Endpoint, rgw);
+        var id = Job("one-a", source, "one-b", target);
+
+        Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
+        await AssertHoldsAsync(client, target, seeded);
+        Assert.True(proxy.Emulation.PartCopiesRefused >= 1);
+        Assert.Single(Logs(id), l => l.Message.Contains("does not implement UploadPartCopy"));
+        Assert.Contains(_engine.Store.StreamObjectReport(id), r => r.Key == "s/00.bin" && r.VerifiedBy!.Contains("server-side"));
+    }
+
+    [Fact]
+    public async Task A_GCS_connector_never_asks_for_UploadPartCopy()
+    {
+        var rgw = TestEndpoints.Rgw;
+        using var client = rgw.Client();
+        var (source, target) = (await client.NewBucketAsync(), await client.NewBucketAsync());
+        var seeded = await SeedAsync(client, source, 2, largeParts: 2);
+        var proxy = await ProxyAsync(rgw);
+        proxy.Emulation.RefusePartCopy = true;
+        Connector("gcs-a", proxy.Endpoint, rgw, ConnectorProvider.GCS);
+        Connector("gcs-b", proxy.Endpoint, rgw, ConnectorProvider.GCS);
+        var id = Job("gcs-a", source, "gcs-b", target);
+
+        Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
+        await AssertHoldsAsync(client, target, seeded);
+        Assert.Equal(0, proxy.Emulation.PartCopiesRefused);
+    }
+
+    // ---- Clock skew ----
+
+    [Fact]
+    public async Task A_server_that_insists_on_its_own_clock_is_followed_and_the_job_completes()
+    {
+        var rgw = TestEndpoints.Rgw;
+        using var client = rgw.Client();
+        var (source, target) = (await client.NewBucketAsync(), await client.NewBucketAsync());
+        var seeded = await SeedAsync(client, source, 4, largeParts: 1);
+        var proxy = await ProxyAsync(rgw);
+        proxy.Emulation.ClockOffset = TimeSpan.FromMinutes(47);
+        Connector("skewed", proxy.Endpoint, rgw);
+        Connector("target", rgw.Endpoint, rgw);
+        var id = Job("skewed", source, "target", target);
+
+        Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
+        await AssertHoldsAsync(client, target, seeded);
+        Assert.True(proxy.Emulation.SkewRefusals >= 1);
+        Assert.Single(Logs(id), l => l.Message.Contains("differs from this machine's"));
+    }
+
+    // ---- Settling on every error ----
+
+    [Fact]
+    public async Task A_listing_refused_with_a_non_retryable_error_fails_the_job_with_the_cause_and_resumes_once_it_is_gone()
+    {
+        var server = TestEndpoints.S3rverSource;
+        using var client = server.Client();
+        using var targetClient = TestEndpoints.S3rverTarget.Client();
+        var (source, target) = (await client.NewBucketAsync(), await targetClient.NewBucketAsync());
+        var seeded = await SeedAsync(client, source, 4);
+        var proxy = await ProxyAsync(server);
+        // The bucket check (a one-key listing) passes; the listing proper is refused.
+        proxy.Inject(Fault.BadRequest, int.MaxValue, r => FaultProxy.IsListing(r) && r.Query["max-keys"] != "1");
+        Connector("refusing", proxy.Endpoint, server);
+        Connector("target", TestEndpoints.S3rverTarget.Endpoint, TestEndpoints.S3rverTarget);
+        var id = Job("refusing", source, "target", target);
+
+        Assert.Equal(JobState.Failed, await _engine.RunJobAsync(id, Quick, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60)));
+        var job = _engine.GetJob(id);
+        Assert.Contains("Listing the source bucket", job.Error);
+        Assert.Contains("InvalidArgument", job.Error);
+        Assert.Contains("Resume-MigrationJob", job.Error);
+        Assert.Contains(Logs(id, LogType.MigrationError), l => l.Message.Contains("InvalidArgument"));
+
+        proxy.Clear();
+        _engine.PrepareResume(id, retryFailed: false);
+        Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
+        await AssertHoldsAsync(targetClient, target, seeded);
+    }
+
+    // ---- Timeouts by progress ----
+
+    [Fact]
+    public async Task A_link_slowed_to_a_trickle_that_keeps_moving_finishes_though_it_outlasts_the_no_progress_timeout()
+    {
+        var server = TestEndpoints.S3rverSource;
+        using var client = server.Client();
+        using var targetClient = TestEndpoints.S3rverTarget.Client();
+        var (source, target) = (await client.NewBucketAsync(), await targetClient.NewBucketAsync());
+        var seeded = new Dictionary<string, byte[]> { ["slow.bin"] = TestEndpoints.Bytes(200_000, 3) };
+        await client.PutAsync(source, "slow.bin", seeded["slow.bin"]);
+        var proxy = await ProxyAsync(server);
+        proxy.TrickleDuration = TimeSpan.FromSeconds(4);
+        proxy.TrickleMaxPause = TimeSpan.FromMilliseconds(200);
+        proxy.Inject(Fault.Trickle, int.MaxValue, FaultProxy.IsObjectGet);
+        Connector("slow", proxy.Endpoint, server);
+        Connector("target", TestEndpoints.S3rverTarget.Endpoint, TestEndpoints.S3rverTarget);
+        var id = Job("slow", source, "target", target, noProgress: TimeSpan.FromSeconds(1));
+
+        var clock = Stopwatch.StartNew();
+        Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
+        Assert.True(clock.Elapsed > TimeSpan.FromSeconds(2), "the body did not trickle");
+        Assert.Equal(1, proxy.Served(Fault.Trickle));
+        await AssertHoldsAsync(targetClient, target, seeded);
+    }
+
+    [Fact]
+    public async Task A_link_that_stalls_fails_the_object_within_the_no_progress_timeout_and_the_job_goes_on()
+    {
+        var server = TestEndpoints.S3rverSource;
+        using var client = server.Client();
+        // Ceph as the target: an upload cut off mid-body must leave nothing (s3rver, a fake, keeps what it received).
+        using var targetClient = TestEndpoints.Rgw.Client();
+        var (source, target) = (await client.NewBucketAsync(), await targetClient.NewBucketAsync());
+        var seeded = await SeedAsync(client, source, 3);
+        await client.PutAsync(source, "stuck.bin", TestEndpoints.Bytes(300_000, 9));
+        var proxy = await ProxyAsync(server);
+        proxy.Inject(Fault.Stall, int.MaxValue, r => FaultProxy.IsObjectGet(r) && r.Path.Value!.EndsWith("stuck.bin"));
+        Connector("stalling", proxy.Endpoint, server);
+        Connector("target", TestEndpoints.Rgw.Endpoint, TestEndpoints.Rgw);
+        var id = Job("stalling", source, "target", target, noProgress: TimeSpan.FromSeconds(1));
+        var options = new RunnerOptions { Retry = new RetryPolicy { MaxAttempts = 2, BaseDelay = TimeSpan.FromMilliseconds(10) }, ControlInterval = Quick.ControlInterval, FlushInterval = Quick.FlushInterval };
+
+        Assert.Equal(JobState.CompletedWithErrors, await _engine.RunJobAsync(id, options, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60)));
+        await AssertHoldsAsync(targetClient, target, seeded);
+        var failure = Assert.Single(Logs(id, LogType.ImportErrorRetryExhaustion));
+        Assert.Equal("stuck.bin", failure.ObjectKey);
+        Assert.Contains("No byte moved for 1 s", failure.Message);
+        Assert.Equal(2, proxy.Served(Fault.Stall));
+    }
+}
