@@ -54,6 +54,13 @@ internal static class SchemaMigrations
         """
         ALTER TABLE connectors ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
         """,
+        // 3: where a connector's keys come from. Existing connectors hold stored keys. For the other sources the
+        // credential column holds an empty blob and access_key_id is empty: no secret is kept.
+        """
+        ALTER TABLE connectors ADD COLUMN credential_source TEXT NOT NULL DEFAULT 'Stored';
+        ALTER TABLE connectors ADD COLUMN profile_name TEXT;
+        ALTER TABLE connectors ADD COLUMN profile_location TEXT;
+        """,
     ];
 
     public static int LatestVersion => Steps.Length;
