@@ -264,6 +264,34 @@ public sealed class CredentialSourceTests
     }
 
     [Fact]
+    public async Task An_SSO_profile_resolves_to_SSO_credentials_and_without_a_login_fails_as_authentication()
+    {
+        using var env = CleanAwsEnvironment();
+        using var folder = new TempFolder();
+        var file = folder.Write("credentials", "");
+        folder.Write("config", """
+            [profile admin]
+            sso_session = corp
+            sso_account_id = 123456789012
+            sso_role_name = Migrator
+            region = us-east-1
+
+            [sso-session corp]
+            sso_start_url = https://corp-om-test.awsapps.com/start
+            sso_region = us-east-1
+            sso_registration_scopes = sso:account:access
+            """);
+
+        var provider = (SdkCredentialProvider)ProviderFor(ConnectorCredential.Profile("admin", file));
+        Assert.Equal("SSOAWSCredentials", provider.Resolve().GetType().Name);
+        var failure = await Assert.ThrowsAsync<StorageException>(async () => await provider.GetAsync(CancellationToken.None));
+
+        Assert.Equal(ErrorClass.Authentication, failure.ErrorClass);
+        Assert.Contains("AWS profile 'admin'", failure.Message);
+        Assert.DoesNotContain("could not be found or loaded", failure.Message);
+    }
+
+    [Fact]
     public async Task Environment_credentials_are_read_when_signing_with_the_session_token()
     {
         using var env = CleanAwsEnvironment();
