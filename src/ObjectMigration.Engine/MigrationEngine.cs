@@ -66,40 +66,62 @@ public sealed class MigrationEngine
 
     // ---- Connectors ----
 
-    public CloudConnector AddConnector(CloudConnector connector, string accessKeyId, string secret, bool pathStyleGiven, bool hidden = false)
+    /// <summary>Stores a connector with stored keys (-Credential).</summary>
+    public CloudConnector AddConnector(CloudConnector connector, string accessKeyId, string secret, bool pathStyleGiven, bool hidden = false) =>
+        AddConnector(connector, ConnectorCredential.Stored(accessKeyId, secret), pathStyleGiven, hidden);
+
+    /// <summary>Validates and stores a connector; only a stored credential leaves a secret (encrypted) in the store.</summary>
+    public CloudConnector AddConnector(CloudConnector connector, ConnectorCredential credential, bool pathStyleGiven, bool hidden = false)
     {
-        if (string.IsNullOrEmpty(accessKeyId)) throw new ConnectorDefinitionException("Credential", "The credential's user name must be the access key id.");
-        connector.AccessKeyId = accessKeyId;
+        CredentialSources.Check(credential);
+        CredentialSources.Apply(connector, credential);
         ConnectorRules.Complete(connector, pathStyleGiven);
-        return Store.AddConnector(connector, _secrets.Protect(accessKeyId, secret), hidden);
+        return Store.AddConnector(connector, Protect(credential), hidden);
     }
 
     /// <summary>Checks a connector definition as New-CloudConnector would, without storing it (unsaved connectors).</summary>
-    public static ConnectorAccess Unsaved(CloudConnector connector, string accessKeyId, string secret, bool pathStyleGiven)
+    public static ConnectorAccess Unsaved(CloudConnector connector, string accessKeyId, string secret, bool pathStyleGiven) =>
+        Unsaved(connector, ConnectorCredential.Stored(accessKeyId, secret), pathStyleGiven);
+
+    /// <summary>Checks a connector definition as New-CloudConnector would, without storing it; its keys come from <paramref name="credential"/>.</summary>
+    public static ConnectorAccess Unsaved(CloudConnector connector, ConnectorCredential credential, bool pathStyleGiven)
     {
-        if (string.IsNullOrEmpty(accessKeyId)) throw new ConnectorDefinitionException("Credential", "The credential's user name must be the access key id.");
-        connector.AccessKeyId = accessKeyId;
+        CredentialSources.Check(credential);
+        CredentialSources.Apply(connector, credential);
         ConnectorRules.Complete(connector, pathStyleGiven);
-        return new ConnectorAccess(connector, secret);
+        return credential.Source == CredentialSource.Stored
+            ? new ConnectorAccess(connector, credential.SecretAccessKey!)
+            : new ConnectorAccess(connector, CredentialSources.For(connector));
     }
 
-    /// <summary>Applies changes to a saved connector, validated like a new one; a new credential replaces the old.</summary>
-    public CloudConnector UpdateConnector(string name, Action<CloudConnector> change, (string AccessKeyId, string Secret)? credential)
+    /// <summary>Applies changes to a saved connector, validated like a new one; a new stored credential replaces the old.</summary>
+    public CloudConnector UpdateConnector(string name, Action<CloudConnector> change, (string AccessKeyId, string Secret)? credential) =>
+        UpdateConnector(name, change, credential is { } c ? ConnectorCredential.Stored(c.AccessKeyId, c.Secret) : null);
+
+    /// <summary>
+    /// Applies changes to a saved connector, validated like a new one. A new credential source replaces the old one;
+    /// moving away from stored keys erases the stored secret.
+    /// </summary>
+    public CloudConnector UpdateConnector(string name, Action<CloudConnector> change, ConnectorCredential? credential)
     {
         var connector = WithAccessKey(GetConnector(name));
         var (endpoint, derived) = (connector.Endpoint, ConnectorRules.HasDerivedEndpoint(connector));
         change(connector);
         // A new region (or account) moves an endpoint the provider derived, unless a new endpoint was given too.
         if (derived && connector.Endpoint == endpoint) connector.Endpoint = "";
-        if (credential is { } c)
+        if (credential is not null)
         {
-            if (string.IsNullOrEmpty(c.AccessKeyId)) throw new ConnectorDefinitionException("Credential", "The credential's user name must be the access key id.");
-            connector.AccessKeyId = c.AccessKeyId;
+            CredentialSources.Check(credential);
+            CredentialSources.Apply(connector, credential);
         }
         ConnectorRules.Complete(connector, pathStyleGiven: true);
-        Store.UpdateConnector(connector, credential is { } n ? _secrets.Protect(n.AccessKeyId, n.Secret) : null);
+        Store.UpdateConnector(connector, credential is null ? null : Protect(credential));
         return connector;
     }
+
+    /// <summary>The credential column of a connector: the sealed key and secret, or nothing for sources whose keys live elsewhere.</summary>
+    private byte[] Protect(ConnectorCredential credential) =>
+        credential.Source == CredentialSource.Stored ? _secrets.Protect(credential.AccessKeyId!, credential.SecretAccessKey!) : [];
 
     /// <summary>Removes a connector; refuses while a job that is not finished uses it, unless forced.</summary>
     public void RemoveConnector(string name, bool force)
@@ -116,17 +138,22 @@ public sealed class MigrationEngine
     public CloudConnector GetConnector(string name) =>
         Store.FindConnector(name) ?? throw new KeyNotFoundException($"No cloud connector is named '{name}'. See Get-CloudConnector, or create one with New-CloudConnector.");
 
-    /// <summary>The connector with its real access key id and secret, for the storage layer.</summary>
+    /// <summary>
+    /// The connector with where its keys come from, for the storage layer: its stored key and secret, or a provider
+    /// that looks them up (and refreshes temporary ones) when requests are signed.
+    /// </summary>
     public ConnectorAccess GetAccess(CloudConnector connector)
     {
+        if (connector.CredentialSource != CredentialSource.Stored) return new ConnectorAccess(connector, CredentialSources.For(connector));
         var (accessKeyId, secret) = _secrets.Unprotect(Store.GetConnectorCredential(connector.Id));
         connector.AccessKeyId = accessKeyId;
         return new ConnectorAccess(connector, secret);
     }
 
-    /// <summary>Reveals the access key id in place of the masked one the table holds.</summary>
+    /// <summary>Reveals the access key id in place of the masked one the table holds (stored keys only; other sources have none).</summary>
     public CloudConnector WithAccessKey(CloudConnector connector)
     {
+        if (connector.CredentialSource != CredentialSource.Stored) return connector;
         connector.AccessKeyId = _secrets.Unprotect(Store.GetConnectorCredential(connector.Id)).AccessKeyId;
         return connector;
     }
@@ -176,7 +203,10 @@ public sealed class MigrationEngine
         {
             // Given inline, the UpCloud way: kept (encrypted) for this job only, not listed with the saved connectors.
             unsavedSource.Connector.Name = $"job-{Guid.NewGuid():n}-source";
-            source = AddConnector(unsavedSource.Connector, unsavedSource.Connector.AccessKeyId, unsavedSource.StoredSecret!, pathStyleGiven: true, hidden: true);
+            var credential = unsavedSource.StoredSecret is { } secret
+                ? ConnectorCredential.Stored(unsavedSource.Connector.AccessKeyId, secret)
+                : ConnectorCredential.Of(unsavedSource.Connector);
+            source = AddConnector(unsavedSource.Connector, credential, pathStyleGiven: true, hidden: true);
         }
         var job = new MigrationJob
         {

@@ -24,7 +24,22 @@ public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssem
     /// </summary>
     public static void Register()
     {
-        if (Interlocked.Exchange(ref _registered, 1) == 0) AssemblyLoadContext.Default.Resolving += ResolveEngine;
+        if (Interlocked.Exchange(ref _registered, 1) != 0) return;
+        AssemblyLoadContext.Default.Resolving += ResolveEngine;
+        PreloadSdkAssembliesLoadedByName();
+    }
+
+    /// <summary>
+    /// AWSSDK.Core loads STS (assume-role) and SSO by name, and takes the first assembly of that name already loaded
+    /// in the process, whatever its context. Loading ours now puts them ahead of the copies an AWS module imported
+    /// later brings; copies loaded before this module still win, and assume-role then fails with a clear error.
+    /// </summary>
+    private static void PreloadSdkAssembliesLoadedByName()
+    {
+        foreach (var name in (string[])["AWSSDK.SecurityToken", "AWSSDK.SSO", "AWSSDK.SSOOIDC"])
+        {
+            if (File.Exists(Path.Combine(DependencyFolder, name + ".dll"))) LoadContext.LoadFromAssemblyName(new AssemblyName(name));
+        }
     }
 
     public void OnImport() => Register();

@@ -120,17 +120,6 @@ public sealed class SecretTests
         }
         Directory.Delete(home, recursive: true);
     }
-
-    [Fact]
-    public void Credentials_come_from_a_shared_credentials_profile()
-    {
-        var file = Path.GetTempFileName();
-        File.WriteAllText(file, "[default]\naws_access_key_id = AKDEFAULT\naws_secret_access_key = s1\n\n[profile backup]\naws_access_key_id=AKBACKUP\naws_secret_access_key=s2\n");
-        Assert.Equal(("AKBACKUP", "s2"), CredentialSources.FromProfile("backup", file));
-        Assert.Equal(("AKDEFAULT", "s1"), CredentialSources.FromProfile("default", file));
-        Assert.Equal("ProfileName", Assert.Throws<ConnectorDefinitionException>(() => CredentialSources.FromProfile("nope", file)).ParamName);
-        File.Delete(file);
-    }
 }
 
 /// <summary>Test-CloudConnector's engine half against real listeners: each failure has its own class and names the endpoint.</summary>

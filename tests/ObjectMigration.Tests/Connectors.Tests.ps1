@@ -35,15 +35,137 @@ Describe 'New-CloudConnector' {
         Get-CloudConnector -Name r2bad -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
     }
 
-    It 'takes credentials from an AWS shared-credentials profile' {
+    It 'takes credentials from an AWS profile when it signs, never storing a copy of the keys' {
         $file = Join-Path $env:OBJECTMIGRATION_HOME 'aws-credentials'
+        Set-Content $file "[migration]`naws_access_key_id = $($Rgw.AccessKey)`naws_secret_access_key = definitely-wrong"
+        New-CloudConnector -Name from-profile -Endpoint $Rgw.Endpoint -ProfileName migration -ProfileLocation $file
+        $connector = Get-CloudConnector from-profile
+        $connector.CredentialSource | Should -Be 'Profile'
+        $connector.ProfileName | Should -Be 'migration'
+        $connector.ProfileLocation | Should -Be $file
+        $connector.AccessKeyId | Should -BeNullOrEmpty
+        Test-CloudConnector from-profile -Bucket $Bucket -SkipStatistics -ErrorVariable failure -ErrorAction SilentlyContinue
+        $failure[0].FullyQualifiedErrorId | Should -Be 'AuthenticationError,ObjectMigration.Commands.TestCloudConnectorCommand'
+        # The connector keeps where its keys come from, not the keys: the corrected file is what it signs with now.
         Set-Content $file "[migration]`naws_access_key_id = $($Rgw.AccessKey)`naws_secret_access_key = $($Rgw.SecretKey)"
+        (Test-CloudConnector from-profile -Bucket $Bucket -SkipStatistics).Name | Should -Be $Bucket
+        (Get-CloudConnector from-profile -IncludeSecret).Credential | Should -BeNullOrEmpty
+        $database = [System.Text.Encoding]::UTF8.GetString([System.IO.File]::ReadAllBytes((Join-Path $env:OBJECTMIGRATION_HOME 'state.db')))
+        $database | Should -Not -Match ([regex]::Escape($Rgw.SecretKey))
+    }
+
+    It 'finds the profile through AWS_SHARED_CREDENTIALS_FILE when no -ProfileLocation is given' {
+        $file = Join-Path $env:OBJECTMIGRATION_HOME 'env-credentials'
+        Set-Content $file "[viaenv]`naws_access_key_id = $($Rgw.AccessKey)`naws_secret_access_key = $($Rgw.SecretKey)"
         $env:AWS_SHARED_CREDENTIALS_FILE = $file
         try {
-            New-CloudConnector -Name from-profile -Endpoint $Rgw.Endpoint -ProfileName migration
-            (Get-CloudConnector from-profile).AccessKeyId | Should -Be $Rgw.AccessKey
-            (Test-CloudConnector from-profile -Bucket $Bucket -SkipStatistics).Name | Should -Be $Bucket
+            New-CloudConnector -Name via-env-file -Endpoint $Rgw.Endpoint -ProfileName viaenv
+            (Test-CloudConnector via-env-file -Bucket $Bucket -SkipStatistics).Name | Should -Be $Bucket
         } finally { Remove-Item Env:AWS_SHARED_CREDENTIALS_FILE }
+    }
+
+    It 'assumes a role from a profile with the module''s own AWSSDK.SecurityToken, loaded by name into its private context' {
+        # A stand-in STS on 127.0.0.1 hands out the gateway's keys as the role's temporary keys.
+        $listener = [System.Net.HttpListener]::new()
+        $port = Get-ClosedPort
+        $listener.Prefixes.Add("http://127.0.0.1:$port/")
+        $listener.Start()
+        $sts = Start-ThreadJob -ArgumentList $listener, $Rgw.AccessKey, $Rgw.SecretKey -ScriptBlock {
+            param($listener, $key, $secret)
+            $context = $listener.GetContext()
+            $body = [System.IO.StreamReader]::new($context.Request.InputStream).ReadToEnd()
+            $expires = [DateTime]::UtcNow.AddHours(1).ToString('yyyy-MM-ddTHH:mm:ssZ')
+            $xml = "<AssumeRoleResponse xmlns=`"https://sts.amazonaws.com/doc/2011-06-15/`"><AssumeRoleResult><Credentials><AccessKeyId>$key</AccessKeyId>" +
+                "<SecretAccessKey>$secret</SecretAccessKey><SessionToken>role-session</SessionToken><Expiration>$expires</Expiration></Credentials>" +
+                "<AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/migrator/om</Arn><AssumedRoleId>AROAEXAMPLE:om</AssumedRoleId></AssumedRoleUser>" +
+                "</AssumeRoleResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></AssumeRoleResponse>"
+            $bytes = [System.Text.Encoding]::UTF8.GetBytes($xml)
+            $context.Response.ContentType = 'text/xml'
+            $context.Response.OutputStream.Write($bytes, 0, $bytes.Length)
+            $context.Response.Close()
+            $body
+        }
+        $folder = Join-Path $env:OBJECTMIGRATION_HOME 'assume'
+        New-Item -ItemType Directory $folder | Out-Null
+        Set-Content (Join-Path $folder 'credentials') "[base]`naws_access_key_id = AKBASE`naws_secret_access_key = base-secret"
+        Set-Content (Join-Path $folder 'config') "[profile migrator]`nrole_arn = arn:aws:iam::123456789012:role/migrator`nsource_profile = base`nregion = us-east-1"
+        # Another AWS module imported after ours brings its own AWSSDK.SecurityToken into the default context.
+        Add-Type -Path (Join-Path (Split-Path $ModulePath) 'dependencies/AWSSDK.SecurityToken.dll')
+        $env:AWS_ENDPOINT_URL_STS = "http://127.0.0.1:$port"
+        try {
+            New-CloudConnector -Name by-role -Endpoint $Rgw.Endpoint -ProfileName migrator -ProfileLocation (Join-Path $folder 'credentials')
+            (Test-CloudConnector by-role -Bucket $Bucket -SkipStatistics).Name | Should -Be $Bucket
+        } finally {
+            Remove-Item Env:AWS_ENDPOINT_URL_STS
+            $listener.Stop()
+        }
+        $request = $sts | Wait-Job -Timeout 10 | Receive-Job
+        $request | Should -Match 'Action=AssumeRole'
+        $contexts = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'AWSSDK.SecurityToken' } |
+            ForEach-Object { [System.Runtime.Loader.AssemblyLoadContext]::GetLoadContext($_).Name }
+        $contexts | Should -Contain 'ObjectMigration.Dependencies'
+        $contexts | Should -Contain 'Default'
+    }
+
+    It 'refuses a profile that does not exist, naming -ProfileName, and stores nothing' {
+        $file = Join-Path $env:OBJECTMIGRATION_HOME 'aws-credentials'
+        { New-CloudConnector -Name no-profile -Endpoint $Rgw.Endpoint -ProfileName absent -ProfileLocation $file -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidArgument,ProfileName,ObjectMigration.Commands.NewCloudConnectorCommand'
+        Get-CloudConnector -Name no-profile -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+
+    It 'refuses a connector without a credential source, naming the four parameters' {
+        New-CloudConnector -Name no-source -Endpoint $Rgw.Endpoint -ErrorVariable failure -ErrorAction SilentlyContinue
+        $failure[0].FullyQualifiedErrorId | Should -Be 'InvalidArgument,Credential,ObjectMigration.Commands.NewCloudConnectorCommand'
+        foreach ($parameter in '-Credential', '-ProfileName', '-UseEnvironmentCredentials', '-UseInstanceRole') {
+            $failure[0].Exception.Message | Should -BeLike "*$parameter*"
+        }
+        Get-CloudConnector -Name no-source -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+
+    It 'takes one credential source only: two at once is a binding error' {
+        { New-CloudConnector -Name two -Endpoint $Rgw.Endpoint -Credential (New-TestCredential $Rgw) -ProfileName migration -ErrorAction Stop } |
+            Should -Throw -ErrorId 'AmbiguousParameterSet,ObjectMigration.Commands.NewCloudConnectorCommand'
+        { New-CloudConnector -Name two -Endpoint $Rgw.Endpoint -UseEnvironmentCredentials -UseInstanceRole -ErrorAction Stop } |
+            Should -Throw -ErrorId 'AmbiguousParameterSet,ObjectMigration.Commands.NewCloudConnectorCommand'
+        { Set-CloudConnector -Name rgw -Credential (New-TestCredential $Rgw) -UseEnvironmentCredentials -ErrorAction Stop } |
+            Should -Throw -ErrorId 'AmbiguousParameterSet,ObjectMigration.Commands.SetCloudConnectorCommand'
+        { Test-CloudConnector -Provider S3 -Endpoint $Rgw.Endpoint -ProfileName migration -UseInstanceRole -ErrorAction Stop } |
+            Should -Throw -ErrorId 'AmbiguousParameterSet,ObjectMigration.Commands.TestCloudConnectorCommand'
+        Get-CloudConnector -Name two -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+
+    It 'reads the environment variables when it signs, not when it is created' {
+        New-CloudConnector -Name from-env -Endpoint $Rgw.Endpoint -UseEnvironmentCredentials
+        (Get-CloudConnector from-env).CredentialSource | Should -Be 'Environment'
+        $env:AWS_ACCESS_KEY_ID = $Rgw.AccessKey; $env:AWS_SECRET_ACCESS_KEY = $Rgw.SecretKey
+        try {
+            (Test-CloudConnector from-env -Bucket $Bucket -SkipStatistics).Name | Should -Be $Bucket
+        } finally { Remove-Item Env:AWS_ACCESS_KEY_ID, Env:AWS_SECRET_ACCESS_KEY -ErrorAction SilentlyContinue }
+        Test-CloudConnector from-env -Bucket $Bucket -SkipStatistics -ErrorVariable missing -ErrorAction SilentlyContinue
+        $missing[0].FullyQualifiedErrorId | Should -Be 'AuthenticationError,ObjectMigration.Commands.TestCloudConnectorCommand'
+        $missing[0].Exception.Message | Should -Match 'AWS_ACCESS_KEY_ID'
+    }
+
+    It 'shows each connector''s credential source, and Set-CloudConnector switches it' {
+        New-CloudConnector -Name on-role -Endpoint $Rgw.Endpoint -UseInstanceRole
+        $all = Get-CloudConnector
+        ($all | Where-Object Name -eq 'rgw').CredentialSource | Should -Be 'Stored'
+        ($all | Where-Object Name -eq 'on-role').CredentialSource | Should -Be 'InstanceRole'
+        $list = Get-CloudConnector on-role | Format-List | Out-String
+        $list | Should -Match 'CredentialSource\s*:\s*InstanceRole'
+        $table = Get-CloudConnector | Format-Table | Out-String -Width 80
+        $table | Should -Match 'on-role .*InstanceRole'
+        $table | Should -Match 'from-profile .*profile migration'
+        $table | Should -Match "rgw .*$([regex]::Escape($Rgw.AccessKey.Substring($Rgw.AccessKey.Length - 4)))"
+        ($table -split '\r?\n' | Measure-Object -Property Length -Maximum).Maximum | Should -BeLessOrEqual 80
+        Set-CloudConnector -Name on-role -Credential (New-TestCredential $Rgw)
+        (Get-CloudConnector on-role).CredentialSource | Should -Be 'Stored'
+        (Get-CloudConnector on-role -IncludeSecret).Credential.UserName | Should -Be $Rgw.AccessKey
+        (Test-CloudConnector on-role -Bucket $Bucket -SkipStatistics).Name | Should -Be $Bucket
+        Set-CloudConnector -Name on-role -UseEnvironmentCredentials -Region us-east-1
+        (Get-CloudConnector on-role).CredentialSource | Should -Be 'Environment'
+        (Get-CloudConnector on-role -IncludeSecret).Credential | Should -BeNullOrEmpty
     }
 }
 
@@ -64,6 +186,20 @@ Describe 'Test-CloudConnector' {
 
     It 'checks an unsaved connector given by its parameters' {
         (Test-CloudConnector -Provider S3 -Endpoint $Rgw.Endpoint -Credential (New-TestCredential $Rgw) -Bucket $Bucket).ObjectCount | Should -Be 12
+    }
+
+    It 'checks an unsaved connector whose keys come from a profile or the environment' {
+        $file = Join-Path $env:OBJECTMIGRATION_HOME 'unsaved-credentials'
+        Set-Content $file "[unsaved]`naws_access_key_id = $($Rgw.AccessKey)`naws_secret_access_key = $($Rgw.SecretKey)"
+        (Test-CloudConnector -Provider S3 -Endpoint $Rgw.Endpoint -ProfileName unsaved -ProfileLocation $file -Bucket $Bucket).ObjectCount | Should -Be 12
+        $env:AWS_ACCESS_KEY_ID = $Rgw.AccessKey; $env:AWS_SECRET_ACCESS_KEY = $Rgw.SecretKey
+        try {
+            (Test-CloudConnector -Provider S3 -Endpoint $Rgw.Endpoint -UseEnvironmentCredentials -Bucket $Bucket).ObjectCount | Should -Be 12
+        } finally { Remove-Item Env:AWS_ACCESS_KEY_ID, Env:AWS_SECRET_ACCESS_KEY }
+        { Test-CloudConnector -Provider S3 -Endpoint $Rgw.Endpoint -ProfileName absent -ProfileLocation $file -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidArgument,ProfileName,ObjectMigration.Commands.TestCloudConnectorCommand'
+        { Test-CloudConnector -Provider S3 -Endpoint $Rgw.Endpoint -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidArgument,Credential,ObjectMigration.Commands.TestCloudConnectorCommand'
     }
 
     It 'runs as a background job with -AsJob' {

@@ -1,6 +1,6 @@
 namespace ObjectMigration.Engine.Model;
 
-/// <summary>A named endpoint plus credentials. The secret is never a property of this type.</summary>
+/// <summary>A named endpoint plus where its credentials come from. The secret is never a property of this type.</summary>
 public sealed class CloudConnector
 {
     public long Id { get; set; }
@@ -10,7 +10,13 @@ public sealed class CloudConnector
     public string Region { get; set; } = "us-east-1";
     public string? AccountId { get; set; }
     public string? Jurisdiction { get; set; }
+    /// <summary>The stored key's id (masked until revealed); empty when the keys come from elsewhere.</summary>
     public string AccessKeyId { get; set; } = "";
+    public CredentialSource CredentialSource { get; set; } = CredentialSource.Stored;
+    /// <summary>The AWS profile, when <see cref="CredentialSource"/> is Profile.</summary>
+    public string? ProfileName { get; set; }
+    /// <summary>The shared credentials file holding <see cref="ProfileName"/>; null means the AWS default (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials, with ~/.aws/config).</summary>
+    public string? ProfileLocation { get; set; }
     public string? Proxy { get; set; }
     public bool PathStyle { get; set; }
     /// <summary>SDK flexible checksums on bucket discovery and server-side copy: AWS only; many S3-compatible servers reject them. Bodies never use aws-chunked.</summary>

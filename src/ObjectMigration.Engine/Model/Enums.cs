@@ -13,6 +13,13 @@ public enum ObjectOutcome { Pending = 0, Transferred = 1, Skipped = 2, Failed = 
 
 public enum ConnectorProvider { S3, AWS, GCS, R2, UpCloud, MinIO, Wasabi, VspOne }
 
+/// <summary>
+/// Where a connector's keys come from when a request is signed: keys stored (encrypted) with the connector, an AWS
+/// shared config/credentials profile, the AWS environment variables, or the container or EC2 instance role. Only
+/// <see cref="Stored"/> keeps a secret; the others are looked up, and temporary keys refreshed, while jobs run.
+/// </summary>
+public enum CredentialSource { Stored, Profile, Environment, InstanceRole }
+
 /// <summary>A request from any session or process to the runner of a job, carried by the store.</summary>
 public enum ControlRequest { None = 0, Pause = 1, Stop = 2 }
 

@@ -40,12 +40,17 @@ public interface IStateStore
     string Location { get; }
 
     // Connectors
-    /// <summary>Adds a connector; a hidden one belongs to a single job and is not listed or found by name.</summary>
+    /// <summary>
+    /// Adds a connector; a hidden one belongs to a single job and is not listed or found by name. The connector's
+    /// CredentialSource, ProfileName and ProfileLocation are kept; <paramref name="protectedCredential"/> is empty
+    /// for sources other than Stored.
+    /// </summary>
     CloudConnector AddConnector(CloudConnector connector, byte[] protectedCredential, bool hidden = false);
     IReadOnlyList<CloudConnector> GetConnectors();
     CloudConnector? FindConnector(string name);
     CloudConnector? FindConnector(long id);
     byte[] GetConnectorCredential(long id);
+    /// <summary>Writes the connector's fields and credential source; a null credential keeps the stored one, an empty one erases it.</summary>
     void UpdateConnector(CloudConnector connector, byte[]? protectedCredential);
     void RemoveConnector(long id);
     IReadOnlyList<MigrationJob> GetJobsUsingConnector(long connectorId);

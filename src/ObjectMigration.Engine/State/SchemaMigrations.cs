@@ -54,7 +54,14 @@ internal static class SchemaMigrations
         """
         ALTER TABLE connectors ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
         """,
-        // 3: how each object was verified (shown in the report); a job's no-progress timeout (0: the default).
+        // 3: where a connector's keys come from. Existing connectors hold stored keys. For the other sources the
+        // credential column holds an empty blob and access_key_id is empty: no secret is kept.
+        """
+        ALTER TABLE connectors ADD COLUMN credential_source TEXT NOT NULL DEFAULT 'Stored';
+        ALTER TABLE connectors ADD COLUMN profile_name TEXT;
+        ALTER TABLE connectors ADD COLUMN profile_location TEXT;
+        """,
+        // 4: how each object was verified (shown in the report); a job's no-progress timeout (0: the default).
         """
         ALTER TABLE objects ADD COLUMN verified_by TEXT;
         ALTER TABLE jobs ADD COLUMN no_progress_timeout_seconds REAL NOT NULL DEFAULT 0;

@@ -79,7 +79,7 @@ public sealed class SqliteStateStore : IStateStore
     // ---- Connectors ----
 
     private const string ConnectorColumns =
-        "id, name, provider, endpoint, region, account_id, jurisdiction, access_key_id, proxy, path_style, chunk_encoding, created_at, updated_at";
+        "id, name, provider, endpoint, region, account_id, jurisdiction, access_key_id, proxy, path_style, chunk_encoding, created_at, updated_at, credential_source, profile_name, profile_location";
 
     private static CloudConnector ReadConnector(SqliteDataReader r) => new()
     {
@@ -96,6 +96,9 @@ public sealed class SqliteStateStore : IStateStore
         UseChunkEncoding = r.GetInt64(10) != 0,
         CreatedAt = Parse(r.GetString(11)),
         UpdatedAt = Parse(r.GetString(12)),
+        CredentialSource = Enum.Parse<CredentialSource>(r.GetString(13)),
+        ProfileName = r.IsDBNull(14) ? null : r.GetString(14),
+        ProfileLocation = r.IsDBNull(15) ? null : r.GetString(15),
     };
 
     public CloudConnector AddConnector(CloudConnector connector, byte[] protectedCredential, bool hidden = false)
@@ -103,12 +106,14 @@ public sealed class SqliteStateStore : IStateStore
         var now = DateTimeOffset.UtcNow;
         using var connection = Open();
         using var command = Command(connection,
-            @"INSERT INTO connectors (name, provider, endpoint, region, account_id, jurisdiction, access_key_id, proxy, path_style, chunk_encoding, credential, created_at, updated_at, hidden)
-              VALUES ($name, $provider, $endpoint, $region, $account, $jurisdiction, $akid, $proxy, $path, $chunk, $cred, $now, $now, $hidden) RETURNING id",
+            @"INSERT INTO connectors (name, provider, endpoint, region, account_id, jurisdiction, access_key_id, proxy, path_style, chunk_encoding, credential, created_at, updated_at, hidden,
+                                      credential_source, profile_name, profile_location)
+              VALUES ($name, $provider, $endpoint, $region, $account, $jurisdiction, $akid, $proxy, $path, $chunk, $cred, $now, $now, $hidden, $source, $profile, $location) RETURNING id",
             ("$name", connector.Name), ("$provider", connector.Provider.ToString()), ("$endpoint", connector.Endpoint),
             ("$region", connector.Region), ("$account", connector.AccountId), ("$jurisdiction", connector.Jurisdiction),
             ("$akid", MaskedAccessKey(connector.AccessKeyId)), ("$proxy", connector.Proxy), ("$path", connector.PathStyle ? 1 : 0),
-            ("$chunk", connector.UseChunkEncoding ? 1 : 0), ("$cred", protectedCredential), ("$now", Format(now)), ("$hidden", hidden ? 1 : 0));
+            ("$chunk", connector.UseChunkEncoding ? 1 : 0), ("$cred", protectedCredential), ("$now", Format(now)), ("$hidden", hidden ? 1 : 0),
+            ("$source", connector.CredentialSource.ToString()), ("$profile", connector.ProfileName), ("$location", connector.ProfileLocation));
         try
         {
             connector.Id = (long)command.ExecuteScalar()!;
@@ -146,12 +151,14 @@ public sealed class SqliteStateStore : IStateStore
             Execute(
                 @"UPDATE connectors SET name = $name, provider = $provider, endpoint = $endpoint, region = $region, account_id = $account,
                   jurisdiction = $jurisdiction, proxy = $proxy, path_style = $path, chunk_encoding = $chunk, updated_at = $now,
-                  access_key_id = COALESCE($akid, access_key_id), credential = COALESCE($cred, credential) WHERE id = $id",
+                  access_key_id = COALESCE($akid, access_key_id), credential = COALESCE($cred, credential),
+                  credential_source = $source, profile_name = $profile, profile_location = $location WHERE id = $id",
                 ("$id", connector.Id), ("$name", connector.Name), ("$provider", connector.Provider.ToString()), ("$endpoint", connector.Endpoint),
                 ("$region", connector.Region), ("$account", connector.AccountId), ("$jurisdiction", connector.Jurisdiction),
                 ("$proxy", connector.Proxy), ("$path", connector.PathStyle ? 1 : 0), ("$chunk", connector.UseChunkEncoding ? 1 : 0),
                 ("$now", Format(connector.UpdatedAt)), ("$akid", protectedCredential is null ? null : MaskedAccessKey(connector.AccessKeyId)),
-                ("$cred", protectedCredential));
+                ("$cred", protectedCredential), ("$source", connector.CredentialSource.ToString()), ("$profile", connector.ProfileName),
+                ("$location", connector.ProfileLocation));
         }
         catch (SqliteException e) when (e.SqliteErrorCode == 19)
         {

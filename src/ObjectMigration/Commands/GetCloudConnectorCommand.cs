@@ -18,7 +18,7 @@ public sealed class GetCloudConnectorCommand : ObjectMigrationCmdlet
     [Parameter]
     public ConnectorProvider[]? Provider { get; set; }
 
-    /// <summary>Adds a Credential property (PSCredential: user name = access key id, password = secret).</summary>
+    /// <summary>Adds a Credential property (PSCredential: user name = access key id, password = secret); null for connectors whose keys are not stored.</summary>
     [Parameter]
     public SwitchParameter IncludeSecret { get; set; }
 
@@ -49,12 +49,18 @@ public sealed class GetCloudConnectorCommand : ObjectMigrationCmdlet
                 WriteObject(Engine.WithAccessKey(connector));
                 continue;
             }
-            var access = Engine.GetAccess(connector);
-            var secret = new SecureString();
-            foreach (var ch in access.StoredSecret ?? "") secret.AppendChar(ch);
-            secret.MakeReadOnly();
+            // Only stored keys have a secret to show; a profile, the environment or a role keep theirs elsewhere.
+            PSCredential? credential = null;
+            if (connector.CredentialSource == CredentialSource.Stored)
+            {
+                var access = Engine.GetAccess(connector);
+                var secret = new SecureString();
+                foreach (var ch in access.StoredSecret ?? "") secret.AppendChar(ch);
+                secret.MakeReadOnly();
+                credential = new PSCredential(connector.AccessKeyId, secret);
+            }
             var output = PSObject.AsPSObject(connector);
-            output.Properties.Add(new PSNoteProperty("Credential", new PSCredential(connector.AccessKeyId, secret)));
+            output.Properties.Add(new PSNoteProperty("Credential", credential));
             WriteObject(output);
         }
     }

@@ -3,7 +3,11 @@ using ObjectMigration.Engine.Model;
 
 namespace ObjectMigration.Commands;
 
-[Cmdlet(VerbsCommon.New, "CloudConnector", SupportsShouldProcess = true)]
+/// <summary>
+/// Creates a connector. Its keys come from exactly one source, one parameter set each: -Credential (stored,
+/// encrypted), -ProfileName [-ProfileLocation], -UseEnvironmentCredentials or -UseInstanceRole.
+/// </summary>
+[Cmdlet(VerbsCommon.New, "CloudConnector", SupportsShouldProcess = true, DefaultParameterSetName = CredentialSets.Stored)]
 [OutputType(typeof(CloudConnector))]
 public sealed class NewCloudConnectorCommand : ObjectMigrationCmdlet
 {
@@ -27,14 +31,28 @@ public sealed class NewCloudConnectorCommand : ObjectMigrationCmdlet
     [ValidateSet("default", "eu", "fedramp")]
     public string? Jurisdiction { get; set; }
 
-    /// <summary>User name = access key id, password = secret. Without it: -ProfileName, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.</summary>
-    [Parameter(ValueFromPipelineByPropertyName = true)]
+    /// <summary>User name = access key id, password = secret; stored encrypted.</summary>
+    [Parameter(ParameterSetName = CredentialSets.Stored, ValueFromPipelineByPropertyName = true)]
     [Credential]
     public PSCredential? Credential { get; set; }
 
-    /// <summary>A profile of the AWS shared credentials file.</summary>
-    [Parameter(ValueFromPipelineByPropertyName = true)]
+    /// <summary>A profile of the AWS shared config and credentials files, read when requests are signed: keys, SSO, assume-role, credential_process.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Profile)]
+    [ValidateNotNullOrEmpty]
     public string? ProfileName { get; set; }
+
+    /// <summary>The shared credentials file holding -ProfileName (a config file beside it is read too); default: the AWS default files.</summary>
+    [Parameter(ParameterSetName = CredentialSets.Profile)]
+    [ValidateNotNullOrEmpty]
+    public string? ProfileLocation { get; set; }
+
+    /// <summary>AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN of the process that runs the job, read when requests are signed.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Environment)]
+    public SwitchParameter UseEnvironmentCredentials { get; set; }
+
+    /// <summary>The container's credentials (ECS, EKS) or else the EC2 instance profile, refreshed before they expire.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.InstanceRole)]
+    public SwitchParameter UseInstanceRole { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     public string? Proxy { get; set; }
@@ -67,8 +85,8 @@ public sealed class NewCloudConnectorCommand : ObjectMigrationCmdlet
         // A connector is created quietly; -PassThru returns it.
         try
         {
-            var (accessKeyId, secret) = ResolveCredential(Credential, ProfileName);
-            var created = Engine.AddConnector(connector, accessKeyId, secret, pathStyleGiven: MyInvocation.BoundParameters.ContainsKey(nameof(PathStyle)));
+            var credential = CredentialFrom(Credential, ProfileName, ProfileLocation, UseEnvironmentCredentials, UseInstanceRole);
+            var created = Engine.AddConnector(connector, credential, pathStyleGiven: MyInvocation.BoundParameters.ContainsKey(nameof(PathStyle)));
             if (PassThru) WriteObject(created);
         }
         catch (Exception e) when (e is not PipelineStoppedException)

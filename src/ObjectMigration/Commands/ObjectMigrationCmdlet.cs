@@ -54,11 +54,23 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
 
     protected void WriteFailure(Exception e, object? target) => WriteError(ToErrorRecord(e, target));
 
-    /// <summary>-Credential, else -ProfileName, else the AWS environment variables.</summary>
-    protected static (string AccessKeyId, string Secret) ResolveCredential(PSCredential? credential, string? profileName)
+    /// <summary>
+    /// The credential source chosen by -Credential, -ProfileName [-ProfileLocation], -UseEnvironmentCredentials or
+    /// -UseInstanceRole (parameter sets keep it to one). None of them is an error that names all four.
+    /// </summary>
+    protected ConnectorCredential CredentialFrom(PSCredential? credential, string? profileName, string? profileLocation, bool useEnvironment, bool useInstanceRole)
     {
-        if (credential is not null && credential != PSCredential.Empty) return (credential.UserName, credential.GetNetworkCredential().Password);
-        if (!string.IsNullOrEmpty(profileName)) return CredentialSources.FromProfile(profileName);
-        return CredentialSources.FromEnvironment();
+        if (credential is not null && credential != PSCredential.Empty) return ConnectorCredential.Stored(credential.UserName, credential.GetNetworkCredential().Password);
+        if (!string.IsNullOrEmpty(profileName))
+        {
+            // Relative to PowerShell's current location, which the process's working folder need not be.
+            var location = string.IsNullOrEmpty(profileLocation) ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(profileLocation);
+            return ConnectorCredential.Profile(profileName, location);
+        }
+        if (useEnvironment) return ConnectorCredential.Environment;
+        if (useInstanceRole) return ConnectorCredential.InstanceRole;
+        throw new ConnectorDefinitionException("Credential",
+            "No credential source was given: pass -Credential (user name = access key id, password = secret), -ProfileName [-ProfileLocation] (an AWS profile), " +
+            "-UseEnvironmentCredentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) or -UseInstanceRole (container or EC2 instance role).");
     }
 }

@@ -3,10 +3,13 @@ using ObjectMigration.Engine.Model;
 
 namespace ObjectMigration.Commands;
 
-[Cmdlet(VerbsCommon.Set, "CloudConnector", SupportsShouldProcess = true)]
+/// <summary>Changes a connector. Any one of -Credential, -ProfileName, -UseEnvironmentCredentials or -UseInstanceRole replaces its credential source; without them the source is kept.</summary>
+[Cmdlet(VerbsCommon.Set, "CloudConnector", SupportsShouldProcess = true, DefaultParameterSetName = KeepCredential)]
 [OutputType(typeof(CloudConnector))]
 public sealed class SetCloudConnectorCommand : ObjectMigrationCmdlet
 {
+    private const string KeepCredential = "KeepCredential";
+
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(Completers.ConnectorNameCompleter))]
     public string Name { get; set; } = "";
@@ -16,8 +19,13 @@ public sealed class SetCloudConnectorCommand : ObjectMigrationCmdlet
     [Parameter] public string? Region { get; set; }
     [Parameter] public string? AccountId { get; set; }
     [Parameter] [ValidateSet("default", "eu", "fedramp")] public string? Jurisdiction { get; set; }
-    [Parameter] [Credential] public PSCredential? Credential { get; set; }
-    [Parameter] public string? ProfileName { get; set; }
+    /// <summary>Stored keys (user name = access key id, password = secret) replace the connector's credential source.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Stored)] [Credential] public PSCredential? Credential { get; set; }
+    /// <summary>An AWS profile replaces the credential source (a stored secret is erased).</summary>
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Profile)] [ValidateNotNullOrEmpty] public string? ProfileName { get; set; }
+    [Parameter(ParameterSetName = CredentialSets.Profile)] [ValidateNotNullOrEmpty] public string? ProfileLocation { get; set; }
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Environment)] public SwitchParameter UseEnvironmentCredentials { get; set; }
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.InstanceRole)] public SwitchParameter UseInstanceRole { get; set; }
     /// <summary>An HTTP(S) proxy URL; an empty string removes the proxy.</summary>
     [Parameter] public string? Proxy { get; set; }
     [Parameter] public SwitchParameter PathStyle { get; set; }
@@ -30,9 +38,9 @@ public sealed class SetCloudConnectorCommand : ObjectMigrationCmdlet
         try
         {
             var bound = MyInvocation.BoundParameters;
-            (string, string)? credential = bound.ContainsKey(nameof(Credential)) || bound.ContainsKey(nameof(ProfileName))
-                ? ResolveCredential(Credential, ProfileName)
-                : null;
+            var credential = ParameterSetName == KeepCredential
+                ? null
+                : CredentialFrom(Credential, ProfileName, ProfileLocation, UseEnvironmentCredentials, UseInstanceRole);
             var updated = Engine.UpdateConnector(Name, c =>
             {
                 if (NewName is not null) c.Name = NewName;

@@ -14,15 +14,55 @@ public sealed class TestCloudConnectorCommand : ObjectMigrationCmdlet
     [ArgumentCompleter(typeof(Completers.ConnectorNameCompleter))]
     public string Name { get; set; } = "";
 
-    [Parameter(Mandatory = true, ParameterSetName = "Unsaved")] public ConnectorProvider Provider { get; set; }
-    [Parameter(ParameterSetName = "Unsaved")] public string? Endpoint { get; set; }
-    [Parameter(ParameterSetName = "Unsaved")] public string? Region { get; set; }
-    [Parameter(ParameterSetName = "Unsaved")] public string? AccountId { get; set; }
-    [Parameter(ParameterSetName = "Unsaved")] [ValidateSet("default", "eu", "fedramp")] public string? Jurisdiction { get; set; }
-    [Parameter(ParameterSetName = "Unsaved")] [Credential] public PSCredential? Credential { get; set; }
-    [Parameter(ParameterSetName = "Unsaved")] public string? ProfileName { get; set; }
-    [Parameter(ParameterSetName = "Unsaved")] public string? Proxy { get; set; }
-    [Parameter(ParameterSetName = "Unsaved")] public SwitchParameter PathStyle { get; set; }
+    // An unsaved connector is one parameter set per credential source, so two sources at once is a binding error.
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Stored)]
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Profile)]
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Environment)]
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.InstanceRole)]
+    public ConnectorProvider Provider { get; set; }
+
+    [Parameter(ParameterSetName = CredentialSets.Stored)]
+    [Parameter(ParameterSetName = CredentialSets.Profile)]
+    [Parameter(ParameterSetName = CredentialSets.Environment)]
+    [Parameter(ParameterSetName = CredentialSets.InstanceRole)]
+    public string? Endpoint { get; set; }
+
+    [Parameter(ParameterSetName = CredentialSets.Stored)]
+    [Parameter(ParameterSetName = CredentialSets.Profile)]
+    [Parameter(ParameterSetName = CredentialSets.Environment)]
+    [Parameter(ParameterSetName = CredentialSets.InstanceRole)]
+    public string? Region { get; set; }
+
+    [Parameter(ParameterSetName = CredentialSets.Stored)]
+    [Parameter(ParameterSetName = CredentialSets.Profile)]
+    [Parameter(ParameterSetName = CredentialSets.Environment)]
+    [Parameter(ParameterSetName = CredentialSets.InstanceRole)]
+    public string? AccountId { get; set; }
+
+    [Parameter(ParameterSetName = CredentialSets.Stored)]
+    [Parameter(ParameterSetName = CredentialSets.Profile)]
+    [Parameter(ParameterSetName = CredentialSets.Environment)]
+    [Parameter(ParameterSetName = CredentialSets.InstanceRole)]
+    [ValidateSet("default", "eu", "fedramp")]
+    public string? Jurisdiction { get; set; }
+
+    [Parameter(ParameterSetName = CredentialSets.Stored)] [Credential] public PSCredential? Credential { get; set; }
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Profile)] [ValidateNotNullOrEmpty] public string? ProfileName { get; set; }
+    [Parameter(ParameterSetName = CredentialSets.Profile)] [ValidateNotNullOrEmpty] public string? ProfileLocation { get; set; }
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Environment)] public SwitchParameter UseEnvironmentCredentials { get; set; }
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.InstanceRole)] public SwitchParameter UseInstanceRole { get; set; }
+
+    [Parameter(ParameterSetName = CredentialSets.Stored)]
+    [Parameter(ParameterSetName = CredentialSets.Profile)]
+    [Parameter(ParameterSetName = CredentialSets.Environment)]
+    [Parameter(ParameterSetName = CredentialSets.InstanceRole)]
+    public string? Proxy { get; set; }
+
+    [Parameter(ParameterSetName = CredentialSets.Stored)]
+    [Parameter(ParameterSetName = CredentialSets.Profile)]
+    [Parameter(ParameterSetName = CredentialSets.Environment)]
+    [Parameter(ParameterSetName = CredentialSets.InstanceRole)]
+    public SwitchParameter PathStyle { get; set; }
 
     /// <summary>Only these buckets (and a bucket that does not exist is reported as an error).</summary>
     [Parameter] public string[] Bucket { get; set; } = [];
@@ -58,12 +98,12 @@ public sealed class TestCloudConnectorCommand : ObjectMigrationCmdlet
 
     private Engine.Model.ConnectorAccess UnsavedAccess()
     {
-        var (accessKeyId, secret) = ResolveCredential(Credential, ProfileName);
+        var credential = CredentialFrom(Credential, ProfileName, ProfileLocation, UseEnvironmentCredentials, UseInstanceRole);
         var connector = new CloudConnector
         {
             Name = "(unsaved)", Provider = Provider, Endpoint = Endpoint ?? "", Region = Region ?? "",
             AccountId = AccountId, Jurisdiction = Jurisdiction, Proxy = Proxy, PathStyle = PathStyle.IsPresent,
         };
-        return MigrationEngine.Unsaved(connector, accessKeyId, secret, MyInvocation.BoundParameters.ContainsKey(nameof(PathStyle)));
+        return MigrationEngine.Unsaved(connector, credential, MyInvocation.BoundParameters.ContainsKey(nameof(PathStyle)));
     }
 }
