@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Amazon.S3;
+using ObjectMigration.Engine.Connectors;
 using ObjectMigration.Engine.Model;
 using ObjectMigration.Engine.State;
 using ObjectMigration.Engine.Transfer;
@@ -98,6 +99,74 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
         var said = Logs(id).Where(l => l.Message.Contains("is in region 'eu-west-3'")).ToList();
         Assert.Single(said);
         Assert.Contains(source, said[0].Message);
+    }
+
+    // ---- Temporary credentials ----
+
+    private async Task<(Guid Id, AmazonS3Client Target, string TargetBucket, Dictionary<string, byte[]> Seeded, FaultProxy Proxy)> TokenJobAsync(string token, ConnectorCredential credential, string name)
+    {
+        var server = TestEndpoints.S3rverSource;
+        using var client = server.Client();
+        var targetClient = TestEndpoints.S3rverTarget.Client();
+        var (source, target) = (await client.NewBucketAsync(), await targetClient.NewBucketAsync());
+        var seeded = await SeedAsync(client, source, 3, largeParts: 1);
+        var proxy = await ProxyAsync(server);
+        // Like STS-issued keys: a request without this token (or with it unsigned) is refused.
+        proxy.Emulation.RequiredSessionToken = token;
+        _engine.AddConnector(new CloudConnector { Name = name, Endpoint = proxy.Endpoint }, credential, pathStyleGiven: true);
+        Connector("target", TestEndpoints.S3rverTarget.Endpoint, TestEndpoints.S3rverTarget);
+        return (Job(name, source, "target", target), targetClient, target, seeded, proxy);
+    }
+
+    [Fact]
+    public async Task A_connector_on_a_profile_with_a_session_token_signs_every_request_with_it()
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(_home, "aws")).FullName;
+        var file = Path.Combine(folder, "credentials");
+        await File.WriteAllTextAsync(file, "[sts]\naws_access_key_id = ASIATEMPORARY\naws_secret_access_key = temporary-secret\naws_session_token = session-token-1\n");
+        var (id, targetClient, target, seeded, proxy) = await TokenJobAsync("session-token-1", ConnectorCredential.Profile("sts", file), "sts-profile");
+        using (targetClient)
+        {
+            Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
+            await AssertHoldsAsync(targetClient, target, seeded);
+            Assert.Equal(0, proxy.Emulation.TokenRefusals);
+            Assert.True(proxy.Requests > 5);
+        }
+    }
+
+    [Fact]
+    public async Task A_connector_on_a_credential_process_profile_completes_with_the_keys_the_process_issues()
+    {
+        if (OperatingSystem.IsWindows()) return; // the script is POSIX sh
+        var folder = Directory.CreateDirectory(Path.Combine(_home, "aws-process")).FullName;
+        var script = Path.Combine(folder, "issue.sh");
+        var expires = DateTime.UtcNow.AddHours(1).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        await File.WriteAllTextAsync(script, $$"""
+            #!/bin/sh
+            echo '{"Version": 1, "AccessKeyId": "ASIAISSUED", "SecretAccessKey": "issued-secret", "SessionToken": "issued-token", "Expiration": "{{expires}}"}'
+            """ + "\n");
+        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var file = Path.Combine(folder, "credentials");
+        await File.WriteAllTextAsync(file, $"[issued]\ncredential_process = {script}\n");
+        var (id, targetClient, target, seeded, proxy) = await TokenJobAsync("issued-token", ConnectorCredential.Profile("issued", file), "process-profile");
+        using (targetClient)
+        {
+            Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
+            await AssertHoldsAsync(targetClient, target, seeded);
+            Assert.Equal(0, proxy.Emulation.TokenRefusals);
+        }
+    }
+
+    [Fact]
+    public async Task Keys_without_the_token_the_server_expects_fail_the_job_as_an_authentication_error()
+    {
+        var (id, targetClient, _, _, proxy) = await TokenJobAsync("expected-token", ConnectorCredential.Stored("ASIATEMPORARY", "temporary-secret"), "no-token");
+        using (targetClient)
+        {
+            Assert.Equal(JobState.Failed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
+            Assert.Contains("rejected", _engine.GetJob(id).Error);
+            Assert.True(proxy.Emulation.TokenRefusals >= 1);
+        }
     }
 
     // ---- Encryption: ETags that are not MD5s ----
