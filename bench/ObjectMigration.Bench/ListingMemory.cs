@@ -55,6 +55,7 @@ internal sealed class SyntheticSource(int count) : IObjectStore
     public ObjectMigration.Engine.Connectors.ProviderProfile Profile { get; } = ObjectMigration.Engine.Connectors.ProviderProfiles.For(ObjectMigration.Engine.Model.ConnectorProvider.S3);
     public event Action<string>? Notice { add { } remove { } }
     public Task<string?> GetTaggingAsync(string bucket, string key, CancellationToken ct) => Task.FromResult<string?>(null);
+    public Task PutTaggingAsync(string bucket, string key, string tagging, CancellationToken ct) => Task.CompletedTask;
     public Task<string?> GetBucketLocationAsync(string bucket, CancellationToken ct) => Task.FromResult<string?>("us-east-1");
     public Task<bool> BucketExistsAsync(string bucket, CancellationToken ct) => Task.FromResult(true);
 
@@ -89,6 +90,7 @@ internal sealed class DiscardingTarget : IObjectStore
     public ObjectMigration.Engine.Connectors.ProviderProfile Profile { get; } = ObjectMigration.Engine.Connectors.ProviderProfiles.For(ObjectMigration.Engine.Model.ConnectorProvider.S3);
     public event Action<string>? Notice { add { } remove { } }
     public Task<string?> GetTaggingAsync(string bucket, string key, CancellationToken ct) => Task.FromResult<string?>(null);
+    public Task PutTaggingAsync(string bucket, string key, string tagging, CancellationToken ct) => Task.CompletedTask;
 
     public void Dispose() { }
     public Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<BucketInfo>>([]);

@@ -21,6 +21,7 @@ internal sealed class CountingObjectStore(IObjectStore inner) : IObjectStore
     }
 
     public Task<string?> GetTaggingAsync(string bucket, string key, CancellationToken ct) => inner.GetTaggingAsync(bucket, key, ct);
+    public Task PutTaggingAsync(string bucket, string key, string tagging, CancellationToken ct) => inner.PutTaggingAsync(bucket, key, tagging, ct);
     public void Dispose() => inner.Dispose();
     public Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken ct) => inner.ListBucketsAsync(ct);
     public Task<string?> GetBucketLocationAsync(string bucket, CancellationToken ct) => inner.GetBucketLocationAsync(bucket, ct);

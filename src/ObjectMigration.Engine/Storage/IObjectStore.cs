@@ -55,8 +55,8 @@ public sealed record ObjectHead(long Size, string? ETag, DateTimeOffset LastModi
     public bool OpaquelyEncrypted { get; init; }
     /// <summary>The full-object checksum the server stored, when it returned one (x-amz-checksum-mode).</summary>
     public ObjectChecksum? Checksum { get; init; }
-    /// <summary>x-amz-tagging-count: the object has tags to read with GetTaggingAsync.</summary>
-    public int TagCount { get; init; }
+    /// <summary>x-amz-tagging-count: the object has tags to read with GetTaggingAsync; null when the answer did not say (a HEAD).</summary>
+    public int? TagCount { get; init; }
 }
 
 /// <summary>An open GET: headers and a body to stream. Dispose to release the connection.</summary>
@@ -100,6 +100,8 @@ public interface IObjectStore : IDisposable
     Task<ObjectDownload> GetAsync(string bucket, string key, long? rangeStart, long? rangeEndInclusive, string? ifMatch, CancellationToken cancellationToken);
     /// <summary>The object's tags in x-amz-tagging form, or null when it has none.</summary>
     Task<string?> GetTaggingAsync(string bucket, string key, CancellationToken cancellationToken);
+    /// <summary>PutObjectTagging: replaces the object's tags (x-amz-tagging form). Multipart objects get their tags this way once complete.</summary>
+    Task PutTaggingAsync(string bucket, string key, string tagging, CancellationToken cancellationToken);
     /// <summary>Uploads <paramref name="length"/> bytes from a forward-only stream; returns the target's ETag.</summary>
     Task<StoredETag> PutAsync(string bucket, string key, Stream body, long length, ObjectMetadata metadata, PayloadChecks checks, CancellationToken cancellationToken);
     Task<string> StartMultipartAsync(string bucket, string key, ObjectMetadata metadata, CancellationToken cancellationToken);

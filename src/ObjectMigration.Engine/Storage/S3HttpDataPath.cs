@@ -180,17 +180,44 @@ internal sealed class S3HttpDataPath : IDisposable
         var pairs = new List<string>();
         using var reader = XmlReader.Create(new StringReader(xml), XmlSettings);
         string? tagKey = null, tagValue = null;
-        while (reader.Read())
+        reader.Read();
+        while (!reader.EOF)
         {
+            // Reading an element's content moves onto the next node, which may itself be the next element.
+            if (reader.NodeType == XmlNodeType.Element && reader.LocalName == "Key") { tagKey = reader.ReadElementContentAsString(); continue; }
+            if (reader.NodeType == XmlNodeType.Element && reader.LocalName == "Value") { tagValue = reader.ReadElementContentAsString(); continue; }
             if (reader.NodeType == XmlNodeType.Element && reader.LocalName == "Tag") (tagKey, tagValue) = (null, null);
-            else if (reader.NodeType == XmlNodeType.Element && reader.LocalName == "Key") tagKey = reader.ReadElementContentAsString();
-            else if (reader.NodeType == XmlNodeType.Element && reader.LocalName == "Value") tagValue = reader.ReadElementContentAsString();
             if (reader.NodeType == XmlNodeType.EndElement && reader.LocalName == "Tag" && tagKey is not null)
             {
                 pairs.Add(SigV4Signer.UriEncode(tagKey, keepSlash: false) + "=" + SigV4Signer.UriEncode(tagValue ?? "", keepSlash: false));
             }
+            reader.Read();
         }
         return pairs.Count == 0 ? null : string.Join("&", pairs);
+    }
+
+    /// <summary>PutObjectTagging from tags in x-amz-tagging form (the body goes with its Content-MD5, which S3 requires here).</summary>
+    public async Task PutTaggingAsync(string bucket, string key, string tagging, CancellationToken cancellationToken)
+    {
+        var document = new StringBuilder("<Tagging><TagSet>");
+        foreach (var pair in tagging.Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var equals = pair.IndexOf('=');
+            var (name, value) = equals < 0 ? (pair, "") : (pair[..equals], pair[(equals + 1)..]);
+            document.Append("<Tag><Key>").Append(SecurityElement.Escape(Uri.UnescapeDataString(name))).Append("</Key><Value>")
+                .Append(SecurityElement.Escape(Uri.UnescapeDataString(value))).Append("</Value></Tag>");
+        }
+        var body = Encoding.UTF8.GetBytes(document.Append("</TagSet></Tagging>").ToString());
+        var md5 = Convert.ToBase64String(System.Security.Cryptography.MD5.HashData(body));
+        await SendForDocumentAsync(bucket, () =>
+        {
+            var content = new ByteArrayContent(body);
+            content.Headers.TryAddWithoutValidation("Content-MD5", md5);
+            content.Headers.TryAddWithoutValidation("Content-Type", "application/xml");
+            var request = CreateRequest(HttpMethod.Put, bucket, key, "tagging", canonicalQuery: "tagging=");
+            request.Message.Content = content;
+            return request;
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>CreateMultipartUpload with the object's headers; returns the upload id.</summary>
@@ -641,7 +668,9 @@ internal sealed class S3HttpDataPath : IDisposable
                 }
             }
         }
-        var tagCount = int.TryParse(Header(response, "x-amz-tagging-count"), NumberStyles.None, CultureInfo.InvariantCulture, out var tags) ? tags : 0;
+        // A GET says how many tags there are (none: no header); a HEAD does not say.
+        int? tagCount = int.TryParse(Header(response, "x-amz-tagging-count"), NumberStyles.None, CultureInfo.InvariantCulture, out var tags) ? tags
+            : response.RequestMessage?.Method == HttpMethod.Get ? 0 : null;
         return new ObjectHead(size, etag.Value, lastModified, metadata.StorageClass, metadata)
         {
             ETagIsContentMd5 = etag.IsContentMd5,

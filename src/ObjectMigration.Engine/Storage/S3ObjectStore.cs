@@ -223,6 +223,13 @@ public sealed class S3ObjectStore : IObjectStore
     public Task<string?> GetTaggingAsync(string bucket, string key, CancellationToken cancellationToken) =>
         Call("GetObjectTagging", bucket, () => _data.GetTaggingAsync(bucket, key, cancellationToken), cancellationToken);
 
+    public Task PutTaggingAsync(string bucket, string key, string tagging, CancellationToken cancellationToken) =>
+        Call("PutObjectTagging", bucket, async () =>
+        {
+            await _data.PutTaggingAsync(bucket, key, tagging, cancellationToken).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
     public Task<StoredETag> PutAsync(string bucket, string key, Stream body, long length, ObjectMetadata metadata, PayloadChecks checks, CancellationToken cancellationToken) =>
         Call("PutObject", bucket, () => _data.PutAsync(bucket, key, "", body, length, metadata, checks, cancellationToken), cancellationToken);
 

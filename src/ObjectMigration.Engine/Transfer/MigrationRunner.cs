@@ -436,9 +436,9 @@ public sealed class MigrationRunner
     {
         var metadata = head.Metadata;
         var target = _target.Profile;
-        if (head.TagCount > 0)
+        if (head.TagCount != 0 && _source.Profile.SupportsTagging && await ReadTagsAsync(key, ct).ConfigureAwait(false) is { } tagging)
         {
-            if (target.SupportsTagging) metadata.Tagging = await _source.GetTaggingAsync(_job.SourceBucket, key, ct).ConfigureAwait(false);
+            if (target.SupportsTagging) metadata.Tagging = tagging;
             else LogOnce("tags", key, $"The target ({target}) does not support object tags: tags are not copied (first seen on '{key}').");
         }
         if (metadata.StorageClass is { } storageClass)
@@ -464,6 +464,39 @@ public sealed class MigrationRunner
             (metadata.ObjectLockMode, metadata.ObjectLockRetainUntil, metadata.ObjectLockLegalHold) = (null, null, null);
         }
         return metadata;
+    }
+
+    /// <summary>The source object's tags; a source that refuses to tell (no permission, no tagging) loses its tags, not the object.</summary>
+    private async Task<string?> ReadTagsAsync(string key, CancellationToken ct)
+    {
+        try
+        {
+            return await _source.GetTaggingAsync(_job.SourceBucket, key, ct).ConfigureAwait(false);
+        }
+        catch (StorageException e) when (e.ErrorClass is ErrorClass.AccessDenied or ErrorClass.Unsupported or ErrorClass.InvalidRequest or ErrorClass.ObjectNotFound or ErrorClass.BucketNotFound)
+        {
+            LogOnce("tags-unreadable", key, $"The source's tags could not be read, so they are not copied (first seen on '{key}'): {e.Message}");
+            return null;
+        }
+    }
+
+    /// <summary>A completed multipart object gets the source's tags (read now, so a resumed upload has them too).</summary>
+    private async Task CopyTagsAfterCompletionAsync(PendingObject o, CancellationToken ct)
+    {
+        // Server-side: UploadPartCopy carries no tags either.
+        if (!_source.Profile.SupportsTagging) return;
+        var tagging = await ReadTagsAsync(o.Key, ct).ConfigureAwait(false);
+        if (tagging is null) return;
+        if (!_target.Profile.SupportsTagging)
+        {
+            LogOnce("tags", o.Key, $"The target ({_target.Profile}) does not support object tags: tags are not copied (first seen on '{o.Key}').");
+            return;
+        }
+        await _options.Retry.RunAsync(async c =>
+        {
+            await _target.PutTaggingAsync(_job.TargetBucket, TargetKey(o.Key), tagging, c).ConfigureAwait(false);
+            return true;
+        }, OnRetry(o.Key), ct).ConfigureAwait(false);
     }
 
     // ---- Single-part copies ----
@@ -608,6 +641,8 @@ public sealed class MigrationRunner
                 return;
             }
             var metadata = await ForTargetAsync(o.Key, head, ct).ConfigureAwait(false);
+            // Tags go on once the object is complete (not every server takes them with CreateMultipartUpload: Ceph drops them).
+            metadata.Tagging = null;
             uploadId = await _options.Retry.RunAsync(c => _target.StartMultipartAsync(_job.TargetBucket, TargetKey(o.Key), metadata, c), OnRetry(o.Key), ct).ConfigureAwait(false);
             _store.SaveUploadId(_job.Id, o.Key, uploadId);
         }
@@ -749,6 +784,7 @@ public sealed class MigrationRunner
             var verifiedBy = _serverSide && !_partCopyUnsupported && _target.Profile.SupportsPartCopy ? $"server-side part copies pinned to the source ETag; size"
                 : upload.OpaqueParts == 0 && comparable ? $"part MD5s = part ETags; composite ETag; size"
                 : "part MD5s computed while streaming (target ETags are not MD5s); size";
+            await CopyTagsAfterCompletionAsync(o, ct).ConfigureAwait(false);
             _store.ForgetUpload(_job.Id, o.Key);
             Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, $"Multipart, {parts.Count} parts.", expected ?? cleanETag, verifiedBy));
         }
