@@ -230,6 +230,7 @@ public sealed class MigrationEngine
             MultipartThreshold = request.MultipartThreshold,
             PartSize = request.PartSize,
             NoProgressTimeout = request.NoProgressTimeout,
+            StorageClassMap = new Dictionary<string, string>(request.StorageClassMap, StringComparer.OrdinalIgnoreCase),
             CreatedAt = DateTimeOffset.UtcNow,
         };
         Store.AddJob(job);
@@ -248,6 +249,13 @@ public sealed class MigrationEngine
         if (r.NoProgressTimeout is { } stall && (stall < TimeSpan.FromSeconds(1) || stall > TimeSpan.FromHours(24)))
         {
             throw new ArgumentException($"-NoProgressTimeout {stall} is out of range: use 1 second to 24 hours (default 60 seconds).", "NoProgressTimeout");
+        }
+        foreach (var (from, to) in r.StorageClassMap)
+        {
+            if (string.IsNullOrWhiteSpace(from) || string.IsNullOrWhiteSpace(to) || !to.All(c => char.IsAsciiLetterUpper(c) || char.IsAsciiDigit(c) || c == '_'))
+            {
+                throw new ArgumentException($"-StorageClass maps '{from}' to '{to}': give the target's class names in upper case, e.g. -StorageClass STANDARD_IA or -StorageClass @{{ GLACIER = 'COLDLINE'; '*' = 'STANDARD' }}.", "StorageClass");
+            }
         }
         if (r.Filter.MinSize is { } min && r.Filter.MaxSize is { } max && min > max) throw new ArgumentException($"-MinSize {min} is larger than -MaxSize {max}.", "MinSize");
         if (r.Filter.ModifiedAfter is { } after && r.Filter.ModifiedBefore is { } before && after >= before)

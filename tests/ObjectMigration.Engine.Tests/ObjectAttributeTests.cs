@@ -97,3 +97,57 @@ public sealed class ObjectAttributeTests : IAsyncLifetime
         Assert.Single(logs, l => l.Message.Contains("does not support website redirects"));
     }
 }
+
+/// <summary>-StorageClass: one class for all objects, or a map from the source's class names to the target's.</summary>
+public sealed class StorageClassMapTests : IAsyncLifetime
+{
+    private readonly string _home = Path.Combine(Path.GetTempPath(), "om-classes-" + Guid.NewGuid().ToString("n")[..8]);
+    private MigrationEngine _engine = null!;
+    private FaultProxy _targetProxy = null!;
+
+    public async Task InitializeAsync()
+    {
+        _engine = MigrationEngine.Open(_home);
+        _targetProxy = await FaultProxy.StartAsync(TestEndpoints.S3rverTarget);
+        _engine.AddConnector(new CloudConnector { Name = "source", Endpoint = TestEndpoints.S3rverSource.Endpoint }, "S3RVER", "S3RVER", pathStyleGiven: false);
+        _engine.AddConnector(new CloudConnector { Name = "target", Endpoint = _targetProxy.Endpoint }, "S3RVER", "S3RVER", pathStyleGiven: false);
+    }
+
+    public async Task DisposeAsync() => await _targetProxy.DisposeAsync();
+
+    [Theory]
+    [InlineData(null, null, null)]
+    [InlineData("*", "STANDARD_IA", "STANDARD_IA")]
+    [InlineData("STANDARD", "ONEZONE_IA", "ONEZONE_IA")]
+    [InlineData("GLACIER", "DEEP_ARCHIVE", null)]
+    public async Task The_class_written_on_the_target_follows_the_map(string? from, string? to, string? expected)
+    {
+        using var client = TestEndpoints.S3rverSource.Client();
+        using var targetClient = TestEndpoints.S3rverTarget.Client();
+        var (source, target) = (await client.NewBucketAsync(), await targetClient.NewBucketAsync());
+        await client.PutAsync(source, "a.txt", "standard object"u8.ToArray(), "text/plain");
+        var sent = new System.Collections.Concurrent.ConcurrentBag<string>();
+        _targetProxy.RequestArrived += r =>
+        {
+            if (FaultProxy.IsObjectPut(r)) sent.Add(r.Headers["x-amz-storage-class"].ToString());
+        };
+        var request = new MigrationJobRequest { SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target };
+        if (from is not null) request.StorageClassMap[from] = to!;
+        var id = _engine.CreateJob(request).Id;
+
+        Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, null, CancellationToken.None));
+        // STANDARD objects are written without the header (every provider's default) unless the map names another class.
+        Assert.Equal([expected ?? ""], sent);
+        Assert.Equal("standard object"u8.ToArray(), (await targetClient.GetAsync(target, "a.txt")).Content);
+    }
+
+    [Fact]
+    public void A_map_with_a_malformed_class_is_refused_before_the_job_is_written()
+    {
+        var request = new MigrationJobRequest { SourceConnector = "source", SourceBucket = "a-bucket", TargetConnector = "target", TargetBucket = "b-bucket" };
+        request.StorageClassMap["*"] = "cold storage";
+        var e = Assert.Throws<ArgumentException>(() => _engine.CreateJob(request));
+        Assert.Equal("StorageClass", e.ParamName);
+        Assert.Empty(_engine.GetJobs());
+    }
+}

@@ -32,6 +32,8 @@ public sealed class MigrationJobRequest
     public long PartSize { get; set; } = TransferOptions.DefaultPartSize;
     /// <summary>A request fails when no byte moved for this long (default 60 s); a slow link that keeps moving never times out.</summary>
     public TimeSpan? NoProgressTimeout { get; set; }
+    /// <summary>Storage classes to write on the target: source class (or "*" for any) to the target's name for it.</summary>
+    public Dictionary<string, string> StorageClassMap { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 }
 
 public static class TransferOptions
@@ -70,6 +72,12 @@ public sealed class MigrationJob
     public DateTimeOffset? FinishedAt { get; set; }
     /// <summary>A request fails when no byte moved for this long; null: the default (60 s).</summary>
     public TimeSpan? NoProgressTimeout { get; set; }
+    /// <summary>Storage classes to write on the target: source class (or "*") to target class; empty keeps the source's.</summary>
+    public Dictionary<string, string> StorageClassMap { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The class to write for an object stored in <paramref name="sourceClass"/> (null: STANDARD) at the source.</summary>
+    public string? TargetStorageClass(string? sourceClass) =>
+        StorageClassMap.TryGetValue(sourceClass ?? "STANDARD", out var mapped) || StorageClassMap.TryGetValue("*", out mapped) ? mapped : sourceClass;
     /// <summary>Why the job failed, when it did; says what to fix.</summary>
     public string? Error { get; set; }
 

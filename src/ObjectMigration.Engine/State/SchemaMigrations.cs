@@ -61,10 +61,12 @@ internal static class SchemaMigrations
         ALTER TABLE connectors ADD COLUMN profile_name TEXT;
         ALTER TABLE connectors ADD COLUMN profile_location TEXT;
         """,
-        // 4: how each object was verified (shown in the report); a job's no-progress timeout (0: the default).
+        // 4: how each object was verified (shown in the report); a job's no-progress timeout (0: the default) and its
+        // storage-class map (JSON: source class or '*' to target class).
         """
         ALTER TABLE objects ADD COLUMN verified_by TEXT;
         ALTER TABLE jobs ADD COLUMN no_progress_timeout_seconds REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN storage_class_map TEXT;
         """,
     ];
 

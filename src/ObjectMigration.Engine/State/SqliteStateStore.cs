@@ -176,7 +176,7 @@ public sealed class SqliteStateStore : IStateStore
     private const string JobSelect =
         @"SELECT j.seq, j.id, j.name, j.type, j.state, j.phase, j.source_connector_id, COALESCE(CASE WHEN s.hidden = 1 THEN s.endpoint ELSE s.name END, ''), j.source_bucket, j.source_prefix,
                  j.keys_json, j.target_connector_id, COALESCE(t.name, ''), j.target_bucket, j.target_prefix, j.overwrite, j.filter_json,
-                 j.concurrency, j.max_bytes_per_second, j.multipart_threshold, j.part_size, j.created_at, j.started_at, j.finished_at, j.error, j.no_progress_timeout_seconds
+                 j.concurrency, j.max_bytes_per_second, j.multipart_threshold, j.part_size, j.created_at, j.started_at, j.finished_at, j.error, j.no_progress_timeout_seconds, j.storage_class_map
           FROM jobs j LEFT JOIN connectors s ON s.id = j.source_connector_id LEFT JOIN connectors t ON t.id = j.target_connector_id";
 
     private static MigrationJob ReadJob(SqliteDataReader r) => new()
@@ -207,6 +207,7 @@ public sealed class SqliteStateStore : IStateStore
         FinishedAt = ParseOrNull(r.GetValue(23)),
         Error = r.IsDBNull(24) ? null : r.GetString(24),
         NoProgressTimeout = r.GetDouble(25) > 0 ? TimeSpan.FromSeconds(r.GetDouble(25)) : null,
+        StorageClassMap = r.IsDBNull(26) ? new() : JsonSerializer.Deserialize<Dictionary<string, string>>(r.GetString(26)) ?? new(),
     };
 
     public void AddJob(MigrationJob job)
@@ -214,15 +215,16 @@ public sealed class SqliteStateStore : IStateStore
         using var connection = Open();
         using var command = Command(connection,
             @"INSERT INTO jobs (id, name, type, state, source_connector_id, source_bucket, source_prefix, keys_json, target_connector_id,
-                target_bucket, target_prefix, overwrite, filter_json, concurrency, max_bytes_per_second, multipart_threshold, part_size, created_at, no_progress_timeout_seconds)
+                target_bucket, target_prefix, overwrite, filter_json, concurrency, max_bytes_per_second, multipart_threshold, part_size, created_at, no_progress_timeout_seconds, storage_class_map)
               VALUES ($id, $name, $type, $state, $src, $sbucket, $sprefix, $keys, $tgt, $tbucket, $tprefix, $overwrite, $filter,
-                $concurrency, $bps, $threshold, $part, $created, $stall) RETURNING seq",
+                $concurrency, $bps, $threshold, $part, $created, $stall, $classes) RETURNING seq",
             ("$id", job.Id.ToString()), ("$name", job.Name), ("$type", job.Type.ToString()), ("$state", job.State.ToString()),
             ("$src", job.SourceConnectorId), ("$sbucket", job.SourceBucket), ("$sprefix", job.SourcePrefix),
             ("$keys", JsonSerializer.Serialize(job.Keys)), ("$tgt", job.TargetConnectorId), ("$tbucket", job.TargetBucket),
             ("$tprefix", job.TargetPrefix), ("$overwrite", job.Overwrite.ToString()), ("$filter", JsonSerializer.Serialize(job.Filter)),
             ("$concurrency", job.Concurrency), ("$bps", job.MaxBytesPerSecond), ("$threshold", job.MultipartThreshold),
-            ("$part", job.PartSize), ("$created", Format(job.CreatedAt)), ("$stall", job.NoProgressTimeout?.TotalSeconds ?? 0));
+            ("$part", job.PartSize), ("$created", Format(job.CreatedAt)), ("$stall", job.NoProgressTimeout?.TotalSeconds ?? 0),
+            ("$classes", job.StorageClassMap.Count == 0 ? null : JsonSerializer.Serialize(job.StorageClassMap)));
         job.Seq = (long)command.ExecuteScalar()!;
     }
 

@@ -441,6 +441,7 @@ public sealed class MigrationRunner
             if (target.SupportsTagging) metadata.Tagging = tagging;
             else LogOnce("tags", key, $"The target ({target}) does not support object tags: tags are not copied (first seen on '{key}').");
         }
+        metadata.StorageClass = _job.TargetStorageClass(metadata.StorageClass);
         if (metadata.StorageClass is { } storageClass)
         {
             if (storageClass == "STANDARD")
@@ -511,7 +512,7 @@ public sealed class MigrationRunner
         }
         // No bytes pass through here, but the cap is on the job's bandwidth, which a server-side copy uses too.
         if (_limiter is not null) await _limiter.ConsumeAsync(o.Size, ct).ConfigureAwait(false);
-        var storageClass = o.StorageClass is null or "STANDARD" ? null : o.StorageClass;
+        var storageClass = _job.TargetStorageClass(o.StorageClass) is { } mapped and not "STANDARD" ? mapped : null;
         var etag = await _target.CopyAsync(_job.SourceBucket, o.Key, _job.TargetBucket, TargetKey(o.Key), o.ETag, storageClass, ct).ConfigureAwait(false);
         var verifiedBy = "server-side copy pinned to the source ETag";
         if (etag.IsContentMd5 && Checksums.IsPlainMd5(o.ETag) && !Checksums.SameETag(o.ETag, etag.Value))

@@ -67,6 +67,12 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     /// <summary>A request fails when no byte moved for this long (default 60 seconds); a slow link that keeps moving never times out.</summary>
     [Parameter] public TimeSpan? NoProgressTimeout { get; set; }
 
+    /// <summary>
+    /// The storage class objects get on the target: one name for all (-StorageClass STANDARD_IA), or a map from the
+    /// source's class names to the target's (@{ GLACIER = 'COLDLINE'; '*' = 'STANDARD' }). Without it the source's class is kept where the target has it.
+    /// </summary>
+    [Parameter] public object? StorageClass { get; set; }
+
     /// <summary>Shows a progress bar and returns the finished job. Ctrl+C stops waiting, not the job.</summary>
     [Parameter] public SwitchParameter Wait { get; set; }
 
@@ -99,15 +105,35 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
         MultipartThreshold = MultipartThreshold,
         PartSize = PartSize,
         NoProgressTimeout = NoProgressTimeout,
+        StorageClassMap = StorageClassMap(),
     };
+
+    private Dictionary<string, string> StorageClassMap()
+    {
+        var map = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        switch (StorageClass is PSObject wrapped ? wrapped.BaseObject : StorageClass)
+        {
+            case null:
+                break;
+            case string all:
+                map["*"] = all;
+                break;
+            case System.Collections.IDictionary pairs:
+                foreach (System.Collections.DictionaryEntry pair in pairs) map[pair.Key?.ToString() ?? ""] = pair.Value?.ToString() ?? "";
+                break;
+            default:
+                throw new ArgumentException("-StorageClass takes a class name (STANDARD_IA) or a hashtable from source to target classes (@{ GLACIER = 'COLDLINE'; '*' = 'STANDARD' }).", nameof(StorageClass));
+        }
+        return map;
+    }
 
     protected override void ProcessRecord()
     {
-        var request = BuildRequest();
         var source = ParameterSetName == "UnsavedSource" ? SourceEndpoint : SourceConnector;
         var description = $"{source}/{SourceBucket}/{SourcePrefix} -> {TargetConnector}/{TargetBucket}/{TargetPrefix}";
         try
         {
+            var request = BuildRequest();
             var unsavedSource = ParameterSetName == "UnsavedSource"
                 ? ObjectMigration.Engine.MigrationEngine.Unsaved(new CloudConnector { Name = SourceEndpoint, Provider = ConnectorProvider.S3, Endpoint = SourceEndpoint, Region = SourceRegion },
                     SourceCredential.UserName, SourceCredential.GetNetworkCredential().Password, pathStyleGiven: false)
