@@ -229,3 +229,35 @@ public sealed class ContentChecksumTests
     [Fact]
     public void An_unknown_algorithm_gives_no_checksum() => Assert.Null(ObjectMigration.Engine.Transfer.ContentChecksum.Create("MD4"));
 }
+
+/// <summary>Set-CloudConnector -Region moves an endpoint the provider derived, and only such an endpoint.</summary>
+public sealed class ConnectorRegionChangeTests
+{
+    private readonly MigrationEngine _engine = MigrationEngine.Open(Path.Combine(Path.GetTempPath(), "om-region-" + Guid.NewGuid().ToString("n")[..8]));
+
+    [Fact]
+    public void A_new_region_recomputes_a_derived_endpoint()
+    {
+        _engine.AddConnector(new CloudConnector { Name = "aws", Provider = ConnectorProvider.AWS, Region = "us-west-2" }, "AKIDEXAMPLE", "secret", pathStyleGiven: false);
+        var moved = _engine.UpdateConnector("aws", c => c.Region = "eu-west-1", ((string, string)?)null);
+        Assert.Equal(("eu-west-1", "https://s3.eu-west-1.amazonaws.com"), (moved.Region, moved.Endpoint));
+        Assert.Equal("https://s3.eu-west-1.amazonaws.com", _engine.GetConnector("aws").Endpoint);
+    }
+
+    [Fact]
+    public void A_new_region_keeps_an_endpoint_the_user_gave()
+    {
+        _engine.AddConnector(new CloudConnector { Name = "vpce", Provider = ConnectorProvider.AWS, Region = "us-east-1", Endpoint = "https://bucket.vpce-1a2b.s3.us-east-1.vpce.amazonaws.com" },
+            "AKIDEXAMPLE", "secret", pathStyleGiven: false);
+        var kept = _engine.UpdateConnector("vpce", c => c.Region = "us-east-2", ((string, string)?)null);
+        Assert.Equal(("us-east-2", "https://bucket.vpce-1a2b.s3.us-east-1.vpce.amazonaws.com"), (kept.Region, kept.Endpoint));
+    }
+
+    [Fact]
+    public void A_new_region_and_a_new_endpoint_together_keep_the_new_endpoint()
+    {
+        _engine.AddConnector(new CloudConnector { Name = "both", Provider = ConnectorProvider.Wasabi, Region = "us-east-1" }, "AKIDEXAMPLE", "secret", pathStyleGiven: false);
+        var changed = _engine.UpdateConnector("both", c => { c.Region = "eu-central-1"; c.Endpoint = "https://s3.example.test"; }, ((string, string)?)null);
+        Assert.Equal("https://s3.example.test", changed.Endpoint);
+    }
+}
