@@ -16,12 +16,7 @@ public sealed class FaultToleranceTests : IAsyncLifetime
     private FaultProxy _sourceProxy = null!;
     private FaultProxy _targetProxy = null!;
 
-    private static readonly RunnerOptions QuickRetries = new()
-    {
-        Retry = new RetryPolicy { MaxAttempts = 4, BaseDelay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(50) },
-        ControlInterval = TimeSpan.FromMilliseconds(100),
-        FlushInterval = TimeSpan.FromMilliseconds(100),
-    };
+    private static readonly RunnerOptions QuickRetries = TestEndpoints.QuickRunner;
 
     public async Task InitializeAsync()
     {

@@ -19,12 +19,7 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
     private readonly List<FaultProxy> _proxies = [];
     private MigrationEngine _engine = null!;
 
-    private static readonly RunnerOptions Quick = new()
-    {
-        Retry = new RetryPolicy { MaxAttempts = 4, BaseDelay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(50) },
-        ControlInterval = TimeSpan.FromMilliseconds(100),
-        FlushInterval = TimeSpan.FromMilliseconds(100),
-    };
+    private static readonly RunnerOptions Quick = TestEndpoints.QuickRunner;
 
     public Task InitializeAsync()
     {

@@ -115,4 +115,12 @@ public static class TestEndpoints
         new Random(seed).NextBytes(bytes);
         return bytes;
     }
+
+    /// <summary>Runner settings for tests: quick retries, a fast heartbeat and flush, so faults play out in milliseconds.</summary>
+    public static ObjectMigration.Engine.Transfer.RunnerOptions QuickRunner { get; } = new()
+    {
+        Retry = new ObjectMigration.Engine.Transfer.RetryPolicy { MaxAttempts = 4, BaseDelay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(50) },
+        ControlInterval = TimeSpan.FromMilliseconds(100),
+        FlushInterval = TimeSpan.FromMilliseconds(100),
+    };
 }
