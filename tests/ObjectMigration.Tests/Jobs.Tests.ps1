@@ -241,6 +241,8 @@ Describe 'Job cmdlets' {
         $rows = Import-Csv $csv
         $rows.Count | Should -Be 5
         ($rows.Outcome | Sort-Object -Unique) | Should -Be 'Transferred'
+        # How each object was checked: s3rver's plain ETags are MD5s, so they went up as Content-MD5.
+        ($rows.VerifiedBy | Sort-Object -Unique) | Should -Match 'Content-MD5'
         ($rows.Key | Sort-Object) | Should -Be @($source.Seeded.Keys | Sort-Object)
         (Get-Content $json -Raw | ConvertFrom-Json).Count | Should -Be 5
         { Export-MigrationJobReport -Id $job.Id -Path (Join-Path $env:OBJECTMIGRATION_HOME 'report.txt') -ErrorAction Stop } |

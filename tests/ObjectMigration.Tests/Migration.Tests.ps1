@@ -136,6 +136,29 @@ Describe 'Errors' {
         $job.Error | Should -Match 'missing-bucket-xyz'
     }
 
+    It 'refuses a bad -NoProgressTimeout or -StorageClass before anything is written, naming the parameter' {
+        $before = @(Get-MigrationJob).Count
+        { New-MigrationJob -SourceConnector pester-source -SourceBucket a -TargetConnector pester-target -TargetBucket b -NoProgressTimeout 0 -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidArgument,NoProgressTimeout,ObjectMigration.Commands.NewMigrationJobCommand'
+        { New-MigrationJob -SourceConnector pester-source -SourceBucket a -TargetConnector pester-target -TargetBucket b -StorageClass 'cold storage' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidArgument,StorageClass,ObjectMigration.Commands.NewMigrationJobCommand'
+        { New-MigrationJob -SourceConnector pester-source -SourceBucket a -TargetConnector pester-target -TargetBucket b -StorageClass 42 -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidArgument,StorageClass,ObjectMigration.Commands.NewMigrationJobCommand'
+        @(Get-MigrationJob).Count | Should -Be $before
+    }
+
+    It 'resumes a Failed job once its cause is fixed' {
+        $bucket = 'later-' + [guid]::NewGuid().ToString('n').Substring(0, 12)
+        $target = New-TestBucket $TargetClient
+        $failed = New-MigrationJob -SourceConnector pester-source -SourceBucket $bucket -TargetConnector pester-target -TargetBucket $target -Wait -ErrorAction SilentlyContinue
+        $failed.State | Should -Be 'Failed'
+        $SourceClient.PutBucketAsync($bucket).GetAwaiter().GetResult() | Out-Null
+        Write-TestObject $SourceClient $bucket 'late.txt' ([byte[]](1, 2, 3))
+        $resumed = $failed | Resume-MigrationJob -Wait
+        $resumed.State | Should -Be 'Completed'
+        (Get-MigrationJobProgress -Id $failed.Id).TransferredObjects | Should -Be 1
+    }
+
     It 'refuses to resume a completed job with a clear error id' {
         $done = Get-MigrationJob -State Completed | Select-Object -First 1
         { $done | Resume-MigrationJob -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidJobState,ObjectMigration.Commands.ResumeMigrationJobCommand'
