@@ -38,6 +38,8 @@ public enum Fault
     Stall,
     /// <summary>Half the request body is read, then no more until the client gives up or Release (then it is forwarded whole).</summary>
     StallUpload,
+    /// <summary>The request body reaches the server with one byte in the middle flipped: corruption on the way to the target.</summary>
+    CorruptUpload,
 }
 
 /// <summary>
@@ -433,10 +435,11 @@ public sealed class FaultProxy : IAsyncDisposable
             await released.WaitAsync(aborted);
             body = [.. half, .. await ReadAllAsync(request.Body, aborted)];
         }
-        if (body is null && hasBody && (checksumHeaders.Count > 0 || (call.IsComplete && (encrypting || s.RequireEqualParts))))
+        if (body is null && hasBody && (checksumHeaders.Count > 0 || fault == Fault.CorruptUpload || (call.IsComplete && (encrypting || s.RequireEqualParts))))
         {
             body = await ReadAllAsync(request.Body, aborted);
         }
+        if (fault == Fault.CorruptUpload && body is { Length: > 0 }) body[body.Length / 2] ^= 0xFF;
         foreach (var name in checksumHeaders)
         {
             var expected = request.Headers[name].ToString();

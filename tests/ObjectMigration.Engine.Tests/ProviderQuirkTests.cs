@@ -184,8 +184,9 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
         }
         // One source body arrives with a byte flipped: the opaque ETag cannot tell, the stored checksum does.
         sourceProxy.Inject(Fault.CorruptBody, 1, r => FaultProxy.IsObjectGet(r) && r.Path.Value!.EndsWith("03.bin"));
-        Connector("kms-source", sourceProxy.Endpoint, sourceServer);
-        Connector("kms-target", targetProxy.Endpoint, targetServer);
+        // AWS's profile: checksums asked for on GET and checked on PUT, as S3 does.
+        Connector("kms-source", sourceProxy.Endpoint, sourceServer, ConnectorProvider.AWS);
+        Connector("kms-target", targetProxy.Endpoint, targetServer, ConnectorProvider.AWS);
         var id = Job("kms-source", source, "kms-target", target);
 
         Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
@@ -214,16 +215,17 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
         sourceProxy.Emulation.ProvideChecksums = true;
         targetProxy.Emulation.SseKms = true;
         targetProxy.Emulation.VerifyUploadChecksums = true;
-        // The first object PUT is refused as if its bytes had changed on the way: the checksum header is what tells.
-        targetProxy.Inject(Fault.CorruptBody, 0, _ => false);
-        Connector("kms-source2", sourceProxy.Endpoint, sourceServer);
-        Connector("kms-target2", targetProxy.Endpoint, targetServer);
+        // One object's bytes change on the way to the target: its ETag is opaque, the checksum sent along is what tells.
+        targetProxy.Inject(Fault.CorruptUpload, 1, FaultProxy.IsObjectPut);
+        Connector("kms-source2", sourceProxy.Endpoint, sourceServer, ConnectorProvider.AWS);
+        Connector("kms-target2", targetProxy.Endpoint, targetServer, ConnectorProvider.AWS);
         var id = Job("kms-source2", source, "kms-target2", target);
 
         Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
         await AssertHoldsAsync(targetClient, target, seeded);
-        // Every PUT carried the source's checksum for the target to check.
-        Assert.Equal(0, targetProxy.Emulation.ChecksumMismatches);
+        // The altered upload was refused (BadDigest) and sent again; every PUT carried the source's checksum.
+        Assert.Equal(1, targetProxy.Served(Fault.CorruptUpload));
+        Assert.Equal(1, targetProxy.Emulation.ChecksumMismatches);
         Assert.All(_engine.Store.StreamObjectReport(id), row => Assert.Contains("checked by the target", row.VerifiedBy));
     }
 

@@ -28,11 +28,9 @@ public static class ConnectorRules
                     throw new ConnectorDefinitionException("Jurisdiction", $"Unknown R2 jurisdiction '{c.Jurisdiction}': use default, eu or fedramp.");
                 }
                 break;
-            case ConnectorProvider.AWS:
-                // AWS connectors may leave the region out: each bucket's region is discovered from the server's hints.
-                c.UseChunkEncoding = true;
-                break;
         }
+        // AWS connectors may leave the region out: each bucket's region is discovered from the server's hints.
+        if (profile.SdkChecksums) c.UseChunkEncoding = true;
         if (profile.FixedRegion is { } fixedRegion) c.Region = fixedRegion;
         if (string.IsNullOrWhiteSpace(c.Endpoint))
         {

@@ -11,8 +11,6 @@ public sealed record ProviderProfile
     public required ConnectorProvider Provider { get; init; }
     /// <summary>UploadPartCopy exists (GCS's XML API has none: large server-side copies stream through the client).</summary>
     public bool SupportsPartCopy { get; init; } = true;
-    /// <summary>x-amz-copy-source-if-match is honoured on UploadPartCopy (R2 ignores conditions there; parts are then re-checked by ETag).</summary>
-    public bool PartCopyHonoursConditions { get; init; } = true;
     /// <summary>Full-object x-amz-checksum-* values are returned on GET (x-amz-checksum-mode) and checked on PUT.</summary>
     public bool SupportsChecksums { get; init; }
     /// <summary>Bucket names go into the path by default (the connector's -PathStyle overrides).</summary>
@@ -29,17 +27,19 @@ public sealed record ProviderProfile
     public bool SupportsObjectLock { get; init; } = true;
     /// <summary>x-amz-website-redirect-location.</summary>
     public bool SupportsWebsiteRedirect { get; init; } = true;
-    /// <summary>Storage classes the provider accepts in x-amz-storage-class; null: any name is passed on.</summary>
+    /// <summary>
+    /// Storage classes the provider accepts in x-amz-storage-class; null: not known (generic S3 servers refuse classes
+    /// they lack), so a source's class is kept only when -StorageClass names it for the target.
+    /// </summary>
     public IReadOnlySet<string>? StorageClasses { get; init; }
-    /// <summary>Largest single PUT.</summary>
+    /// <summary>Largest single PUT: larger objects go multipart whatever the job's threshold.</summary>
     public long MaxPutSize { get; init; } = 5L * 1024 * 1024 * 1024;
+    /// <summary>Part limits. All parts but the last are the same size, as R2 requires.</summary>
     public long MinPartSize { get; init; } = 5L * 1024 * 1024;
     public long MaxPartSize { get; init; } = 5L * 1024 * 1024 * 1024;
     public int MaxParts { get; init; } = 10_000;
-    /// <summary>All parts but the last must be the same size (R2).</summary>
-    public bool RequiresEqualParts { get; init; }
-    /// <summary>Prefix of user metadata headers.</summary>
-    public string MetadataPrefix { get; init; } = "x-amz-meta-";
+    /// <summary>The SDK's flexible checksums on the requests it still makes (bucket discovery): AWS only, others refuse them.</summary>
+    public bool SdkChecksums { get; init; }
     /// <summary>The endpoint the provider fixes for a region (and account), or null when the user must give one.</summary>
     public Func<CloudConnector, string, string?> DeriveEndpoint { get; init; } = (_, _) => null;
 
@@ -52,7 +52,10 @@ public static class ProviderProfiles
     {
         Provider = ConnectorProvider.AWS,
         SupportsChecksums = true,
+        SdkChecksums = true,
         DiscoversBucketRegion = true,
+        StorageClasses = new HashSet<string>(["STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER",
+            "DEEP_ARCHIVE", "GLACIER_IR", "OUTPOSTS", "EXPRESS_ONEZONE"], StringComparer.Ordinal),
         // 50 TB objects since 2025; parts and single PUTs keep their limits.
         DeriveEndpoint = (_, region) => $"https://s3.{region}.amazonaws.com",
     };
@@ -73,7 +76,6 @@ public static class ProviderProfiles
     private static readonly ProviderProfile R2 = new()
     {
         Provider = ConnectorProvider.R2,
-        PartCopyHonoursConditions = false,
         FixedRegion = "auto",
         DefaultRegion = "auto",
         SupportsTagging = false,
@@ -81,7 +83,6 @@ public static class ProviderProfiles
         SupportsWebsiteRedirect = false,
         StorageClasses = new HashSet<string>(["STANDARD", "STANDARD_IA"], StringComparer.Ordinal),
         MaxPutSize = 5L * 1024 * 1024 * 1024 - 5L * 1024 * 1024,
-        RequiresEqualParts = true,
         DeriveEndpoint = (c, _) => c.AccountId is { Length: > 0 } account
             ? $"https://{account}.{(c.Jurisdiction is null or "default" ? "" : c.Jurisdiction + ".")}r2.cloudflarestorage.com"
             : null,
@@ -90,15 +91,15 @@ public static class ProviderProfiles
     private static readonly ProviderProfile Wasabi = new()
     {
         Provider = ConnectorProvider.Wasabi,
-        SupportsChecksums = false,
+        StorageClasses = new HashSet<string>(["STANDARD"], StringComparer.Ordinal),
         DeriveEndpoint = (_, region) => region == "us-east-1" ? "https://s3.wasabisys.com" : $"https://s3.{region}.wasabisys.com",
     };
 
-    // Generic S3-compatible servers: path style, conditions and checksums passed on (unknown headers are ignored).
-    private static readonly ProviderProfile S3 = new() { Provider = ConnectorProvider.S3, PrefersPathStyle = true, SupportsChecksums = true };
+    // Generic S3-compatible servers: path style; no checksum checks assumed (Ceph accepts a wrong x-amz-checksum-crc32).
+    private static readonly ProviderProfile S3 = new() { Provider = ConnectorProvider.S3, PrefersPathStyle = true };
     private static readonly ProviderProfile MinIO = new() { Provider = ConnectorProvider.MinIO, PrefersPathStyle = true, SupportsChecksums = true };
     private static readonly ProviderProfile VspOne = new() { Provider = ConnectorProvider.VspOne, PrefersPathStyle = true };
-    private static readonly ProviderProfile UpCloud = new() { Provider = ConnectorProvider.UpCloud, SupportsChecksums = false };
+    private static readonly ProviderProfile UpCloud = new() { Provider = ConnectorProvider.UpCloud };
 
     public static ProviderProfile For(ConnectorProvider provider) => provider switch
     {

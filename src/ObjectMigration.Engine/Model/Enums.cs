@@ -37,6 +37,8 @@ public enum LogType
     ImportTransferred,
     /// <summary>The source object changed while it was copied: it was copied again from its current version, or failed.</summary>
     ImportSourceChanged,
+    /// <summary>Something the run found out or had to leave out, said once: a bucket's region, the server's clock, an attribute the target cannot take.</summary>
+    MigrationNotice,
 }
 
 public static class JobStates

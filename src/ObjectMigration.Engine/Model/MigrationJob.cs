@@ -75,9 +75,9 @@ public sealed class MigrationJob
     /// <summary>Storage classes to write on the target: source class (or "*") to target class; empty keeps the source's.</summary>
     public Dictionary<string, string> StorageClassMap { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>The class to write for an object stored in <paramref name="sourceClass"/> (null: STANDARD) at the source.</summary>
-    public string? TargetStorageClass(string? sourceClass) =>
-        StorageClassMap.TryGetValue(sourceClass ?? "STANDARD", out var mapped) || StorageClassMap.TryGetValue("*", out mapped) ? mapped : sourceClass;
+    /// <summary>What -StorageClass maps <paramref name="sourceClass"/> (null: STANDARD) to, or null when it does not name it.</summary>
+    public string? MappedStorageClass(string? sourceClass) =>
+        StorageClassMap.TryGetValue(sourceClass ?? "STANDARD", out var mapped) || StorageClassMap.TryGetValue("*", out mapped) ? mapped : null;
     /// <summary>Why the job failed, when it did; says what to fix.</summary>
     public string? Error { get; set; }
 

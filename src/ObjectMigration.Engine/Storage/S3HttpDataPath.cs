@@ -148,7 +148,7 @@ internal sealed class S3HttpDataPath : IDisposable
             if (checks.Checksum is { } checksum) request.Message.Headers.TryAddWithoutValidation(checksum.HeaderName, checksum.Base64);
             if (metadata is not null) WriteMetadata(request.Message, content, metadata);
             return request;
-        }, HttpCompletionOption.ResponseContentRead, replayable: false, timer, cancellationToken).ConfigureAwait(false);
+        }, HttpCompletionOption.ResponseHeadersRead, replayable: false, timer, cancellationToken).ConfigureAwait(false);
         return ReadETag(response, Header(response, "ETag"));
     }
 
@@ -376,10 +376,11 @@ internal sealed class S3HttpDataPath : IDisposable
             var request = build();
             S3ErrorResponse error;
             var region = RegionFor(bucket);
+            var clockOffset = Interlocked.Read(ref _clockOffsetTicks);
             try
             {
                 var keys = await _credentials.GetAsync(cancellationToken).ConfigureAwait(false);
-                _signer.Sign(request.Message, request.Host, request.Path, request.CanonicalQuery, Now, region, keys);
+                _signer.Sign(request.Message, request.Host, request.Path, request.CanonicalQuery, DateTime.UtcNow + TimeSpan.FromTicks(clockOffset), region, keys);
                 timer.Arm();
                 HttpResponseMessage response;
                 try
@@ -390,6 +391,8 @@ internal sealed class S3HttpDataPath : IDisposable
                 {
                     throw timer.Failure(e);
                 }
+                // The answer is in: reading its body arms the timer again, read by read; the caller may take its time.
+                timer.Disarm();
                 if ((int)response.StatusCode < 300) return response;
                 using (response) error = await ReadErrorAsync(response, timer).ConfigureAwait(false);
             }
@@ -403,9 +406,11 @@ internal sealed class S3HttpDataPath : IDisposable
                 var hint = error.RegionHint ?? await ProbeBucketRegionAsync(bucket, cancellationToken).ConfigureAwait(false);
                 learned = hint is not null && hint != region && LearnRegion(bucket, hint, region);
             }
-            else if (error.Code == "RequestTimeTooSkewed" && error.ServerTime is { } serverTime && attempt <= 2)
+            else if (attempt <= 2 && error.ServerTime is { } serverTime && (error.Code == "RequestTimeTooSkewed"
+                // A HEAD has no body to name the code: a 403 from a server whose clock is minutes away is taken as skew.
+                || (error.StatusCode == 403 && error.Code.Length == 0 && (serverTime.UtcDateTime - DateTime.UtcNow - TimeSpan.FromTicks(clockOffset)).Duration() > MaxSkew)))
             {
-                learned = LearnClock(serverTime);
+                learned = LearnClock(serverTime, clockOffset);
             }
             if (!learned) throw error;
             if (!replayable)
@@ -423,12 +428,22 @@ internal sealed class S3HttpDataPath : IDisposable
         return true;
     }
 
-    private bool LearnClock(DateTimeOffset serverTime)
+    /// <summary>S3 refuses a request dated more than 15 minutes from its clock; a skew of 5 is taken as the sign.</summary>
+    private static readonly TimeSpan MaxSkew = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Dates requests by the server's clock from now on. True when that changes the date the refused request had (taken
+    /// with <paramref name="offsetUsed"/>), so sending it again can succeed; another request may have learned it first.
+    /// </summary>
+    private bool LearnClock(DateTimeOffset serverTime, long offsetUsed)
     {
         var offset = serverTime.UtcDateTime - DateTime.UtcNow;
+        if (Math.Abs((offset - TimeSpan.FromTicks(offsetUsed)).TotalSeconds) < 1) return false;
         var previous = TimeSpan.FromTicks(Interlocked.Exchange(ref _clockOffsetTicks, offset.Ticks));
-        if (Math.Abs((offset - previous).TotalSeconds) < 1) return false;
-        Notice?.Invoke($"The clock of {_connector.Name} ({_connector.Endpoint}) differs from this machine's by {offset.TotalSeconds:0} s: requests are now dated by the server's clock. Correct this machine's clock (NTP).");
+        if (Math.Abs((offset - previous).TotalSeconds) >= 1)
+        {
+            Notice?.Invoke($"The clock of {_connector.Name} ({_connector.Endpoint}) differs from this machine's by {offset.TotalSeconds:0} s: requests are now dated by the server's clock. Correct this machine's clock (NTP).");
+        }
         return true;
     }
 
@@ -440,6 +455,7 @@ internal sealed class S3HttpDataPath : IDisposable
         using var message = request.Message;
         var keys = await _credentials.GetAsync(cancellationToken).ConfigureAwait(false);
         _signer.Sign(message, request.Host, request.Path, request.CanonicalQuery, Now, RegionFor(bucket), keys);
+        timer.Arm();
         try
         {
             using var response = await _http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, timer.Token).ConfigureAwait(false);
@@ -845,6 +861,8 @@ internal sealed class StallGuardedStream(Stream inner, StallTimer timer, long ma
 internal sealed class BorrowedStreamContent(Stream body, StallTimer timer) : HttpContent
 {
     private const int BufferSize = 64 * 1024;
+    // Written in slices, each resetting the timer: a link slower than a whole buffer per timeout still moves.
+    private const int SliceSize = 8 * 1024;
 
     protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) =>
         SerializeToStreamAsync(stream, context, CancellationToken.None);
@@ -860,7 +878,11 @@ internal sealed class BorrowedStreamContent(Stream body, StallTimer timer) : Htt
                 var read = await body.ReadAsync(buffer.AsMemory(0, BufferSize), cancellationToken).ConfigureAwait(false);
                 timer.Arm();
                 if (read == 0) break;
-                await stream.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+                for (var offset = 0; offset < read; offset += SliceSize)
+                {
+                    await stream.WriteAsync(buffer.AsMemory(offset, Math.Min(SliceSize, read - offset)), cancellationToken).ConfigureAwait(false);
+                    timer.Arm();
+                }
             }
         }
         finally

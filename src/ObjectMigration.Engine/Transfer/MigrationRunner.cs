@@ -74,8 +74,8 @@ public sealed class MigrationRunner
         _serverSide = source.ServerSideCopyKey == target.ServerSideCopyKey;
         _runnerId = $"{_options.RunnerId}#{Interlocked.Increment(ref s_runs)}";
         // What the stores find out by themselves (a bucket's region, the server's clock) is said once in the job's log.
-        _source.Notice += message => _logs.Enqueue(new LogRecord(LogType.MigrationResume, null, message));
-        if (!ReferenceEquals(_source, _target)) _target.Notice += message => _logs.Enqueue(new LogRecord(LogType.MigrationResume, null, message));
+        _source.Notice += message => _logs.Enqueue(new LogRecord(LogType.MigrationNotice, null, message));
+        if (!ReferenceEquals(_source, _target)) _target.Notice += message => _logs.Enqueue(new LogRecord(LogType.MigrationNotice, null, message));
     }
 
     /// <summary>Runs the job until it completes, fails, is paused or stopped. Cancelling the token stops the job.</summary>
@@ -331,7 +331,7 @@ public sealed class MigrationRunner
     /// <summary>Logs <paramref name="message"/> once per run for <paramref name="topic"/> (what a target could not take, a fallback taken).</summary>
     private void LogOnce(string topic, string? key, string message)
     {
-        if (_loggedOnce.TryAdd(topic, 0)) _logs.Enqueue(new LogRecord(LogType.MigrationError, key, message));
+        if (_loggedOnce.TryAdd(topic, 0)) _logs.Enqueue(new LogRecord(LogType.MigrationNotice, key, message));
     }
 
     private async Task CopyObjectAsync(PendingObject o, CancellationToken ct)
@@ -347,7 +347,7 @@ public sealed class MigrationRunner
                     return;
                 }
             }
-            if (o.Size > _job.MultipartThreshold)
+            if (o.Size > Math.Min(_job.MultipartThreshold, _target.Profile.MaxPutSize))
             {
                 await StartMultipartAsync(o, ct).ConfigureAwait(false);
                 return;
@@ -409,7 +409,15 @@ public sealed class MigrationRunner
                 return;
             }
             var current = o with { Size = head.Size, ETag = head.ETag, LastModified = head.LastModified, StorageClass = head.StorageClass };
-            _store.UpdateListedObject(_job.Id, new ListedObject(o.Key, head.Size, head.ETag, head.LastModified, head.StorageClass));
+            var listed = new ListedObject(o.Key, head.Size, head.ETag, head.LastModified, head.StorageClass);
+            _store.UpdateListedObject(_job.Id, listed);
+            if (!_selector.Selects(listed))
+            {
+                Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Skipped, 0, LogType.ImportSourceChanged,
+                    $"The source changed while it was copied (now ETag {head.ETag}, {head.Size} bytes) and no longer matches the job's filters: not copied" +
+                    $"{(uploadId is null ? "" : "; the partial multipart upload was aborted")}."));
+                return;
+            }
             _logs.Enqueue(new LogRecord(LogType.ImportSourceChanged, o.Key,
                 $"The source changed while it was copied (listed: ETag {o.ETag}, {o.Size} bytes; now: ETag {head.ETag}, {head.Size} bytes): " +
                 $"copying the current version from the start{(uploadId is null ? "" : "; the partial multipart upload was aborted")}."));
@@ -441,19 +449,7 @@ public sealed class MigrationRunner
             if (target.SupportsTagging) metadata.Tagging = tagging;
             else LogOnce("tags", key, $"The target ({target}) does not support object tags: tags are not copied (first seen on '{key}').");
         }
-        metadata.StorageClass = _job.TargetStorageClass(metadata.StorageClass);
-        if (metadata.StorageClass is { } storageClass)
-        {
-            if (storageClass == "STANDARD")
-            {
-                metadata.StorageClass = null; // the default everywhere; some servers refuse the header for it
-            }
-            else if (target.StorageClasses is { } classes && !classes.Contains(storageClass))
-            {
-                LogOnce("class:" + storageClass, key, $"The target ({target}) has no storage class {storageClass}: such objects get its default class (first seen on '{key}').");
-                metadata.StorageClass = null;
-            }
-        }
+        metadata.StorageClass = TargetStorageClass(key, metadata.StorageClass);
         if (metadata.WebsiteRedirectLocation is not null && !target.SupportsWebsiteRedirect)
         {
             LogOnce("redirect", key, $"The target ({target}) does not support website redirects: x-amz-website-redirect-location is not copied (first seen on '{key}').");
@@ -467,14 +463,31 @@ public sealed class MigrationRunner
         return metadata;
     }
 
+    /// <summary>
+    /// The class to write for an object of <paramref name="sourceClass"/>: what -StorageClass maps it to, else the same
+    /// class where the target's profile has it. STANDARD is left to the target's default (some servers refuse the header).
+    /// </summary>
+    private string? TargetStorageClass(string key, string? sourceClass)
+    {
+        var target = _target.Profile;
+        var mapped = _job.MappedStorageClass(sourceClass);
+        var storageClass = mapped ?? sourceClass;
+        if (storageClass is null or "STANDARD") return null;
+        if (target.StorageClasses is { } classes ? classes.Contains(storageClass) : mapped is not null) return storageClass;
+        LogOnce("class:" + storageClass, key, target.StorageClasses is null
+            ? $"Objects in storage class {storageClass} get the target's default class: which classes {target} has is not known; name one with -StorageClass (first seen on '{key}')."
+            : $"The target ({target}) has no storage class {storageClass}: such objects get its default class; map it with -StorageClass (first seen on '{key}').");
+        return null;
+    }
+
     /// <summary>The source object's tags; a source that refuses to tell (no permission, no tagging) loses its tags, not the object.</summary>
     private async Task<string?> ReadTagsAsync(string key, CancellationToken ct)
     {
         try
         {
-            return await _source.GetTaggingAsync(_job.SourceBucket, key, ct).ConfigureAwait(false);
+            return await _options.Retry.RunAsync(c => _source.GetTaggingAsync(_job.SourceBucket, key, c), OnRetry(key), ct).ConfigureAwait(false);
         }
-        catch (StorageException e) when (e.ErrorClass is ErrorClass.AccessDenied or ErrorClass.Unsupported or ErrorClass.InvalidRequest or ErrorClass.ObjectNotFound or ErrorClass.BucketNotFound)
+        catch (StorageException e) when (!e.IsJobFatal || e.ErrorClass == ErrorClass.AccessDenied)
         {
             LogOnce("tags-unreadable", key, $"The source's tags could not be read, so they are not copied (first seen on '{key}'): {e.Message}");
             return null;
@@ -493,11 +506,19 @@ public sealed class MigrationRunner
             LogOnce("tags", o.Key, $"The target ({_target.Profile}) does not support object tags: tags are not copied (first seen on '{o.Key}').");
             return;
         }
-        await _options.Retry.RunAsync(async c =>
+        try
         {
-            await _target.PutTaggingAsync(_job.TargetBucket, TargetKey(o.Key), tagging, c).ConfigureAwait(false);
-            return true;
-        }, OnRetry(o.Key), ct).ConfigureAwait(false);
+            await _options.Retry.RunAsync(async c =>
+            {
+                await _target.PutTaggingAsync(_job.TargetBucket, TargetKey(o.Key), tagging, c).ConfigureAwait(false);
+                return true;
+            }, OnRetry(o.Key), ct).ConfigureAwait(false);
+        }
+        catch (StorageException e) when (!e.IsJobFatal || e.ErrorClass == ErrorClass.AccessDenied)
+        {
+            // The object is complete and intact; its tags are what is missing, and the log says so.
+            _logs.Enqueue(new LogRecord(LogType.MigrationNotice, o.Key, $"The object was copied but its tags could not be set: {e.Message}"));
+        }
     }
 
     // ---- Single-part copies ----
@@ -512,20 +533,25 @@ public sealed class MigrationRunner
         }
         // No bytes pass through here, but the cap is on the job's bandwidth, which a server-side copy uses too.
         if (_limiter is not null) await _limiter.ConsumeAsync(o.Size, ct).ConfigureAwait(false);
-        var storageClass = _job.TargetStorageClass(o.StorageClass) is { } mapped and not "STANDARD" ? mapped : null;
+        var storageClass = TargetStorageClass(o.Key, o.StorageClass);
         var etag = await _target.CopyAsync(_job.SourceBucket, o.Key, _job.TargetBucket, TargetKey(o.Key), o.ETag, storageClass, ct).ConfigureAwait(false);
         var verifiedBy = "server-side copy pinned to the source ETag";
-        if (etag.IsContentMd5 && Checksums.IsPlainMd5(o.ETag) && !Checksums.SameETag(o.ETag, etag.Value))
+        if (o.ETag is not null && etag.Value is not null && !Checksums.SameETag(o.ETag, etag.Value))
         {
-            // A listing cannot tell an MD5 ETag from an opaque one (SSE-KMS): only a source that is plainly MD5 can disagree.
+            // Another ETag: the source changed (some servers ignore x-amz-copy-source-if-match and copy the new version),
+            // the bytes differ, or the ETags are no MD5s (multipart, SSE-KMS), which a listing cannot tell: the source says.
             var source = await _source.HeadAsync(_job.SourceBucket, o.Key, ct).ConfigureAwait(false);
-            if (source is { ETagIsContentMd5: true })
+            if (source is null || !Checksums.SameETag(source.ETag, o.ETag))
+            {
+                throw new StorageException(ErrorClass.SourceChanged, $"The source object '{o.Key}' is now ETag {source?.ETag ?? "(deleted)"}; it was listed as {o.ETag}.");
+            }
+            if (source.ETagIsContentMd5 && etag.IsContentMd5)
             {
                 throw new StorageException(ErrorClass.Integrity, $"Server-side copy of '{o.Key}' produced ETag {etag}, expected {o.ETag}.");
             }
-            verifiedBy += "; the source ETag is not an MD5";
+            verifiedBy += "; source unchanged after the copy (its ETag is no MD5)";
         }
-        else if (etag.IsContentMd5 && Checksums.IsPlainMd5(o.ETag))
+        else if (etag.IsContentMd5)
         {
             verifiedBy += "; target ETag = source ETag";
         }
@@ -659,11 +685,13 @@ public sealed class MigrationRunner
         foreach (var n in missing) _queue.EnqueuePart(new PartWork(upload, n));
     }
 
+    /// <summary>The job's part size, raised to the target's minimum and to what its part-count limit needs, capped at its largest part.</summary>
     private long PartSizeFor(long size)
     {
-        var partSize = Math.Max(_job.PartSize, TransferOptions.MinPartSize);
-        var needed = (size + TransferOptions.MaxParts - 1) / TransferOptions.MaxParts;
-        return Math.Max(partSize, needed);
+        var profile = _target.Profile;
+        var partSize = Math.Max(_job.PartSize, profile.MinPartSize);
+        var needed = (size + profile.MaxParts - 1) / profile.MaxParts;
+        return Math.Min(Math.Max(partSize, needed), profile.MaxPartSize);
     }
 
     /// <summary>Server-side part copies, unless the target has none (its profile says so, or it answered NotImplemented once).</summary>
@@ -762,8 +790,20 @@ public sealed class MigrationRunner
         try
         {
             var parts = upload.Parts.Values.OrderBy(p => p.PartNumber).Select(p => (p.PartNumber, p.ETag)).ToList();
+            if (_serverSide)
+            {
+                // Servers that ignore x-amz-copy-source-if-match on UploadPartCopy (R2, older Ceph) copy whatever version
+                // is there: the source must still be the listed version after the last part, or nothing is completed.
+                var source = await _options.Retry.RunAsync(c => _source.HeadAsync(_job.SourceBucket, o.Key, c), OnRetry(o.Key), ct).ConfigureAwait(false);
+                if (source is null || (o.ETag is not null && !Checksums.SameETag(source.ETag, o.ETag)))
+                {
+                    throw new StorageException(ErrorClass.SourceChanged, $"The source object '{o.Key}' is now ETag {source?.ETag ?? "(deleted)"}; it was listed as {o.ETag}.");
+                }
+            }
             var completed = await _options.Retry.RunAsync(c => _target.CompleteMultipartAsync(_job.TargetBucket, TargetKey(o.Key), upload.UploadId, parts, c), OnRetry(o.Key), ct)
                 .ConfigureAwait(false);
+            // Complete: the upload no longer exists, so a resume must not try to complete or abort it again.
+            _store.ForgetUpload(_job.Id, o.Key);
             // Some servers answer CompleteMultipartUpload without an ETag; HEAD tells the truth, and the size too.
             var head = await _options.Retry.RunAsync(c => _target.HeadAsync(_job.TargetBucket, TargetKey(o.Key), c), OnRetry(o.Key), ct).ConfigureAwait(false);
             var etag = string.IsNullOrEmpty(completed.Value) ? head?.ETag : completed.Value;
@@ -776,23 +816,27 @@ public sealed class MigrationRunner
             var partMd5s = parts.Select(p => Checksums.Clean(p.ETag)!).ToList();
             var expected = partMd5s.All(Checksums.IsPlainMd5) ? Checksums.MultipartETag(partMd5s) : null;
             var cleanETag = Checksums.Clean(etag);
-            var comparable = !_serverSide && expected is not null && upload.OpaqueParts == 0
+            var streamed = !CopiesPartsServerSide;
+            var comparable = streamed && expected is not null && upload.OpaqueParts == 0
                 && cleanETag is not null && cleanETag.Contains('-') && !head.OpaquelyEncrypted;
             if (comparable && cleanETag != expected)
             {
                 throw new StorageException(ErrorClass.Integrity, $"Multipart ETag of '{o.Key}' is {cleanETag}, expected {expected} from the parts sent.");
             }
-            var verifiedBy = _serverSide && !_partCopyUnsupported && _target.Profile.SupportsPartCopy ? $"server-side part copies pinned to the source ETag; size"
-                : upload.OpaqueParts == 0 && comparable ? $"part MD5s = part ETags; composite ETag; size"
-                : "part MD5s computed while streaming (target ETags are not MD5s); size";
+            var verifiedBy = !streamed ? "server-side part copies pinned to the source ETag, the source re-checked before completion; size"
+                : comparable ? "part MD5s = part ETags; composite ETag; size"
+                : "part MD5s computed while streaming (the target's ETags are not MD5s); size";
             await CopyTagsAfterCompletionAsync(o, ct).ConfigureAwait(false);
-            _store.ForgetUpload(_job.Id, o.Key);
             Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, $"Multipart, {parts.Count} parts.", expected ?? cleanETag, verifiedBy));
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
             _inFlight.TryRemove(o.Key, out _);
             Interlocked.Decrement(ref _outstanding);
+        }
+        catch (StorageException e) when (e.ErrorClass == ErrorClass.SourceChanged)
+        {
+            await RestartChangedAsync(o, upload.UploadId, ct).ConfigureAwait(false);
         }
         catch (Exception e)
         {
