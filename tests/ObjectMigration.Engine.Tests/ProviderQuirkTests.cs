@@ -84,7 +84,8 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
         var proxy = await ProxyAsync(rgw);
         proxy.Emulation.BucketRegion = "eu-west-3";
         proxy.Emulation.RegionRefusal = form;
-        Connector("aws-source", proxy.Endpoint, rgw, region: "us-east-1");
+        // An AWS connector without a region: signed for us-east-1 until the bucket's region is found.
+        Connector("aws-source", proxy.Endpoint, rgw, ConnectorProvider.AWS);
         Connector("target", rgw.Endpoint, TestEndpoints.RgwSecondGateway with { });
         var id = Job("aws-source", source, "target", target);
 
@@ -166,8 +167,10 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
 
     // ---- Encryption: ETags that are not MD5s ----
 
-    [Fact]
-    public async Task Sse_kms_on_both_sides_copies_and_verifies_every_object_with_no_false_mismatch_and_still_catches_a_corrupted_byte()
+    [Theory]
+    [InlineData(ServerSideEncryption.SseKms)]
+    [InlineData(ServerSideEncryption.SseC)]
+    public async Task Sse_kms_or_sse_c_on_both_sides_copies_and_verifies_every_object_with_no_false_mismatch_and_still_catches_a_corrupted_byte(ServerSideEncryption encryption)
     {
         var (sourceServer, targetServer) = (TestEndpoints.S3rverSource, TestEndpoints.S3rverTarget);
         using var sourceClient = sourceServer.Client();
@@ -178,16 +181,16 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
         var targetProxy = await ProxyAsync(targetServer);
         foreach (var proxy in new[] { sourceProxy, targetProxy })
         {
-            proxy.Emulation.SseKms = true;
+            proxy.Emulation.Encryption = encryption;
             proxy.Emulation.ProvideChecksums = true;
             proxy.Emulation.VerifyUploadChecksums = true;
         }
         // One source body arrives with a byte flipped: the opaque ETag cannot tell, the stored checksum does.
         sourceProxy.Inject(Fault.CorruptBody, 1, r => FaultProxy.IsObjectGet(r) && r.Path.Value!.EndsWith("03.bin"));
         // AWS's profile: checksums asked for on GET and checked on PUT, as S3 does.
-        Connector("kms-source", sourceProxy.Endpoint, sourceServer, ConnectorProvider.AWS);
-        Connector("kms-target", targetProxy.Endpoint, targetServer, ConnectorProvider.AWS);
-        var id = Job("kms-source", source, "kms-target", target);
+        Connector("enc-source", sourceProxy.Endpoint, sourceServer, ConnectorProvider.AWS);
+        Connector("enc-target", targetProxy.Endpoint, targetServer, ConnectorProvider.AWS);
+        var id = Job("enc-source", source, "enc-target", target);
 
         Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
         await AssertHoldsAsync(targetClient, target, seeded);
@@ -346,6 +349,27 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
         Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
         Assert.True(clock.Elapsed > TimeSpan.FromSeconds(2), "the body did not trickle");
         Assert.Equal(1, proxy.Served(Fault.Trickle));
+        await AssertHoldsAsync(targetClient, target, seeded);
+    }
+
+    [Fact]
+    public async Task An_upload_that_stalls_fails_within_the_no_progress_timeout_and_a_retry_sends_it_whole()
+    {
+        var server = TestEndpoints.S3rverSource;
+        using var client = server.Client();
+        var rgw = TestEndpoints.Rgw;
+        using var targetClient = rgw.Client();
+        var (source, target) = (await client.NewBucketAsync(), await targetClient.NewBucketAsync());
+        var seeded = await SeedAsync(client, source, 2);
+        var targetProxy = await ProxyAsync(rgw);
+        // The first upload stops being read half way (a target that stalls); the client gives up and sends it again.
+        targetProxy.Inject(Fault.StallUpload, 1, FaultProxy.IsObjectPut);
+        Connector("source", server.Endpoint, server);
+        Connector("stalling-target", targetProxy.Endpoint, rgw);
+        var id = Job("source", source, "stalling-target", target, noProgress: TimeSpan.FromSeconds(1));
+
+        Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal(1, targetProxy.Served(Fault.StallUpload));
         await AssertHoldsAsync(targetClient, target, seeded);
     }
 

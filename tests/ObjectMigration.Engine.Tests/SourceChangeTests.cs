@@ -131,4 +131,34 @@ public sealed class SourceChangeTests : IAsyncLifetime
         // The listing data follows the version that was copied.
         Assert.Equal(second.Length, _engine.GetProgress(id).TotalBytes);
     }
+
+    [Fact]
+    public async Task A_source_rewritten_during_server_side_part_copies_is_caught_before_completion_though_the_server_ignores_the_condition()
+    {
+        // Ceph, like R2, ignores x-amz-copy-source-if-match on UploadPartCopy: the parts after the rewrite come from the
+        // new version. The source is checked again before completing, so the spliced upload is never completed.
+        var source = await _client.NewBucketAsync();
+        var target = await _client.NewBucketAsync();
+        var first = TestEndpoints.Bytes(3 * Part, 7);
+        var second = TestEndpoints.Bytes(3 * Part, 8);
+        await _client.PutAsync(source, "video.bin", first);
+        _engine.AddConnector(new CloudConnector { Name = "same-a", Endpoint = _sourceProxy.Endpoint }, TestEndpoints.Rgw.AccessKey, TestEndpoints.Rgw.SecretKey, pathStyleGiven: false);
+        _engine.AddConnector(new CloudConnector { Name = "same-b", Endpoint = _sourceProxy.Endpoint }, TestEndpoints.Rgw.AccessKey, TestEndpoints.Rgw.SecretKey, pathStyleGiven: false);
+        _sourceProxy.Inject(Fault.Hang, 1, r => FaultProxy.IsPartCopy(r) && r.Headers["x-amz-copy-source-range"].ToString().StartsWith($"bytes={Part}-", StringComparison.Ordinal));
+        var id = _engine.CreateJob(new MigrationJobRequest
+        {
+            SourceConnector = "same-a", SourceBucket = source, TargetConnector = "same-b", TargetBucket = target,
+            Concurrency = 1, MultipartThreshold = Part, PartSize = Part,
+        }).Id;
+
+        var run = _engine.RunJobAsync(id, Quick, CancellationToken.None);
+        await TestEndpoints.WaitUntilAsync(() => _sourceProxy.Served(Fault.Hang) == 1, TimeSpan.FromSeconds(30));
+        await _client.PutAsync(source, "video.bin", second);
+        _sourceProxy.Release();
+
+        Assert.Equal(JobState.Completed, await run.WaitAsync(TimeSpan.FromSeconds(60)));
+        await AssertTargetIsWholeAsync(target, second, id);
+        Assert.Single(_engine.Store.GetLogs(id, new LogQuery { Types = [LogType.ImportSourceChanged] }));
+        Assert.Contains("server-side", _engine.Store.StreamObjectReport(id).Single().VerifiedBy);
+    }
 }
