@@ -101,6 +101,7 @@ public sealed class SdkCredentialProvider : ICredentialProvider
 
     private sealed class SdkView(SdkCredentialProvider owner) : AWSCredentials
     {
+        // The SDK's synchronous API, which AWSCredentials must offer; only the SDK's own synchronous calls use it, never the engine.
         public override ImmutableCredentials GetCredentials() => GetCredentialsAsync().GetAwaiter().GetResult();
 
         public override async Task<ImmutableCredentials> GetCredentialsAsync()
