@@ -127,7 +127,8 @@ public sealed class MigrationEngine
     public void RemoveConnector(string name, bool force)
     {
         var connector = GetConnector(name);
-        var busy = Store.GetJobsUsingConnector(connector.Id).Where(j => !JobStates.IsTerminal(j.State)).ToList();
+        // A Failed job resumes once its cause is fixed: it still needs its connectors.
+        var busy = Store.GetJobsUsingConnector(connector.Id).Where(j => !JobStates.IsTerminal(j.State) || j.State == JobState.Failed).ToList();
         if (busy.Count > 0 && !force)
         {
             throw new JobStateException($"Cloud connector '{connector.Name}' is used by {busy.Count} unfinished job(s) ({string.Join(", ", busy.Take(3).Select(j => j.Name))}); finish or stop them, or use -Force.");
@@ -229,7 +230,7 @@ public sealed class MigrationEngine
             MaxBytesPerSecond = request.MaxBytesPerSecond,
             MultipartThreshold = request.MultipartThreshold,
             PartSize = request.PartSize,
-            NoProgressTimeout = request.NoProgressTimeout,
+            NoProgressTimeout = request.NoProgressTimeout ?? S3ObjectStore.DefaultNoProgressTimeout,
             StorageClassMap = new Dictionary<string, string>(request.StorageClassMap, StringComparer.OrdinalIgnoreCase),
             CreatedAt = DateTimeOffset.UtcNow,
         };
@@ -291,8 +292,15 @@ public sealed class MigrationEngine
     public async Task<JobState> RunJobAsync(Guid id, RunnerOptions? options, CancellationToken ct)
     {
         var job = GetJob(id);
-        var sourceConnector = Store.FindConnector(job.SourceConnectorId) ?? throw new JobStateException($"The source connector of job '{job.Name}' was removed.");
-        var targetConnector = Store.FindConnector(job.TargetConnectorId) ?? throw new JobStateException($"The target connector of job '{job.Name}' was removed.");
+        var sourceConnector = Store.FindConnector(job.SourceConnectorId);
+        var targetConnector = Store.FindConnector(job.TargetConnectorId);
+        if (sourceConnector is null || targetConnector is null)
+        {
+            // Settled here, or a resumed job would wait Pending for a runner that never starts.
+            var message = $"The {(sourceConnector is null ? "source" : "target")} connector of job '{job.Name}' was removed: the job cannot run. Create a new job with an existing connector.";
+            if (Store.TryTransition(id, [JobState.Pending], JobState.Failed, error: message)) Store.AddLogs(id, [new LogRecord(LogType.MigrationError, null, message)]);
+            throw new JobStateException(message);
+        }
         using var source = OpenObjectStore(GetAccess(sourceConnector), job.Concurrency, job.NoProgressTimeout);
         using var target = OpenObjectStore(GetAccess(targetConnector), job.Concurrency, job.NoProgressTimeout);
         var runner = new MigrationRunner(Store, job, source, target, options);

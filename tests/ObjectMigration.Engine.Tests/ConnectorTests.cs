@@ -261,3 +261,29 @@ public sealed class ConnectorRegionChangeTests
         Assert.Equal("https://s3.example.test", changed.Endpoint);
     }
 }
+
+/// <summary>A Failed job can be resumed, so it still holds its connectors; one whose connector was forced away fails at once.</summary>
+public sealed class ConnectorOfFailedJobTests
+{
+    private readonly MigrationEngine _engine = MigrationEngine.Open(Path.Combine(Path.GetTempPath(), "om-removed-" + Guid.NewGuid().ToString("n")[..8]));
+
+    [Fact]
+    public async Task A_connector_of_a_Failed_job_is_kept_unless_forced_and_then_a_resume_fails_instead_of_waiting()
+    {
+        var server = TestEndpoints.S3rverSource;
+        _engine.AddConnector(new CloudConnector { Name = "src", Endpoint = server.Endpoint }, server.AccessKey, server.SecretKey, pathStyleGiven: false);
+        _engine.AddConnector(new CloudConnector { Name = "dst", Endpoint = TestEndpoints.S3rverTarget.Endpoint }, server.AccessKey, server.SecretKey, pathStyleGiven: false);
+        var id = _engine.CreateJob(new MigrationJobRequest { SourceConnector = "src", SourceBucket = "no-such-bucket-" + Guid.NewGuid().ToString("n")[..8], TargetConnector = "dst", TargetBucket = "whatever" }).Id;
+        Assert.Equal(JobState.Failed, await _engine.RunJobAsync(id, TestEndpoints.QuickRunner, CancellationToken.None));
+
+        Assert.Throws<JobStateException>(() => _engine.RemoveConnector("src", force: false));
+        _engine.RemoveConnector("src", force: true);
+        _engine.PrepareResume(id, retryFailed: false);
+        var e = await Assert.ThrowsAsync<JobStateException>(() => _engine.RunJobAsync(id, TestEndpoints.QuickRunner, CancellationToken.None));
+
+        Assert.Contains("source connector", e.Message);
+        var job = _engine.GetJob(id);
+        Assert.Equal(JobState.Failed, job.State);
+        Assert.Contains("was removed", job.Error);
+    }
+}

@@ -140,11 +140,25 @@ Describe 'Errors' {
         $before = @(Get-MigrationJob).Count
         { New-MigrationJob -SourceConnector pester-source -SourceBucket a -TargetConnector pester-target -TargetBucket b -NoProgressTimeout 0 -ErrorAction Stop } |
             Should -Throw -ErrorId 'InvalidArgument,NoProgressTimeout,ObjectMigration.Commands.NewMigrationJobCommand'
+        { New-MigrationJob -SourceConnector pester-source -SourceBucket a -TargetConnector pester-target -TargetBucket b -NoProgressTimeout '2.00:00:00' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidArgument,NoProgressTimeout,ObjectMigration.Commands.NewMigrationJobCommand'
         { New-MigrationJob -SourceConnector pester-source -SourceBucket a -TargetConnector pester-target -TargetBucket b -StorageClass 'cold storage' -ErrorAction Stop } |
             Should -Throw -ErrorId 'InvalidArgument,StorageClass,ObjectMigration.Commands.NewMigrationJobCommand'
         { New-MigrationJob -SourceConnector pester-source -SourceBucket a -TargetConnector pester-target -TargetBucket b -StorageClass 42 -ErrorAction Stop } |
             Should -Throw -ErrorId 'InvalidArgument,StorageClass,ObjectMigration.Commands.NewMigrationJobCommand'
         @(Get-MigrationJob).Count | Should -Be $before
+    }
+
+    It 'takes -NoProgressTimeout as seconds or a TimeSpan and keeps the default on the job' {
+        $source = New-TestBucket $SourceClient
+        Write-TestObject $SourceClient $source 'one.txt' ([byte[]](7, 8, 9))
+        $target = New-TestBucket $TargetClient
+        (New-MigrationJob -SourceConnector pester-source -SourceBucket $source -TargetConnector pester-target -TargetBucket $target -NoProgressTimeout 90 -Wait).NoProgressTimeout |
+            Should -Be ([timespan]::FromSeconds(90))
+        (New-MigrationJob -SourceConnector pester-source -SourceBucket $source -TargetConnector pester-target -TargetBucket $target -NoProgressTimeout '00:02:00' -Wait).NoProgressTimeout |
+            Should -Be ([timespan]::FromMinutes(2))
+        (New-MigrationJob -SourceConnector pester-source -SourceBucket $source -TargetConnector pester-target -TargetBucket $target -Wait).NoProgressTimeout |
+            Should -Be ([timespan]::FromSeconds(60))
     }
 
     It 'resumes a Failed job once its cause is fixed' {

@@ -88,7 +88,8 @@ public static class CredentialSources
             || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("AWS_CONTAINER_CREDENTIALS_FULL_URI"));
         return container
             ? new SdkCredentialProvider("instance role", "the container credentials endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI)", () => new GenericContainerCredentials())
-            : new SdkCredentialProvider("instance role", "the EC2 instance profile (instance metadata service)", () => new InstanceProfileAWSCredentials());
+            : new SdkCredentialProvider("instance role", "the EC2 instance profile (instance metadata service; off EC2 set AWS_CONTAINER_CREDENTIALS_FULL_URI, or use -ProfileName or -Credential)",
+                () => new InstanceProfileAWSCredentials());
     }
 
     /// <summary>

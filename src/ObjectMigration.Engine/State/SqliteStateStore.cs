@@ -249,7 +249,8 @@ public sealed class SqliteStateStore : IStateStore
     private bool Transition(Guid id, JobState[] from, JobState to, JobPhase? phase, string? error, string? runnerId)
     {
         var fromList = string.Join(",", from.Select(s => $"'{s}'"));
-        var started = to == JobState.Running ? ", started_at = COALESCE(started_at, $now), heartbeat_at = $now, runner = $runner" : "";
+        // A new run starts without the error of the run before it (a Failed job resumed once its cause was fixed).
+        var started = to == JobState.Running ? ", started_at = COALESCE(started_at, $now), heartbeat_at = $now, runner = $runner, error = NULL" : "";
         var finished = JobStates.IsTerminal(to) ? ", finished_at = $now" : "";
         var control = to == JobState.Running || JobStates.IsSettled(to) ? ", control = 0" : "";
         var held = runnerId is not null && to != JobState.Running ? " AND runner = $runner" : "";

@@ -21,6 +21,8 @@ public sealed class S3ObjectStore : IObjectStore
     private readonly Lazy<AmazonS3Client> _sdk;
     private readonly S3HttpDataPath _data;
     private readonly string _describe;
+    /// <summary>Where the keys come from, named without a secret, for "credentials rejected" errors.</summary>
+    private readonly string _credentialSource;
 
     public string ServerSideCopyKey { get; }
 
@@ -42,6 +44,7 @@ public sealed class S3ObjectStore : IObjectStore
         _sdk = new Lazy<AmazonS3Client>(() => CreateSdkClient(access, maxConnections, timeout));
         _data = new S3HttpDataPath(access, maxConnections, timeout);
         _describe = $"connector '{connector.Name}' ({connector.Endpoint})";
+        _credentialSource = access.Credentials is SdkCredentialProvider sdk ? sdk.Description : $"the stored key {connector.AccessKeyId}";
         ServerSideCopyKey = $"{connector.Endpoint.TrimEnd('/')}|{connector.Region}|{access.Credentials.Identity}";
     }
 
@@ -126,13 +129,13 @@ public sealed class S3ObjectStore : IObjectStore
         return new StorageException(ErrorClass.InvalidRequest, $"{where} failed: {e.GetBaseException().Message}", e);
     }
 
-    private static StorageException FromErrorResponse(string code, int status, string message, string where, string what, string? bucket, Exception e)
+    private StorageException FromErrorResponse(string code, int status, string message, string where, string what, string? bucket, Exception e)
     {
         var detail = string.IsNullOrEmpty(code) ? $"HTTP {status}" : $"{code} (HTTP {status})";
         return code switch
         {
             "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "InvalidToken" or "ExpiredToken" or "TokenRefreshRequired" =>
-                new StorageException(ErrorClass.Authentication, $"{where} failed: the access key or secret was rejected ({detail}). Check the connector's credentials.", e),
+                new StorageException(ErrorClass.Authentication, $"{where} failed: the access key or secret was rejected ({detail}). Check the connector's credentials: {_credentialSource}.", e),
             "AccessDenied" or "AllAccessDisabled" =>
                 new StorageException(ErrorClass.AccessDenied, $"{where} failed: access denied ({detail}). Grant the connector's user this permission.", e),
             "NoSuchBucket" =>

@@ -535,7 +535,7 @@ public sealed class MigrationRunner
         if (_limiter is not null) await _limiter.ConsumeAsync(o.Size, ct).ConfigureAwait(false);
         var storageClass = TargetStorageClass(o.Key, o.StorageClass);
         var etag = await _target.CopyAsync(_job.SourceBucket, o.Key, _job.TargetBucket, TargetKey(o.Key), o.ETag, storageClass, ct).ConfigureAwait(false);
-        var verifiedBy = "server-side copy pinned to the source ETag";
+        var verifiedBy = Verification.ServerSide;
         if (o.ETag is not null && etag.Value is not null && !Checksums.SameETag(o.ETag, etag.Value))
         {
             // Another ETag: the source changed (some servers ignore x-amz-copy-source-if-match and copy the new version),
@@ -549,11 +549,11 @@ public sealed class MigrationRunner
             {
                 throw new StorageException(ErrorClass.Integrity, $"Server-side copy of '{o.Key}' produced ETag {etag}, expected {o.ETag}.");
             }
-            verifiedBy += "; source unchanged after the copy (its ETag is no MD5)";
+            verifiedBy = Verification.ServerSideOpaque;
         }
         else if (etag.IsContentMd5)
         {
-            verifiedBy += "; target ETag = source ETag";
+            verifiedBy = Verification.ServerSideSameETag;
         }
         _counters.AddBytes(o.Size);
         return new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, "Copied server-side.", Checksums.Clean(etag.Value ?? o.ETag), verifiedBy);
@@ -585,11 +585,11 @@ public sealed class MigrationRunner
         }
         var md5 = sourceMd5 ?? body.Md5Hex()!;
         if (etag.IsContentMd5 && etag.Clean != md5) throw Mismatch(o.Key, md5, head.ETag, etag.Value);
-        var verifiedBy = sourceMd5 is not null ? "Content-MD5 (the source ETag), checked by the target"
-            : sourceChecksum is not null ? $"{sourceChecksum.Algorithm} (stored by the source) recomputed while streaming{(sendChecksum ? ", checked by the target" : "")}"
-            : etag.IsContentMd5 ? "MD5 computed while streaming"
-            : "size; MD5 computed while streaming (neither ETag is an MD5, no source checksum)";
-        if (etag.IsContentMd5) verifiedBy += "; target ETag = MD5";
+        var verifiedBy = sourceMd5 is not null ? Verification.ContentMd5
+            : sourceChecksum is not null ? Verification.SourceChecksum(sourceChecksum.Algorithm, sendChecksum)
+            : etag.IsContentMd5 ? Verification.Md5EqualsTargetETag
+            : Verification.SizeOnly;
+        if (etag.IsContentMd5 && (sourceMd5 is not null || sourceChecksum is not null)) verifiedBy += Verification.AndTargetETag;
         _counters.AddBytes(size);
         return new ObjectResult(o.Key, ObjectOutcome.Transferred, size, null, null, md5, verifiedBy);
     }
@@ -823,9 +823,7 @@ public sealed class MigrationRunner
             {
                 throw new StorageException(ErrorClass.Integrity, $"Multipart ETag of '{o.Key}' is {cleanETag}, expected {expected} from the parts sent.");
             }
-            var verifiedBy = !streamed ? "server-side part copies pinned to the source ETag, the source re-checked before completion; size"
-                : comparable ? "part MD5s = part ETags; composite ETag; size"
-                : "part MD5s computed while streaming (the target's ETags are not MD5s); size";
+            var verifiedBy = !streamed ? Verification.ServerSideParts : comparable ? Verification.PartsMatchETags : Verification.PartsSizeOnly;
             await CopyTagsAfterCompletionAsync(o, ct).ConfigureAwait(false);
             Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, $"Multipart, {parts.Count} parts.", expected ?? cleanETag, verifiedBy));
         }

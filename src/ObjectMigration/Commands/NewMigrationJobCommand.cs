@@ -64,8 +64,8 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     [Parameter] [ValidateRange(5L * 1024 * 1024, long.MaxValue)] public long MultipartThreshold { get; set; } = TransferOptions.DefaultMultipartThreshold;
     [Parameter] [ValidateRange(5L * 1024 * 1024, int.MaxValue)] public long PartSize { get; set; } = TransferOptions.DefaultPartSize;
 
-    /// <summary>A request fails when no byte moved for this long (default 60 seconds); a slow link that keeps moving never times out.</summary>
-    [Parameter] public TimeSpan? NoProgressTimeout { get; set; }
+    /// <summary>A request fails when no byte moved for this long: seconds or a TimeSpan, 1 s to 24 h (default 60 seconds); a slow link that keeps moving never times out.</summary>
+    [Parameter] [Seconds] public TimeSpan? NoProgressTimeout { get; set; }
 
     /// <summary>
     /// The storage class objects get on the target: one name for all (-StorageClass STANDARD_IA), or a map from the
