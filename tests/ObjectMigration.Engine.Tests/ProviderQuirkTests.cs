@@ -68,29 +68,42 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
             Concurrency = 4, MultipartThreshold = Part, PartSize = Part, NoProgressTimeout = noProgress,
         }).Id;
 
+    /// <summary>
+    /// The two servers of a fixture: s3rver (two instances) or Ceph RGW (two gateways of one cluster). A client of the
+    /// source server reads and writes the source; one of the target server, the target.
+    /// </summary>
+    private static (S3Endpoint Source, S3Endpoint Target) Servers(string fixture) => fixture switch
+    {
+        "s3rver" => (TestEndpoints.S3rverSource, TestEndpoints.S3rverTarget),
+        _ => (TestEndpoints.Rgw, TestEndpoints.RgwSecondGateway),
+    };
+
     private IReadOnlyList<MigrationJobLogEntry> Logs(Guid id, params LogType[] types) => _engine.Store.GetLogs(id, new LogQuery { Types = types });
 
     // ---- AWS regions ----
 
     [Theory]
-    [InlineData(RegionRefusal.AuthorizationHeaderMalformed)]
-    [InlineData(RegionRefusal.PermanentRedirect)]
-    public async Task A_bucket_in_another_region_is_followed_there_and_the_job_logs_the_region_once(RegionRefusal form)
+    [InlineData(RegionRefusal.AuthorizationHeaderMalformed, "ceph")]
+    [InlineData(RegionRefusal.PermanentRedirect, "ceph")]
+    [InlineData(RegionRefusal.AuthorizationHeaderMalformed, "s3rver")]
+    [InlineData(RegionRefusal.PermanentRedirect, "s3rver")]
+    public async Task A_bucket_in_another_region_is_followed_there_and_the_job_logs_the_region_once(RegionRefusal form, string fixture)
     {
-        var rgw = TestEndpoints.Rgw;
-        using var client = rgw.Client();
-        var (source, target) = (await client.NewBucketAsync(), await client.NewBucketAsync());
+        var (sourceServer, targetServer) = Servers(fixture);
+        using var client = sourceServer.Client();
+        using var targetClient = targetServer.Client();
+        var (source, target) = (await client.NewBucketAsync(), await targetClient.NewBucketAsync());
         var seeded = await SeedAsync(client, source, 5, largeParts: 2);
-        var proxy = await ProxyAsync(rgw);
+        var proxy = await ProxyAsync(sourceServer);
         proxy.Emulation.BucketRegion = "eu-west-3";
         proxy.Emulation.RegionRefusal = form;
         // An AWS connector without a region: signed for us-east-1 until the bucket's region is found.
-        Connector("aws-source", proxy.Endpoint, rgw, ConnectorProvider.AWS);
-        Connector("target", rgw.Endpoint, TestEndpoints.RgwSecondGateway with { });
+        Connector("aws-source", proxy.Endpoint, sourceServer, ConnectorProvider.AWS);
+        Connector("target", targetServer.Endpoint, targetServer);
         var id = Job("aws-source", source, "target", target);
 
         Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
-        await AssertHoldsAsync(client, target, seeded);
+        await AssertHoldsAsync(targetClient, target, seeded);
         Assert.True(proxy.Emulation.RegionRefusals >= 1, "the emulation never refused a request");
         var said = Logs(id).Where(l => l.Message.Contains("is in region 'eu-west-3'")).ToList();
         Assert.Single(said);
@@ -168,11 +181,13 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
     // ---- Encryption: ETags that are not MD5s ----
 
     [Theory]
-    [InlineData(ServerSideEncryption.SseKms)]
-    [InlineData(ServerSideEncryption.SseC)]
-    public async Task Sse_kms_or_sse_c_on_both_sides_copies_and_verifies_every_object_with_no_false_mismatch_and_still_catches_a_corrupted_byte(ServerSideEncryption encryption)
+    [InlineData(ServerSideEncryption.SseKms, "s3rver")]
+    [InlineData(ServerSideEncryption.SseC, "s3rver")]
+    [InlineData(ServerSideEncryption.SseKms, "ceph")]
+    [InlineData(ServerSideEncryption.SseC, "ceph")]
+    public async Task Sse_kms_or_sse_c_on_both_sides_copies_and_verifies_every_object_with_no_false_mismatch_and_still_catches_a_corrupted_byte(ServerSideEncryption encryption, string fixture)
     {
-        var (sourceServer, targetServer) = (TestEndpoints.S3rverSource, TestEndpoints.S3rverTarget);
+        var (sourceServer, targetServer) = Servers(fixture);
         using var sourceClient = sourceServer.Client();
         using var targetClient = targetServer.Client();
         var (source, target) = (await sourceClient.NewBucketAsync(), await targetClient.NewBucketAsync());
@@ -182,6 +197,8 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
         foreach (var proxy in new[] { sourceProxy, targetProxy })
         {
             proxy.Emulation.Encryption = encryption;
+            // Conditions are evaluated against the opaque ETags a client sees, as the provider does.
+            proxy.Emulation.EvaluateConditions = true;
             proxy.Emulation.ProvideChecksums = true;
             proxy.Emulation.VerifyUploadChecksums = true;
         }
@@ -192,7 +209,8 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
         Connector("enc-target", targetProxy.Endpoint, targetServer, ConnectorProvider.AWS);
         var id = Job("enc-source", source, "enc-target", target);
 
-        Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
+        var state = await _engine.RunJobAsync(id, Quick, CancellationToken.None);
+        Assert.True(state == JobState.Completed, string.Join(" | ", Logs(id).Select(l => $"{l.Type} {l.ObjectKey}: {l.Message}")));
         await AssertHoldsAsync(targetClient, target, seeded);
         Assert.Equal(1, sourceProxy.Served(Fault.CorruptBody));
         Assert.Empty(Logs(id, LogType.ImportErrorRetryExhaustion, LogType.MigrationError));
@@ -202,6 +220,27 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
         Assert.All(report.Where(r => r.Key.StartsWith("s/")), row => Assert.Contains("CRC32", row.VerifiedBy));
         Assert.Contains("not MD5s", report.Single(r => r.Key == "l/large.bin").VerifiedBy);
         Assert.True(targetProxy.Emulation.ChecksumsProvided + sourceProxy.Emulation.ChecksumsProvided >= 6);
+    }
+
+    [Fact]
+    public async Task A_source_that_refuses_If_Match_for_unchanged_objects_is_read_unconditioned_and_checked_by_the_ETag_it_names()
+    {
+        // The emulation gives Ceph's objects opaque ETags but, told not to evaluate conditions, passes If-Match on to Ceph,
+        // which compares it with its own ETag and refuses every read: a server whose If-Match cannot be trusted.
+        var (sourceServer, targetServer) = Servers("ceph");
+        using var client = sourceServer.Client();
+        var (source, target) = (await client.NewBucketAsync(), await client.NewBucketAsync());
+        var seeded = await SeedAsync(client, source, 4, largeParts: 1);
+        var proxy = await ProxyAsync(sourceServer);
+        proxy.Emulation.SseKms = true;
+        Connector("strict", proxy.Endpoint, sourceServer);
+        Connector("target", targetServer.Endpoint, targetServer);
+        var id = Job("strict", source, "target", target);
+
+        Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
+        await AssertHoldsAsync(client, target, seeded);
+        Assert.Single(Logs(id), l => l.Message.Contains("refused a condition on an object that did not change"));
+        Assert.Empty(Logs(id, LogType.ImportSourceChanged));
     }
 
     [Fact]
@@ -234,10 +273,12 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
 
     // ---- GCS: no UploadPartCopy ----
 
-    [Fact]
-    public async Task A_server_without_UploadPartCopy_gets_large_objects_streamed_and_says_so_once()
+    [Theory]
+    [InlineData("ceph")]
+    [InlineData("s3rver")]
+    public async Task A_server_without_UploadPartCopy_gets_large_objects_streamed_and_says_so_once(string fixture)
     {
-        var rgw = TestEndpoints.Rgw;
+        var rgw = Servers(fixture).Source;
         using var client = rgw.Client();
         var (source, target) = (await client.NewBucketAsync(), await client.NewBucketAsync());
         var seeded = await SeedAsync(client, source, 3, largeParts: 2);
@@ -257,10 +298,12 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
         Assert.Contains(_engine.Store.StreamObjectReport(id), r => r.Key == "s/00.bin" && r.VerifiedBy!.Contains("server-side"));
     }
 
-    [Fact]
-    public async Task A_GCS_connector_never_asks_for_UploadPartCopy()
+    [Theory]
+    [InlineData("ceph")]
+    [InlineData("s3rver")]
+    public async Task A_GCS_connector_never_asks_for_UploadPartCopy(string fixture)
     {
-        var rgw = TestEndpoints.Rgw;
+        var rgw = Servers(fixture).Source;
         using var client = rgw.Client();
         var (source, target) = (await client.NewBucketAsync(), await client.NewBucketAsync());
         var seeded = await SeedAsync(client, source, 2, largeParts: 2);
@@ -277,21 +320,24 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
 
     // ---- Clock skew ----
 
-    [Fact]
-    public async Task A_server_that_insists_on_its_own_clock_is_followed_and_the_job_completes()
+    [Theory]
+    [InlineData("ceph")]
+    [InlineData("s3rver")]
+    public async Task A_server_that_insists_on_its_own_clock_is_followed_and_the_job_completes(string fixture)
     {
-        var rgw = TestEndpoints.Rgw;
-        using var client = rgw.Client();
-        var (source, target) = (await client.NewBucketAsync(), await client.NewBucketAsync());
+        var (sourceServer, targetServer) = Servers(fixture);
+        using var client = sourceServer.Client();
+        using var targetClient = targetServer.Client();
+        var (source, target) = (await client.NewBucketAsync(), await targetClient.NewBucketAsync());
         var seeded = await SeedAsync(client, source, 4, largeParts: 1);
-        var proxy = await ProxyAsync(rgw);
+        var proxy = await ProxyAsync(sourceServer);
         proxy.Emulation.ClockOffset = TimeSpan.FromMinutes(47);
-        Connector("skewed", proxy.Endpoint, rgw);
-        Connector("target", rgw.Endpoint, rgw);
+        Connector("skewed", proxy.Endpoint, sourceServer);
+        Connector("target", targetServer.Endpoint, targetServer);
         var id = Job("skewed", source, "target", target);
 
         Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
-        await AssertHoldsAsync(client, target, seeded);
+        await AssertHoldsAsync(targetClient, target, seeded);
         Assert.True(proxy.Emulation.SkewRefusals >= 1);
         Assert.Single(Logs(id), l => l.Message.Contains("differs from this machine's"));
     }

@@ -58,6 +58,11 @@ public sealed class MigrationRunner
     private readonly ConcurrentDictionary<string, int> _restarts = new(StringComparer.Ordinal);
     /// <summary>The target answered UploadPartCopy with NotImplemented: parts stream through the client for the rest of the run.</summary>
     private volatile bool _partCopyUnsupported;
+    /// <summary>The source refused If-Match for an unchanged object: reads go unconditioned, checked by the ETag each answer names.</summary>
+    private volatile bool _readsPinnedByAnswer;
+
+    /// <summary>The ETag a source read is conditioned on: the listed one, unless the source mishandles If-Match.</summary>
+    private string? ReadCondition(PendingObject o) => _readsPinnedByAnswer ? null : o.ETag;
     /// <summary>How often one object may start over because its source changed before it fails (and waits for -RetryFailed).</summary>
     private const int MaxSourceChangeRestarts = 3;
 
@@ -393,9 +398,19 @@ public sealed class MigrationRunner
     {
         try
         {
-            if (uploadId is not null) await AbortQuietlyAsync(o.Key, uploadId).ConfigureAwait(false);
             var restarts = _restarts.AddOrUpdate(o.Key, 1, (_, n) => n + 1);
             var head = await _options.Retry.RunAsync(c => _source.HeadAsync(_job.SourceBucket, o.Key, c), OnRetry(o.Key), ct).ConfigureAwait(false);
+            if (head is not null && Checksums.SameETag(head.ETag, o.ETag) && head.Size == o.Size && restarts <= MaxSourceChangeRestarts)
+            {
+                // Refused for a condition that holds: this server's conditions are not to be trusted. Reads and copies go
+                // without them from now on, and the ETag each answer names keeps them to the listed version. The parts
+                // copied so far are of that version: the upload goes on.
+                _readsPinnedByAnswer = true;
+                LogOnce("if-match", o.Key, $"The source refused a condition on an object that did not change ('{o.Key}', ETag {o.ETag}): reads are checked by the ETag each answer names instead.");
+                await CopyObjectAsync(o, ct).ConfigureAwait(false);
+                return;
+            }
+            if (uploadId is not null) await AbortQuietlyAsync(o.Key, uploadId).ConfigureAwait(false);
             if (head is null)
             {
                 Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Failed, 0, LogType.ImportSourceChanged,
@@ -534,7 +549,7 @@ public sealed class MigrationRunner
         // No bytes pass through here, but the cap is on the job's bandwidth, which a server-side copy uses too.
         if (_limiter is not null) await _limiter.ConsumeAsync(o.Size, ct).ConfigureAwait(false);
         var storageClass = TargetStorageClass(o.Key, o.StorageClass);
-        var etag = await _target.CopyAsync(_job.SourceBucket, o.Key, _job.TargetBucket, TargetKey(o.Key), o.ETag, storageClass, ct).ConfigureAwait(false);
+        var etag = await _target.CopyAsync(_job.SourceBucket, o.Key, _job.TargetBucket, TargetKey(o.Key), ReadCondition(o), storageClass, ct).ConfigureAwait(false);
         var verifiedBy = Verification.ServerSide;
         if (o.ETag is not null && etag.Value is not null && !Checksums.SameETag(o.ETag, etag.Value))
         {
@@ -561,7 +576,7 @@ public sealed class MigrationRunner
 
     private async Task<ObjectResult> CopyStreamingAsync(PendingObject o, CancellationToken ct)
     {
-        using var download = await _source.GetAsync(_job.SourceBucket, o.Key, null, null, o.ETag, ct).ConfigureAwait(false);
+        using var download = await _source.GetAsync(_job.SourceBucket, o.Key, null, null, ReadCondition(o), ct).ConfigureAwait(false);
         var head = download.Head;
         EnsureListedVersion(o, head);
         if (_selector.ContentTypeSkip(o.Key, o.Size, head.Metadata.ContentType) is { } skip) return skip;
@@ -713,7 +728,7 @@ public sealed class MigrationRunner
                     {
                         if (_limiter is not null) await _limiter.ConsumeAsync(length, c).ConfigureAwait(false);
                         var copied = await _target.UploadPartCopyAsync(_job.SourceBucket, upload.Object.Key, _job.TargetBucket, TargetKey(upload.Object.Key),
-                            upload.UploadId, work.PartNumber, first, first + length - 1, upload.Object.ETag, c).ConfigureAwait(false);
+                            upload.UploadId, work.PartNumber, first, first + length - 1, ReadCondition(upload.Object), c).ConfigureAwait(false);
                         return new UploadedPart(work.PartNumber, copied.Value!, length);
                     }
                     catch (StorageException e) when (e.ErrorClass == ErrorClass.Unsupported)
@@ -747,7 +762,7 @@ public sealed class MigrationRunner
     {
         // The part streams from the ranged GET, pinned to the listed version, into the UploadPart; its MD5, taken on the
         // way, must match the part's ETag where the target's ETags are MD5s.
-        using var download = await _source.GetAsync(_job.SourceBucket, upload.Object.Key, first, first + length - 1, upload.Object.ETag, ct).ConfigureAwait(false);
+        using var download = await _source.GetAsync(_job.SourceBucket, upload.Object.Key, first, first + length - 1, ReadCondition(upload.Object), ct).ConfigureAwait(false);
         EnsureListedVersion(upload.Object, download.Head);
         using var body = new HashingReadStream(download.Body, _limiter, ct);
         var etag = await _target.UploadPartAsync(_job.TargetBucket, TargetKey(upload.Object.Key), upload.UploadId, partNumber, body, length, PayloadChecks.None, ct).ConfigureAwait(false);
