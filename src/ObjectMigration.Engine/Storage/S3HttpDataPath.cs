@@ -802,7 +802,7 @@ internal sealed class StallGuardedStream(Stream inner, StallTimer timer, long ma
 
     public override int Read(Span<byte> buffer)
     {
-        // XmlReader reads synchronously; the listing is buffered first (see S3HttpDataPath), so this serves memory streams.
+        // The engine reads bodies asynchronously; a synchronous reader is served, timed, but cannot be cut off by the timer.
         timer.Arm();
         try { return Count(inner.Read(buffer)); }
         catch (Exception e) when (e is IOException or HttpRequestException) { throw Broken(e); }
