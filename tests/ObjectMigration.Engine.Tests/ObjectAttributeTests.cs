@@ -75,6 +75,30 @@ public sealed class ObjectAttributeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Object_Lock_retention_is_copied_to_a_target_bucket_with_Object_Lock()
+    {
+        var source = "t-" + Guid.NewGuid().ToString("n")[..16];
+        var target = "t-" + Guid.NewGuid().ToString("n")[..16];
+        foreach (var bucket in new[] { source, target })
+        {
+            await _client.PutBucketAsync(new PutBucketRequest { BucketName = bucket, ObjectLockEnabledForBucket = true });
+        }
+        var until = DateTime.UtcNow.AddDays(1).Date;
+        await _client.PutAsync(source, "contract.pdf", "signed"u8.ToArray(), "application/pdf", configure: r =>
+        {
+            r.ObjectLockMode = ObjectLockMode.Governance;
+            r.ObjectLockRetainUntilDate = until;
+        });
+        _engine.AddConnector(new CloudConnector { Name = "ceph", Endpoint = TestEndpoints.Rgw.Endpoint }, TestEndpoints.Rgw.AccessKey, TestEndpoints.Rgw.SecretKey, pathStyleGiven: false);
+        var id = Job(source, target, "ceph");
+
+        Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
+        var retention = await _client.GetObjectRetentionAsync(new GetObjectRetentionRequest { BucketName = target, Key = "contract.pdf" });
+        Assert.Equal(ObjectLockRetentionMode.Governance, retention.Retention.Mode);
+        Assert.Equal(until, retention.Retention.RetainUntilDate?.ToUniversalTime());
+    }
+
+    [Fact]
     public async Task A_target_without_tagging_gets_the_objects_and_the_log_says_once_that_tags_were_not_copied()
     {
         var source = await SeedAsync();
