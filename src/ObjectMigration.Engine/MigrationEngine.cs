@@ -127,8 +127,9 @@ public sealed class MigrationEngine
     public void RemoveConnector(string name, bool force)
     {
         var connector = GetConnector(name);
-        // A Failed job resumes once its cause is fixed: it still needs its connectors.
-        var busy = Store.GetJobsUsingConnector(connector.Id).Where(j => !JobStates.IsTerminal(j.State) || j.State == JobState.Failed).ToList();
+        // A Failed job resumes once its cause is fixed, a CompletedWithErrors one with -RetryFailed: both still need their connectors.
+        var busy = Store.GetJobsUsingConnector(connector.Id)
+            .Where(j => !JobStates.IsTerminal(j.State) || j.State is JobState.Failed or JobState.CompletedWithErrors).ToList();
         if (busy.Count > 0 && !force)
         {
             throw new JobStateException($"Cloud connector '{connector.Name}' is used by {busy.Count} unfinished job(s) ({string.Join(", ", busy.Take(3).Select(j => j.Name))}); finish or stop them, or use -Force.");
@@ -292,17 +293,24 @@ public sealed class MigrationEngine
     public async Task<JobState> RunJobAsync(Guid id, RunnerOptions? options, CancellationToken ct)
     {
         var job = GetJob(id);
-        var sourceConnector = Store.FindConnector(job.SourceConnectorId);
-        var targetConnector = Store.FindConnector(job.TargetConnectorId);
-        if (sourceConnector is null || targetConnector is null)
+        IObjectStore source, target;
+        try
+        {
+            var sourceConnector = Store.FindConnector(job.SourceConnectorId)
+                ?? throw new JobStateException($"The source connector of job '{job.Name}' was removed: the job cannot run. Create a new job with an existing connector.");
+            var targetConnector = Store.FindConnector(job.TargetConnectorId)
+                ?? throw new JobStateException($"The target connector of job '{job.Name}' was removed: the job cannot run. Create a new job with an existing connector.");
+            source = OpenObjectStore(GetAccess(sourceConnector), job.Concurrency, job.NoProgressTimeout);
+            target = OpenObjectStore(GetAccess(targetConnector), job.Concurrency, job.NoProgressTimeout);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
         {
             // Settled here, or a resumed job would wait Pending for a runner that never starts.
-            var message = $"The {(sourceConnector is null ? "source" : "target")} connector of job '{job.Name}' was removed: the job cannot run. Create a new job with an existing connector.";
-            if (Store.TryTransition(id, [JobState.Pending], JobState.Failed, error: message)) Store.AddLogs(id, [new LogRecord(LogType.MigrationError, null, message)]);
-            throw new JobStateException(message);
+            if (Store.TryTransition(id, [JobState.Pending], JobState.Failed, error: e.Message)) Store.AddLogs(id, [new LogRecord(LogType.MigrationError, null, e.Message)]);
+            throw;
         }
-        using var source = OpenObjectStore(GetAccess(sourceConnector), job.Concurrency, job.NoProgressTimeout);
-        using var target = OpenObjectStore(GetAccess(targetConnector), job.Concurrency, job.NoProgressTimeout);
+        using var sourceStore = source;
+        using var targetStore = target;
         var runner = new MigrationRunner(Store, job, source, target, options);
         // A second run of the same job in this process does not start (the job is no longer Pending); it must not
         // unregister the first.

@@ -161,6 +161,16 @@ public sealed class StorageClassMapTests : IAsyncLifetime
     }
 
     [Fact]
+    public void Source_class_names_in_the_map_match_whatever_their_case_after_the_job_is_stored()
+    {
+        var request = new MigrationJobRequest { SourceConnector = "source", SourceBucket = "a-bucket", TargetConnector = "target", TargetBucket = "b-bucket" };
+        request.StorageClassMap["glacier"] = "STANDARD_IA";
+        var stored = _engine.GetJob(_engine.CreateJob(request).Id);
+        Assert.Equal("STANDARD_IA", stored.MappedStorageClass("GLACIER"));
+        Assert.Null(stored.MappedStorageClass("STANDARD"));
+    }
+
+    [Fact]
     public void A_map_with_a_malformed_class_is_refused_before_the_job_is_written()
     {
         var request = new MigrationJobRequest { SourceConnector = "source", SourceBucket = "a-bucket", TargetConnector = "target", TargetBucket = "b-bucket" };

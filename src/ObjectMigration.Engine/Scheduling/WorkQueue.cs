@@ -23,6 +23,8 @@ internal sealed class MultipartUpload(PendingObject o, string uploadId, long par
     public Exception? Error;
     /// <summary>Parts whose ETag the target made opaque (SSE-KMS/SSE-C): verified by the client's MD5 and the size only.</summary>
     public int OpaqueParts;
+    /// <summary>A part saw another version of the source itself (not only a refused condition): the upload is never kept.</summary>
+    public volatile bool ChangeObserved;
 }
 
 /// <summary>

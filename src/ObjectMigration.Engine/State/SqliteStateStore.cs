@@ -207,7 +207,9 @@ public sealed class SqliteStateStore : IStateStore
         FinishedAt = ParseOrNull(r.GetValue(23)),
         Error = r.IsDBNull(24) ? null : r.GetString(24),
         NoProgressTimeout = r.GetDouble(25) > 0 ? TimeSpan.FromSeconds(r.GetDouble(25)) : null,
-        StorageClassMap = r.IsDBNull(26) ? new() : JsonSerializer.Deserialize<Dictionary<string, string>>(r.GetString(26)) ?? new(),
+        // Source class names match whatever their case, as when the job was created.
+        StorageClassMap = new Dictionary<string, string>(
+            r.IsDBNull(26) ? [] : JsonSerializer.Deserialize<Dictionary<string, string>>(r.GetString(26)) ?? [], StringComparer.OrdinalIgnoreCase),
     };
 
     public void AddJob(MigrationJob job)

@@ -145,11 +145,11 @@ public sealed class S3ObjectStore : IObjectStore
             "SlowDown" or "Throttling" or "ThrottlingException" or "RequestTimeout" or "InternalError" or "ServiceUnavailable" =>
                 new StorageException(ErrorClass.Retryable, $"{where} failed: {detail}.", e),
             "PreconditionFailed" or "ConditionalRequestConflict" => new StorageException(ErrorClass.SourceChanged,
-                $"{where} failed: the source object changed since it was listed ({detail}); it is copied again from its current version.", e),
+                $"{where} failed: the source object changed since it was listed ({detail}); it is copied again from its current version.", e) { ConditionRefused = true },
             "NotImplemented" => new StorageException(ErrorClass.Unsupported, $"{where} failed: the server does not implement this request ({detail}).", e),
             "BadDigest" or "InvalidDigest" or "IncompleteBody" or "XAmzContentChecksumMismatch" or "InvalidChecksum" =>
                 new StorageException(ErrorClass.Integrity, $"{where} failed: the server saw different bytes than were sent ({detail}).", e),
-            _ when status == 412 => new StorageException(ErrorClass.SourceChanged, $"{where} failed: the source object changed since it was listed ({detail}).", e),
+            _ when status == 412 => new StorageException(ErrorClass.SourceChanged, $"{where} failed: the source object changed since it was listed ({detail}).", e) { ConditionRefused = true },
             _ when status == 501 => new StorageException(ErrorClass.Unsupported, $"{where} failed: the server does not implement this request ({detail}).", e),
             "PermanentRedirect" or "TemporaryRedirect" or "IllegalLocationConstraintException" or "AuthorizationHeaderMalformed" when status is 301 or 307 or 400 =>
                 new StorageException(ErrorClass.InvalidRequest, $"{where} failed: bucket '{bucket}' is in another region and the server gave no hint which ({detail}). Set the connector's -Region to the bucket's region.", e),

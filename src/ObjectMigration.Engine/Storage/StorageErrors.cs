@@ -27,6 +27,8 @@ public enum ErrorClass
 public sealed class StorageException(ErrorClass errorClass, string message, Exception? inner = null) : Exception(message, inner)
 {
     public ErrorClass ErrorClass { get; } = errorClass;
+    /// <summary>A SourceChanged that is the server's answer to a condition (412), not a change the client saw itself.</summary>
+    public bool ConditionRefused { get; init; }
     public bool IsRetryable => ErrorClass is ErrorClass.Retryable or ErrorClass.Timeout or ErrorClass.Integrity;
     /// <summary>True when the whole job cannot go on (the failure is not about one object).</summary>
     public bool IsJobFatal => ErrorClass is ErrorClass.Authentication or ErrorClass.AccessDenied or ErrorClass.BucketNotFound or ErrorClass.Connection;

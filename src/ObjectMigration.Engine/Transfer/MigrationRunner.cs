@@ -368,7 +368,7 @@ public sealed class MigrationRunner
         }
         catch (StorageException e) when (e.ErrorClass == ErrorClass.SourceChanged)
         {
-            await RestartChangedAsync(o, null, ct).ConfigureAwait(false);
+            await RestartChangedAsync(o, null, e.ConditionRefused, ct).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -394,13 +394,23 @@ public sealed class MigrationRunner
     /// its current version, with new listing data and a new upload (the old one aborted), so the target never holds a mix
     /// of two versions. An object that keeps changing fails after a few restarts and is retried with -RetryFailed.
     /// </summary>
-    private async Task RestartChangedAsync(PendingObject o, string? uploadId, CancellationToken ct)
+    private async Task RestartChangedAsync(PendingObject o, string? uploadId, bool onlyConditionRefused, CancellationToken ct)
     {
         try
         {
             var restarts = _restarts.AddOrUpdate(o.Key, 1, (_, n) => n + 1);
             var head = await _options.Retry.RunAsync(c => _source.HeadAsync(_job.SourceBucket, o.Key, c), OnRetry(o.Key), ct).ConfigureAwait(false);
-            if (head is not null && Checksums.SameETag(head.ETag, o.ETag) && head.Size == o.Size && restarts <= MaxSourceChangeRestarts)
+            var unchanged = head is not null && Checksums.SameETag(head.ETag, o.ETag) && head.Size == o.Size;
+            if (onlyConditionRefused && unchanged && restarts > MaxSourceChangeRestarts)
+            {
+                if (uploadId is not null) await AbortQuietlyAsync(o.Key, uploadId).ConfigureAwait(false);
+                Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Failed, 0, LogType.ImportSourceChanged,
+                    $"The source refused reads of this object {restarts} times though it did not change (ETag {o.ETag}); Resume-MigrationJob -RetryFailed tries again."));
+                return;
+            }
+            // Only a refused condition may keep the upload: a change the client saw itself (another ETag in an answer or a
+            // HEAD) always starts over, whatever a later HEAD says (a stale replica, the old bytes written back).
+            if (onlyConditionRefused && unchanged)
             {
                 // Refused for a condition that holds: this server's conditions are not to be trusted. Reads and copies go
                 // without them from now on, and the ETag each answer names keeps them to the listed version. The parts
@@ -551,7 +561,7 @@ public sealed class MigrationRunner
         var storageClass = TargetStorageClass(o.Key, o.StorageClass);
         var etag = await _target.CopyAsync(_job.SourceBucket, o.Key, _job.TargetBucket, TargetKey(o.Key), ReadCondition(o), storageClass, ct).ConfigureAwait(false);
         var verifiedBy = Verification.ServerSide;
-        if (o.ETag is not null && etag.Value is not null && !Checksums.SameETag(o.ETag, etag.Value))
+        if (o.ETag is not null && (etag.Value is null || !Checksums.SameETag(o.ETag, etag.Value)))
         {
             // Another ETag: the source changed (some servers ignore x-amz-copy-source-if-match and copy the new version),
             // the bytes differ, or the ETags are no MD5s (multipart, SSE-KMS), which a listing cannot tell: the source says.
@@ -672,7 +682,7 @@ public sealed class MigrationRunner
         if (head is null || (o.ETag is not null && !Checksums.SameETag(head.ETag, o.ETag)) || head.Size != o.Size)
         {
             // Changed since it was listed, or since the parts kept from an earlier run were copied: none of them may be reused.
-            await RestartChangedAsync(o, uploadId, ct).ConfigureAwait(false);
+            await RestartChangedAsync(o, uploadId, onlyConditionRefused: false, ct).ConfigureAwait(false);
             return;
         }
         if (uploadId is null)
@@ -753,6 +763,7 @@ public sealed class MigrationRunner
         {
             upload.Failed = true;
             // A source change wins over other part failures: the object starts over anyway.
+            if (e is StorageException { ErrorClass: ErrorClass.SourceChanged, ConditionRefused: false }) upload.ChangeObserved = true;
             if (upload.Error is null || e is StorageException { ErrorClass: ErrorClass.SourceChanged }) upload.Error = e;
         }
         await PartDoneAsync(upload, ct).ConfigureAwait(false);
@@ -788,7 +799,7 @@ public sealed class MigrationRunner
         }
         if (upload.Error is StorageException { ErrorClass: ErrorClass.SourceChanged })
         {
-            await RestartChangedAsync(upload.Object, upload.UploadId, ct).ConfigureAwait(false);
+            await RestartChangedAsync(upload.Object, upload.UploadId, onlyConditionRefused: !upload.ChangeObserved, ct).ConfigureAwait(false);
             return;
         }
         if (upload.Failed)
@@ -849,7 +860,7 @@ public sealed class MigrationRunner
         }
         catch (StorageException e) when (e.ErrorClass == ErrorClass.SourceChanged)
         {
-            await RestartChangedAsync(o, upload.UploadId, ct).ConfigureAwait(false);
+            await RestartChangedAsync(o, upload.UploadId, e.ConditionRefused, ct).ConfigureAwait(false);
         }
         catch (Exception e)
         {
