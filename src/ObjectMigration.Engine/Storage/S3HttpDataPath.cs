@@ -3,10 +3,8 @@ using System.Globalization;
 using System.Net;
 using System.Security;
 using System.Text;
-using System.Xml;
 using ObjectMigration.Engine.Connectors;
 using ObjectMigration.Engine.Model;
-using ObjectMigration.Engine.State;
 
 namespace ObjectMigration.Engine.Storage;
 
@@ -39,9 +37,6 @@ internal sealed class S3ErrorResponse(string code, int statusCode, string messag
 internal sealed class S3HttpDataPath : IDisposable
 {
     private static readonly UriCreationOptions Verbatim = new() { DangerousDisablePathAndQueryCanonicalization = true };
-    // Servers write control characters in keys as character references (&#x1;), which XML 1.0 forbids; Ceph does so
-    // in the continuation token even when keys come URL-encoded. They are read as the characters they stand for.
-    private static readonly XmlReaderSettings XmlSettings = new() { DtdProcessing = DtdProcessing.Prohibit, CheckCharacters = false };
     /// <summary>Error, listing and result documents are small; a server (or a proxy's page) that sends more is not read further.</summary>
     internal const int MaxDocumentChars = 16 * 1024 * 1024;
     private const int MaxErrorChars = 64 * 1024;
@@ -177,23 +172,7 @@ internal sealed class S3HttpDataPath : IDisposable
     public async Task<string?> GetTaggingAsync(string bucket, string key, CancellationToken cancellationToken)
     {
         var xml = await SendForDocumentAsync(bucket, () => CreateRequest(HttpMethod.Get, bucket, key, "tagging", canonicalQuery: "tagging="), cancellationToken).ConfigureAwait(false);
-        var pairs = new List<string>();
-        using var reader = XmlReader.Create(new StringReader(xml), XmlSettings);
-        string? tagKey = null, tagValue = null;
-        reader.Read();
-        while (!reader.EOF)
-        {
-            // Reading an element's content moves onto the next node, which may itself be the next element.
-            if (reader.NodeType == XmlNodeType.Element && reader.LocalName == "Key") { tagKey = reader.ReadElementContentAsString(); continue; }
-            if (reader.NodeType == XmlNodeType.Element && reader.LocalName == "Value") { tagValue = reader.ReadElementContentAsString(); continue; }
-            if (reader.NodeType == XmlNodeType.Element && reader.LocalName == "Tag") (tagKey, tagValue) = (null, null);
-            if (reader.NodeType == XmlNodeType.EndElement && reader.LocalName == "Tag" && tagKey is not null)
-            {
-                pairs.Add(SigV4Signer.UriEncode(tagKey, keepSlash: false) + "=" + SigV4Signer.UriEncode(tagValue ?? "", keepSlash: false));
-            }
-            reader.Read();
-        }
-        return pairs.Count == 0 ? null : string.Join("&", pairs);
+        return S3Documents.ReadTagging(xml);
     }
 
     /// <summary>PutObjectTagging from tags in x-amz-tagging form (the body goes with its Content-MD5, which S3 requires here).</summary>
@@ -231,7 +210,7 @@ internal sealed class S3HttpDataPath : IDisposable
             WriteMetadata(request.Message, content, metadata);
             return request;
         }, cancellationToken).ConfigureAwait(false);
-        return ReadDocument(xml).Elements.GetValueOrDefault("UploadId") is { Length: > 0 } uploadId
+        return S3Documents.Read(xml).Elements.GetValueOrDefault("UploadId") is { Length: > 0 } uploadId
             ? uploadId
             : throw new S3ErrorResponse("", 200, "CreateMultipartUpload returned no UploadId.");
     }
@@ -261,7 +240,7 @@ internal sealed class S3HttpDataPath : IDisposable
             throw timer.Failure(e);
         }
         buffered.Position = 0;
-        return ReadListing(buffered);
+        return S3Documents.ReadListing(buffered);
     }
 
     /// <summary>CompleteMultipartUpload; returns the object's ETag.</summary>
@@ -281,7 +260,7 @@ internal sealed class S3HttpDataPath : IDisposable
             request.Message.Content = new StringContent(text, Encoding.UTF8, "application/xml");
             return request;
         }, cancellationToken).ConfigureAwait(false);
-        return ReadETag(response, ReadDocument(xml).Elements.GetValueOrDefault("ETag") is { Length: > 0 } objectETag ? objectETag : null);
+        return ReadETag(response, S3Documents.Read(xml).Elements.GetValueOrDefault("ETag") is { Length: > 0 } objectETag ? objectETag : null);
     }
 
     public async Task AbortMultipartAsync(string bucket, string key, string uploadId, CancellationToken cancellationToken) =>
@@ -300,7 +279,7 @@ internal sealed class S3HttpDataPath : IDisposable
             if (storageClass is not null) request.Message.Headers.TryAddWithoutValidation("x-amz-storage-class", storageClass);
             return request;
         }, cancellationToken).ConfigureAwait(false);
-        return ReadETag(response, ReadDocument(xml).Elements.GetValueOrDefault("ETag"));
+        return ReadETag(response, S3Documents.Read(xml).Elements.GetValueOrDefault("ETag"));
     }
 
     /// <summary>UploadPartCopy of bytes <paramref name="firstByte"/>..<paramref name="lastByte"/> of the source.</summary>
@@ -316,7 +295,7 @@ internal sealed class S3HttpDataPath : IDisposable
                 $"bytes={firstByte.ToString(CultureInfo.InvariantCulture)}-{lastByte.ToString(CultureInfo.InvariantCulture)}");
             return request;
         }, cancellationToken).ConfigureAwait(false);
-        return ReadETag(response, ReadDocument(xml).Elements.GetValueOrDefault("ETag")
+        return ReadETag(response, S3Documents.Read(xml).Elements.GetValueOrDefault("ETag")
             ?? throw new S3ErrorResponse("", (int)response.StatusCode, "UploadPartCopy returned no ETag."));
     }
 
@@ -482,7 +461,7 @@ internal sealed class S3HttpDataPath : IDisposable
         using (response)
         {
             var xml = await ReadBoundedAsync(response, timer, MaxDocumentChars).ConfigureAwait(false);
-            var (root, elements) = ReadDocument(xml);
+            var (root, elements) = S3Documents.Read(xml);
             if (root == "Error")
             {
                 throw new S3ErrorResponse(elements.GetValueOrDefault("Code", ""), (int)response.StatusCode, elements.GetValueOrDefault("Message", ""));
@@ -518,7 +497,7 @@ internal sealed class S3HttpDataPath : IDisposable
         var elements = new Dictionary<string, string>();
         try
         {
-            (_, elements) = ReadDocument(await ReadBoundedAsync(response, timer, MaxErrorChars).ConfigureAwait(false));
+            (_, elements) = S3Documents.Read(await ReadBoundedAsync(response, timer, MaxErrorChars).ConfigureAwait(false));
         }
         catch (Exception e) when (e is IOException or HttpRequestException or StorageException)
         {
@@ -533,98 +512,6 @@ internal sealed class S3HttpDataPath : IDisposable
             RegionHint = Header(response, "x-amz-bucket-region") is { Length: > 0 } header ? header : elements.GetValueOrDefault("Region"),
             ServerTime = serverTime,
         };
-    }
-
-    /// <summary>The root element's name and the text of its children (S3 error and result documents are one level deep).</summary>
-    private static (string Root, Dictionary<string, string> Elements) ReadDocument(string xml)
-    {
-        var elements = new Dictionary<string, string>(StringComparer.Ordinal);
-        var root = "";
-        if (xml.Length == 0) return (root, elements);
-        try
-        {
-            using var reader = XmlReader.Create(new StringReader(xml), XmlSettings);
-            reader.MoveToContent();
-            root = reader.LocalName;
-            reader.Read();
-            while (!reader.EOF)
-            {
-                // Reading an element's content moves onto the next node, which may itself be the next element.
-                if (reader.NodeType == XmlNodeType.Element && reader.Depth == 1) elements[reader.LocalName] = reader.ReadElementContentAsString();
-                else reader.Read();
-            }
-        }
-        catch (XmlException)
-        {
-            // Not XML (a proxy's HTML page, say): what was read so far stands.
-        }
-        return (root, elements);
-    }
-
-    private static ObjectListing ReadListing(Stream xml)
-    {
-        var objects = new List<ListedObject>();
-        string? next = null;
-        var truncated = false;
-        var urlEncoded = false;
-        using var reader = XmlReader.Create(xml, XmlSettings);
-        reader.MoveToContent();
-        if (reader.LocalName != "ListBucketResult") throw new S3ErrorResponse("", 200, $"ListObjectsV2 answered with <{reader.LocalName}>, not a listing.");
-        reader.Read();
-        while (!reader.EOF)
-        {
-            if (reader.NodeType != XmlNodeType.Element || reader.Depth != 1)
-            {
-                reader.Read();
-                continue;
-            }
-            switch (reader.LocalName)
-            {
-                case "Contents": objects.Add(ReadListedObject(reader)); break;
-                case "IsTruncated": truncated = reader.ReadElementContentAsString() == "true"; break;
-                case "NextContinuationToken": next = reader.ReadElementContentAsString(); break;
-                case "EncodingType": urlEncoded = reader.ReadElementContentAsString() == "url"; break;
-                default: reader.Skip(); break;
-            }
-        }
-        if (urlEncoded) objects = objects.ConvertAll(o => o with { Key = WebUtility.UrlDecode(o.Key) });
-        if (truncated && string.IsNullOrEmpty(next))
-        {
-            // Stopping here would silently leave the rest of the bucket out of the migration.
-            throw new S3ErrorResponse("", 200, "ListObjectsV2 said the listing goes on but gave no continuation token.");
-        }
-        return new ObjectListing(objects, truncated ? next : null);
-    }
-
-    private static ListedObject ReadListedObject(XmlReader reader)
-    {
-        string key = "", etag = "", storageClass = "";
-        long size = 0;
-        var lastModified = DateTimeOffset.UnixEpoch;
-        var depth = reader.Depth;
-        if (reader.IsEmptyElement) throw new S3ErrorResponse("", 200, "ListObjectsV2 listed an object without a key.");
-        reader.Read();
-        while (!(reader.NodeType == XmlNodeType.EndElement && reader.Depth == depth))
-        {
-            if (reader.NodeType != XmlNodeType.Element)
-            {
-                reader.Read();
-                continue;
-            }
-            switch (reader.LocalName)
-            {
-                case "Key": key = reader.ReadElementContentAsString(); break;
-                case "Size": size = long.Parse(reader.ReadElementContentAsString(), NumberStyles.None, CultureInfo.InvariantCulture); break;
-                case "ETag": etag = reader.ReadElementContentAsString(); break;
-                case "StorageClass": storageClass = reader.ReadElementContentAsString(); break;
-                case "LastModified":
-                    lastModified = DateTimeOffset.Parse(reader.ReadElementContentAsString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
-                    break;
-                default: reader.Skip(); break;
-            }
-        }
-        reader.Read();
-        return new ListedObject(key, size, etag.Length == 0 ? null : etag, lastModified, storageClass.Length == 0 ? null : storageClass);
     }
 
     // ---- Headers ----
@@ -731,169 +618,5 @@ internal sealed class S3HttpDataPath : IDisposable
             if (ch is not (>= 'a' and <= 'z' or >= '0' and <= '9' or '-')) return false;
         }
         return true;
-    }
-}
-
-/// <summary>
-/// The no-progress timer of one request: armed while the request waits on the network (sending, waiting for the
-/// answer, reading the body), reset by every chunk that moves, disarmed while the client itself is the slow side
-/// (reading the source of an upload, waiting on the bandwidth limiter). A request fails when it fires, however long
-/// the whole transfer takes.
-/// </summary>
-internal sealed class StallTimer : IDisposable
-{
-    private readonly CancellationTokenSource _source;
-    private readonly CancellationToken _caller;
-    private readonly TimeSpan _limit;
-
-    public StallTimer(TimeSpan limit, CancellationToken caller)
-    {
-        _limit = limit;
-        _caller = caller;
-        _source = CancellationTokenSource.CreateLinkedTokenSource(caller);
-    }
-
-    public CancellationToken Token => _source.Token;
-
-    /// <summary>True when the timer (not the caller) cancelled.</summary>
-    public bool Stalled => _source.IsCancellationRequested && !_caller.IsCancellationRequested;
-
-    public void Arm()
-    {
-        try { _source.CancelAfter(_limit); }
-        catch (ObjectDisposedException) { }
-    }
-
-    public void Disarm()
-    {
-        try { _source.CancelAfter(Timeout.InfiniteTimeSpan); }
-        catch (ObjectDisposedException) { }
-    }
-
-    public StorageException Failure(Exception inner) =>
-        new(ErrorClass.Timeout, $"No byte moved for {_limit.TotalSeconds:0} s (the no-progress timeout): the link or the server stalled.", inner);
-
-    public void Dispose() => _source.Dispose();
-}
-
-/// <summary>
-/// A response body read under its request's no-progress timer, with a size cap: failures (reset, cut-off connection,
-/// stall) surface as retryable StorageExceptions, so the bytes of a response are classified like its headers were.
-/// Disposing it releases the response and its timer.
-/// </summary>
-internal sealed class StallGuardedStream(Stream inner, StallTimer timer, long maxBytes = long.MaxValue, string? describe = null, IDisposable? owner = null) : Stream
-{
-    private long _read;
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => _read; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    private StorageException Broken(Exception e) =>
-        new(ErrorClass.Retryable, $"Reading the body{(describe is null ? "" : " from " + describe)} failed: the connection broke ({e.GetBaseException().Message}).", e);
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-    public override int Read(Span<byte> buffer)
-    {
-        // The engine reads bodies asynchronously; a synchronous reader is served, timed, but cannot be cut off by the timer.
-        timer.Arm();
-        try { return Count(inner.Read(buffer)); }
-        catch (Exception e) when (e is IOException or HttpRequestException) { throw Broken(e); }
-        finally { timer.Disarm(); }
-    }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        timer.Arm();
-        using var linked = cancellationToken.CanBeCanceled && cancellationToken != timer.Token
-            ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token) : null;
-        try
-        {
-            return Count(await inner.ReadAsync(buffer, linked?.Token ?? timer.Token).ConfigureAwait(false));
-        }
-        catch (OperationCanceledException e) when (timer.Stalled && !cancellationToken.IsCancellationRequested)
-        {
-            throw timer.Failure(e);
-        }
-        catch (Exception e) when (e is IOException or HttpRequestException)
-        {
-            throw Broken(e);
-        }
-        finally
-        {
-            timer.Disarm();
-        }
-    }
-
-    private int Count(int n)
-    {
-        _read += n;
-        if (_read > maxBytes) throw new StorageException(ErrorClass.InvalidRequest, $"The server's answer is larger than {maxBytes} bytes; it is not read further.");
-        return n;
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            inner.Dispose();
-            owner?.Dispose();
-        }
-        base.Dispose(disposing);
-    }
-}
-
-/// <summary>
-/// A request body read once from a stream the caller owns: unlike StreamContent it never disposes or seeks it, so the
-/// caller can still read the hash it took on the way. Reading the source does not count against the upload's
-/// no-progress timer (the source has its own); every chunk written resets it.
-/// </summary>
-internal sealed class BorrowedStreamContent(Stream body, StallTimer timer) : HttpContent
-{
-    private const int BufferSize = 64 * 1024;
-    // Written in slices, each resetting the timer: a link slower than a whole buffer per timeout still moves.
-    private const int SliceSize = 8 * 1024;
-
-    protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) =>
-        SerializeToStreamAsync(stream, context, CancellationToken.None);
-
-    protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
-    {
-        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(BufferSize);
-        try
-        {
-            while (true)
-            {
-                timer.Disarm();
-                var read = await body.ReadAsync(buffer.AsMemory(0, BufferSize), cancellationToken).ConfigureAwait(false);
-                timer.Arm();
-                if (read == 0) break;
-                for (var offset = 0; offset < read; offset += SliceSize)
-                {
-                    await stream.WriteAsync(buffer.AsMemory(offset, Math.Min(SliceSize, read - offset)), cancellationToken).ConfigureAwait(false);
-                    timer.Arm();
-                }
-            }
-        }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    protected override bool TryComputeLength(out long length)
-    {
-        length = 0;
-        return false;
     }
 }

@@ -55,6 +55,7 @@ public sealed class MigrationRunner
     private volatile bool _lost;
     private Exception? _fatal;
     private readonly ConcurrentDictionary<string, byte> _loggedOnce = new(StringComparer.Ordinal);
+    private readonly ObjectAttributes _attributes;
     private readonly ConcurrentDictionary<string, int> _restarts = new(StringComparer.Ordinal);
     /// <summary>The target answered UploadPartCopy with NotImplemented: parts stream through the client for the rest of the run.</summary>
     private volatile bool _partCopyUnsupported;
@@ -78,6 +79,7 @@ public sealed class MigrationRunner
         _limiter = job.MaxBytesPerSecond > 0 ? new BandwidthLimiter(job.MaxBytesPerSecond) : null;
         _serverSide = source.ServerSideCopyKey == target.ServerSideCopyKey;
         _runnerId = $"{_options.RunnerId}#{Interlocked.Increment(ref s_runs)}";
+        _attributes = new ObjectAttributes(job, source, target, _options.Retry, LogOnce, record => _logs.Enqueue(record), OnRetry);
         // What the stores find out by themselves (a bucket's region, the server's clock) is said once in the job's log.
         _source.Notice += message => _logs.Enqueue(new LogRecord(LogType.MigrationNotice, null, message));
         if (!ReferenceEquals(_source, _target)) _target.Notice += message => _logs.Enqueue(new LogRecord(LogType.MigrationNotice, null, message));
@@ -459,93 +461,6 @@ public sealed class MigrationRunner
         }
     }
 
-    // ---- What the target keeps besides the bytes ----
-
-    /// <summary>
-    /// The source's headers as the target can take them: tags read when there are any, storage class, website redirect
-    /// and Object Lock kept where the target's profile supports them; what it cannot take is said once in the log.
-    /// </summary>
-    private async Task<ObjectMetadata> ForTargetAsync(string key, ObjectHead head, CancellationToken ct)
-    {
-        var metadata = head.Metadata;
-        var target = _target.Profile;
-        if (head.TagCount != 0 && _source.Profile.SupportsTagging && await ReadTagsAsync(key, ct).ConfigureAwait(false) is { } tagging)
-        {
-            if (target.SupportsTagging) metadata.Tagging = tagging;
-            else LogOnce("tags", key, $"The target ({target}) does not support object tags: tags are not copied (first seen on '{key}').");
-        }
-        metadata.StorageClass = TargetStorageClass(key, metadata.StorageClass);
-        if (metadata.WebsiteRedirectLocation is not null && !target.SupportsWebsiteRedirect)
-        {
-            LogOnce("redirect", key, $"The target ({target}) does not support website redirects: x-amz-website-redirect-location is not copied (first seen on '{key}').");
-            metadata.WebsiteRedirectLocation = null;
-        }
-        if ((metadata.ObjectLockMode ?? metadata.ObjectLockLegalHold) is not null && !target.SupportsObjectLock)
-        {
-            LogOnce("lock", key, $"The target ({target}) does not support Object Lock: retention and legal holds are not copied (first seen on '{key}').");
-            (metadata.ObjectLockMode, metadata.ObjectLockRetainUntil, metadata.ObjectLockLegalHold) = (null, null, null);
-        }
-        return metadata;
-    }
-
-    /// <summary>
-    /// The class to write for an object of <paramref name="sourceClass"/>: what -StorageClass maps it to, else the same
-    /// class where the target's profile has it. STANDARD is left to the target's default (some servers refuse the header).
-    /// </summary>
-    private string? TargetStorageClass(string key, string? sourceClass)
-    {
-        var target = _target.Profile;
-        var mapped = _job.MappedStorageClass(sourceClass);
-        var storageClass = mapped ?? sourceClass;
-        if (storageClass is null or "STANDARD") return null;
-        if (target.StorageClasses is { } classes ? classes.Contains(storageClass) : mapped is not null) return storageClass;
-        LogOnce("class:" + storageClass, key, target.StorageClasses is null
-            ? $"Objects in storage class {storageClass} get the target's default class: which classes {target} has is not known; name one with -StorageClass (first seen on '{key}')."
-            : $"The target ({target}) has no storage class {storageClass}: such objects get its default class; map it with -StorageClass (first seen on '{key}').");
-        return null;
-    }
-
-    /// <summary>The source object's tags; a source that refuses to tell (no permission, no tagging) loses its tags, not the object.</summary>
-    private async Task<string?> ReadTagsAsync(string key, CancellationToken ct)
-    {
-        try
-        {
-            return await _options.Retry.RunAsync(c => _source.GetTaggingAsync(_job.SourceBucket, key, c), OnRetry(key), ct).ConfigureAwait(false);
-        }
-        catch (StorageException e) when (!e.IsJobFatal || e.ErrorClass == ErrorClass.AccessDenied)
-        {
-            LogOnce("tags-unreadable", key, $"The source's tags could not be read, so they are not copied (first seen on '{key}'): {e.Message}");
-            return null;
-        }
-    }
-
-    /// <summary>A completed multipart object gets the source's tags (read now, so a resumed upload has them too).</summary>
-    private async Task CopyTagsAfterCompletionAsync(PendingObject o, CancellationToken ct)
-    {
-        // Server-side: UploadPartCopy carries no tags either.
-        if (!_source.Profile.SupportsTagging) return;
-        var tagging = await ReadTagsAsync(o.Key, ct).ConfigureAwait(false);
-        if (tagging is null) return;
-        if (!_target.Profile.SupportsTagging)
-        {
-            LogOnce("tags", o.Key, $"The target ({_target.Profile}) does not support object tags: tags are not copied (first seen on '{o.Key}').");
-            return;
-        }
-        try
-        {
-            await _options.Retry.RunAsync(async c =>
-            {
-                await _target.PutTaggingAsync(_job.TargetBucket, TargetKey(o.Key), tagging, c).ConfigureAwait(false);
-                return true;
-            }, OnRetry(o.Key), ct).ConfigureAwait(false);
-        }
-        catch (StorageException e) when (!e.IsJobFatal || e.ErrorClass == ErrorClass.AccessDenied)
-        {
-            // The object is complete and intact; its tags are what is missing, and the log says so.
-            _logs.Enqueue(new LogRecord(LogType.MigrationNotice, o.Key, $"The object was copied but its tags could not be set: {e.Message}"));
-        }
-    }
-
     // ---- Single-part copies ----
 
     private async Task<ObjectResult> CopyServerSideAsync(PendingObject o, CancellationToken ct)
@@ -558,7 +473,7 @@ public sealed class MigrationRunner
         }
         // No bytes pass through here, but the cap is on the job's bandwidth, which a server-side copy uses too.
         if (_limiter is not null) await _limiter.ConsumeAsync(o.Size, ct).ConfigureAwait(false);
-        var storageClass = TargetStorageClass(o.Key, o.StorageClass);
+        var storageClass = _attributes.StorageClassFor(o.Key, o.StorageClass);
         var etag = await _target.CopyAsync(_job.SourceBucket, o.Key, _job.TargetBucket, TargetKey(o.Key), ReadCondition(o), storageClass, ct).ConfigureAwait(false);
         var verifiedBy = Verification.ServerSide;
         if (o.ETag is not null && (etag.Value is null || !Checksums.SameETag(o.ETag, etag.Value)))
@@ -600,7 +515,7 @@ public sealed class MigrationRunner
         var sendChecksum = sourceChecksum is not null && _target.Profile.SupportsChecksums;
         using var body = new HashingReadStream(download.Body, _limiter, ct, hash: sourceMd5 is null, checksumAlgorithm: sourceChecksum?.Algorithm);
         var checks = new PayloadChecks(sourceMd5 is null ? null : Convert.ToBase64String(Convert.FromHexString(sourceMd5)), sendChecksum ? sourceChecksum : null);
-        var metadata = await ForTargetAsync(o.Key, head, ct).ConfigureAwait(false);
+        var metadata = await _attributes.ForTargetAsync(o.Key, head, ct).ConfigureAwait(false);
         var etag = await _target.PutAsync(_job.TargetBucket, TargetKey(o.Key), body, size, metadata, checks, ct).ConfigureAwait(false);
         if (body.BytesRead != size) throw Truncated(o.Key, body.BytesRead, size);
         if (sourceChecksum is not null && body.ChecksumBase64() is { } computed && computed != sourceChecksum.Base64)
@@ -692,7 +607,7 @@ public sealed class MigrationRunner
                 Finish(o.Key, skip);
                 return;
             }
-            var metadata = await ForTargetAsync(o.Key, head, ct).ConfigureAwait(false);
+            var metadata = await _attributes.ForTargetAsync(o.Key, head, ct).ConfigureAwait(false);
             // Tags go on once the object is complete (not every server takes them with CreateMultipartUpload: Ceph drops them).
             metadata.Tagging = null;
             uploadId = await _options.Retry.RunAsync(c => _target.StartMultipartAsync(_job.TargetBucket, TargetKey(o.Key), metadata, c), OnRetry(o.Key), ct).ConfigureAwait(false);
@@ -850,7 +765,7 @@ public sealed class MigrationRunner
                 throw new StorageException(ErrorClass.Integrity, $"Multipart ETag of '{o.Key}' is {cleanETag}, expected {expected} from the parts sent.");
             }
             var verifiedBy = !streamed ? Verification.ServerSideParts : comparable ? Verification.PartsMatchETags : Verification.PartsSizeOnly;
-            await CopyTagsAfterCompletionAsync(o, ct).ConfigureAwait(false);
+            await _attributes.CopyTagsAfterCompletionAsync(o.Key, TargetKey(o.Key), ct).ConfigureAwait(false);
             Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, $"Multipart, {parts.Count} parts.", expected ?? cleanETag, verifiedBy));
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
