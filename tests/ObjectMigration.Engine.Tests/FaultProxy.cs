@@ -291,6 +291,15 @@ public sealed class FaultProxy : IAsyncDisposable
                 await S3Call.WriteErrorAsync(context, 400, "AuthorizationHeaderMalformed",
                     $"The authorization header is malformed; the region '{auth.Region}' is wrong; expecting '{region}'", $"<Region>{Xml(region)}</Region>");
             }
+            else if (s.RegionRefusal == RegionRefusal.TemporaryRedirect)
+            {
+                var endpoint = s.RedirectEndpoint ?? $"{call.Bucket}.s3.{region}.amazonaws.com";
+                var bucketHead = call.Method == "HEAD" && call.Key.Length == 0;
+                if (!bucketHead) context.Response.Headers.Remove("x-amz-bucket-region");
+                context.Response.Headers.Location = $"https://{endpoint}/{call.Key}";
+                await S3Call.WriteErrorAsync(context, 307, "TemporaryRedirect", "Please re-send this request to the specified temporary endpoint. Continue to use the original request endpoint for future requests.",
+                    $"<Endpoint>{Xml(endpoint)}</Endpoint><Bucket>{Xml(call.Bucket)}</Bucket>");
+            }
             else
             {
                 var endpoint = s.RedirectEndpoint ?? $"{call.Bucket}.s3.{region}.amazonaws.com";

@@ -13,6 +13,11 @@ public enum RegionRefusal
     AuthorizationHeaderMalformed,
     /// <summary>301 PermanentRedirect with <c>&lt;Endpoint&gt;</c> and no Location: another region's or the global endpoint.</summary>
     PermanentRedirect,
+    /// <summary>
+    /// 307 TemporaryRedirect with Location and <c>&lt;Endpoint&gt;</c> (a bucket younger than a day), and no region in it:
+    /// only a HEAD of the bucket names the region (x-amz-bucket-region).
+    /// </summary>
+    TemporaryRedirect,
 }
 
 /// <summary>Server-side encryption the emulated provider applies to every object: its ETags are then no MD5.</summary>

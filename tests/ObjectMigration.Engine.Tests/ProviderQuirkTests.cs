@@ -87,6 +87,8 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
     [InlineData(RegionRefusal.PermanentRedirect, "ceph")]
     [InlineData(RegionRefusal.AuthorizationHeaderMalformed, "s3rver")]
     [InlineData(RegionRefusal.PermanentRedirect, "s3rver")]
+    [InlineData(RegionRefusal.TemporaryRedirect, "ceph")]
+    [InlineData(RegionRefusal.TemporaryRedirect, "s3rver")]
     public async Task A_bucket_in_another_region_is_followed_there_and_the_job_logs_the_region_once(RegionRefusal form, string fixture)
     {
         var (sourceServer, targetServer) = Servers(fixture);

@@ -20,8 +20,8 @@ internal sealed class S3ErrorResponse(string code, int statusCode, string messag
     public DateTimeOffset? ServerTime { get; init; }
 
     /// <summary>The answers AWS gives a request sent to, or signed for, the wrong region.</summary>
-    public bool IsWrongRegion => Code is "PermanentRedirect" or "AuthorizationHeaderMalformed" or "IllegalLocationConstraintException"
-        || StatusCode == 301 || (StatusCode == 400 && Code.Length == 0 && RegionHint is not null);
+    public bool IsWrongRegion => Code is "PermanentRedirect" or "TemporaryRedirect" or "AuthorizationHeaderMalformed" or "IllegalLocationConstraintException"
+        || StatusCode is 301 or 307 || (StatusCode == 400 && Code.Length == 0 && RegionHint is not null);
 }
 
 /// <summary>
