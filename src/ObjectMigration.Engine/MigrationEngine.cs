@@ -195,6 +195,44 @@ public sealed class MigrationEngine
 
     // ---- Jobs ----
 
+    /// <summary>The name a job of <paramref name="request"/> gets: the one given, else source-to-target.</summary>
+    public static string NameFor(MigrationJobRequest request) =>
+        string.IsNullOrWhiteSpace(request.Name) ? $"{request.SourceBucket}-to-{request.TargetBucket}" : request.Name;
+
+    /// <summary>
+    /// The job a re-run of the same New-MigrationJob (a runbook restarted from the top) should get instead of a duplicate:
+    /// the unfinished job of that name (Pending, Running, Paused, Interrupted), with what differs from
+    /// <paramref name="request"/> (empty when the definition is the same). Null when there is none: a job that ended does
+    /// not stop a new run (a second run of a finished migration copies what is new). <paramref name="unsavedSourceEndpoint"/>
+    /// stands for the source connector of a source given inline.
+    /// </summary>
+    public (MigrationJob Job, IReadOnlyList<string> Differences)? FindSameNamedJob(MigrationJobRequest request, string? unsavedSourceEndpoint = null)
+    {
+        var name = NameFor(request);
+        var job = GetJobs().Where(j => string.Equals(j.Name, name, StringComparison.OrdinalIgnoreCase) && !JobStates.IsTerminal(j.State))
+            .OrderByDescending(j => j.CreatedAt).FirstOrDefault();
+        if (job is null) return null;
+        var differences = new List<string>();
+        void Compare(string parameter, string? was, string? now)
+        {
+            if (!string.Equals(was ?? "", now ?? "", StringComparison.Ordinal)) differences.Add($"-{parameter} was '{was}', now '{now}'");
+        }
+        Compare(unsavedSourceEndpoint is null ? "SourceConnector" : "SourceEndpoint", job.SourceConnector, unsavedSourceEndpoint ?? request.SourceConnector);
+        Compare("SourceBucket", job.SourceBucket, request.SourceBucket);
+        Compare("SourcePrefix", job.SourcePrefix, request.SourcePrefix);
+        Compare("Key", string.Join(",", job.Keys), string.Join(",", request.Keys));
+        Compare("TargetConnector", job.TargetConnector, request.TargetConnector);
+        Compare("TargetBucket", job.TargetBucket, request.TargetBucket);
+        Compare("TargetPrefix", job.TargetPrefix, request.TargetPrefix);
+        Compare("Type", job.Type.ToString(), request.Type.ToString());
+        Compare("Overwrite", job.Overwrite.ToString(), request.Overwrite.ToString());
+        Compare("Include/Exclude/ModifiedAfter/ModifiedBefore/MinSize/MaxSize/ExcludeContentType",
+            System.Text.Json.JsonSerializer.Serialize(job.Filter), System.Text.Json.JsonSerializer.Serialize(request.Filter));
+        Compare("StorageClass", string.Join(",", job.StorageClassMap.OrderBy(p => p.Key, StringComparer.OrdinalIgnoreCase).Select(p => $"{p.Key}={p.Value}")),
+            string.Join(",", request.StorageClassMap.OrderBy(p => p.Key, StringComparer.OrdinalIgnoreCase).Select(p => $"{p.Key}={p.Value}")));
+        return (job, differences);
+    }
+
     /// <summary>Validates a request and stores the job as Pending. Nothing is written when validation fails.</summary>
     public MigrationJob CreateJob(MigrationJobRequest request, ConnectorAccess? unsavedSource = null)
     {
@@ -213,7 +251,7 @@ public sealed class MigrationEngine
         var job = new MigrationJob
         {
             Id = Guid.NewGuid(),
-            Name = string.IsNullOrWhiteSpace(request.Name) ? $"{request.SourceBucket}-to-{request.TargetBucket}" : request.Name,
+            Name = NameFor(request),
             Type = request.Type,
             State = JobState.Pending,
             SourceConnectorId = source!.Id,

@@ -187,6 +187,53 @@ Describe 'Control from another process' {
     }
 }
 
+Describe 'A runbook restarted from the top' {
+    It 'gets its unfinished job back while it runs and after it was interrupted, refuses another definition under that name, and runs anew once it completed' {
+        $source = New-SlowBucket -Count 10 -Size 200KB
+        $target = New-TestBucket $TargetClient
+        $command = "New-MigrationJob -Name nightly-copy -SourceConnector src -SourceBucket $($source.Bucket) -TargetConnector dst -TargetBucket $target -MaxBytesPerSecond 300KB -Concurrency 2"
+        $host0 = [Environment]::ProcessPath
+        $startInfo = [System.Diagnostics.ProcessStartInfo]::new($host0)
+        if ([System.IO.Path]::GetFileNameWithoutExtension($host0) -eq 'dotnet') { $startInfo.ArgumentList.Add([Environment]::GetCommandLineArgs()[0]) }
+        foreach ($a in '-NoProfile', '-NonInteractive', '-Command', "`$env:OBJECTMIGRATION_HOME = '$env:OBJECTMIGRATION_HOME'; Import-Module '$ModulePath'; $command -Wait") { $startInfo.ArgumentList.Add($a) }
+        $startInfo.RedirectStandardOutput = $true
+        $first = [System.Diagnostics.Process]::Start($startInfo)
+        try {
+            $deadline = [DateTime]::UtcNow.AddSeconds(60)
+            do {
+                Start-Sleep -Milliseconds 100
+                $job = Get-MigrationJob -Name nightly-copy
+                $progress = if ($job) { $job | Get-MigrationJobProgress }
+            } until (($progress -and $progress.TransferredObjects -ge 2) -or [DateTime]::UtcNow -gt $deadline)
+            $job.State | Should -Be 'Running'
+
+            # Restarted while the first run still copies: the same job comes back, with a warning, and nothing new starts.
+            $again = Invoke-Expression "$command -WarningVariable said -WarningAction SilentlyContinue"
+            $again.Id | Should -Be $job.Id
+            "$said" | Should -Match 'unfinished \(Running\)'
+            { Invoke-Expression "$command -TargetPrefix elsewhere/ -ErrorAction Stop" } |
+                Should -Throw -ErrorId 'InvalidArgument,Name,ObjectMigration.Commands.NewMigrationJobCommand' -ExpectedMessage "*-TargetPrefix was '', now 'elsewhere/'*"
+        } finally {
+            $first.Kill()   # the runbook's host unloads it: SIGKILL, no cleanup
+            $first.WaitForExit()
+        }
+        (Wait-JobState $job.Id Interrupted -TimeoutSeconds 15).State | Should -Be 'Interrupted'
+
+        # Restarted after the interruption: the same job continues from its checkpoint and completes.
+        $continued = Invoke-Expression "$command -Wait -WarningAction SilentlyContinue"
+        $continued.Id | Should -Be $job.Id
+        $continued.State | Should -Be 'Completed'
+        Assert-TargetHolds $continued $source
+        @(Get-MigrationJob -Name nightly-copy).Count | Should -Be 1
+
+        # Once it completed, the same command is a new run: it copies what is new (here nothing) and skips the rest.
+        $next = Invoke-Expression "$command -Wait"
+        $next.Id | Should -Not -Be $job.Id
+        ($next | Get-MigrationJobProgress).SkippedObjects | Should -Be 10
+        @(Get-MigrationJob -Name nightly-copy).Count | Should -Be 2
+    }
+}
+
 Describe 'Job cmdlets' {
     It 'Wait-MigrationJob -Timeout returns the job as it is when the time is up' {
         $job = Start-SlowJob (New-SlowBucket) -BytesPerSecond 64KB

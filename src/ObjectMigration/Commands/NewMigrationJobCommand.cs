@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using ObjectMigration.Engine.Model;
 using ObjectMigration.Jobs;
+using JobState = ObjectMigration.Engine.Model.JobState;
 
 namespace ObjectMigration.Commands;
 
@@ -127,6 +128,27 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
         return map;
     }
 
+    /// <summary>
+    /// The unfinished job an earlier run of the same command made, instead of a duplicate: continued when it stopped short
+    /// (Paused, Interrupted, or Pending with no runner in this session), returned as it is while it runs.
+    /// </summary>
+    private void WriteSameJob(MigrationJob existing)
+    {
+        var continues = existing.State is JobState.Paused or JobState.Interrupted or JobState.Pending;
+        WriteWarning($"The migration job '{existing.Name}' with this definition is unfinished ({existing.State}): " + (continues
+            ? "it is continued from its checkpoint instead of creating another."
+            : "it is returned instead of creating another."));
+        MigrationPSJob? psJob = null;
+        if (continues)
+        {
+            if (existing.State != JobState.Pending) Engine.PrepareResume(existing.Id, retryFailed: false);
+            psJob = MigrationJobSourceAdapter.Create(this, existing.Id, existing.Name);
+            psJob.StartJob();
+        }
+        if (AsJob && psJob is not null) WriteObject(psJob);
+        else WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, existing.Id, null, showProgress: true, Cancellation, psJob?.Finished) : Engine.GetJob(existing.Id));
+    }
+
     protected override void ProcessRecord()
     {
         var source = ParameterSetName == "UnsavedSource" ? SourceEndpoint : SourceConnector;
@@ -145,6 +167,17 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
                     var preview = Await(Engine.PreviewAsync(request, Cancellation, unsavedSource));
                     WriteObject(preview);
                 }
+                return;
+            }
+            // A runbook restarted from the top runs the same New-MigrationJob again: it gets the job it made before.
+            if (Engine.FindSameNamedJob(request, unsavedSource is null ? null : unsavedSource.Connector.Endpoint) is { } same)
+            {
+                if (same.Differences.Count > 0)
+                {
+                    throw new ArgumentException($"A migration job named '{same.Job.Name}' already exists ({same.Job.State}) with another definition: " +
+                        $"{string.Join("; ", same.Differences)}. Give a new -Name, or remove that job (Remove-MigrationJob) first.", nameof(Name));
+                }
+                WriteSameJob(same.Job);
                 return;
             }
             var job = Engine.CreateJob(request, unsavedSource);
