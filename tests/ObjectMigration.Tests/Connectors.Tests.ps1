@@ -29,6 +29,15 @@ Describe 'New-CloudConnector' {
         'aws1', 'r2eu', 'gcs1', 'wasabi1' | Remove-CloudConnector -Confirm:$false
     }
 
+    It 'lets an AWS connector leave the region out, and says in the table that it is found per bucket' {
+        $cred = [pscredential]::new('AKTEST', (ConvertTo-SecureString 'x' -AsPlainText -Force))
+        $aws = New-CloudConnector -Name aws-any -Provider AWS -Credential $cred -PassThru
+        ($aws.Region, $aws.Endpoint) | Should -Be @('', 'https://s3.us-east-1.amazonaws.com')
+        (Get-CloudConnector aws-any | Format-Table | Out-String -Width 120) | Should -Match '\(per bucket\)'
+        (Set-CloudConnector aws-any -Region eu-north-1 -PassThru).Endpoint | Should -Be 'https://s3.eu-north-1.amazonaws.com'
+        Remove-CloudConnector aws-any -Confirm:$false
+    }
+
     It 'refuses an R2 connector without an account id, naming the parameter, and stores nothing' {
         { New-CloudConnector -Name r2bad -Provider R2 -Credential (New-TestCredential $Rgw) -ErrorAction Stop } |
             Should -Throw -ErrorId 'InvalidArgument,AccountId,ObjectMigration.Commands.NewCloudConnectorCommand'
