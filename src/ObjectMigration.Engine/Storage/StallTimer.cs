@@ -49,24 +49,12 @@ internal sealed class StallTimer : IDisposable
 /// stall) surface as retryable StorageExceptions, so the bytes of a response are classified like its headers were.
 /// Disposing it releases the response and its timer.
 /// </summary>
-internal sealed class StallGuardedStream(Stream inner, StallTimer timer, long maxBytes = long.MaxValue, string? describe = null, IDisposable? owner = null) : Stream
+internal sealed class StallGuardedStream(Stream inner, StallTimer timer, long maxBytes = long.MaxValue, string? describe = null, IDisposable? owner = null) : ForwardReadStream
 {
-    private long _read;
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => _read; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     private StorageException Broken(Exception e) =>
         new(ErrorClass.Retryable, $"Reading the body{(describe is null ? "" : " from " + describe)} failed: the connection broke ({e.GetBaseException().Message}).", e);
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -76,9 +64,6 @@ internal sealed class StallGuardedStream(Stream inner, StallTimer timer, long ma
         catch (Exception e) when (e is IOException or HttpRequestException) { throw Broken(e); }
         finally { timer.Disarm(); }
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -105,8 +90,8 @@ internal sealed class StallGuardedStream(Stream inner, StallTimer timer, long ma
 
     private int Count(int n)
     {
-        _read += n;
-        if (_read > maxBytes) throw new StorageException(ErrorClass.InvalidRequest, $"The server's answer is larger than {maxBytes} bytes; it is not read further.");
+        BytesReadSoFar += n;
+        if (BytesReadSoFar > maxBytes) throw new StorageException(ErrorClass.InvalidRequest, $"The server's answer is larger than {maxBytes} bytes; it is not read further.");
         return n;
     }
 

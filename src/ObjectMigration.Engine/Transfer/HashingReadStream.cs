@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using ObjectMigration.Engine.Storage;
 
 namespace ObjectMigration.Engine.Transfer;
 
@@ -7,30 +8,18 @@ namespace ObjectMigration.Engine.Transfer;
 /// stored one) bytes as the upload reads them, and throttles through the job's bandwidth limiter, so content is
 /// verified without a second pass or a buffer of the whole object.
 /// </summary>
-internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter, CancellationToken cancellationToken, bool hash = true, string? checksumAlgorithm = null) : Stream
+internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter, CancellationToken cancellationToken, bool hash = true, string? checksumAlgorithm = null) : ForwardReadStream
 {
     private readonly IncrementalHash? _md5 = hash ? IncrementalHash.CreateHash(HashAlgorithmName.MD5) : null;
     private readonly ContentChecksum? _checksum = ContentChecksum.Create(checksumAlgorithm);
-    private long _read;
 
-    public long BytesRead => _read;
+    public long BytesRead => BytesReadSoFar;
 
     public string? Md5Hex() => _md5 is null ? null : Convert.ToHexString(_md5.GetHashAndReset()).ToLowerInvariant();
 
     /// <summary>The checksum of the bytes read, as S3 writes it (base64), or null when none was asked for.</summary>
     public string? ChecksumBase64() => _checksum?.ToBase64();
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => _read; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -39,9 +28,6 @@ internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter,
         limiter?.Consume(n, cancellationToken);
         return n;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken token) =>
-        ReadAsync(buffer.AsMemory(offset, count), token).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken token = default)
     {
@@ -55,7 +41,7 @@ internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter,
     {
         _md5?.AppendData(data);
         _checksum?.Append(data);
-        _read += data.Length;
+        BytesReadSoFar += data.Length;
     }
 
     protected override void Dispose(bool disposing)
