@@ -515,7 +515,7 @@ public sealed class MigrationRunner
         var sendChecksum = sourceChecksum is not null && _target.Profile.SupportsChecksums;
         using var body = new HashingReadStream(download.Body, _limiter, ct, hash: sourceMd5 is null, checksumAlgorithm: sourceChecksum?.Algorithm);
         var checks = new PayloadChecks(sourceMd5 is null ? null : Convert.ToBase64String(Convert.FromHexString(sourceMd5)), sendChecksum ? sourceChecksum : null);
-        var metadata = await _attributes.ForTargetAsync(o.Key, head, ct).ConfigureAwait(false);
+        var metadata = await _attributes.ForTargetAsync(o.Key, head, withTags: true, ct).ConfigureAwait(false);
         var etag = await _target.PutAsync(_job.TargetBucket, TargetKey(o.Key), body, size, metadata, checks, ct).ConfigureAwait(false);
         if (body.BytesRead != size) throw Truncated(o.Key, body.BytesRead, size);
         if (sourceChecksum is not null && body.ChecksumBase64() is { } computed && computed != sourceChecksum.Base64)
@@ -607,9 +607,8 @@ public sealed class MigrationRunner
                 Finish(o.Key, skip);
                 return;
             }
-            var metadata = await _attributes.ForTargetAsync(o.Key, head, ct).ConfigureAwait(false);
             // Tags go on once the object is complete (not every server takes them with CreateMultipartUpload: Ceph drops them).
-            metadata.Tagging = null;
+            var metadata = await _attributes.ForTargetAsync(o.Key, head, withTags: false, ct).ConfigureAwait(false);
             uploadId = await _options.Retry.RunAsync(c => _target.StartMultipartAsync(_job.TargetBucket, TargetKey(o.Key), metadata, c), OnRetry(o.Key), ct).ConfigureAwait(false);
             _store.SaveUploadId(_job.Id, o.Key, uploadId);
         }

@@ -17,11 +17,12 @@ internal sealed class ObjectAttributes(
     /// The source's headers as the target can take them: tags read when there are any, storage class, website redirect
     /// and Object Lock kept where the target's profile supports them; what it cannot take is said once in the log.
     /// </summary>
-    public async Task<ObjectMetadata> ForTargetAsync(string key, ObjectHead head, CancellationToken ct)
+    /// <param name="withTags">False for a multipart upload: its tags are set once it is complete (CopyTagsAfterCompletionAsync).</param>
+    public async Task<ObjectMetadata> ForTargetAsync(string key, ObjectHead head, bool withTags, CancellationToken ct)
     {
         var metadata = head.Metadata;
         var profile = target.Profile;
-        if (head.TagCount != 0 && source.Profile.SupportsTagging && await ReadTagsAsync(key, ct).ConfigureAwait(false) is { } tagging)
+        if (withTags && head.TagCount != 0 && source.Profile.SupportsTagging && await ReadTagsAsync(key, ct).ConfigureAwait(false) is { } tagging)
         {
             if (profile.SupportsTagging) metadata.Tagging = tagging;
             else logOnce("tags", key, $"The target ({profile}) does not support object tags: tags are not copied (first seen on '{key}').");
