@@ -4,6 +4,7 @@ using ObjectMigration.Engine.Model;
 using ObjectMigration.Engine.State;
 using ObjectMigration.Engine.Storage;
 using ObjectMigration.Engine.Transfer;
+using ObjectMigration.Engine.Workers;
 
 namespace ObjectMigration.Engine;
 
@@ -233,8 +234,11 @@ public sealed class MigrationEngine
         return (job, differences);
     }
 
-    /// <summary>Validates a request and stores the job as Pending. Nothing is written when validation fails.</summary>
-    public MigrationJob CreateJob(MigrationJobRequest request, ConnectorAccess? unsavedSource = null)
+    /// <summary>
+    /// Validates a request and stores the job as Pending, for this session to run or, <paramref name="detached"/>, for a
+    /// worker process. Nothing is written when validation fails.
+    /// </summary>
+    public MigrationJob CreateJob(MigrationJobRequest request, ConnectorAccess? unsavedSource = null, bool detached = false)
     {
         var source = unsavedSource is null ? GetConnector(request.SourceConnector) : null;
         var target = GetConnector(request.TargetConnector);
@@ -272,6 +276,7 @@ public sealed class MigrationEngine
             NoProgressTimeout = request.NoProgressTimeout ?? S3ObjectStore.DefaultNoProgressTimeout,
             StorageClassMap = new Dictionary<string, string>(request.StorageClassMap, StringComparer.OrdinalIgnoreCase),
             CreatedAt = DateTimeOffset.UtcNow,
+            Detached = detached,
         };
         Store.AddJob(job);
         return job;
@@ -307,7 +312,18 @@ public sealed class MigrationEngine
     /// <summary>Jobs whose runner runs in this process: alive by definition, however late a heartbeat is.</summary>
     private readonly ConcurrentDictionary<Guid, byte> _runningHere = new();
 
-    private void MarkStaleJobsInterrupted() => Store.MarkStaleJobsInterrupted(StaleHeartbeat, _runningHere.Keys.ToArray());
+    /// <summary>
+    /// A Running job whose runner is gone counts as Interrupted: at once when its process on this host has ended (a
+    /// killed session or worker), else once its heartbeat is stale.
+    /// </summary>
+    private void MarkStaleJobsInterrupted()
+    {
+        foreach (var (id, runner) in Store.GetRunningJobRunners())
+        {
+            if (!_runningHere.ContainsKey(id) && LocalProcess.IsGone(runner)) Store.MarkInterrupted(id, runner);
+        }
+        Store.MarkStaleJobsInterrupted(StaleHeartbeat, _runningHere.Keys.ToArray());
+    }
 
     public MigrationJob GetJob(Guid id)
     {
@@ -327,10 +343,14 @@ public sealed class MigrationEngine
         return Store.GetProgress(id);
     }
 
-    /// <summary>Runs a job in this process until it settles. A resume is the same call.</summary>
-    public async Task<JobState> RunJobAsync(Guid id, RunnerOptions? options, CancellationToken ct)
+    /// <summary>
+    /// Runs a job in this process until it settles. A resume is the same call. <paramref name="concurrencyCap"/> bounds
+    /// the job's transfers on this run (a worker's -Concurrency) without changing the job.
+    /// </summary>
+    public async Task<JobState> RunJobAsync(Guid id, RunnerOptions? options, CancellationToken ct, int? concurrencyCap = null)
     {
         var job = GetJob(id);
+        if (concurrencyCap is { } cap && cap < job.Concurrency) job.Concurrency = Math.Max(1, cap);
         IObjectStore source, target;
         try
         {
@@ -462,6 +482,80 @@ public sealed class MigrationEngine
             throw new JobStateException($"Job '{job.Name}' changed state while it was being resumed; try again.");
         }
         return Store.FindJob(id)!;
+    }
+
+    /// <summary>Hands a job to worker processes (New-/Resume-MigrationJob -Detached), or takes it back to run in a session.</summary>
+    public void SetDetached(Guid id, bool detached) => Store.SetDetached(id, detached);
+
+    // ---- Workers ----
+
+    /// <summary>
+    /// The workers that are alive. A worker whose process on this host has ended, or whose heartbeat is stale, died
+    /// (kill -9, reboot): its row is removed here, and its jobs are Interrupted for the next worker.
+    /// </summary>
+    public IReadOnlyList<MigrationWorker> GetWorkers()
+    {
+        MarkStaleJobsInterrupted();
+        var cutoff = DateTimeOffset.UtcNow - StaleHeartbeat;
+        var alive = new List<MigrationWorker>();
+        foreach (var worker in Store.GetWorkers())
+        {
+            if (worker.LastHeartbeat < cutoff || LocalProcess.IsGone(worker.RunnerPrefix)) Store.RemoveWorker(worker.Id);
+            else alive.Add(worker);
+        }
+        return alive;
+    }
+
+    public MigrationWorker GetWorker(Guid id) =>
+        GetWorkers().FirstOrDefault(w => w.Id == id) ?? throw new KeyNotFoundException($"No running migration worker has the id {id}. See Get-MigrationWorker.");
+
+    /// <summary>Asks a worker to pause its jobs and exit (Stop-MigrationWorker); the jobs are Paused, not failed.</summary>
+    public void RequestWorkerStop(Guid id)
+    {
+        GetWorker(id);
+        if (!Store.RequestWorkerStop(id)) throw new KeyNotFoundException($"The migration worker {id} has just exited.");
+    }
+
+    /// <summary>
+    /// Jobs handed to workers that wait for one, made ready to run: Pending ones as they are, Interrupted ones (their
+    /// worker died) made Pending again, to continue from their checkpoints. <paramref name="except"/>: jobs the caller runs.
+    /// </summary>
+    internal IReadOnlyList<Guid> TakeDetachedJobs(int limit, IReadOnlyCollection<Guid> except)
+    {
+        MarkStaleJobsInterrupted();
+        var ready = new List<Guid>();
+        foreach (var (id, state) in Store.GetDetachedJobsToRun(limit + except.Count))
+        {
+            if (ready.Count == limit) break;
+            if (except.Contains(id)) continue;
+            if (state == JobState.Interrupted)
+            {
+                // Another worker may take it first: then the transition fails, or its run wins the start.
+                if (!Store.TryTransition(id, [JobState.Interrupted], JobState.Pending)) continue;
+            }
+            ready.Add(id);
+        }
+        return ready;
+    }
+
+    /// <summary>
+    /// Fails with a clear message when this user cannot decrypt the stored connector secrets (a worker started by
+    /// another user, or with another user's key file): better said once at start than as a failed job later.
+    /// </summary>
+    internal void CheckSecretsReadable()
+    {
+        var stored = Store.GetConnectors().FirstOrDefault(c => c.CredentialSource == CredentialSource.Stored);
+        if (stored is null) return;
+        try
+        {
+            _secrets.Unprotect(Store.GetConnectorCredential(stored.Id));
+        }
+        catch (Exception e) when (e is InvalidOperationException or UnauthorizedAccessException or IOException or System.Security.Cryptography.CryptographicException)
+        {
+            throw new UnauthorizedAccessException(
+                $"The connector secrets in '{HomeFolder}' cannot be read by {Environment.UserName}: they are encrypted for the user who saved them ({e.Message}). " +
+                "Run the worker as that user (same account, same state folder), or save the connectors again as this user.", e);
+        }
     }
 
     public void RemoveJob(Guid id)

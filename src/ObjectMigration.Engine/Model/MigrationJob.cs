@@ -80,6 +80,10 @@ public sealed class MigrationJob
         StorageClassMap.TryGetValue(sourceClass ?? "STANDARD", out var mapped) || StorageClassMap.TryGetValue("*", out mapped) ? mapped : null;
     /// <summary>Why the job failed, when it did; says what to fix.</summary>
     public string? Error { get; set; }
+    /// <summary>Handed to worker processes (-Detached): a worker runs it, and the next worker continues it after a crash.</summary>
+    public bool Detached { get; set; }
+    /// <summary>The process that runs it or ran it last, as host:pid#run.</summary>
+    public string? Runner { get; set; }
 
     internal long Seq { get; set; }
     internal long SourceConnectorId { get; set; }

@@ -79,6 +79,24 @@ public interface IStateStore
     /// <paramref name="alive"/>: jobs whose runner the caller knows is running.
     /// </summary>
     int MarkStaleJobsInterrupted(TimeSpan staleAfter, IReadOnlyCollection<Guid> alive);
+    /// <summary>The Running jobs and the runner (host:pid#run) that holds each.</summary>
+    IReadOnlyList<(Guid Id, string Runner)> GetRunningJobRunners();
+    /// <summary>Marks a Running job Interrupted if <paramref name="runnerId"/> still holds it (its process is known to be gone).</summary>
+    bool MarkInterrupted(Guid id, string runnerId);
+
+    // Workers
+    /// <summary>Hands a job to workers (or takes it back into a session).</summary>
+    void SetDetached(Guid id, bool detached);
+    /// <summary>Jobs handed to workers that wait for one: Pending, or Interrupted by a worker that died; oldest first.</summary>
+    IReadOnlyList<(Guid Id, JobState State)> GetDetachedJobsToRun(int limit);
+    void AddWorker(MigrationWorker worker);
+    /// <summary>Records that the worker is alive, and returns what it is asked to do.</summary>
+    WorkerSignal WorkerHeartbeat(Guid id);
+    /// <summary>Asks a worker to pause its jobs and exit; false when no such worker is registered.</summary>
+    bool RequestWorkerStop(Guid id);
+    void RemoveWorker(Guid id);
+    /// <summary>Every registered worker with the jobs it runs, alive or not: the engine leaves out (and removes) dead ones.</summary>
+    IReadOnlyList<MigrationWorker> GetWorkers();
 
     // Listing checkpoints
     (string? Token, bool Done) GetListingCheckpoint(Guid id, bool target);

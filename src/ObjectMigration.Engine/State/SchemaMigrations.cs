@@ -68,6 +68,16 @@ internal static class SchemaMigrations
         ALTER TABLE jobs ADD COLUMN no_progress_timeout_seconds REAL NOT NULL DEFAULT 0;
         ALTER TABLE jobs ADD COLUMN storage_class_map TEXT;
         """,
+        // 5: jobs handed to worker processes (-Detached), and the workers that run them. A worker's row lives while
+        // it runs; its heartbeat says it is alive, stop_requested carries Stop-MigrationWorker to it.
+        """
+        ALTER TABLE jobs ADD COLUMN detached INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE workers (
+            id TEXT PRIMARY KEY, host TEXT NOT NULL, process_id INTEGER NOT NULL, runner_prefix TEXT NOT NULL,
+            user_name TEXT NOT NULL, started_at TEXT NOT NULL, heartbeat_at TEXT NOT NULL,
+            max_jobs INTEGER NOT NULL, concurrency INTEGER, idle_exit_seconds REAL, log_path TEXT,
+            stop_requested INTEGER NOT NULL DEFAULT 0);
+        """,
     ];
 
     public static int LatestVersion => Steps.Length;

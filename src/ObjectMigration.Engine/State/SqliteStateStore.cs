@@ -176,7 +176,8 @@ public sealed class SqliteStateStore : IStateStore
     private const string JobSelect =
         @"SELECT j.seq, j.id, j.name, j.type, j.state, j.phase, j.source_connector_id, COALESCE(CASE WHEN s.hidden = 1 THEN s.endpoint ELSE s.name END, ''), j.source_bucket, j.source_prefix,
                  j.keys_json, j.target_connector_id, COALESCE(t.name, ''), j.target_bucket, j.target_prefix, j.overwrite, j.filter_json,
-                 j.concurrency, j.max_bytes_per_second, j.multipart_threshold, j.part_size, j.created_at, j.started_at, j.finished_at, j.error, j.no_progress_timeout_seconds, j.storage_class_map
+                 j.concurrency, j.max_bytes_per_second, j.multipart_threshold, j.part_size, j.created_at, j.started_at, j.finished_at, j.error, j.no_progress_timeout_seconds, j.storage_class_map,
+                 j.detached, j.runner
           FROM jobs j LEFT JOIN connectors s ON s.id = j.source_connector_id LEFT JOIN connectors t ON t.id = j.target_connector_id";
 
     private static MigrationJob ReadJob(SqliteDataReader r) => new()
@@ -210,6 +211,8 @@ public sealed class SqliteStateStore : IStateStore
         // Source class names match whatever their case, as when the job was created.
         StorageClassMap = new Dictionary<string, string>(
             r.IsDBNull(26) ? [] : JsonSerializer.Deserialize<Dictionary<string, string>>(r.GetString(26)) ?? [], StringComparer.OrdinalIgnoreCase),
+        Detached = r.GetInt64(27) != 0,
+        Runner = r.IsDBNull(28) ? null : r.GetString(28),
     };
 
     public void AddJob(MigrationJob job)
@@ -217,16 +220,16 @@ public sealed class SqliteStateStore : IStateStore
         using var connection = Open();
         using var command = Command(connection,
             @"INSERT INTO jobs (id, name, type, state, source_connector_id, source_bucket, source_prefix, keys_json, target_connector_id,
-                target_bucket, target_prefix, overwrite, filter_json, concurrency, max_bytes_per_second, multipart_threshold, part_size, created_at, no_progress_timeout_seconds, storage_class_map)
+                target_bucket, target_prefix, overwrite, filter_json, concurrency, max_bytes_per_second, multipart_threshold, part_size, created_at, no_progress_timeout_seconds, storage_class_map, detached)
               VALUES ($id, $name, $type, $state, $src, $sbucket, $sprefix, $keys, $tgt, $tbucket, $tprefix, $overwrite, $filter,
-                $concurrency, $bps, $threshold, $part, $created, $stall, $classes) RETURNING seq",
+                $concurrency, $bps, $threshold, $part, $created, $stall, $classes, $detached) RETURNING seq",
             ("$id", job.Id.ToString()), ("$name", job.Name), ("$type", job.Type.ToString()), ("$state", job.State.ToString()),
             ("$src", job.SourceConnectorId), ("$sbucket", job.SourceBucket), ("$sprefix", job.SourcePrefix),
             ("$keys", JsonSerializer.Serialize(job.Keys)), ("$tgt", job.TargetConnectorId), ("$tbucket", job.TargetBucket),
             ("$tprefix", job.TargetPrefix), ("$overwrite", job.Overwrite.ToString()), ("$filter", JsonSerializer.Serialize(job.Filter)),
             ("$concurrency", job.Concurrency), ("$bps", job.MaxBytesPerSecond), ("$threshold", job.MultipartThreshold),
             ("$part", job.PartSize), ("$created", Format(job.CreatedAt)), ("$stall", job.NoProgressTimeout?.TotalSeconds ?? 0),
-            ("$classes", job.StorageClassMap.Count == 0 ? null : JsonSerializer.Serialize(job.StorageClassMap)));
+            ("$classes", job.StorageClassMap.Count == 0 ? null : JsonSerializer.Serialize(job.StorageClassMap)), ("$detached", job.Detached ? 1 : 0));
         job.Seq = (long)command.ExecuteScalar()!;
     }
 
@@ -299,6 +302,73 @@ public sealed class SqliteStateStore : IStateStore
         var spared = alive.Count == 0 ? "" : $" AND id NOT IN ({string.Join(",", alive.Select(id => $"'{id}'"))})";
         return Execute($"UPDATE jobs SET state = 'Interrupted', phase = NULL WHERE state = 'Running' AND (heartbeat_at IS NULL OR heartbeat_at < $cutoff){spared}",
             ("$cutoff", Format(DateTimeOffset.UtcNow - staleAfter)));
+    }
+
+    public void SetDetached(Guid id, bool detached) =>
+        Execute("UPDATE jobs SET detached = $d WHERE id = $id", ("$id", id.ToString()), ("$d", detached ? 1 : 0));
+
+    public IReadOnlyList<(Guid Id, JobState State)> GetDetachedJobsToRun(int limit) =>
+        Query("SELECT id, state FROM jobs WHERE detached = 1 AND state IN ('Pending', 'Interrupted') ORDER BY created_at, seq LIMIT $limit",
+            r => (Guid.Parse(r.GetString(0)), Enum.Parse<JobState>(r.GetString(1))), ("$limit", limit));
+
+    public IReadOnlyList<(Guid Id, string Runner)> GetRunningJobRunners() =>
+        Query("SELECT id, runner FROM jobs WHERE state = 'Running' AND runner IS NOT NULL", r => (Guid.Parse(r.GetString(0)), r.GetString(1)));
+
+    public bool MarkInterrupted(Guid id, string runnerId) =>
+        Execute("UPDATE jobs SET state = 'Interrupted', phase = NULL WHERE id = $id AND state = 'Running' AND runner = $runner",
+            ("$id", id.ToString()), ("$runner", runnerId)) == 1;
+
+    // ---- Workers ----
+
+    public void AddWorker(MigrationWorker worker) =>
+        Execute(@"INSERT INTO workers (id, host, process_id, runner_prefix, user_name, started_at, heartbeat_at, max_jobs, concurrency, idle_exit_seconds, log_path)
+                  VALUES ($id, $host, $pid, $prefix, $user, $started, $now, $max, $concurrency, $idle, $log)",
+            ("$id", worker.Id.ToString()), ("$host", worker.ComputerName), ("$pid", worker.ProcessId), ("$prefix", worker.RunnerPrefix),
+            ("$user", worker.UserName), ("$started", Format(worker.StartedAt)), ("$now", Now()), ("$max", worker.MaxJobs),
+            ("$concurrency", worker.Concurrency), ("$idle", worker.IdleExit?.TotalSeconds), ("$log", worker.LogPath));
+
+    public WorkerSignal WorkerHeartbeat(Guid id)
+    {
+        var stop = Query("UPDATE workers SET heartbeat_at = $now WHERE id = $id RETURNING stop_requested", r => r.GetInt64(0) != 0,
+            ("$id", id.ToString()), ("$now", Now()));
+        return stop.Count == 0 ? WorkerSignal.Gone : stop[0] ? WorkerSignal.Stop : WorkerSignal.Run;
+    }
+
+    public bool RequestWorkerStop(Guid id) =>
+        Execute("UPDATE workers SET stop_requested = 1 WHERE id = $id", ("$id", id.ToString())) == 1;
+
+    public void RemoveWorker(Guid id) => Execute("DELETE FROM workers WHERE id = $id", ("$id", id.ToString()));
+
+    public IReadOnlyList<MigrationWorker> GetWorkers()
+    {
+        var workers = Query(
+            @"SELECT id, host, process_id, runner_prefix, user_name, started_at, heartbeat_at, max_jobs, concurrency, idle_exit_seconds, log_path, stop_requested
+              FROM workers ORDER BY started_at",
+            r => new MigrationWorker
+            {
+                Id = Guid.Parse(r.GetString(0)),
+                ComputerName = r.GetString(1),
+                ProcessId = r.GetInt32(2),
+                RunnerPrefix = r.GetString(3),
+                UserName = r.GetString(4),
+                StartedAt = Parse(r.GetString(5)),
+                LastHeartbeat = Parse(r.GetString(6)),
+                MaxJobs = r.GetInt32(7),
+                Concurrency = r.IsDBNull(8) ? null : r.GetInt32(8),
+                IdleExit = r.IsDBNull(9) ? null : TimeSpan.FromSeconds(r.GetDouble(9)),
+                LogPath = r.IsDBNull(10) ? null : r.GetString(10),
+                State = r.GetInt64(11) != 0 ? WorkerState.Stopping : WorkerState.Running,
+            });
+        if (workers.Count == 0) return workers;
+        // A run's runner id is the worker's prefix and a run number: host:pid#n.
+        var running = GetRunningJobRunners();
+        var names = Query("SELECT id, name FROM jobs WHERE state = 'Running'", r => (r.GetString(0), r.GetString(1))).ToDictionary(p => p.Item1, p => p.Item2);
+        foreach (var worker in workers)
+        {
+            worker.Jobs = running.Where(j => j.Runner.StartsWith(worker.RunnerPrefix + "#", StringComparison.Ordinal))
+                .Select(j => names.GetValueOrDefault(j.Id.ToString(), j.Id.ToString())).ToArray();
+        }
+        return workers;
     }
 
     // ---- Listing ----

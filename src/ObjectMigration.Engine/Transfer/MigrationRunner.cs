@@ -17,7 +17,11 @@ public sealed class RunnerOptions
     /// <summary>How long aborting open multipart uploads may take (all of them together, when a job stops).</summary>
     public TimeSpan AbortTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Names the process that runs jobs; each run adds its own number, so two runs never share an identity.</summary>
-    public string RunnerId { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}";
+    public string RunnerId { get; init; } = DefaultRunnerId;
+    /// <summary>The runner id of this process: host:pid. Workers and liveness checks read it back from the store.</summary>
+    public static string DefaultRunnerId { get; } = $"{Environment.MachineName}:{Environment.ProcessId}";
+    /// <summary>Called once the run holds the job (it was Pending and is Running now), before any work.</summary>
+    public Action? Started { get; init; }
 }
 
 /// <summary>Thrown inside a run when the job as a whole cannot go on.</summary>
@@ -94,6 +98,7 @@ public sealed class MigrationRunner
         {
             return _store.FindJob(_job.Id)?.State ?? JobState.Failed;
         }
+        _options.Started?.Invoke();
         _store.AddLogs(_job.Id, [new LogRecord(wasStarted ? LogType.MigrationResume : LogType.MigrationStart, null,
             $"{_job.Type} {_job.SourceConnector}/{_job.SourceBucket}/{_job.SourcePrefix} -> {_job.TargetConnector}/{_job.TargetBucket}/{_job.TargetPrefix} with {_job.Concurrency} workers on {_runnerId}.")]);
 

@@ -57,10 +57,30 @@ public sealed class ResumeMigrationJobCommand : JobTargetCmdlet
     [Parameter] public SwitchParameter Wait { get; set; }
     [Parameter] public SwitchParameter AsJob { get; set; }
 
+    /// <summary>Hands the job to a worker process that outlives this session (started if none runs), as New-MigrationJob -Detached does.</summary>
+    [Parameter] public SwitchParameter Detached { get; set; }
+
+    protected override void BeginProcessing()
+    {
+        if (Detached && AsJob)
+        {
+            ThrowTerminatingError(ToErrorRecord(new ArgumentException(
+                "-Detached hands the job to a worker process, -AsJob runs it in this session as a PowerShell job: use one of them.", nameof(Detached)), null));
+        }
+    }
+
     protected override void ProcessRecord() => ForEachJob(job =>
     {
         if (!ShouldProcess(job.Name, RetryFailed ? "Retry failed objects of migration job" : "Resume migration job")) return;
+        // Taken back from the workers before it is Pending again, so that no worker starts it meanwhile.
+        if (!Detached && job.Detached && job.State != JobState.Running) Engine.SetDetached(job.Id, false);
         var prepared = Engine.PrepareResume(job.Id, RetryFailed);
+        if (Detached)
+        {
+            HandToWorker(prepared);
+            WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, job.Id, null, showProgress: true, Cancellation) : Engine.GetJob(job.Id));
+            return;
+        }
         var psJob = MigrationJobSourceAdapter.Create(this, prepared.Id, prepared.Name);
         psJob.StartJob();
         if (AsJob) WriteObject(psJob);

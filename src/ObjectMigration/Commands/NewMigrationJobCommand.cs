@@ -79,6 +79,12 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
 
     [Parameter] public SwitchParameter AsJob { get; set; }
 
+    /// <summary>
+    /// Hands the job to a worker process that outlives this session (started if none runs): the job is returned at once,
+    /// and Get-, Wait-, Suspend-, Resume- and Stop-MigrationJob reach it from any session.
+    /// </summary>
+    [Parameter] public SwitchParameter Detached { get; set; }
+
     private MigrationJobRequest BuildRequest() => new()
     {
         Name = Name,
@@ -130,7 +136,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
 
     /// <summary>
     /// The unfinished job an earlier run of the same command made, instead of a duplicate: continued when it stopped short
-    /// (Paused, Interrupted, or Pending with no runner in this session), returned as it is while it runs.
+    /// (Paused, Interrupted, or Pending with no runner), returned as it is while it runs.
     /// </summary>
     private void WriteSameJob(MigrationJob existing)
     {
@@ -138,15 +144,30 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
         WriteWarning($"The migration job '{existing.Name}' with this definition is unfinished ({existing.State}): " + (continues
             ? "it is continued from its checkpoint instead of creating another."
             : "it is returned instead of creating another."));
-        MigrationPSJob? psJob = null;
-        if (continues)
+        if (!continues)
         {
-            if (existing.State != JobState.Pending) Engine.PrepareResume(existing.Id, retryFailed: false);
-            psJob = MigrationJobSourceAdapter.Create(this, existing.Id, existing.Name);
-            psJob.StartJob();
+            WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, existing.Id, null, showProgress: true, Cancellation) : Engine.GetJob(existing.Id));
+            return;
         }
-        if (AsJob && psJob is not null) WriteObject(psJob);
-        else WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, existing.Id, null, showProgress: true, Cancellation, psJob?.Finished) : Engine.GetJob(existing.Id));
+        // Taken back from the workers before it is Pending again, so that no worker starts it meanwhile.
+        if (!Detached && existing.Detached) Engine.SetDetached(existing.Id, false);
+        Start(existing.State == JobState.Pending ? existing : Engine.PrepareResume(existing.Id, retryFailed: false));
+    }
+
+    /// <summary>Runs a Pending job: handed to a worker (-Detached), or in this session as a PowerShell job.</summary>
+    private void Start(MigrationJob job)
+    {
+        if (Detached)
+        {
+            HandToWorker(job);
+            WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, job.Id, null, showProgress: true, Cancellation) : Engine.GetJob(job.Id));
+            return;
+        }
+        if (job.Detached) Engine.SetDetached(job.Id, false);
+        var psJob = MigrationJobSourceAdapter.Create(this, job.Id, job.Name);
+        psJob.StartJob();
+        if (AsJob) WriteObject(psJob);
+        else WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, job.Id, null, showProgress: true, Cancellation, psJob.Finished) : Engine.GetJob(job.Id));
     }
 
     protected override void ProcessRecord()
@@ -155,6 +176,10 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
         var description = $"{source}/{SourceBucket}/{SourcePrefix} -> {TargetConnector}/{TargetBucket}/{TargetPrefix}";
         try
         {
+            if (Detached && AsJob)
+            {
+                throw new ArgumentException("-Detached hands the job to a worker process, -AsJob runs it in this session as a PowerShell job: use one of them.", nameof(Detached));
+            }
             var request = BuildRequest();
             var unsavedSource = ParameterSetName == "UnsavedSource"
                 ? ObjectMigration.Engine.MigrationEngine.Unsaved(new CloudConnector { Name = SourceEndpoint, Provider = ConnectorProvider.S3, Endpoint = SourceEndpoint, Region = SourceRegion },
@@ -180,15 +205,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
                 WriteSameJob(same.Job);
                 return;
             }
-            var job = Engine.CreateJob(request, unsavedSource);
-            var psJob = MigrationJobSourceAdapter.Create(this, job.Id, job.Name);
-            psJob.StartJob();
-            if (AsJob)
-            {
-                WriteObject(psJob);
-                return;
-            }
-            WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, job.Id, null, showProgress: true, Cancellation, psJob.Finished) : Engine.GetJob(job.Id));
+            Start(Engine.CreateJob(request, unsavedSource, Detached));
         }
         catch (Exception e) when (e is not PipelineStoppedException)
         {

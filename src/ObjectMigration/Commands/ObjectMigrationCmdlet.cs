@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using ObjectMigration.Engine;
 using ObjectMigration.Engine.Connectors;
+using ObjectMigration.Engine.Model;
 using ObjectMigration.Engine.State;
 using ObjectMigration.Engine.Storage;
 
@@ -53,6 +54,42 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
     }
 
     protected void WriteFailure(Exception e, object? target) => WriteError(ToErrorRecord(e, target));
+
+    /// <summary>
+    /// Hands a Pending job to worker processes (-Detached): a running worker takes it, else one is started for it. The
+    /// job is handed over even if no worker can be started; then the error says how to run one.
+    /// </summary>
+    protected void HandToWorker(MigrationJob job)
+    {
+        Engine.SetDetached(job.Id, true);
+        MigrationWorker worker;
+        bool started;
+        try
+        {
+            worker = Workers.WorkerLauncher.EnsureWorker(Engine, ModuleManifestPath(), Cancellation, out started);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw new InvalidOperationException($"Migration job '{job.Name}' waits for a worker, but none could be started: {e.Message} " +
+                "Start one with Start-MigrationWorker (it takes the job), or run the job here with Resume-MigrationJob.", e);
+        }
+        WriteVerbose(started
+            ? $"Started migration worker {worker.ComputerName}:{worker.ProcessId} for job '{job.Name}'; its log: {worker.LogPath}"
+            : $"Migration worker {worker.ComputerName}:{worker.ProcessId} takes job '{job.Name}'.");
+        if (!started && worker.Jobs.Length >= worker.MaxJobs)
+        {
+            WriteWarning($"The migration worker {worker.ComputerName}:{worker.ProcessId} runs {worker.Jobs.Length} job(s), its -MaxJobs: " +
+                $"job '{job.Name}' waits Pending until one of them ends.");
+        }
+    }
+
+    /// <summary>The manifest of this module, which a worker process imports.</summary>
+    private string ModuleManifestPath()
+    {
+        var folder = MyInvocation.MyCommand.Module?.ModuleBase ?? Path.GetDirectoryName(typeof(ObjectMigrationCmdlet).Assembly.Location)!;
+        var manifest = Path.Combine(folder, "ObjectMigration.psd1");
+        return File.Exists(manifest) ? manifest : folder;
+    }
 
     /// <summary>
     /// The credential source chosen by -Credential, -ProfileName [-ProfileLocation], -UseEnvironmentCredentials or

@@ -1,0 +1,187 @@
+using ObjectMigration.Engine.Model;
+using ObjectMigration.Engine.State;
+using ObjectMigration.Engine.Transfer;
+
+namespace ObjectMigration.Engine.Workers;
+
+public sealed class WorkerOptions
+{
+    public const int DefaultMaxJobs = 4;
+
+    /// <summary>How many jobs run at once at most.</summary>
+    public int MaxJobs { get; init; } = DefaultMaxJobs;
+    /// <summary>The most transfers one job runs at once here; null: each job's own -Concurrency.</summary>
+    public int? Concurrency { get; init; }
+    /// <summary>Exit after this long with nothing to run; null: stay until stopped.</summary>
+    public TimeSpan? IdleExit { get; init; }
+    /// <summary>How often the worker looks for jobs and says it is alive.</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+    /// <summary>Where the worker's output goes, shown by Get-MigrationWorker (a worker -Detached started).</summary>
+    public string? LogPath { get; init; }
+}
+
+/// <summary>Why a worker ended: nothing to do for -IdleExit, Stop-MigrationWorker, or its process is shutting down.</summary>
+public enum WorkerExitReason { Idle, StopRequested, Shutdown }
+
+/// <summary>
+/// The worker process's loop: registers the worker, takes jobs handed to workers (Pending, or Interrupted by a worker
+/// that died) up to MaxJobs, runs them in this process, and ends them cleanly. Stop-MigrationWorker pauses its jobs
+/// (a person resumes them); a shutdown (Ctrl+C, SIGTERM of a service) leaves them Interrupted, so the next worker
+/// continues them by itself.
+/// </summary>
+public sealed class WorkerLoop
+{
+    private readonly MigrationEngine _engine;
+    private readonly WorkerOptions _options;
+    private readonly Dictionary<Guid, Task<JobState>> _runs = [];
+
+    /// <summary>What the worker does, one line each, for its log.</summary>
+    public event Action<string>? Message;
+
+    public MigrationWorker Worker { get; }
+
+    public WorkerLoop(MigrationEngine engine, WorkerOptions options)
+    {
+        if (options.MaxJobs < 1) throw new ArgumentException("-MaxJobs must be at least 1.", "MaxJobs");
+        if (options.Concurrency is < 1 or > 256) throw new ArgumentException("-Concurrency is out of range: use 1 to 256.", "Concurrency");
+        if (options.IdleExit is { } idle && idle < TimeSpan.Zero) throw new ArgumentException("-IdleExit cannot be negative.", "IdleExit");
+        _engine = engine;
+        _options = options;
+        Worker = new MigrationWorker
+        {
+            Id = Guid.NewGuid(),
+            ComputerName = Environment.MachineName,
+            ProcessId = Environment.ProcessId,
+            UserName = Environment.UserName,
+            RunnerPrefix = RunnerOptions.DefaultRunnerId,
+            MaxJobs = options.MaxJobs,
+            Concurrency = options.Concurrency,
+            IdleExit = options.IdleExit,
+            LogPath = options.LogPath,
+        };
+    }
+
+    private void Say(string message) => Message?.Invoke(message);
+
+    /// <summary>Runs until idle for IdleExit, asked to stop, or <paramref name="shutdown"/> is cancelled; then ends its jobs cleanly.</summary>
+    public async Task<WorkerExitReason> RunAsync(CancellationToken shutdown)
+    {
+        _engine.CheckSecretsReadable();
+        Worker.StartedAt = DateTimeOffset.UtcNow;
+        _engine.Store.AddWorker(Worker);
+        Say($"Worker {Worker.ComputerName}:{Worker.ProcessId} started on '{_engine.HomeFolder}': up to {_options.MaxJobs} job(s) at once" +
+            (_options.IdleExit is { } idle ? $", exits after {idle} with nothing to do." : ", stays until stopped."));
+        var reason = WorkerExitReason.Shutdown;
+        try
+        {
+            var idleSince = DateTime.UtcNow;
+            while (true)
+            {
+                ReapFinishedRuns();
+                if (shutdown.IsCancellationRequested) break;
+                if (_engine.Store.WorkerHeartbeat(Worker.Id) is var signal && signal == WorkerSignal.Stop)
+                {
+                    reason = WorkerExitReason.StopRequested;
+                    break;
+                }
+                // Removed as stale while this process was frozen (a suspended VM): it is alive, so it says so again.
+                if (signal == WorkerSignal.Gone) _engine.Store.AddWorker(Worker);
+                if (_runs.Count < _options.MaxJobs)
+                {
+                    foreach (var id in _engine.TakeDetachedJobs(_options.MaxJobs - _runs.Count, _runs.Keys)) _runs[id] = RunOneAsync(id);
+                }
+                if (_runs.Count > 0) idleSince = DateTime.UtcNow;
+                else if (_options.IdleExit is { } idleExit && DateTime.UtcNow - idleSince >= idleExit)
+                {
+                    reason = WorkerExitReason.Idle;
+                    break;
+                }
+                await WaitAsync(_options.PollInterval, shutdown).ConfigureAwait(false);
+            }
+            await EndRunsAsync(reason).ConfigureAwait(false);
+        }
+        finally
+        {
+            _engine.Store.RemoveWorker(Worker.Id);
+        }
+        Say(reason switch
+        {
+            WorkerExitReason.Idle => $"Nothing to do for {_options.IdleExit}: the worker exits.",
+            WorkerExitReason.StopRequested => "Stopped on request (Stop-MigrationWorker).",
+            _ => "The worker shut down.",
+        });
+        return reason;
+    }
+
+    /// <summary>Sleeps one poll interval, waking early when a run ends (its slot is free) or the process shuts down.</summary>
+    private async Task WaitAsync(TimeSpan interval, CancellationToken shutdown)
+    {
+        var tick = Task.Delay(interval, shutdown);
+        await Task.WhenAny(_runs.Values.Append(tick)).ConfigureAwait(false);
+    }
+
+    private async Task<JobState> RunOneAsync(Guid id)
+    {
+        // Off the loop's thread: the run's synchronous start (opening stores, the first store calls) must not hold up
+        // the heartbeat of the worker.
+        await Task.Yield();
+        var name = id.ToString();
+        try
+        {
+            name = _engine.GetJob(id).Name;
+            var options = new RunnerOptions { Started = () => Say($"Running job '{name}' ({id}).") };
+            return await _engine.RunJobAsync(id, options, CancellationToken.None, _options.Concurrency).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            Say($"Job '{name}' ({id}) could not run: {e.Message}");
+            return JobState.Failed;
+        }
+    }
+
+    private void ReapFinishedRuns()
+    {
+        foreach (var (id, run) in _runs.Where(r => r.Value.IsCompleted).ToList())
+        {
+            _runs.Remove(id);
+            var job = _engine.Store.FindJob(id);
+            // A run that found the job taken by another worker (a race for the same Pending job) has nothing to say.
+            if (job is null || job.Runner?.StartsWith(Worker.RunnerPrefix + "#", StringComparison.Ordinal) != true) continue;
+            if (job.State == JobState.Running) continue;
+            Say($"Job '{job.Name}' ({id}) is {job.State}" + (job.Error is { } error ? $": {error}" : "."));
+        }
+    }
+
+    /// <summary>
+    /// Pauses the jobs this worker runs and waits for them to settle, keeping its heartbeat. After a shutdown they are
+    /// made Interrupted, so the next worker continues them; after Stop-MigrationWorker they stay Paused.
+    /// </summary>
+    private async Task EndRunsAsync(WorkerExitReason reason)
+    {
+        if (_runs.Count == 0) return;
+        var held = _runs.Keys.ToList();
+        Say($"Pausing {held.Count} job(s) before the worker exits.");
+        foreach (var id in held)
+        {
+            try { _engine.RequestPause(id); }
+            catch (JobStateException) { /* it settled meanwhile */ }
+            catch (KeyNotFoundException) { /* removed meanwhile */ }
+        }
+        var all = Task.WhenAll(_runs.Values);
+        while (!all.IsCompleted)
+        {
+            _engine.Store.WorkerHeartbeat(Worker.Id);
+            await Task.WhenAny(all, Task.Delay(_options.PollInterval)).ConfigureAwait(false);
+        }
+        ReapFinishedRuns();
+        if (reason != WorkerExitReason.Shutdown) return;
+        foreach (var id in held)
+        {
+            if (_engine.Store.TryTransition(id, [JobState.Paused], JobState.Interrupted))
+            {
+                _engine.Store.AddLogs(id, [new LogRecord(LogType.MigrationPause, null,
+                    $"The worker {Worker.ComputerName}:{Worker.ProcessId} shut down: the next worker continues the job from its checkpoint.")]);
+            }
+        }
+    }
+}
