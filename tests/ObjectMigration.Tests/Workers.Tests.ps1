@@ -240,6 +240,33 @@ Describe 'Migration workers' {
             Assert-TargetHolds $target $source
         }
 
+        It 'runs as the systemd unit in docs/examples starts it, and SIGTERM (systemctl stop) ends it cleanly' {
+            $unit = Get-Content (Join-Path $PSScriptRoot '../../docs/examples/objectmigration-worker.service')
+            $execStart = @($unit | Where-Object { $_ -like 'ExecStart=*' })
+            $execStart.Count | Should -Be 1
+            $parsed = [regex]::Match($execStart[0], '^ExecStart=/usr/bin/pwsh (?<options>-NoProfile -NonInteractive) -Command "(?<command>[^"]+)"$')
+            $parsed.Success | Should -BeTrue -Because $execStart[0]
+            @($unit | Where-Object { $_ -eq 'KillSignal=SIGTERM' }).Count | Should -Be 1
+
+            # The unit's own command, with this PowerShell for /usr/bin/pwsh and the built module where Import-Module finds it by name.
+            $host0 = [Environment]::ProcessPath
+            $startInfo = [System.Diagnostics.ProcessStartInfo]::new($host0)
+            if ([System.IO.Path]::GetFileNameWithoutExtension($host0) -eq 'dotnet') { $startInfo.ArgumentList.Add([Environment]::GetCommandLineArgs()[0]) }
+            foreach ($a in @($parsed.Groups['options'].Value -split ' ') + '-Command', $parsed.Groups['command'].Value) { $startInfo.ArgumentList.Add($a) }
+            $startInfo.Environment['PSModulePath'] = (Split-Path (Split-Path $ModulePath)) + [System.IO.Path]::PathSeparator + $env:PSModulePath
+            $startInfo.Environment['OBJECTMIGRATION_HOME'] = $env:OBJECTMIGRATION_HOME
+            $startInfo.RedirectStandardOutput = $true
+            $service = [System.Diagnostics.Process]::Start($startInfo)
+            $output = $service.StandardOutput.ReadToEndAsync()
+            Wait-Until { @(Get-MigrationWorker | Where-Object ProcessId -eq $service.Id).Count -eq 1 } -Because 'the unit''s worker registered'
+            (Get-MigrationWorker).MaxJobs | Should -Be 4
+            & kill -TERM $service.Id
+            $service.WaitForExit(30000) | Should -BeTrue
+            $service.ExitCode | Should -Be 0
+            $output.Result | Should -Match 'The worker shut down'
+            Get-MigrationWorker | Should -BeNullOrEmpty
+        }
+
         It 'refuses to start when the stored secrets are not this user''s, and says so' {
             $home2 = New-TestHome
             $setup = "New-CloudConnector -Name s -Endpoint $($Fixtures.S3rverSource.Endpoint) -Credential ([pscredential]::new('AK', (ConvertTo-SecureString 'SECRETVALUE' -AsPlainText -Force))) | Out-Null"
