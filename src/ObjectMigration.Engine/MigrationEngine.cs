@@ -11,6 +11,16 @@ namespace ObjectMigration.Engine;
 /// <summary>An action the job's state does not allow (resuming a completed job), or an unknown name or id.</summary>
 public sealed class JobStateException(string message) : InvalidOperationException(message);
 
+/// <summary>
+/// A check before a job is written found a bucket missing or unreachable: <see cref="Kind"/> (BucketNotFound,
+/// AccessDenied, AuthenticationError, ConnectionError, StorageError) and the parameter to fix make the error id.
+/// </summary>
+public sealed class JobCheckException(string kind, string parameter, string message) : Exception(message)
+{
+    public string Kind { get; } = kind;
+    public string ParamName { get; } = parameter;
+}
+
 public sealed class CloudBucket
 {
     public string Connector { get; set; } = "";
@@ -242,7 +252,8 @@ public sealed class MigrationEngine
     {
         var source = unsavedSource is null ? GetConnector(request.SourceConnector) : null;
         var target = GetConnector(request.TargetConnector);
-        Validate(request);
+        JobRules.Check(request);
+        JobRules.CheckNotOntoItself(request, source ?? unsavedSource!.Connector, target);
         if (unsavedSource is not null)
         {
             // Given inline, the UpCloud way: kept (encrypted) for this job only, not listed with the saved connectors.
@@ -282,32 +293,66 @@ public sealed class MigrationEngine
         return job;
     }
 
-    private static void Validate(MigrationJobRequest r)
+    /// <summary>
+    /// Checks a request against every rule that needs no network (JobRules), with the connectors it names: nothing is
+    /// written. A source given inline (<paramref name="unsavedSource"/>) stands for the source connector.
+    /// </summary>
+    public void CheckRules(MigrationJobRequest request, ConnectorAccess? unsavedSource = null)
     {
-        if (string.IsNullOrWhiteSpace(r.SourceBucket)) throw new ArgumentException("-SourceBucket is required: name the bucket to copy from.", "SourceBucket");
-        if (string.IsNullOrWhiteSpace(r.TargetBucket) && r.Type != JobType.Inventory) throw new ArgumentException("-TargetBucket is required: name the bucket to copy into.", "TargetBucket");
-        if (r.Concurrency is < 1 or > 256) throw new ArgumentException($"-Concurrency {r.Concurrency} is out of range: use 1 to 256.", "Concurrency");
-        if (r.MaxBytesPerSecond < 0) throw new ArgumentException("-MaxBytesPerSecond cannot be negative; 0 means no limit.", "MaxBytesPerSecond");
-        if (r.PartSize < TransferOptions.MinPartSize) throw new ArgumentException($"-PartSize must be at least {TransferOptions.MinPartSize} bytes (S3's minimum part).", "PartSize");
-        if (r.PartSize > int.MaxValue) throw new ArgumentException("-PartSize must be under 2 GiB.", "PartSize");
-        if (r.MultipartThreshold < TransferOptions.MinPartSize) throw new ArgumentException($"-MultipartThreshold must be at least {TransferOptions.MinPartSize} bytes.", "MultipartThreshold");
-        if (r.NoProgressTimeout is { } stall && (stall < TimeSpan.FromSeconds(1) || stall > TimeSpan.FromHours(24)))
+        var source = unsavedSource?.Connector ?? GetConnector(request.SourceConnector);
+        var target = GetConnector(request.TargetConnector);
+        JobRules.Check(request);
+        JobRules.CheckNotOntoItself(request, source, target);
+    }
+
+    /// <summary>
+    /// Checks before a job is written that its buckets exist and its connectors reach them (New-MigrationJob without
+    /// -Force): a wrong bucket or endpoint is an error now, not a Failed job later.
+    /// </summary>
+    public async Task CheckReachableAsync(MigrationJobRequest request, ConnectorAccess? unsavedSource, CancellationToken ct)
+    {
+        var sides = new List<(ConnectorAccess Access, string Bucket, string Side)>
         {
-            throw new ArgumentException($"-NoProgressTimeout {stall} is out of range: use 1 second to 24 hours (default 60 seconds).", "NoProgressTimeout");
-        }
-        foreach (var (from, to) in r.StorageClassMap)
+            (unsavedSource ?? GetAccess(GetConnector(request.SourceConnector)), request.SourceBucket, "Source"),
+        };
+        if (request.Type != JobType.Inventory) sides.Add((GetAccess(GetConnector(request.TargetConnector)), request.TargetBucket, "Target"));
+        foreach (var (access, bucket, side) in sides)
         {
-            if (string.IsNullOrWhiteSpace(from) || string.IsNullOrWhiteSpace(to) || !to.All(c => char.IsAsciiLetterUpper(c) || char.IsAsciiDigit(c) || c == '_'))
+            using var store = OpenObjectStore(access, timeout: request.NoProgressTimeout);
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            deadline.CancelAfter(ReachabilityTimeout);
+            bool exists;
+            try
             {
-                throw new ArgumentException($"-StorageClass maps '{from}' to '{to}': give the target's class names in upper case, e.g. -StorageClass STANDARD_IA or -StorageClass @{{ GLACIER = 'COLDLINE'; '*' = 'STANDARD' }}.", "StorageClass");
+                exists = await store.BucketExistsAsync(bucket, deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                throw new JobCheckException("ConnectionError", $"{side}Connector",
+                    $"The {side.ToLowerInvariant()} '{access.Connector.Name}' did not answer within {ReachabilityTimeout.TotalSeconds:0} s. {ForceAdvice}");
+            }
+            catch (StorageException e)
+            {
+                var (kind, parameter) = e.ErrorClass switch
+                {
+                    ErrorClass.AccessDenied => ("AccessDenied", $"{side}Bucket"),
+                    ErrorClass.Authentication => ("AuthenticationError", $"{side}Connector"),
+                    ErrorClass.Connection or ErrorClass.Timeout => ("ConnectionError", $"{side}Connector"),
+                    _ => ("StorageError", $"{side}Bucket"),
+                };
+                throw new JobCheckException(kind, parameter,
+                    $"The {side.ToLowerInvariant()} bucket '{bucket}' on '{access.Connector.Name}' could not be checked: {e.Message} Test-CloudConnector -Name {access.Connector.Name} shows more. {ForceAdvice}");
+            }
+            if (!exists)
+            {
+                throw new JobCheckException("BucketNotFound", $"{side}Bucket",
+                    $"The {side.ToLowerInvariant()} bucket '{bucket}' does not exist on '{access.Connector.Name}'. Correct -{side}Bucket or create the bucket. {ForceAdvice}");
             }
         }
-        if (r.Filter.MinSize is { } min && r.Filter.MaxSize is { } max && min > max) throw new ArgumentException($"-MinSize {min} is larger than -MaxSize {max}.", "MinSize");
-        if (r.Filter.ModifiedAfter is { } after && r.Filter.ModifiedBefore is { } before && after >= before)
-        {
-            throw new ArgumentException("-ModifiedAfter must be earlier than -ModifiedBefore.", "ModifiedAfter");
-        }
     }
+
+    private static readonly TimeSpan ReachabilityTimeout = TimeSpan.FromSeconds(30);
+    private const string ForceAdvice = "New-MigrationJob -Force creates the job anyway (a runbook that creates its buckets later): it then fails when it runs, and Resume-MigrationJob continues it once the cause is fixed.";
 
     /// <summary>Jobs whose runner runs in this process: alive by definition, however late a heartbeat is.</summary>
     private readonly ConcurrentDictionary<Guid, byte> _runningHere = new();
@@ -386,7 +431,7 @@ public sealed class MigrationEngine
     /// <summary>What a job would select, listed live and written nowhere (-WhatIf).</summary>
     public async Task<MigrationPreview> PreviewAsync(MigrationJobRequest request, CancellationToken ct, ConnectorAccess? unsavedSource = null)
     {
-        Validate(request);
+        CheckRules(request, unsavedSource);
         using var store = OpenObjectStore(unsavedSource ?? GetAccess(GetConnector(request.SourceConnector)));
         var selector = new ObjectSelector(new MigrationJob { Filter = request.Filter, Overwrite = request.Overwrite });
         var preview = new MigrationPreview();

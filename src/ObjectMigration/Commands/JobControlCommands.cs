@@ -74,17 +74,7 @@ public sealed class ResumeMigrationJobCommand : JobTargetCmdlet
         if (!ShouldProcess(job.Name, RetryFailed ? "Retry failed objects of migration job" : "Resume migration job")) return;
         // Taken back from the workers before it is Pending again, so that no worker starts it meanwhile.
         if (!Detached && job.Detached && job.State != JobState.Running) Engine.SetDetached(job.Id, false);
-        var prepared = Engine.PrepareResume(job.Id, RetryFailed);
-        if (Detached)
-        {
-            HandToWorker(prepared);
-            WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, job.Id, null, showProgress: true, Cancellation) : Engine.GetJob(job.Id));
-            return;
-        }
-        var psJob = MigrationJobSourceAdapter.Create(this, prepared.Id, prepared.Name);
-        psJob.StartJob();
-        if (AsJob) WriteObject(psJob);
-        else WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, job.Id, null, showProgress: true, Cancellation, psJob.Finished) : Engine.GetJob(job.Id));
+        RunAndWrite(Engine.PrepareResume(job.Id, RetryFailed), Detached, AsJob, Wait);
     });
 }
 
@@ -134,6 +124,11 @@ public sealed class RemoveMigrationJobCommand : JobTargetCmdlet
             WaitForState(job.Id, JobStates.IsTerminal, TimeSpan.FromSeconds(60));
         }
         Engine.RemoveJob(job.Id);
+        // The session's PowerShell job for it goes with it.
+        if (MigrationJobSourceAdapter.Find(job.Id) is { } psJob)
+        {
+            InvokeCommand.InvokeScript(true, ScriptBlock.Create("param($psJob) Remove-Job -Job $psJob -Force"), null, psJob);
+        }
     });
 }
 

@@ -32,6 +32,14 @@ internal static class JobWaiter
             // Once the in-process job has ended, the store settles at once; poll from then on rather than spin.
             if (WaitHandle.WaitAny(wakeUps, PollInterval) == 1) wakeUps = [cancellation.WaitHandle];
         }
+        if (cancellation.IsCancellationRequested && !JobStates.IsSettled(job.State))
+        {
+            // Ctrl+C stops the wait, not the job: say so. The pipeline is stopping, so this goes to the host directly.
+            cmdlet.Host.UI.WriteWarningLine($"Stopped waiting. Migration job '{job.Name}' goes on ({job.State}" +
+                (job.Detached ? ", in a worker process" : ", in this session: closing the session interrupts it") +
+                $"). Follow it with Get-MigrationJobProgress -Id {job.Id}; stop it with Stop-MigrationJob -Id {job.Id}.");
+            return job;
+        }
         if (showProgress)
         {
             cmdlet.WriteProgress(new ProgressRecord(activityId, $"Migration job {job.Name}", job.State.ToString()) { RecordType = ProgressRecordType.Completed });

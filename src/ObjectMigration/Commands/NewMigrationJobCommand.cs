@@ -85,6 +85,12 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     /// </summary>
     [Parameter] public SwitchParameter Detached { get; set; }
 
+    /// <summary>
+    /// Skips the checks that need the network (both buckets exist and answer), not the rules: for a runbook that
+    /// creates its buckets later. Such a job fails when it runs and resumes once the cause is fixed.
+    /// </summary>
+    [Parameter] public SwitchParameter Force { get; set; }
+
     private MigrationJobRequest BuildRequest() => new()
     {
         Name = Name,
@@ -151,23 +157,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
         }
         // Taken back from the workers before it is Pending again, so that no worker starts it meanwhile.
         if (!Detached && existing.Detached) Engine.SetDetached(existing.Id, false);
-        Start(existing.State == JobState.Pending ? existing : Engine.PrepareResume(existing.Id, retryFailed: false));
-    }
-
-    /// <summary>Runs a Pending job: handed to a worker (-Detached), or in this session as a PowerShell job.</summary>
-    private void Start(MigrationJob job)
-    {
-        if (Detached)
-        {
-            HandToWorker(job);
-            WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, job.Id, null, showProgress: true, Cancellation) : Engine.GetJob(job.Id));
-            return;
-        }
-        if (job.Detached) Engine.SetDetached(job.Id, false);
-        var psJob = MigrationJobSourceAdapter.Create(this, job.Id, job.Name);
-        psJob.StartJob();
-        if (AsJob) WriteObject(psJob);
-        else WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, job.Id, null, showProgress: true, Cancellation, psJob.Finished) : Engine.GetJob(job.Id));
+        RunAndWrite(existing.State == JobState.Pending ? existing : Engine.PrepareResume(existing.Id, retryFailed: false), Detached, AsJob, Wait);
     }
 
     protected override void ProcessRecord()
@@ -185,6 +175,8 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
                 ? ObjectMigration.Engine.MigrationEngine.Unsaved(new CloudConnector { Name = SourceEndpoint, Provider = ConnectorProvider.S3, Endpoint = SourceEndpoint, Region = SourceRegion },
                     SourceCredential.UserName, SourceCredential.GetNetworkCredential().Password, pathStyleGiven: false)
                 : null;
+            // Everything that can be checked is, before anything is written.
+            Engine.CheckRules(request, unsavedSource);
             if (!ShouldProcess(description, $"Create and start {Type} job"))
             {
                 if (MyInvocation.BoundParameters.ContainsKey("WhatIf"))
@@ -205,7 +197,8 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
                 WriteSameJob(same.Job);
                 return;
             }
-            Start(Engine.CreateJob(request, unsavedSource, Detached));
+            if (!Force) Await(Engine.CheckReachableAsync(request, unsavedSource, Cancellation));
+            RunAndWrite(Engine.CreateJob(request, unsavedSource, Detached), Detached, AsJob, Wait);
         }
         catch (Exception e) when (e is not PipelineStoppedException)
         {

@@ -32,6 +32,14 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
         var (id, category) = e switch
         {
             ConnectorDefinitionException a => ($"InvalidArgument,{a.ParamName}", ErrorCategory.InvalidArgument),
+            JobCheckException c => ($"{c.Kind},{c.ParamName}", c.Kind switch
+            {
+                "BucketNotFound" => ErrorCategory.ObjectNotFound,
+                "AccessDenied" => ErrorCategory.PermissionDenied,
+                "AuthenticationError" => ErrorCategory.AuthenticationError,
+                "ConnectionError" => ErrorCategory.ConnectionError,
+                _ => ErrorCategory.InvalidResult,
+            }),
             ArgumentException a => ($"InvalidArgument,{a.ParamName}", ErrorCategory.InvalidArgument),
             DuplicateNameException => ("NameAlreadyExists", ErrorCategory.ResourceExists),
             KeyNotFoundException => ("NotFound", ErrorCategory.ObjectNotFound),
@@ -56,10 +64,36 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
     protected void WriteFailure(Exception e, object? target) => WriteError(ToErrorRecord(e, target));
 
     /// <summary>
+    /// Runs a Pending job and writes what the caller asked for: handed to a worker (<paramref name="detached"/>), or in
+    /// this session as its PowerShell job (returned with <paramref name="asJob"/>); the job as it is now, or, with
+    /// <paramref name="wait"/>, once it has settled.
+    /// </summary>
+    protected void RunAndWrite(MigrationJob job, bool detached, bool asJob, bool wait)
+    {
+        WaitHandle? finished = null;
+        if (detached)
+        {
+            HandToWorker(job);
+        }
+        else
+        {
+            if (job.Detached) Engine.SetDetached(job.Id, false);
+            var psJob = Jobs.MigrationJobSourceAdapter.Start(this, job.Id, job.Name);
+            if (asJob)
+            {
+                WriteObject(psJob);
+                return;
+            }
+            finished = psJob.Finished;
+        }
+        WriteObject(wait ? JobWaiter.WaitFor(this, Engine, job.Id, null, showProgress: true, Cancellation, finished) : Engine.GetJob(job.Id));
+    }
+
+    /// <summary>
     /// Hands a Pending job to worker processes (-Detached): a running worker takes it, else one is started for it. The
     /// job is handed over even if no worker can be started; then the error says how to run one.
     /// </summary>
-    protected void HandToWorker(MigrationJob job)
+    private void HandToWorker(MigrationJob job)
     {
         Engine.SetDetached(job.Id, true);
         MigrationWorker worker;

@@ -15,8 +15,29 @@ public sealed class MigrationJobSourceAdapter : JobSourceAdapter
 
     public MigrationJobSourceAdapter() => Name = nameof(MigrationJobSourceAdapter);
 
+    /// <summary>This process's PowerShell jobs by session (runspace) and migration job: one each, reused on resume.</summary>
+    private static readonly ConcurrentDictionary<(Guid Session, Guid MigrationJob), MigrationPSJob> s_sessionJobs = new();
+
+    private static Guid SessionId => System.Management.Automation.Runspaces.Runspace.DefaultRunspace?.InstanceId ?? Guid.Empty;
+
+    /// <summary>
+    /// Runs a migration job in this session as its PowerShell job: the one the session already has for it (a resume
+    /// starts it again, so Get-Job keeps one entry per migration job), else a new one.
+    /// </summary>
+    public static MigrationPSJob Start(PSCmdlet cmdlet, Guid migrationJobId, string name)
+    {
+        if (s_sessionJobs.TryGetValue((SessionId, migrationJobId), out var existing) && existing.TryRestart()) return existing;
+        var job = Create(cmdlet, migrationJobId, name);
+        s_sessionJobs[(SessionId, migrationJobId)] = job;
+        job.StartJob();
+        return job;
+    }
+
+    /// <summary>The session's PowerShell job for a migration job, if it has one.</summary>
+    public static MigrationPSJob? Find(Guid migrationJobId) => s_sessionJobs.TryGetValue((SessionId, migrationJobId), out var job) ? job : null;
+
     /// <summary>Starts tracking a migration job as a PowerShell job; the caller starts it.</summary>
-    public static MigrationPSJob Create(PSCmdlet cmdlet, Guid migrationJobId, string name)
+    private static MigrationPSJob Create(PSCmdlet cmdlet, Guid migrationJobId, string name)
     {
         var definition = new JobDefinition(typeof(MigrationJobSourceAdapter), $"MigrationJob {migrationJobId}", name);
         var parameters = new Dictionary<string, object> { [MigrationJobIdParameter] = migrationJobId };
@@ -59,6 +80,7 @@ public sealed class MigrationJobSourceAdapter : JobSourceAdapter
     public override void RemoveJob(Job2 job)
     {
         if (!_jobs.TryRemove(job.InstanceId, out var removed)) return;
+        foreach (var entry in s_sessionJobs.Where(e => ReferenceEquals(e.Value, removed)).ToList()) s_sessionJobs.TryRemove(entry.Key, out _);
         if (removed.JobStateInfo.State is JobState.Running or JobState.NotStarted) removed.StopJob();
     }
 }

@@ -173,6 +173,19 @@ public sealed class MigrationPSJob : Job2
     public override void SuspendJobAsync() => SuspendJobAsync(false, "");
     public override void SuspendJobAsync(bool force, string reason) => Completing(() => SuspendJob(force, reason), OnSuspendJobCompleted);
 
+    /// <summary>
+    /// Runs the migration job again in this PowerShell job (after a suspend, a stop short of the end, or a failure),
+    /// so a session keeps one Get-Job entry per migration job. False when it is still running.
+    /// </summary>
+    internal bool TryRestart()
+    {
+        if (_run is { IsCompleted: false }) return false;
+        _cancel.Dispose();
+        _cancel = new CancellationTokenSource();
+        StartJob();
+        return true;
+    }
+
     public override void ResumeJob()
     {
         if (JobStateInfo.State != JobState.Suspended) return;
