@@ -453,15 +453,25 @@ public sealed class MigrationEngine
 
     public void RequestPause(Guid id)
     {
-        var job = GetJob(id);
-        if (job.State is JobState.Paused) return;
-        if (job.State is JobState.Pending)
+        while (true)
         {
-            Store.TryTransition(id, [JobState.Pending], JobState.Paused);
-            return;
+            var job = GetJob(id);
+            switch (job.State)
+            {
+                case JobState.Paused:
+                    return;
+                case JobState.Pending:
+                    // A runner may start it between the look and the change: then it is Running, and the next turn asks
+                    // that runner (starting a run clears requests, so asking first would be lost).
+                    if (Store.TryTransition(id, [JobState.Pending], JobState.Paused)) return;
+                    continue;
+                case JobState.Running:
+                    Store.SetControlRequest(id, ControlRequest.Pause);
+                    return;
+                default:
+                    throw new JobStateException($"Job '{job.Name}' is {job.State}; only a Running or Pending job can be suspended.");
+            }
         }
-        if (job.State != JobState.Running) throw new JobStateException($"Job '{job.Name}' is {job.State}; only a Running or Pending job can be suspended.");
-        Store.SetControlRequest(id, ControlRequest.Pause);
     }
 
     /// <summary>Asks the runner to stop; a job with no live runner is cancelled here, aborting its open uploads.</summary>
@@ -507,8 +517,11 @@ public sealed class MigrationEngine
         return true;
     }
 
-    /// <summary>Checks that a job may be resumed and prepares it; the caller then runs it.</summary>
-    public MigrationJob PrepareResume(Guid id, bool retryFailed)
+    /// <summary>
+    /// Checks that a job may be resumed and makes it Pending for a runner; <paramref name="detached"/> says in the same
+    /// change who runs it (a worker, or the caller's session); null leaves that as it was.
+    /// </summary>
+    public MigrationJob PrepareResume(Guid id, bool retryFailed, bool? detached = null)
     {
         var job = GetJob(id);
         // A Failed job (listing refused, bucket missing, credentials rejected) continues from its checkpoint once the
@@ -522,7 +535,7 @@ public sealed class MigrationEngine
                 : $"Job '{job.Name}' is {job.State} and cannot be resumed: create a new job (New-MigrationJob) to copy again.");
         }
         if (retryFailed && job.State is JobState.CompletedWithErrors or JobState.Failed) Store.ResetFailedObjects(id);
-        if (!Store.TryTransition(id, [JobState.Paused, JobState.Interrupted, JobState.CompletedWithErrors, JobState.Failed, JobState.Pending], JobState.Pending))
+        if (!Store.TryTransition(id, [JobState.Paused, JobState.Interrupted, JobState.CompletedWithErrors, JobState.Failed, JobState.Pending], JobState.Pending, detached: detached))
         {
             throw new JobStateException($"Job '{job.Name}' changed state while it was being resumed; try again.");
         }

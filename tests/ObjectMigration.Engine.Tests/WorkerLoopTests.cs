@@ -142,22 +142,46 @@ public sealed class WorkerLoopTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Leaves_a_job_someone_paused_paused_also_when_it_shuts_down_right_after_the_pause()
+    {
+        var (source, _) = await SeedAsync(8);
+        var pausedBeforeStart = await NewJobAsync(source, detached: true);
+        _engine.RequestPause(pausedBeforeStart.Id);
+        var job = await NewJobAsync(source, detached: true, bytesPerSecond: 128 * 1024);
+        using var shutdown = new CancellationTokenSource();
+        var loop = new WorkerLoop(_engine, Quick());
+        var run = loop.RunAsync(shutdown.Token);
+        await TestEndpoints.WaitUntilAsync(() => _engine.GetJob(job.Id).State == JobState.Running, Timeout);
+
+        _engine.RequestPause(job.Id);
+        shutdown.Cancel();
+        Assert.Equal(WorkerExitReason.Shutdown, await run.WaitAsync(Timeout));
+
+        Assert.Equal(JobState.Paused, _engine.GetJob(job.Id).State);
+        Assert.Equal(JobState.Paused, _engine.GetJob(pausedBeforeStart.Id).State);
+    }
+
+    [Fact]
     public async Task A_job_whose_runner_process_is_gone_is_Interrupted_at_once_without_waiting_for_a_stale_heartbeat()
     {
         var (source, _) = await SeedAsync(1);
         var job = await NewJobAsync(source, detached: true);
         using var gone = Process.Start(new ProcessStartInfo("sh", "-c true") { UseShellExecute = false })!;
         await gone.WaitForExitAsync();
-        var runner = $"{Environment.MachineName}:{gone.Id}#1";
+        // Named as this host and boot names its processes (host:pid@scope).
+        var runner = ObjectMigration.Engine.Transfer.RunnerOptions.DefaultRunnerId.Replace($":{Environment.ProcessId}", $":{gone.Id}") + "#1";
         Assert.True(_engine.Store.TryStartRun(job.Id, runner, JobPhase.Listing));
 
         // The heartbeat was written just now, so only the process check can tell.
         Assert.Equal(JobState.Interrupted, _engine.GetJob(job.Id).State);
 
-        // A runner on another host, or in this process, is not judged by a process id.
-        var other = await NewJobAsync(source, detached: true);
-        Assert.True(_engine.Store.TryStartRun(other.Id, $"elsewhere-{Guid.NewGuid():n}:{gone.Id}#1", JobPhase.Listing));
-        Assert.Equal(JobState.Running, _engine.GetJob(other.Id).State);
+        // A runner on another host, or of another boot or container with this host name, is not judged by a process id.
+        foreach (var elsewhere in new[] { $"elsewhere-{Guid.NewGuid():n}:{gone.Id}#1", $"{Environment.MachineName}:{gone.Id}@0000beef#1" })
+        {
+            var other = await NewJobAsync(source, detached: true);
+            Assert.True(_engine.Store.TryStartRun(other.Id, elsewhere, JobPhase.Listing));
+            Assert.Equal(JobState.Running, _engine.GetJob(other.Id).State);
+        }
     }
 
     [Fact]

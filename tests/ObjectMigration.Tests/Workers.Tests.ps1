@@ -132,6 +132,47 @@ Describe 'Migration workers' {
             (Wait-MigrationJob -Id (Get-MigrationJob -Name extra).Id -Timeout 60).State | Should -Be 'Completed'
         }
 
+        It 'starts one worker for three sessions that hand over jobs at the same moment' {
+            $source = New-SlowBucket -Count 3
+            $starters = foreach ($i in 1..3) {
+                Start-PwshProcess "New-MigrationJob -Name at-once-$i -SourceConnector src -SourceBucket $($source.Bucket) -TargetConnector dst -TargetBucket $(New-TestBucket $TargetClient) -Detached | Out-Null"
+            }
+            foreach ($starter in $starters) {
+                $starter.WaitForExit(90000) | Should -BeTrue
+                $starter.ExitCode | Should -Be 0 -Because $starter.Err.Result
+            }
+            @(Get-MigrationWorker).Count | Should -Be 1
+            foreach ($i in 1..3) { (Wait-MigrationJob -Id (Get-MigrationJob -Name at-once-$i).Id -Timeout 60).State | Should -Be 'Completed' }
+            @(Get-ChildItem (Join-Path $env:OBJECTMIGRATION_HOME 'workers') -Filter 'worker-*.log').Count | Should -Be 1
+        }
+
+        It 'goes on when the terminal session that started it hangs up or gets Ctrl+C' -Skip:(-not (Test-Path /usr/bin/setsid)) {
+            $source = New-SlowBucket -Count 10
+            $target = New-TestBucket $TargetClient
+            # The starting session leads a process group of its own, as a login shell over SSH does; it waits on the job.
+            $host0 = [Environment]::ProcessPath
+            $startInfo = [System.Diagnostics.ProcessStartInfo]::new('/usr/bin/setsid')
+            $startInfo.ArgumentList.Add($host0)
+            if ([System.IO.Path]::GetFileNameWithoutExtension($host0) -eq 'dotnet') { $startInfo.ArgumentList.Add([Environment]::GetCommandLineArgs()[0]) }
+            $script = "`$env:OBJECTMIGRATION_HOME = '$env:OBJECTMIGRATION_HOME'; Import-Module '$ModulePath'; `$j = $(Get-JobCommand $source $target 'hung-up') -Detached; Wait-MigrationJob -Id `$j.Id"
+            foreach ($a in '-NoProfile', '-NonInteractive', '-Command', $script) { $startInfo.ArgumentList.Add($a) }
+            $startInfo.RedirectStandardOutput = $true
+            $session = [System.Diagnostics.Process]::Start($startInfo)
+            $drain = $session.StandardOutput.ReadToEndAsync()
+            Wait-Until { (Get-MigrationJob -Name hung-up -ErrorAction SilentlyContinue).State -eq 'Running' } -Because 'the worker runs the job'
+            $worker = Get-MigrationWorker
+
+            # What a dropped connection and a Ctrl+C do to every process of that terminal's group.
+            & kill -HUP -- "-$($session.Id)"
+            & kill -INT -- "-$($session.Id)"
+            $session.WaitForExit(30000) | Should -BeTrue -Because 'the session itself ends on the hang-up'
+
+            (Wait-MigrationJob -Id (Get-MigrationJob -Name hung-up).Id -Timeout 90).State | Should -Be 'Completed'
+            Assert-TargetHolds $target $source
+            (Get-MigrationJobLog -Id (Get-MigrationJob -Name hung-up).Id -Type MigrationResume, MigrationPause) | Should -BeNullOrEmpty -Because 'the run was never interrupted'
+            (Get-MigrationWorker).ProcessId | Should -Be $worker.ProcessId
+        }
+
         It 'is suspended, resumed and stopped from another process within two seconds' {
             $source = New-SlowBucket -Count 12
             $target = New-TestBucket $TargetClient

@@ -59,8 +59,11 @@ public interface IStateStore
     void AddJob(MigrationJob job);
     MigrationJob? FindJob(Guid id);
     IReadOnlyList<MigrationJob> GetJobs();
-    /// <summary>Moves a job to <paramref name="to"/> only if it is in one of <paramref name="from"/>; true when it moved.</summary>
-    bool TryTransition(Guid id, JobState[] from, JobState to, JobPhase? phase = null, string? error = null);
+    /// <summary>
+    /// Moves a job to <paramref name="to"/> only if it is in one of <paramref name="from"/>; true when it moved. A
+    /// <paramref name="detached"/> value hands the job to workers (or back to a session) in the same change.
+    /// </summary>
+    bool TryTransition(Guid id, JobState[] from, JobState to, JobPhase? phase = null, string? error = null, bool? detached = null);
     /// <summary>Moves a Pending job to Running and makes <paramref name="runnerId"/> the runner that holds it.</summary>
     bool TryStartRun(Guid id, string runnerId, JobPhase phase);
     /// <summary>Settles a job, only while <paramref name="runnerId"/> still holds it (Running, or Interrupted by mistake).</summary>

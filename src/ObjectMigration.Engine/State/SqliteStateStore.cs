@@ -238,8 +238,8 @@ public sealed class SqliteStateStore : IStateStore
 
     public IReadOnlyList<MigrationJob> GetJobs() => Query($"{JobSelect} ORDER BY j.created_at DESC, j.seq DESC", ReadJob);
 
-    public bool TryTransition(Guid id, JobState[] from, JobState to, JobPhase? phase = null, string? error = null) =>
-        Transition(id, from, to, phase, error, runnerId: null);
+    public bool TryTransition(Guid id, JobState[] from, JobState to, JobPhase? phase = null, string? error = null, bool? detached = null) =>
+        Transition(id, from, to, phase, error, runnerId: null, detached);
 
     public bool TryStartRun(Guid id, string runnerId, JobPhase phase) =>
         Transition(id, [JobState.Pending], JobState.Running, phase, error: null, runnerId);
@@ -251,7 +251,7 @@ public sealed class SqliteStateStore : IStateStore
     /// A transition into Running claims the job for <paramref name="runnerId"/>; any other transition with a runner
     /// happens only while that runner still holds the job, so a runner that lost it cannot settle its successor's run.
     /// </summary>
-    private bool Transition(Guid id, JobState[] from, JobState to, JobPhase? phase, string? error, string? runnerId)
+    private bool Transition(Guid id, JobState[] from, JobState to, JobPhase? phase, string? error, string? runnerId, bool? detached = null)
     {
         var fromList = string.Join(",", from.Select(s => $"'{s}'"));
         // A new run starts without the error of the run before it (a Failed job resumed once its cause was fixed).
@@ -259,9 +259,11 @@ public sealed class SqliteStateStore : IStateStore
         var finished = JobStates.IsTerminal(to) ? ", finished_at = $now" : "";
         var control = to == JobState.Running || JobStates.IsSettled(to) ? ", control = 0" : "";
         var held = runnerId is not null && to != JobState.Running ? " AND runner = $runner" : "";
+        var handedOver = detached is null ? "" : ", detached = $detached";
         return Execute(
-            $"UPDATE jobs SET state = $to, phase = $phase, error = COALESCE($error, error){started}{finished}{control} WHERE id = $id AND state IN ({fromList}){held}",
-            ("$id", id.ToString()), ("$to", to.ToString()), ("$phase", phase?.ToString()), ("$error", error), ("$now", Now()), ("$runner", runnerId)) == 1;
+            $"UPDATE jobs SET state = $to, phase = $phase, error = COALESCE($error, error){started}{finished}{control}{handedOver} WHERE id = $id AND state IN ({fromList}){held}",
+            ("$id", id.ToString()), ("$to", to.ToString()), ("$phase", phase?.ToString()), ("$error", error), ("$now", Now()), ("$runner", runnerId),
+            ("$detached", detached is true ? 1 : 0)) == 1;
     }
 
     public void SetPhase(Guid id, JobPhase? phase) =>

@@ -18,8 +18,8 @@ public sealed class RunnerOptions
     public TimeSpan AbortTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Names the process that runs jobs; each run adds its own number, so two runs never share an identity.</summary>
     public string RunnerId { get; init; } = DefaultRunnerId;
-    /// <summary>The runner id of this process: host:pid. Workers and liveness checks read it back from the store.</summary>
-    public static string DefaultRunnerId { get; } = $"{Environment.MachineName}:{Environment.ProcessId}";
+    /// <summary>The runner id of this process (host:pid@scope, see LocalProcess): workers and liveness checks read it back from the store.</summary>
+    public static string DefaultRunnerId => Workers.LocalProcess.Identity;
     /// <summary>Called once the run holds the job (it was Pending and is Running now), before any work.</summary>
     public Action? Started { get; init; }
 }

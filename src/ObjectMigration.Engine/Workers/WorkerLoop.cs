@@ -44,7 +44,7 @@ public sealed class WorkerLoop
     {
         if (options.MaxJobs < 1) throw new ArgumentException("-MaxJobs must be at least 1.", "MaxJobs");
         if (options.Concurrency is < 1 or > 256) throw new ArgumentException("-Concurrency is out of range: use 1 to 256.", "Concurrency");
-        if (options.IdleExit is { } idle && idle < TimeSpan.Zero) throw new ArgumentException("-IdleExit cannot be negative.", "IdleExit");
+        if (options.IdleExit is { } idle && idle < TimeSpan.Zero) throw new ArgumentException("-IdleExit cannot be negative: give seconds or a TimeSpan, e.g. -IdleExit 300.", "IdleExit");
         _engine = engine;
         _options = options;
         Worker = new MigrationWorker
@@ -74,34 +74,13 @@ public sealed class WorkerLoop
         var reason = WorkerExitReason.Shutdown;
         try
         {
-            var idleSince = DateTime.UtcNow;
-            while (true)
-            {
-                ReapFinishedRuns();
-                if (shutdown.IsCancellationRequested) break;
-                if (_engine.Store.WorkerHeartbeat(Worker.Id) is var signal && signal == WorkerSignal.Stop)
-                {
-                    reason = WorkerExitReason.StopRequested;
-                    break;
-                }
-                // Removed as stale while this process was frozen (a suspended VM): it is alive, so it says so again.
-                if (signal == WorkerSignal.Gone) _engine.Store.AddWorker(Worker);
-                if (_runs.Count < _options.MaxJobs)
-                {
-                    foreach (var id in _engine.TakeDetachedJobs(_options.MaxJobs - _runs.Count, _runs.Keys)) _runs[id] = RunOneAsync(id);
-                }
-                if (_runs.Count > 0) idleSince = DateTime.UtcNow;
-                else if (_options.IdleExit is { } idleExit && DateTime.UtcNow - idleSince >= idleExit)
-                {
-                    reason = WorkerExitReason.Idle;
-                    break;
-                }
-                await WaitAsync(_options.PollInterval, shutdown).ConfigureAwait(false);
-            }
-            await EndRunsAsync(reason).ConfigureAwait(false);
+            reason = await TakeAndRunJobsAsync(shutdown).ConfigureAwait(false);
         }
         finally
         {
+            // Also after an unexpected error: the jobs it runs end at a checkpoint, never abandoned mid-run.
+            if (reason != WorkerExitReason.Idle) _engine.Store.RequestWorkerStop(Worker.Id);
+            await EndRunsAsync(reason).ConfigureAwait(false);
             _engine.Store.RemoveWorker(Worker.Id);
         }
         Say(reason switch
@@ -111,6 +90,54 @@ public sealed class WorkerLoop
             _ => "The worker shut down.",
         });
         return reason;
+    }
+
+    private async Task<WorkerExitReason> TakeAndRunJobsAsync(CancellationToken shutdown)
+    {
+        var idleSince = DateTime.UtcNow;
+        string? lastProblem = null;
+        while (true)
+        {
+            try
+            {
+                ReapFinishedRuns();
+                if (shutdown.IsCancellationRequested) return WorkerExitReason.Shutdown;
+                var signal = _engine.Store.WorkerHeartbeat(Worker.Id);
+                if (signal == WorkerSignal.Stop) return WorkerExitReason.StopRequested;
+                // Removed as stale while this process was frozen (a suspended VM): it is alive, so it says so again.
+                if (signal == WorkerSignal.Gone) _engine.Store.AddWorker(Worker);
+                TakeJobs();
+                if (_runs.Count > 0) idleSince = DateTime.UtcNow;
+                else if (_options.IdleExit is { } idleExit && DateTime.UtcNow - idleSince >= idleExit && LeaveIfStillIdle()) return WorkerExitReason.Idle;
+                lastProblem = null;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // The store was locked or briefly unreachable: said once, tried again at the next poll.
+                if (e.Message != lastProblem) Say($"Could not reach the state store ({e.GetType().Name}: {e.Message}); trying again.");
+                lastProblem = e.Message;
+            }
+            await WaitAsync(_options.PollInterval, shutdown).ConfigureAwait(false);
+        }
+    }
+
+    private void TakeJobs()
+    {
+        if (_runs.Count >= _options.MaxJobs) return;
+        foreach (var id in _engine.TakeDetachedJobs(_options.MaxJobs - _runs.Count, _runs.Keys)) _runs[id] = RunOneAsync(id);
+    }
+
+    /// <summary>
+    /// Leaves the worker list first and then looks for jobs once more: a session that saw this worker alive handed its
+    /// job over before it looked, so the job is seen here; one that looks later finds no worker and starts one.
+    /// </summary>
+    private bool LeaveIfStillIdle()
+    {
+        _engine.Store.RemoveWorker(Worker.Id);
+        TakeJobs();
+        if (_runs.Count == 0) return true;
+        _engine.Store.AddWorker(Worker);
+        return false;
     }
 
     /// <summary>Sleeps one poll interval, waking early when a run ends (its slot is free) or the process shuts down.</summary>
@@ -130,6 +157,7 @@ public sealed class WorkerLoop
         {
             name = _engine.GetJob(id).Name;
             var options = new RunnerOptions { Started = () => Say($"Running job '{name}' ({id}).") };
+            // No token: cancelling a run means Stop to the runner. A worker that ends asks its runs to pause, through the store.
             return await _engine.RunJobAsync(id, options, CancellationToken.None, _options.Concurrency).ConfigureAwait(false);
         }
         catch (Exception e)
@@ -154,12 +182,14 @@ public sealed class WorkerLoop
 
     /// <summary>
     /// Pauses the jobs this worker runs and waits for them to settle, keeping its heartbeat. After a shutdown they are
-    /// made Interrupted, so the next worker continues them; after Stop-MigrationWorker they stay Paused.
+    /// made Interrupted, so the next worker continues them; after Stop-MigrationWorker they stay Paused. A job someone
+    /// paused before stays Paused either way.
     /// </summary>
     private async Task EndRunsAsync(WorkerExitReason reason)
     {
         if (_runs.Count == 0) return;
         var held = _runs.Keys.ToList();
+        var pausedByUser = held.Where(id => _engine.Store.GetControlRequest(id) == ControlRequest.Pause || _engine.Store.FindJob(id)?.State == JobState.Paused).ToHashSet();
         Say($"Pausing {held.Count} job(s) before the worker exits.");
         foreach (var id in held)
         {
@@ -170,12 +200,13 @@ public sealed class WorkerLoop
         var all = Task.WhenAll(_runs.Values);
         while (!all.IsCompleted)
         {
-            _engine.Store.WorkerHeartbeat(Worker.Id);
+            try { _engine.Store.WorkerHeartbeat(Worker.Id); }
+            catch (Exception e) when (e is not OperationCanceledException) { /* the runs settle regardless; the row goes at the end */ }
             await Task.WhenAny(all, Task.Delay(_options.PollInterval)).ConfigureAwait(false);
         }
         ReapFinishedRuns();
         if (reason != WorkerExitReason.Shutdown) return;
-        foreach (var id in held)
+        foreach (var id in held.Where(id => !pausedByUser.Contains(id)))
         {
             if (_engine.Store.TryTransition(id, [JobState.Paused], JobState.Interrupted))
             {

@@ -13,11 +13,15 @@ public sealed class GetMigrationWorkerCommand : ObjectMigrationCmdlet
 
     protected override void ProcessRecord()
     {
-        var workers = Engine.GetWorkers();
-        foreach (var id in Id.Where(id => workers.All(w => w.Id != id)))
+        if (Id.Length == 0)
         {
-            WriteFailure(new KeyNotFoundException($"No running migration worker has the id {id}. See Get-MigrationWorker."), id);
+            foreach (var worker in Engine.GetWorkers()) WriteObject(worker);
+            return;
         }
-        foreach (var worker in workers.Where(w => Id.Length == 0 || Id.Contains(w.Id))) WriteObject(worker);
+        foreach (var id in Id)
+        {
+            try { WriteObject(Engine.GetWorker(id)); }
+            catch (KeyNotFoundException e) { WriteFailure(e, id); }
+        }
     }
 }

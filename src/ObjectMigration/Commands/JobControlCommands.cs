@@ -64,17 +64,14 @@ public sealed class ResumeMigrationJobCommand : JobTargetCmdlet
     {
         if (Detached && AsJob)
         {
-            ThrowTerminatingError(ToErrorRecord(new ArgumentException(
-                "-Detached hands the job to a worker process, -AsJob runs it in this session as a PowerShell job: use one of them.", nameof(Detached)), null));
+            ThrowTerminatingError(ToErrorRecord(DetachedWithAsJob(), null));
         }
     }
 
     protected override void ProcessRecord() => ForEachJob(job =>
     {
         if (!ShouldProcess(job.Name, RetryFailed ? "Retry failed objects of migration job" : "Resume migration job")) return;
-        // Taken back from the workers before it is Pending again, so that no worker starts it meanwhile.
-        if (!Detached && job.Detached && job.State != JobState.Running) Engine.SetDetached(job.Id, false);
-        RunAndWrite(Engine.PrepareResume(job.Id, RetryFailed), Detached, AsJob, Wait);
+        RunAndWrite(Engine.PrepareResume(job.Id, RetryFailed, detached: Detached), Detached, AsJob, Wait);
     });
 }
 

@@ -155,9 +155,9 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
             WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, existing.Id, null, showProgress: true, Cancellation) : Engine.GetJob(existing.Id));
             return;
         }
-        // Taken back from the workers before it is Pending again, so that no worker starts it meanwhile.
-        if (!Detached && existing.Detached) Engine.SetDetached(existing.Id, false);
-        RunAndWrite(existing.State == JobState.Pending ? existing : Engine.PrepareResume(existing.Id, retryFailed: false), Detached, AsJob, Wait);
+        // Handed to workers or taken back into this session in the same change that makes it Pending.
+        if (existing.State == JobState.Pending && existing.Detached != Detached) Engine.SetDetached(existing.Id, Detached);
+        RunAndWrite(existing.State == JobState.Pending ? existing : Engine.PrepareResume(existing.Id, retryFailed: false, detached: Detached), Detached, AsJob, Wait);
     }
 
     protected override void ProcessRecord()
@@ -168,7 +168,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
         {
             if (Detached && AsJob)
             {
-                throw new ArgumentException("-Detached hands the job to a worker process, -AsJob runs it in this session as a PowerShell job: use one of them.", nameof(Detached));
+                throw DetachedWithAsJob();
             }
             var request = BuildRequest();
             var unsavedSource = ParameterSetName == "UnsavedSource"

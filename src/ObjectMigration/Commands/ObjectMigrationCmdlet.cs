@@ -5,6 +5,8 @@ using ObjectMigration.Engine.Model;
 using ObjectMigration.Engine.State;
 using ObjectMigration.Engine.Storage;
 
+using JobState = ObjectMigration.Engine.Model.JobState;
+
 namespace ObjectMigration.Commands;
 
 /// <summary>What every cmdlet shares: the engine, a cancellation token tied to Ctrl+C, and the one error mapping.</summary>
@@ -63,10 +65,14 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
 
     protected void WriteFailure(Exception e, object? target) => WriteError(ToErrorRecord(e, target));
 
+    /// <summary>The one message for a command given both ways of running a job.</summary>
+    protected static ArgumentException DetachedWithAsJob() =>
+        new("-Detached hands the job to a worker process, -AsJob runs it in this session as a PowerShell job: use one of them.", "Detached");
+
     /// <summary>
     /// Runs a Pending job and writes what the caller asked for: handed to a worker (<paramref name="detached"/>), or in
     /// this session as its PowerShell job (returned with <paramref name="asJob"/>); the job as it is now, or, with
-    /// <paramref name="wait"/>, once it has settled.
+    /// <paramref name="wait"/>, once it has settled. The job's detached flag already says the same (set with its state).
     /// </summary>
     protected void RunAndWrite(MigrationJob job, bool detached, bool asJob, bool wait)
     {
@@ -77,7 +83,6 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
         }
         else
         {
-            if (job.Detached) Engine.SetDetached(job.Id, false);
             var psJob = Jobs.MigrationJobSourceAdapter.Start(this, job.Id, job.Name);
             if (asJob)
             {
@@ -90,30 +95,39 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
     }
 
     /// <summary>
-    /// Hands a Pending job to worker processes (-Detached): a running worker takes it, else one is started for it. The
-    /// job is handed over even if no worker can be started; then the error says how to run one.
+    /// Makes sure a worker takes a Pending job handed to workers: a running worker (it looks every half second), else a
+    /// new one. A worker that was just leaving when it was chosen may not take it: then another is started. The job
+    /// stays handed over even if no worker can be started; the error then says how to run one.
     /// </summary>
     private void HandToWorker(MigrationJob job)
     {
-        Engine.SetDetached(job.Id, true);
-        MigrationWorker worker;
-        bool started;
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            worker = Workers.WorkerLauncher.EnsureWorker(Engine, ModuleManifestPath(), Cancellation, out started);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            throw new InvalidOperationException($"Migration job '{job.Name}' waits for a worker, but none could be started: {e.Message} " +
-                "Start one with Start-MigrationWorker (it takes the job), or run the job here with Resume-MigrationJob.", e);
-        }
-        WriteVerbose(started
-            ? $"Started migration worker {worker.ComputerName}:{worker.ProcessId} for job '{job.Name}'; its log: {worker.LogPath}"
-            : $"Migration worker {worker.ComputerName}:{worker.ProcessId} takes job '{job.Name}'.");
-        if (!started && worker.Jobs.Length >= worker.MaxJobs)
-        {
-            WriteWarning($"The migration worker {worker.ComputerName}:{worker.ProcessId} runs {worker.Jobs.Length} job(s), its -MaxJobs: " +
-                $"job '{job.Name}' waits Pending until one of them ends.");
+            MigrationWorker worker;
+            bool started;
+            try
+            {
+                worker = Workers.WorkerLauncher.EnsureWorker(Engine, ModuleManifestPath(), Cancellation, out started);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                throw new InvalidOperationException($"Migration job '{job.Name}' waits for a worker, but none could be started: {e.Message} " +
+                    "Start one with Start-MigrationWorker (it takes the job), or run the job here with Resume-MigrationJob.", e);
+            }
+            WriteVerbose(started
+                ? $"Started migration worker {worker.ComputerName}:{worker.ProcessId} for job '{job.Name}'; its log: {worker.LogPath}"
+                : $"Migration worker {worker.ComputerName}:{worker.ProcessId} takes job '{job.Name}'.");
+            if (started) return;
+            if (worker.Jobs.Length >= worker.MaxJobs)
+            {
+                WriteWarning($"The migration worker {worker.ComputerName}:{worker.ProcessId} runs {worker.Jobs.Length} job(s), its -MaxJobs: " +
+                    $"job '{job.Name}' waits Pending until one of them ends.");
+                return;
+            }
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(3);
+            while (Engine.GetJob(job.Id).State == JobState.Pending && DateTime.UtcNow < deadline && !Cancellation.WaitHandle.WaitOne(50)) { }
+            if (Engine.GetJob(job.Id).State != JobState.Pending || attempt == 3) return;
+            if (Engine.GetWorkers().Any(w => w.Id == worker.Id && w.State == WorkerState.Running)) return;
         }
     }
 

@@ -24,14 +24,23 @@ public sealed class StartMigrationWorkerCommand : ObjectMigrationCmdlet
     /// <summary>Exit after this long with nothing to run: seconds or a TimeSpan. Without it the worker stays until stopped.</summary>
     [Parameter] [Seconds] public TimeSpan? IdleExit { get; set; }
 
+    /// <summary>setsid(2): fails harmlessly (EPERM) when the process already leads a session.</summary>
+    [DllImport("libc", EntryPoint = "setsid", SetLastError = true)]
+    private static extern int LeaveTerminalSession();
+
     protected override void ProcessRecord()
     {
-        if (IdleExit is { } idle && idle < TimeSpan.Zero)
-        {
-            ThrowTerminatingError(ToErrorRecord(new ArgumentException("-IdleExit cannot be negative: give seconds or a TimeSpan, e.g. -IdleExit 300.", nameof(IdleExit)), null));
-        }
         var logPath = Environment.GetEnvironmentVariable(WorkerLauncher.LogVariable);
-        var loop = new WorkerLoop(Engine, new WorkerOptions { MaxJobs = MaxJobs, Concurrency = Concurrency, IdleExit = IdleExit, LogPath = logPath });
+        WorkerLoop loop;
+        try
+        {
+            loop = new WorkerLoop(Engine, new WorkerOptions { MaxJobs = MaxJobs, Concurrency = Concurrency, IdleExit = IdleExit, LogPath = logPath });
+        }
+        catch (ArgumentException e)
+        {
+            ThrowTerminatingError(ToErrorRecord(e, null));
+            return;
+        }
         using var messages = new BlockingCollection<string>();
         loop.Message += message =>
         {
@@ -45,8 +54,11 @@ public sealed class StartMigrationWorkerCommand : ObjectMigrationCmdlet
             context.Cancel = true;
             shutdown.Cancel();
         });
-        // Started by -Detached: it runs in a session of its own, and a hang-up meant for the session that started it is not for it.
-        using var hangUp = OperatingSystem.IsWindows() || logPath is null ? null : PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => context.Cancel = true);
+        // Started by -Detached: a session of its own (where the setsid tool was missing it had none yet), and a
+        // hang-up meant for the terminal that started it is not for it.
+        var detached = !OperatingSystem.IsWindows() && logPath is not null;
+        if (detached) _ = LeaveTerminalSession();
+        using var hangUp = detached ? PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => context.Cancel = true) : null;
         var run = Task.Run(() => loop.RunAsync(shutdown.Token));
         _ = run.ContinueWith(_ => messages.CompleteAdding(), TaskScheduler.Default);
         var canWrite = true;

@@ -1,6 +1,9 @@
 using System.Diagnostics;
+using System.Management.Automation;
+using System.Management.Automation.Language;
 using ObjectMigration.Engine;
 using ObjectMigration.Engine.Model;
+using ObjectMigration.Engine.State;
 
 namespace ObjectMigration.Workers;
 
@@ -14,8 +17,10 @@ internal static class WorkerLauncher
     public static readonly TimeSpan IdleExit = TimeSpan.FromMinutes(5);
     /// <summary>How long a new worker may take to start (PowerShell, the module) and register.</summary>
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
+    /// <summary>Worker logs older than this are removed when a new worker starts.</summary>
+    private static readonly TimeSpan LogRetention = TimeSpan.FromDays(30);
 
-    /// <summary>The environment variable that tells a worker where its output goes (and that it was started detached).</summary>
+    /// <summary>Tells a worker where its output goes, and that it was started detached (it then leaves the terminal's session).</summary>
     public const string LogVariable = "OBJECTMIGRATION_WORKER_LOG";
 
     /// <summary>
@@ -27,8 +32,7 @@ internal static class WorkerLauncher
         started = false;
         using var launchLock = AcquireLock(Path.Combine(engine.HomeFolder, "worker-start.lock"), ct);
         if (engine.GetWorkers().FirstOrDefault(w => w.State == WorkerState.Running) is { } running) return running;
-        var logFolder = Directory.CreateDirectory(Path.Combine(engine.HomeFolder, "workers")).FullName;
-        var logPath = Path.Combine(logFolder, $"worker-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("n")[..6]}.log");
+        var logPath = NewLogFile(engine.HomeFolder);
         using var process = Process.Start(StartInfo(engine.HomeFolder, moduleManifest, logPath))
             ?? throw new InvalidOperationException("PowerShell could not be started for a migration worker.");
         started = true;
@@ -55,8 +59,12 @@ internal static class WorkerLauncher
             {
                 return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
             }
-            catch (IOException) when (DateTime.UtcNow < deadline)
+            catch (IOException)
             {
+                if (DateTime.UtcNow >= deadline)
+                {
+                    throw new TimeoutException($"Another session has been starting a migration worker for over {StartTimeout.TotalSeconds:0} s (it holds '{path}'). See Get-MigrationWorker, then try again.");
+                }
                 // Another session is starting a worker: it will be running when the lock is free.
                 ct.WaitHandle.WaitOne(100);
                 ct.ThrowIfCancellationRequested();
@@ -64,46 +72,80 @@ internal static class WorkerLauncher
         }
     }
 
+    /// <summary>A new log file in the state folder's workers/, readable by its owner only; logs past retention go.</summary>
+    private static string NewLogFile(string home)
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(home, "workers")).FullName;
+        foreach (var old in new DirectoryInfo(folder).EnumerateFiles("worker-*.log").Where(f => f.LastWriteTimeUtc < DateTime.UtcNow - LogRetention))
+        {
+            try { old.Delete(); }
+            catch (IOException) { /* still open elsewhere: next time */ }
+        }
+        var path = Path.Combine(folder, $"worker-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("n")[..6]}.log");
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using (new FileStream(path, options)) { }
+        return path;
+    }
+
+    private static string Quoted(string text) => "'" + CodeGeneration.EscapeSingleQuotedStringContent(text) + "'";
+
     private static ProcessStartInfo StartInfo(string home, string moduleManifest, string logPath)
     {
         var (pwsh, pwshArguments) = CurrentPowerShell();
-        var command = $"Import-Module -Name '{moduleManifest.Replace("'", "''")}' -ErrorAction Stop; " +
+        // The state folder and log travel in the command itself, so they hold however the process is started.
+        var command = $"$env:{StateLocation.HomeVariable} = {Quoted(home)}; $env:{LogVariable} = {Quoted(logPath)}; " +
+                      $"Import-Module -Name {Quoted(moduleManifest)} -ErrorAction Stop; " +
                       $"Start-MigrationWorker -IdleExit {IdleExit.TotalSeconds:0} -ErrorAction Stop";
-        string[] arguments = [.. pwshArguments, "-NoProfile", "-NonInteractive", "-NoLogo", "-Command", command];
+        string[] options = [.. pwshArguments, "-NoProfile", "-NonInteractive", "-NoLogo"];
         ProcessStartInfo info;
         if (OperatingSystem.IsWindows())
         {
-            // No console window; the worker's output goes to its log from inside PowerShell.
-            info = new ProcessStartInfo(pwsh) { CreateNoWindow = true };
-            foreach (var argument in arguments[..^1]) info.ArgumentList.Add(argument);
-            info.ArgumentList.Add($"& {{ {command} }} *>> '{logPath.Replace("'", "''")}'");
+            // Through the shell, hidden: the worker inherits none of this session's handles, so a caller reading this
+            // session's output through a pipe is not held open by it. Its output goes to its log from inside PowerShell.
+            info = new ProcessStartInfo(pwsh) { UseShellExecute = true, WindowStyle = ProcessWindowStyle.Hidden };
+            foreach (var option in options) info.ArgumentList.Add(option);
+            info.ArgumentList.Add("-WindowStyle");
+            info.ArgumentList.Add("Hidden");
+            info.ArgumentList.Add("-Command");
+            info.ArgumentList.Add($"& {{ {command} }} *>> {Quoted(logPath)}");
         }
         else
         {
-            // A session of its own (setsid), so a closed terminal or dropped SSH session does not hang it up; no
-            // terminal for input; everything it prints, PowerShell's own start-up errors included, in its log.
+            // A session of its own (setsid; the worker also calls setsid() itself where the tool is missing), so a
+            // closed terminal, a dropped SSH session or a Ctrl+C there does not reach it; no terminal for input;
+            // everything it prints, PowerShell's own start-up errors included, in its log.
             var setsid = File.Exists("/usr/bin/setsid") ? "/usr/bin/setsid" : File.Exists("/bin/setsid") ? "/bin/setsid" : "";
-            info = new ProcessStartInfo("/bin/sh");
+            info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
             info.ArgumentList.Add("-c");
             info.ArgumentList.Add($"exec {setsid} \"$@\" </dev/null >>\"${LogVariable}\" 2>&1");
             info.ArgumentList.Add("sh");
             info.ArgumentList.Add(pwsh);
-            foreach (var argument in arguments) info.ArgumentList.Add(argument);
+            foreach (var option in options) info.ArgumentList.Add(option);
+            info.ArgumentList.Add("-Command");
+            info.ArgumentList.Add(command);
+            info.Environment[LogVariable] = logPath;
         }
-        info.UseShellExecute = false;
         info.WorkingDirectory = home;
-        info.Environment["OBJECTMIGRATION_HOME"] = home;
-        info.Environment[LogVariable] = logPath;
         return info;
     }
 
-    /// <summary>The PowerShell this session runs on: pwsh itself, or dotnet with pwsh.dll (PowerShell as a dotnet tool).</summary>
+    /// <summary>
+    /// The PowerShell to start: the one running this session (pwsh, or dotnet with pwsh.dll for PowerShell as a
+    /// dotnet tool), else pwsh in $PSHOME when this session is another program hosting PowerShell.
+    /// </summary>
     private static (string Executable, string[] Arguments) CurrentPowerShell()
     {
-        var executable = Environment.ProcessPath ?? throw new InvalidOperationException("The path of this PowerShell is unknown: start a worker with Start-MigrationWorker.");
-        return Path.GetFileNameWithoutExtension(executable).Equals("dotnet", StringComparison.OrdinalIgnoreCase)
-            ? (executable, [Environment.GetCommandLineArgs()[0]])
-            : (executable, []);
+        var executable = Environment.ProcessPath ?? "";
+        var name = Path.GetFileNameWithoutExtension(executable);
+        if (name.Equals("pwsh", StringComparison.OrdinalIgnoreCase)) return (executable, []);
+        var entry = Environment.GetCommandLineArgs().FirstOrDefault() ?? "";
+        if (name.Equals("dotnet", StringComparison.OrdinalIgnoreCase) && Path.GetFileName(entry).Equals("pwsh.dll", StringComparison.OrdinalIgnoreCase)) return (executable, [entry]);
+        var psHome = Path.GetDirectoryName(typeof(PSObject).Assembly.Location) ?? "";
+        var candidate = Path.Combine(psHome, OperatingSystem.IsWindows() ? "pwsh.exe" : "pwsh");
+        if (File.Exists(candidate)) return (candidate, []);
+        throw new InvalidOperationException(
+            $"This program ({Path.GetFileName(executable)}) hosts PowerShell, and no pwsh was found to start a worker with. Run Start-MigrationWorker in pwsh instead.");
     }
 
     private static string LastLines(string logPath)
