@@ -68,6 +68,11 @@ internal static class SchemaMigrations
         ALTER TABLE jobs ADD COLUMN no_progress_timeout_seconds REAL NOT NULL DEFAULT 0;
         ALTER TABLE jobs ADD COLUMN storage_class_map TEXT;
         """,
+        // 5: bytes of unfinished objects already moved (parts done or streaming), written by the runner with its rates,
+        // so progress counts a large object while it moves, in every session.
+        """
+        ALTER TABLE jobs ADD COLUMN moving_bytes INTEGER NOT NULL DEFAULT 0;
+        """,
     ];
 
     public static int LatestVersion => Steps.Length;
