@@ -29,6 +29,8 @@ public sealed class CloudBucket
     public DateTimeOffset? CreationDate { get; set; }
     public long? ObjectCount { get; set; }
     public long? TotalBytes { get; set; }
+
+    public override string ToString() => Name;
 }
 
 public sealed class MigrationPreview

@@ -187,8 +187,8 @@ Describe 'Test-CloudConnector' {
         $result.TotalBytes | Should -Be $SeededBytes
     }
 
-    It 'lists every bucket and skips the counting with -SkipStatistics' {
-        $all = Test-CloudConnector -Name rgw -SkipStatistics
+    It 'lists every bucket with -ListBuckets and skips the counting with -SkipStatistics' {
+        $all = Test-CloudConnector -Name rgw -ListBuckets -SkipStatistics
         $all.Name | Should -Contain $Bucket
         ($all | Where-Object Name -eq $Bucket).ObjectCount | Should -BeNullOrEmpty
     }

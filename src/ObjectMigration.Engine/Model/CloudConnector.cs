@@ -6,6 +6,9 @@ public sealed class CloudConnector
     public long Id { get; set; }
     public string Name { get; set; } = "";
     public ConnectorProvider Provider { get; set; } = ConnectorProvider.S3;
+    /// <summary>The names of <see cref="Provider"/> and <see cref="CredentialSource"/>, for ConvertTo-Json (which writes enums as numbers).</summary>
+    public string ProviderName => Provider.ToString();
+    public string CredentialSourceName => CredentialSource.ToString();
     public string Endpoint { get; set; } = "";
     public string Region { get; set; } = "us-east-1";
     public string? AccountId { get; set; }

@@ -10,6 +10,20 @@ public sealed class ObjectFilter
     public long? MinSize { get; set; }
     public long? MaxSize { get; set; }
     public string[] ExcludeContentType { get; set; } = [];
+
+    /// <summary>The rules as a user wrote them (-Include a*, -MaxSize 10 MiB ...), or "(all objects)": a table or a string shows this, not the type name.</summary>
+    public override string ToString()
+    {
+        var rules = new List<string>();
+        if (Include.Length > 0) rules.Add($"Include {string.Join(", ", Include)}");
+        if (Exclude.Length > 0) rules.Add($"Exclude {string.Join(", ", Exclude)}");
+        if (ModifiedAfter is { } after) rules.Add($"ModifiedAfter {after:yyyy-MM-dd HH:mm:ss}");
+        if (ModifiedBefore is { } before) rules.Add($"ModifiedBefore {before:yyyy-MM-dd HH:mm:ss}");
+        if (MinSize is { } min) rules.Add($"MinSize {ByteSize.Format(min)}");
+        if (MaxSize is { } max) rules.Add($"MaxSize {ByteSize.Format(max)}");
+        if (ExcludeContentType.Length > 0) rules.Add($"ExcludeContentType {string.Join(", ", ExcludeContentType)}");
+        return rules.Count == 0 ? "(all objects)" : string.Join("; ", rules);
+    }
 }
 
 /// <summary>What a new job is asked to do; validated before anything is stored.</summary>
@@ -54,6 +68,15 @@ public sealed class MigrationJob
     public JobType Type { get; set; }
     public JobState State { get; set; }
     public JobPhase? Phase { get; set; }
+    /// <summary>Where the job reads: connector/bucket/prefix (the prefix left out when empty).</summary>
+    public string Source => Location.Of(SourceConnector, SourceBucket, SourcePrefix);
+    /// <summary>Where the job writes: connector/bucket/prefix; empty for an Inventory, which has no target.</summary>
+    public string Target => string.IsNullOrEmpty(TargetBucket) ? "" : Location.Of(TargetConnector, TargetBucket, TargetPrefix);
+    // PowerShell's ConvertTo-Json writes an enum as its number (unless -EnumsAsStrings): these carry the names.
+    public string TypeName => Type.ToString();
+    public string StateName => State.ToString();
+    public string? PhaseName => Phase?.ToString();
+    public string OverwriteName => Overwrite.ToString();
     public string SourceConnector { get; set; } = "";
     public string SourceBucket { get; set; } = "";
     public string SourcePrefix { get; set; } = "";
@@ -98,6 +121,9 @@ public sealed class MigrationJobProgress
     public string Name { get; set; } = "";
     public JobState State { get; set; }
     public JobPhase? Phase { get; set; }
+    /// <summary>The names of <see cref="State"/> and <see cref="Phase"/>, for ConvertTo-Json (which writes enums as numbers).</summary>
+    public string StateName => State.ToString();
+    public string? PhaseName => Phase?.ToString();
     public long Objects { get; set; }
     public long TransferredObjects { get; set; }
     public long SkippedObjects { get; set; }
@@ -110,6 +136,9 @@ public sealed class MigrationJobProgress
     public double PercentComplete { get; set; }
     public TimeSpan? EstimatedTimeRemaining { get; set; }
     public bool ListingComplete { get; set; }
+
+    public override string ToString() =>
+        $"{Name}: {State}, {PercentComplete:0.#} % ({ByteSize.Format(TransferredBytes)} of {ByteSize.Format(TotalBytes)})";
 }
 
 public sealed class MigrationJobLogEntry
@@ -119,6 +148,32 @@ public sealed class MigrationJobLogEntry
     public DateTimeOffset CreatedAt { get; set; }
     public Guid JobId { get; set; }
     public LogType Type { get; set; }
+    /// <summary>The name of <see cref="Type"/>, for ConvertTo-Json (which writes enums as numbers).</summary>
+    public string TypeName => Type.ToString();
     public string? ObjectKey { get; set; }
     public string Message { get; set; } = "";
+
+    public override string ToString() => ObjectKey is null ? $"{Type}: {Message}" : $"{Type} {ObjectKey}: {Message}";
+}
+
+/// <summary>How a job names a place: connector/bucket/prefix, as typed at the prompt.</summary>
+public static class Location
+{
+    public static string Of(string connector, string bucket, string? prefix) =>
+        string.IsNullOrEmpty(prefix) ? $"{connector}/{bucket}" : $"{connector}/{bucket}/{prefix}";
+}
+
+/// <summary>Sizes as people read them: 1024-based units with one decimal (109.4 MiB), whole bytes below 1 KiB.</summary>
+public static class ByteSize
+{
+    private static readonly string[] Units = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+
+    public static string Format(long bytes)
+    {
+        if (Math.Abs(bytes) < 1024) return $"{bytes} B";
+        double value = bytes;
+        var unit = -1;
+        while (Math.Abs(value) >= 1024 && unit < Units.Length - 1) { value /= 1024; unit++; }
+        return string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{value:0.0} {Units[unit]}");
+    }
 }

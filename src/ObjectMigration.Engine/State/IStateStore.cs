@@ -112,7 +112,11 @@ public interface IStateStore
     IReadOnlyList<PendingObject> GetPendingObjects(Guid id, string afterKey, int limit);
     void SaveResults(Guid id, IReadOnlyList<ObjectResult> results, IReadOnlyList<LogRecord> logs);
     void AddLogs(Guid id, IReadOnlyList<LogRecord> logs);
-    void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond);
+    /// <summary>
+    /// The runner's live measures: rates, and the bytes of unfinished objects already moved (finished parts, parts and
+    /// objects streaming now), which progress adds to the finished objects' bytes.
+    /// </summary>
+    void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond, long movingBytes);
     /// <summary>Puts failed objects back to pending for Resume -RetryFailed; returns how many.</summary>
     int ResetFailedObjects(Guid id);
 

@@ -69,8 +69,11 @@ internal static class SchemaMigrations
         ALTER TABLE jobs ADD COLUMN storage_class_map TEXT;
         """,
         // 5: jobs handed to worker processes (-Detached), and the workers that run them. A worker's row lives while
-        // it runs; its heartbeat says it is alive, stop_requested carries Stop-MigrationWorker to it.
+        // it runs; its heartbeat says it is alive, stop_requested carries Stop-MigrationWorker to it. Bytes of
+        // unfinished objects already moved (parts done or streaming), written by the runner with its rates, so
+        // progress counts a large object while it moves, in every session.
         """
+        ALTER TABLE jobs ADD COLUMN moving_bytes INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE jobs ADD COLUMN detached INTEGER NOT NULL DEFAULT 0;
         CREATE TABLE workers (
             id TEXT PRIMARY KEY, host TEXT NOT NULL, process_id INTEGER NOT NULL, runner_prefix TEXT NOT NULL,

@@ -587,7 +587,7 @@ public sealed class SqliteStateStore : IStateStore
     {
         return Query(
             @"SELECT id, name, state, phase, objects_found, transferred_objects, skipped_objects, failed_objects, bytes_found,
-                     transferred_bytes, skipped_bytes, listing_done, bytes_per_second, objects_per_second
+                     transferred_bytes + moving_bytes, skipped_bytes, listing_done, bytes_per_second, objects_per_second
               FROM jobs WHERE id = $id",
             r =>
             {
@@ -616,9 +616,9 @@ public sealed class SqliteStateStore : IStateStore
     }
 
     /// <summary>Rates are measured by the runner in memory and stored with its periodic flush.</summary>
-    public void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond) =>
-        Execute("UPDATE jobs SET bytes_per_second = $b, objects_per_second = $o WHERE id = $id",
-            ("$id", id.ToString()), ("$b", bytesPerSecond), ("$o", objectsPerSecond));
+    public void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond, long movingBytes) =>
+        Execute("UPDATE jobs SET bytes_per_second = $b, objects_per_second = $o, moving_bytes = $m WHERE id = $id",
+            ("$id", id.ToString()), ("$b", bytesPerSecond), ("$o", objectsPerSecond), ("$m", movingBytes));
 
     public IReadOnlyList<MigrationJobLogEntry> GetLogs(Guid id, LogQuery query)
     {

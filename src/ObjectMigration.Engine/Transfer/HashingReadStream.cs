@@ -6,9 +6,11 @@ namespace ObjectMigration.Engine.Transfer;
 /// <summary>
 /// Wraps a download body: counts, MD5-hashes (when asked) and checksums (with the source's own algorithm, when it
 /// stored one) bytes as the upload reads them, and throttles through the job's bandwidth limiter, so content is
-/// verified without a second pass or a buffer of the whole object.
+/// verified without a second pass or a buffer of the whole object. <paramref name="onRead"/> hears of each chunk as it
+/// goes up, so progress counts bytes while they move.
 /// </summary>
-internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter, CancellationToken cancellationToken, bool hash = true, string? checksumAlgorithm = null) : ForwardReadStream
+internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter, CancellationToken cancellationToken, bool hash = true, string? checksumAlgorithm = null,
+    Action<int>? onRead = null) : ForwardReadStream
 {
     private readonly IncrementalHash? _md5 = hash ? IncrementalHash.CreateHash(HashAlgorithmName.MD5) : null;
     private readonly ContentChecksum? _checksum = ContentChecksum.Create(checksumAlgorithm);
@@ -42,6 +44,7 @@ internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter,
         _md5?.AppendData(data);
         _checksum?.Append(data);
         BytesReadSoFar += data.Length;
+        if (data.Length > 0) onRead?.Invoke(data.Length);
     }
 
     protected override void Dispose(bool disposing)

@@ -325,6 +325,8 @@ public sealed class MigrationRunner
     private void Finish(string key, ObjectResult result)
     {
         Record(result);
+        // From here its bytes count through the recorded result (or, failed, not at all).
+        _counters.Forget(key);
         _inFlight.TryRemove(key, out _);
         Interlocked.Decrement(ref _outstanding);
     }
@@ -364,8 +366,19 @@ public sealed class MigrationRunner
                 await StartMultipartAsync(o, ct).ConfigureAwait(false);
                 return;
             }
-            var result = await _options.Retry.RunAsync(
-                c => _serverSide ? CopyServerSideAsync(o, c) : CopyStreamingAsync(o, c), OnRetry(o.Key), ct).ConfigureAwait(false);
+            var result = await _options.Retry.RunAsync(async c =>
+            {
+                try
+                {
+                    return await (_serverSide ? CopyServerSideAsync(o, c) : CopyStreamingAsync(o, c)).ConfigureAwait(false);
+                }
+                catch
+                {
+                    // This attempt's bytes did not arrive whole; a retry counts its own.
+                    _counters.Forget(o.Key);
+                    throw;
+                }
+            }, OnRetry(o.Key), ct).ConfigureAwait(false);
             Finish(o.Key, result);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -403,6 +416,8 @@ public sealed class MigrationRunner
     /// </summary>
     private async Task RestartChangedAsync(PendingObject o, string? uploadId, bool onlyConditionRefused, CancellationToken ct)
     {
+        // What was counted for this object is recounted by the new attempt (parts kept included).
+        _counters.Forget(o.Key);
         try
         {
             var restarts = _restarts.AddOrUpdate(o.Key, 1, (_, n) => n + 1);
@@ -500,7 +515,8 @@ public sealed class MigrationRunner
         {
             verifiedBy = Verification.ServerSideSameETag;
         }
-        _counters.AddBytes(o.Size);
+        // A server-side copy shows no bytes while it runs: they count when it is done.
+        _counters.Moved(o.Key, o.Size);
         return new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, "Copied server-side.", Checksums.Clean(etag.Value ?? o.ETag), verifiedBy);
     }
 
@@ -518,7 +534,8 @@ public sealed class MigrationRunner
         var sourceMd5 = head.ETagIsContentMd5 ? Checksums.Clean(head.ETag) : null;
         var sourceChecksum = head.Checksum;
         var sendChecksum = sourceChecksum is not null && _target.Profile.SupportsChecksums;
-        using var body = new HashingReadStream(download.Body, _limiter, ct, hash: sourceMd5 is null, checksumAlgorithm: sourceChecksum?.Algorithm);
+        using var body = new HashingReadStream(download.Body, _limiter, ct, hash: sourceMd5 is null, checksumAlgorithm: sourceChecksum?.Algorithm,
+            onRead: n => _counters.Moved(o.Key, n));
         var checks = new PayloadChecks(sourceMd5 is null ? null : Convert.ToBase64String(Convert.FromHexString(sourceMd5)), sendChecksum ? sourceChecksum : null);
         var metadata = await _attributes.ForTargetAsync(o.Key, head, withTags: true, ct).ConfigureAwait(false);
         var etag = await _target.PutAsync(_job.TargetBucket, TargetKey(o.Key), body, size, metadata, checks, ct).ConfigureAwait(false);
@@ -535,7 +552,6 @@ public sealed class MigrationRunner
             : etag.IsContentMd5 ? Verification.Md5EqualsTargetETag
             : Verification.SizeOnly;
         if (etag.IsContentMd5 && (sourceMd5 is not null || sourceChecksum is not null)) verifiedBy += Verification.AndTargetETag;
-        _counters.AddBytes(size);
         return new ObjectResult(o.Key, ObjectOutcome.Transferred, size, null, null, md5, verifiedBy);
     }
 
@@ -619,7 +635,8 @@ public sealed class MigrationRunner
         }
         var upload = new MultipartUpload(o, uploadId, partSize, partCount, done);
         var missing = Enumerable.Range(1, partCount).Where(n => !upload.Parts.ContainsKey(n)).ToList();
-        _counters.AddBytes(done.Sum(p => p.Size));
+        // Parts kept from an earlier run are on the target: they count as done, but not toward this run's rate.
+        _counters.Moved(o.Key, done.Sum(p => p.Size), measured: false);
         if (missing.Count == 0)
         {
             await CompleteMultipartAsync(upload, ct).ConfigureAwait(false);
@@ -658,6 +675,7 @@ public sealed class MigrationRunner
                         if (_limiter is not null) await _limiter.ConsumeAsync(length, c).ConfigureAwait(false);
                         var copied = await _target.UploadPartCopyAsync(_job.SourceBucket, upload.Object.Key, _job.TargetBucket, TargetKey(upload.Object.Key),
                             upload.UploadId, work.PartNumber, first, first + length - 1, ReadCondition(upload.Object), c).ConfigureAwait(false);
+                        _counters.Moved(upload.Object.Key, length);
                         return new UploadedPart(work.PartNumber, copied.Value!, length);
                     }
                     catch (StorageException e) when (e.ErrorClass == ErrorClass.Unsupported)
@@ -671,7 +689,6 @@ public sealed class MigrationRunner
             }, OnRetry(upload.Object.Key), ct).ConfigureAwait(false);
             _store.SavePart(_job.Id, upload.Object.Key, part);
             upload.Parts[part.PartNumber] = part;
-            _counters.AddBytes(length);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -694,16 +711,26 @@ public sealed class MigrationRunner
         // way, must match the part's ETag where the target's ETags are MD5s.
         using var download = await _source.GetAsync(_job.SourceBucket, upload.Object.Key, first, first + length - 1, ReadCondition(upload.Object), ct).ConfigureAwait(false);
         EnsureListedVersion(upload.Object, download.Head);
-        using var body = new HashingReadStream(download.Body, _limiter, ct);
-        var etag = await _target.UploadPartAsync(_job.TargetBucket, TargetKey(upload.Object.Key), upload.UploadId, partNumber, body, length, PayloadChecks.None, ct).ConfigureAwait(false);
-        if (body.BytesRead != length) throw new StorageException(ErrorClass.Integrity, $"Part {partNumber} of '{upload.Object.Key}': read {body.BytesRead} of {length} bytes.");
-        var md5Hex = body.Md5Hex()!;
-        if (etag.IsContentMd5 && etag.Clean != md5Hex)
+        var key = upload.Object.Key;
+        using var body = new HashingReadStream(download.Body, _limiter, ct, onRead: n => _counters.Moved(key, n));
+        try
         {
-            throw new StorageException(ErrorClass.Integrity, $"Part {partNumber} of '{upload.Object.Key}': target ETag {etag}, sent MD5 {md5Hex}.");
+            var etag = await _target.UploadPartAsync(_job.TargetBucket, TargetKey(key), upload.UploadId, partNumber, body, length, PayloadChecks.None, ct).ConfigureAwait(false);
+            if (body.BytesRead != length) throw new StorageException(ErrorClass.Integrity, $"Part {partNumber} of '{key}': read {body.BytesRead} of {length} bytes.");
+            var md5Hex = body.Md5Hex()!;
+            if (etag.IsContentMd5 && etag.Clean != md5Hex)
+            {
+                throw new StorageException(ErrorClass.Integrity, $"Part {partNumber} of '{key}': target ETag {etag}, sent MD5 {md5Hex}.");
+            }
+            if (!etag.IsContentMd5) Interlocked.Increment(ref upload.OpaqueParts);
+            return new UploadedPart(partNumber, etag.Value!, length);
         }
-        if (!etag.IsContentMd5) Interlocked.Increment(ref upload.OpaqueParts);
-        return new UploadedPart(partNumber, etag.Value!, length);
+        catch
+        {
+            // This attempt's bytes did not make a part; a retry counts its own.
+            _counters.Moved(key, -body.BytesRead);
+            throw;
+        }
     }
 
     private async Task PartDoneAsync(MultipartUpload upload, CancellationToken ct)
@@ -837,9 +864,11 @@ public sealed class MigrationRunner
                 if (_fatal is not null) work.Cancel();
                 if (DateTime.UtcNow - lastFlush >= _options.FlushInterval)
                 {
+                    // Results first, then the moving bytes without them: an object is never counted twice, at worst
+                    // one that finished meanwhile is missing until the next tick.
                     FlushResults();
                     var (bytesPerSecond, objectsPerSecond) = _counters.SampleRates();
-                    _store.SaveRates(_job.Id, bytesPerSecond, objectsPerSecond);
+                    _store.SaveRates(_job.Id, bytesPerSecond, objectsPerSecond, _counters.MovingBytes);
                     lastFlush = DateTime.UtcNow;
                 }
             }
@@ -879,12 +908,14 @@ public sealed class MigrationRunner
             return _store.FindJob(_job.Id)?.State ?? JobState.Cancelled;
         }
         FlushResults();
-        _store.SaveRates(_job.Id, 0, 0);
+        // Parts of unfinished uploads stay on the target for a resume (a stop aborts them below).
+        _store.SaveRates(_job.Id, 0, 0, _counters.MovingBytes);
         var control = _control;
         if (control == ControlRequest.Stop || (externallyCancelled && control != ControlRequest.Pause))
         {
             await AbortOpenUploadsAsync().ConfigureAwait(false);
             FlushResults();
+            _store.SaveRates(_job.Id, 0, 0, 0);
             _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationAbort, null, "Stopped on request; open multipart uploads were aborted.")]);
             return Settle(JobState.Cancelled);
         }

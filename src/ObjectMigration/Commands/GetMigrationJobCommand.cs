@@ -15,6 +15,7 @@ public sealed class GetMigrationJobCommand : ObjectMigrationCmdlet
 
     [Parameter(ParameterSetName = "ByName")]
     [SupportsWildcards]
+    [ArgumentCompleter(typeof(Completers.JobNameCompleter))]
     public string[] Name { get; set; } = ["*"];
 
     [Parameter(ParameterSetName = "ByName")]

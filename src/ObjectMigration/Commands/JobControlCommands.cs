@@ -87,6 +87,12 @@ public sealed class StopMigrationJobCommand : JobTargetCmdlet
         if (All) Id = Engine.GetJobs().Where(j => !JobStates.IsTerminal(j.State)).Select(j => j.Id).ToArray();
         ForEachJob(job =>
         {
+            // Get-MigrationJob | Stop-MigrationJob passes finished jobs too: they are said to be skipped, not errors.
+            if (JobStates.IsTerminal(job.State))
+            {
+                WriteWarning($"Skipped '{job.Name}' ({job.Id}): it is already {job.State}.");
+                return;
+            }
             if (!ShouldProcess(job.Name, "Stop migration job")) return;
             Await(Engine.RequestStopAsync(job.Id, Cancellation));
             var settled = WaitForState(job.Id, JobStates.IsTerminal, TimeSpan.FromSeconds(60));
@@ -106,7 +112,7 @@ public sealed class WaitMigrationJobCommand : JobTargetCmdlet
         WriteObject(JobWaiter.WaitFor(this, Engine, job.Id, Timeout is { } t ? TimeSpan.FromSeconds(t) : null, showProgress: true, Cancellation)));
 }
 
-[Cmdlet(VerbsCommon.Remove, "MigrationJob", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsCommon.Remove, "MigrationJob", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 public sealed class RemoveMigrationJobCommand : JobTargetCmdlet
 {
     /// <summary>Stops a running job first.</summary>

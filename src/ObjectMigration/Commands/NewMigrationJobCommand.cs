@@ -28,6 +28,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     public PSCredential SourceCredential { get; set; } = PSCredential.Empty;
 
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(Completers.BucketNameCompleter))]
     public string SourceBucket { get; set; } = "";
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -41,6 +42,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     public string TargetConnector { get; set; } = "";
 
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(Completers.BucketNameCompleter))]
     public string TargetBucket { get; set; } = "";
 
     [Parameter(ValueFromPipelineByPropertyName = true)]

@@ -61,7 +61,7 @@ public sealed class SetCloudConnectorCommand : ObjectMigrationCmdlet
     }
 }
 
-[Cmdlet(VerbsCommon.Remove, "CloudConnector", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsCommon.Remove, "CloudConnector", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 public sealed class RemoveCloudConnectorCommand : ObjectMigrationCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]

@@ -1,13 +1,17 @@
 using System.Management.Automation;
 using ObjectMigration.Engine;
+using ObjectMigration.Engine.Connectors;
 using ObjectMigration.Engine.Model;
 using ObjectMigration.Jobs;
 
 namespace ObjectMigration.Commands;
 
-/// <summary>Checks reachability and credentials of a saved or an unsaved connector; one CloudBucket per bucket.</summary>
+/// <summary>
+/// Checks reachability and credentials of a saved or an unsaved connector: one result object for a healthy connector
+/// (an error otherwise), or one CloudBucket per bucket with -ListBuckets or -Bucket, or $true/$false with -Quiet.
+/// </summary>
 [Cmdlet(VerbsDiagnostic.Test, "CloudConnector", DefaultParameterSetName = "Saved")]
-[OutputType(typeof(CloudBucket), typeof(Job))]
+[OutputType(typeof(CloudConnectorTestResult), typeof(CloudBucket), typeof(bool), typeof(Job))]
 public sealed class TestCloudConnectorCommand : ObjectMigrationCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = "Saved", ValueFromPipelineByPropertyName = true)]
@@ -64,9 +68,13 @@ public sealed class TestCloudConnectorCommand : ObjectMigrationCmdlet
     [Parameter(ParameterSetName = CredentialSets.InstanceRole)]
     public SwitchParameter PathStyle { get; set; }
 
-    /// <summary>Only these buckets (and a bucket that does not exist is reported as an error).</summary>
-    [Parameter] public string[] Bucket { get; set; } = [];
+    /// <summary>Checks these buckets and returns one CloudBucket each (a bucket that does not exist is an error).</summary>
+    [Parameter] [ArgumentCompleter(typeof(Completers.BucketNameCompleter))] public string[] Bucket { get; set; } = [];
+    /// <summary>Returns one CloudBucket per bucket (location, object count, bytes) instead of the connector's result.</summary>
+    [Parameter] public SwitchParameter ListBuckets { get; set; }
     [Parameter] public SwitchParameter SkipStatistics { get; set; }
+    /// <summary>Returns only $true (healthy) or $false, writing no error, for scripts that branch on it.</summary>
+    [Parameter] public SwitchParameter Quiet { get; set; }
     [Parameter] [ValidateRange(1, 3600)] public int TimeoutSec { get; set; } = 30;
     [Parameter] public SwitchParameter AsJob { get; set; }
 
@@ -81,19 +89,31 @@ public sealed class TestCloudConnectorCommand : ObjectMigrationCmdlet
             if (AsJob)
             {
                 var job = new TaskJob(MyInvocation.Line, $"Test-CloudConnector {access.Connector.Name}",
-                    async ct => await MigrationEngine.TestConnectorAsync(access, Bucket, !SkipStatistics, timeout, ct).ConfigureAwait(false),
+                    async ct => await CheckAsync(access, timeout, ct).ConfigureAwait(false),
                     e => ToErrorRecord(e, access.Connector.Name));
                 JobRepository.Add(job);
                 job.Start();
                 WriteObject(job);
                 return;
             }
-            foreach (var bucket in Await(MigrationEngine.TestConnectorAsync(access, Bucket, !SkipStatistics, timeout, Cancellation))) WriteObject(bucket);
+            foreach (var result in Await(CheckAsync(access, timeout, Cancellation))) WriteObject(result);
         }
         catch (Exception e) when (e is not PipelineStoppedException)
         {
-            WriteFailure(e, ParameterSetName == "Saved" ? Name : Endpoint);
+            if (Quiet) WriteObject(false);
+            else WriteFailure(e, ParameterSetName == "Saved" ? Name : Endpoint);
         }
+    }
+
+    private async Task<IReadOnlyList<object>> CheckAsync(Engine.Model.ConnectorAccess access, TimeSpan timeout, CancellationToken ct)
+    {
+        if (Bucket.Length > 0 || ListBuckets)
+        {
+            var buckets = await MigrationEngine.TestConnectorAsync(access, Bucket, !SkipStatistics, timeout, ct).ConfigureAwait(false);
+            return Quiet ? [true] : buckets;
+        }
+        var result = await ConnectorCheck.RunAsync(access, timeout, ct).ConfigureAwait(false);
+        return Quiet ? [true] : [result];
     }
 
     private Engine.Model.ConnectorAccess UnsavedAccess()
