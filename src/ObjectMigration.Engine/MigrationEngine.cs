@@ -228,22 +228,53 @@ public sealed class MigrationEngine
         var differences = new List<string>();
         void Compare(string parameter, string? was, string? now)
         {
-            if (!string.Equals(was ?? "", now ?? "", StringComparison.Ordinal)) differences.Add($"-{parameter} was '{was}', now '{now}'");
+            if (!string.Equals(was ?? "", now ?? "", StringComparison.Ordinal)) differences.Add($"-{parameter} was {Shown(was)}, now {Shown(now)}");
         }
         Compare(unsavedSourceEndpoint is null ? "SourceConnector" : "SourceEndpoint", job.SourceConnector, unsavedSourceEndpoint ?? request.SourceConnector);
         Compare("SourceBucket", job.SourceBucket, request.SourceBucket);
         Compare("SourcePrefix", job.SourcePrefix, request.SourcePrefix);
-        Compare("Key", string.Join(",", job.Keys), string.Join(",", request.Keys));
+        Compare("Key", string.Join(", ", job.Keys), string.Join(", ", request.Keys));
         Compare("TargetConnector", job.TargetConnector, request.TargetConnector);
         Compare("TargetBucket", job.TargetBucket, request.TargetBucket);
         Compare("TargetPrefix", job.TargetPrefix, request.TargetPrefix);
         Compare("Type", job.Type.ToString(), request.Type.ToString());
         Compare("Overwrite", job.Overwrite.ToString(), request.Overwrite.ToString());
-        Compare("Include/Exclude/ModifiedAfter/ModifiedBefore/MinSize/MaxSize/ExcludeContentType",
-            System.Text.Json.JsonSerializer.Serialize(job.Filter), System.Text.Json.JsonSerializer.Serialize(request.Filter));
-        Compare("StorageClass", string.Join(",", job.StorageClassMap.OrderBy(p => p.Key, StringComparer.OrdinalIgnoreCase).Select(p => $"{p.Key}={p.Value}")),
-            string.Join(",", request.StorageClassMap.OrderBy(p => p.Key, StringComparer.OrdinalIgnoreCase).Select(p => $"{p.Key}={p.Value}")));
+        foreach (var (rule, now) in FilterRules(job.Filter).Zip(FilterRules(request.Filter))) Compare(rule.Parameter, rule.Value, now.Value);
+        Compare("StorageClass", string.Join(", ", job.StorageClassMap.OrderBy(p => p.Key, StringComparer.OrdinalIgnoreCase).Select(p => $"{p.Key}={p.Value}")),
+            string.Join(", ", request.StorageClassMap.OrderBy(p => p.Key, StringComparer.OrdinalIgnoreCase).Select(p => $"{p.Key}={p.Value}")));
         return (job, differences);
+    }
+
+    private static string Shown(string? value) => string.IsNullOrEmpty(value) ? "(none)" : $"'{value}'";
+
+    private static IEnumerable<(string Parameter, string Value)> FilterRules(ObjectFilter f) =>
+    [
+        ("Include", string.Join(", ", f.Include)),
+        ("Exclude", string.Join(", ", f.Exclude)),
+        ("ModifiedAfter", f.ModifiedAfter?.ToString("u", System.Globalization.CultureInfo.InvariantCulture) ?? ""),
+        ("ModifiedBefore", f.ModifiedBefore?.ToString("u", System.Globalization.CultureInfo.InvariantCulture) ?? ""),
+        ("MinSize", f.MinSize?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? ""),
+        ("MaxSize", f.MaxSize?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? ""),
+        ("ExcludeContentType", string.Join(", ", f.ExcludeContentType)),
+    ];
+
+    /// <summary>
+    /// The run settings of <paramref name="request"/> that differ from those <paramref name="job"/> keeps when a re-run
+    /// returns it (they do not change what is copied, so they are not another definition).
+    /// </summary>
+    public static IReadOnlyList<string> SettingsKept(MigrationJob job, MigrationJobRequest request)
+    {
+        var kept = new List<string>();
+        void Compare(string parameter, object was, object now)
+        {
+            if (!Equals(was, now)) kept.Add($"-{parameter} stays {was} (given {now})");
+        }
+        Compare("Concurrency", job.Concurrency, request.Concurrency);
+        Compare("MaxBytesPerSecond", job.MaxBytesPerSecond, request.MaxBytesPerSecond);
+        Compare("MultipartThreshold", job.MultipartThreshold, request.MultipartThreshold);
+        Compare("PartSize", job.PartSize, request.PartSize);
+        Compare("NoProgressTimeout", job.NoProgressTimeout ?? S3ObjectStore.DefaultNoProgressTimeout, request.NoProgressTimeout ?? S3ObjectStore.DefaultNoProgressTimeout);
+        return kept;
     }
 
     /// <summary>
@@ -476,6 +507,24 @@ public sealed class MigrationEngine
         }
     }
 
+    /// <summary>
+    /// A worker that shuts down lets go of a job it holds: a Running one stops at a checkpoint as Interrupted (unless a
+    /// person asked for a pause or stop first, which wins); one it had not started yet is Interrupted at once. Either
+    /// way the next worker continues it unasked.
+    /// </summary>
+    internal void RequestInterrupt(Guid id)
+    {
+        while (Store.FindJob(id) is { } job)
+        {
+            if (job.State == JobState.Running)
+            {
+                Store.TrySetControlRequest(id, ControlRequest.Interrupt);
+                return;
+            }
+            if (job.State != JobState.Pending || Store.TryTransition(id, [JobState.Pending], JobState.Interrupted)) return;
+        }
+    }
+
     /// <summary>Asks the runner to stop; a job with no live runner is cancelled here, aborting its open uploads.</summary>
     public async Task RequestStopAsync(Guid id, CancellationToken ct)
     {
@@ -535,6 +584,14 @@ public sealed class MigrationEngine
             throw new JobStateException(job.State == JobState.CompletedWithErrors
                 ? $"Job '{job.Name}' is CompletedWithErrors: use Resume-MigrationJob -RetryFailed to retry its failed objects."
                 : $"Job '{job.Name}' is {job.State} and cannot be resumed: create a new job (New-MigrationJob) to copy again.");
+        }
+        foreach (var (connectorId, side) in new[] { (job.SourceConnectorId, "source"), (job.TargetConnectorId, "target") })
+        {
+            if (side == "target" && job.Type == JobType.Inventory) continue;
+            if (Store.FindConnector(connectorId) is null)
+            {
+                throw new JobStateException($"The {side} connector of job '{job.Name}' was removed: the job cannot run. Create a new job with an existing connector.");
+            }
         }
         if (retryFailed && job.State is JobState.CompletedWithErrors or JobState.Failed) Store.ResetFailedObjects(id);
         if (!Store.TryTransition(id, [JobState.Paused, JobState.Interrupted, JobState.CompletedWithErrors, JobState.Failed, JobState.Pending], JobState.Pending, detached: detached))

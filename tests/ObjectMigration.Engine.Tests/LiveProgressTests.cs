@@ -53,7 +53,11 @@ public sealed class LiveProgressTests : IDisposable
             await TestEndpoints.WaitUntilAsync(() => targetStore.BytesSent >= share * size || run.IsCompleted, TimeSpan.FromSeconds(60));
             Assert.False(run.IsCompleted, "the copy ended before the progress could be sampled");
             var before = targetStore.BytesSent;
-            var progress = _engine.Store.GetProgress(job.Id);
+            // Progress is stored at each flush: wait for one that saw these bytes (a loaded machine flushes late), then
+            // read it. Without the bytes in flight it would read 0 until the whole object is done, and then all of it.
+            MigrationJobProgress progress = null!;
+            await TestEndpoints.WaitUntilAsync(() => (progress = _engine.Store.GetProgress(job.Id)).TransferredBytes >= 0.9 * before, TimeSpan.FromSeconds(5));
+            Assert.InRange(progress.TransferredBytes, 1, size - 1);
             samples.Add((before, progress, targetStore.BytesSent));
         }
         Assert.Equal(JobState.Completed, await run);

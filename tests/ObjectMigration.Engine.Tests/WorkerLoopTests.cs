@@ -105,7 +105,7 @@ public sealed class WorkerLoopTests : IAsyncLifetime
         {
             Assert.Equal(JobState.Completed, _engine.GetJob(job.Id).State);
             var start = _engine.Store.GetLogs(job.Id, new LogQuery { Types = [LogType.MigrationStart] }).Single();
-            Assert.Contains("with 2 workers", start.Message);
+            Assert.Contains("with 2 transfers at once", start.Message);
         }
     }
 
@@ -133,7 +133,7 @@ public sealed class WorkerLoopTests : IAsyncLifetime
         shutdown.Cancel();
         Assert.Equal(WorkerExitReason.Shutdown, await secondRun.WaitAsync(Timeout));
         Assert.Equal(JobState.Interrupted, _engine.GetJob(job.Id).State);
-        Assert.Contains(_engine.Store.GetLogs(job.Id, new LogQuery { Types = [LogType.MigrationPause] }), l => l.Message.Contains("the next worker continues"));
+        Assert.Contains(_engine.Store.GetLogs(job.Id, new LogQuery { Types = [LogType.MigrationPause] }), l => l.Message.Contains("next worker continues"));
 
         var third = new WorkerLoop(_engine, Quick(idleExit: TimeSpan.FromMilliseconds(300)));
         Assert.Equal(WorkerExitReason.Idle, await third.RunAsync(CancellationToken.None).WaitAsync(Timeout));

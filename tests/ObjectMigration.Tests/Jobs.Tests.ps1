@@ -212,7 +212,7 @@ Describe 'A runbook restarted from the top' {
             $again.Id | Should -Be $job.Id
             "$said" | Should -Match 'unfinished \(Running\)'
             { Invoke-Expression "$command -TargetPrefix elsewhere/ -ErrorAction Stop" } |
-                Should -Throw -ErrorId 'InvalidArgument,Name,ObjectMigration.Commands.NewMigrationJobCommand' -ExpectedMessage "*-TargetPrefix was '', now 'elsewhere/'*"
+                Should -Throw -ErrorId 'InvalidArgument,Name,ObjectMigration.Commands.NewMigrationJobCommand' -ExpectedMessage "*-TargetPrefix was (none), now 'elsewhere/'*"
         } finally {
             $first.Kill()   # the runbook's host unloads it: SIGKILL, no cleanup
             $first.WaitForExit()

@@ -124,13 +124,13 @@ Describe 'A migration job, end to end' {
 Describe 'Errors' {
     It 'names the connector that does not exist and writes nothing' {
         $before = @(Get-MigrationJob).Count
-        { New-MigrationJob -SourceConnector nope -SourceBucket a -TargetConnector pester-target -TargetBucket b -ErrorAction Stop } |
+        { New-MigrationJob -SourceConnector nope -SourceBucket aaa -TargetConnector pester-target -TargetBucket bbb -ErrorAction Stop } |
             Should -Throw -ErrorId 'NotFound,ObjectMigration.Commands.NewMigrationJobCommand'
         @(Get-MigrationJob).Count | Should -Be $before
     }
 
-    It 'fails a job whose source bucket is missing, as a non-terminating error a runbook can stop on' {
-        $job = New-MigrationJob -SourceConnector pester-source -SourceBucket 'missing-bucket-xyz' -TargetConnector pester-target -TargetBucket (New-TestBucket $TargetClient) -Wait -ErrorVariable problems -ErrorAction SilentlyContinue
+    It 'fails a job whose source bucket is missing at run time (-Force skips the check up front), as a non-terminating error a runbook can stop on' {
+        $job = New-MigrationJob -SourceConnector pester-source -SourceBucket 'missing-bucket-xyz' -TargetConnector pester-target -TargetBucket (New-TestBucket $TargetClient) -Force -Wait -ErrorVariable problems -ErrorAction SilentlyContinue
         $job.State | Should -Be 'Failed'
         $problems[0].FullyQualifiedErrorId | Should -Be 'MigrationJobFailed,ObjectMigration.Commands.NewMigrationJobCommand'
         $job.Error | Should -Match 'missing-bucket-xyz'
@@ -138,13 +138,13 @@ Describe 'Errors' {
 
     It 'refuses a bad -NoProgressTimeout or -StorageClass before anything is written, naming the parameter' {
         $before = @(Get-MigrationJob).Count
-        { New-MigrationJob -SourceConnector pester-source -SourceBucket a -TargetConnector pester-target -TargetBucket b -NoProgressTimeout 0 -ErrorAction Stop } |
+        { New-MigrationJob -SourceConnector pester-source -SourceBucket aaa -TargetConnector pester-target -TargetBucket bbb -NoProgressTimeout 0 -ErrorAction Stop } |
             Should -Throw -ErrorId 'InvalidArgument,NoProgressTimeout,ObjectMigration.Commands.NewMigrationJobCommand'
-        { New-MigrationJob -SourceConnector pester-source -SourceBucket a -TargetConnector pester-target -TargetBucket b -NoProgressTimeout '2.00:00:00' -ErrorAction Stop } |
+        { New-MigrationJob -SourceConnector pester-source -SourceBucket aaa -TargetConnector pester-target -TargetBucket bbb -NoProgressTimeout '2.00:00:00' -ErrorAction Stop } |
             Should -Throw -ErrorId 'InvalidArgument,NoProgressTimeout,ObjectMigration.Commands.NewMigrationJobCommand'
-        { New-MigrationJob -SourceConnector pester-source -SourceBucket a -TargetConnector pester-target -TargetBucket b -StorageClass 'cold storage' -ErrorAction Stop } |
+        { New-MigrationJob -SourceConnector pester-source -SourceBucket aaa -TargetConnector pester-target -TargetBucket bbb -StorageClass 'cold storage' -ErrorAction Stop } |
             Should -Throw -ErrorId 'InvalidArgument,StorageClass,ObjectMigration.Commands.NewMigrationJobCommand'
-        { New-MigrationJob -SourceConnector pester-source -SourceBucket a -TargetConnector pester-target -TargetBucket b -StorageClass 42 -ErrorAction Stop } |
+        { New-MigrationJob -SourceConnector pester-source -SourceBucket aaa -TargetConnector pester-target -TargetBucket bbb -StorageClass 42 -ErrorAction Stop } |
             Should -Throw -ErrorId 'InvalidArgument,StorageClass,ObjectMigration.Commands.NewMigrationJobCommand'
         @(Get-MigrationJob).Count | Should -Be $before
     }
@@ -164,7 +164,7 @@ Describe 'Errors' {
     It 'resumes a Failed job once its cause is fixed' {
         $bucket = 'later-' + [guid]::NewGuid().ToString('n').Substring(0, 12)
         $target = New-TestBucket $TargetClient
-        $failed = New-MigrationJob -SourceConnector pester-source -SourceBucket $bucket -TargetConnector pester-target -TargetBucket $target -Wait -ErrorAction SilentlyContinue
+        $failed = New-MigrationJob -SourceConnector pester-source -SourceBucket $bucket -TargetConnector pester-target -TargetBucket $target -Force -Wait -ErrorAction SilentlyContinue
         $failed.State | Should -Be 'Failed'
         $SourceClient.PutBucketAsync($bucket).GetAwaiter().GetResult() | Out-Null
         Write-TestObject $SourceClient $bucket 'late.txt' ([byte[]](1, 2, 3))

@@ -2,6 +2,10 @@ BeforeAll {
     . (Join-Path $PSScriptRoot 'TestSetup.ps1')
 }
 
+AfterAll {
+    Remove-Module ObjectMigration -ErrorAction SilentlyContinue
+}
+
 Describe 'The built module' {
     It 'loads its engine in a private load context even when another AWSSDK.Core is already loaded, and still migrates' {
         $stateHome = New-TestHome
@@ -31,6 +35,19 @@ Import-Module '$ModulePath'
         $state | Should -Be 'Completed'
         $contexts -split ',' | Should -Contain 'Default'
         $contexts -split ',' | Should -Contain 'ObjectMigration.Dependencies'
+    }
+
+    It 'keeps its cmdlets when imported again with -Force (after an update), and after Remove-Module' {
+        $output = Invoke-InNewProcess -StateHome (New-TestHome) -Script @"
+`$first = (Import-Module '$ModulePath' -Force -PassThru).ExportedCmdlets.Count
+`$second = (Import-Module '$ModulePath' -Force -PassThru).ExportedCmdlets.Count
+Remove-Module ObjectMigration
+`$third = (Import-Module '$ModulePath' -PassThru).ExportedCmdlets.Count
+"`$first;`$second;`$third;`$([bool](Get-Command New-MigrationJob -ErrorAction SilentlyContinue))"
+"@
+        $counts = ($output | Select-Object -Last 1) -split ';'
+        $expected = (Import-PowerShellDataFile $ModulePath).CmdletsToExport.Count
+        $counts | Should -Be @("$expected", "$expected", "$expected", 'True')
     }
 
     It 'exports exactly the cmdlets its manifest lists' {

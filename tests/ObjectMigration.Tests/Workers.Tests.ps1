@@ -110,6 +110,7 @@ Describe 'Migration workers' {
             Stop-Process -Id $worker.ProcessId -Force   # SIGKILL: no cleanup runs in the worker
             (Wait-JobState $job.Id Interrupted -TimeoutSeconds 10).State | Should -Be 'Interrupted'
             @(Get-MigrationWorker).Count | Should -Be 0
+            { Wait-MigrationJob -Id $job.Id -ErrorAction Stop } | Should -Throw -ErrorId 'MigrationJobInterrupted,ObjectMigration.Commands.WaitMigrationJobCommand' -ExpectedMessage '*Resume-MigrationJob*-Detached*'
 
             $resumer = Start-PwshProcess "Resume-MigrationJob -Id $($job.Id) -Detached | Out-Null"
             $resumer.WaitForExit(60000) | Should -BeTrue
@@ -173,6 +174,34 @@ Describe 'Migration workers' {
             Assert-TargetHolds $target $source
             (Get-MigrationJobLog -Id (Get-MigrationJob -Name hung-up).Id -Type MigrationResume, MigrationPause) | Should -BeNullOrEmpty -Because 'the run was never interrupted'
             (Get-MigrationWorker).ProcessId | Should -Be $worker.ProcessId
+        }
+
+        It 'keeps a detached job with its workers when a re-run leaves -Detached out, says where it runs and which settings it keeps; a job whose connector was removed is refused' {
+            $source = New-SlowBucket -Count 8
+            $target = New-TestBucket $TargetClient
+            $command = Get-JobCommand $source $target 'stays-detached' '100KB'
+            $job = Invoke-Expression "$command -Detached"
+            $null = Wait-JobState $job.Id Running
+            Stop-Process -Id (Get-MigrationWorker).ProcessId -Force
+            $null = Wait-JobState $job.Id Interrupted -TimeoutSeconds 10
+
+            $again = Invoke-Expression "$($command -replace '100KB', '1MB') -WarningVariable said -WarningAction SilentlyContinue"
+            $again.Id | Should -Be $job.Id
+            $again.Detached | Should -BeTrue
+            "$said" | Should -Match 'continued from its checkpoint in a worker process'
+            "$said" | Should -Match '-MaxBytesPerSecond stays 102400 \(given 1048576\)'
+            @(Get-MigrationWorker).Count | Should -Be 1
+            $null = Suspend-MigrationJob -Id $job.Id
+
+            # Its source connector removed: resuming says so, and no worker is started for it.
+            Stop-AllWorkers
+            New-CloudConnector -Name doomed -Endpoint $Fixtures.S3rverSource.Endpoint -Credential (New-TestCredential $Fixtures.S3rverSource)
+            $orphan = New-MigrationJob -Name orphaned -SourceConnector doomed -SourceBucket $source.Bucket -TargetConnector dst -TargetBucket $target -MaxBytesPerSecond 10KB
+            $null = Suspend-MigrationJob -Id $orphan.Id
+            Remove-CloudConnector -Name doomed -Force -Confirm:$false
+            { Resume-MigrationJob -Id $orphan.Id -Detached -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidJobState,ObjectMigration.Commands.ResumeMigrationJobCommand' -ExpectedMessage '*source connector*was removed*'
+            (Get-MigrationJob -Id $orphan.Id).SourceConnector | Should -Be '(removed)'
+            Get-MigrationWorker | Should -BeNullOrEmpty
         }
 
         It 'is suspended, resumed and stopped from another process within two seconds' {

@@ -20,8 +20,11 @@ public enum ConnectorProvider { S3, AWS, GCS, R2, UpCloud, MinIO, Wasabi, VspOne
 /// </summary>
 public enum CredentialSource { Stored, Profile, Environment, InstanceRole }
 
-/// <summary>A request from any session or process to the runner of a job, carried by the store.</summary>
-public enum ControlRequest { None = 0, Pause = 1, Stop = 2 }
+/// <summary>
+/// A request from any session or process to the runner of a job, carried by the store. Interrupt is a worker's own
+/// when it shuts down: the job stops at a checkpoint as Interrupted, for the next worker to continue unasked.
+/// </summary>
+public enum ControlRequest { None = 0, Pause = 1, Stop = 2, Interrupt = 3 }
 
 /// <summary>What a runner's heartbeat found: it still holds its job, took it back after a false Interrupted, or lost it.</summary>
 public enum RunnerLease { Held, Reclaimed, Lost }

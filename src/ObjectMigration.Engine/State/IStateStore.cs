@@ -71,6 +71,8 @@ public interface IStateStore
     void SetPhase(Guid id, JobPhase? phase);
     void RemoveJob(Guid id);
     void SetControlRequest(Guid id, ControlRequest request);
+    /// <summary>Sets a request only where none is pending (a person's pause or stop wins over a worker's interrupt); true when set.</summary>
+    bool TrySetControlRequest(Guid id, ControlRequest request);
     ControlRequest GetControlRequest(Guid id);
     /// <summary>
     /// Records that the runner is alive. A job marked Interrupted while its runner was only slow is taken back

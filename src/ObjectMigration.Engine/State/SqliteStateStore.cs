@@ -174,8 +174,8 @@ public sealed class SqliteStateStore : IStateStore
     // ---- Jobs ----
 
     private const string JobSelect =
-        @"SELECT j.seq, j.id, j.name, j.type, j.state, j.phase, j.source_connector_id, COALESCE(CASE WHEN s.hidden = 1 THEN s.endpoint ELSE s.name END, ''), j.source_bucket, j.source_prefix,
-                 j.keys_json, j.target_connector_id, COALESCE(t.name, ''), j.target_bucket, j.target_prefix, j.overwrite, j.filter_json,
+        @"SELECT j.seq, j.id, j.name, j.type, j.state, j.phase, j.source_connector_id, COALESCE(CASE WHEN s.hidden = 1 THEN s.endpoint ELSE s.name END, '(removed)'), j.source_bucket, j.source_prefix,
+                 j.keys_json, j.target_connector_id, COALESCE(t.name, '(removed)'), j.target_bucket, j.target_prefix, j.overwrite, j.filter_json,
                  j.concurrency, j.max_bytes_per_second, j.multipart_threshold, j.part_size, j.created_at, j.started_at, j.finished_at, j.error, j.no_progress_timeout_seconds, j.storage_class_map,
                  j.detached, j.runner
           FROM jobs j LEFT JOIN connectors s ON s.id = j.source_connector_id LEFT JOIN connectors t ON t.id = j.target_connector_id";
@@ -260,8 +260,10 @@ public sealed class SqliteStateStore : IStateStore
         var control = to == JobState.Running || JobStates.IsSettled(to) ? ", control = 0" : "";
         var held = runnerId is not null && to != JobState.Running ? " AND runner = $runner" : "";
         var handedOver = detached is null ? "" : ", detached = $detached";
+        // A run that settles its job as Interrupted lets go of it: its heartbeat must not take the job back.
+        var released = runnerId is not null && to == JobState.Interrupted ? ", runner = NULL" : "";
         return Execute(
-            $"UPDATE jobs SET state = $to, phase = $phase, error = COALESCE($error, error){started}{finished}{control}{handedOver} WHERE id = $id AND state IN ({fromList}){held}",
+            $"UPDATE jobs SET state = $to, phase = $phase, error = COALESCE($error, error){started}{finished}{control}{handedOver}{released} WHERE id = $id AND state IN ({fromList}){held}",
             ("$id", id.ToString()), ("$to", to.ToString()), ("$phase", phase?.ToString()), ("$error", error), ("$now", Now()), ("$runner", runnerId),
             ("$detached", detached is true ? 1 : 0)) == 1;
     }
@@ -285,6 +287,9 @@ public sealed class SqliteStateStore : IStateStore
 
     public void SetControlRequest(Guid id, ControlRequest request) =>
         Execute("UPDATE jobs SET control = $c WHERE id = $id", ("$id", id.ToString()), ("$c", (int)request));
+
+    public bool TrySetControlRequest(Guid id, ControlRequest request) =>
+        Execute("UPDATE jobs SET control = $c WHERE id = $id AND control = 0", ("$id", id.ToString()), ("$c", (int)request)) == 1;
 
     public ControlRequest GetControlRequest(Guid id) =>
         Query("SELECT control FROM jobs WHERE id = $id", r => (ControlRequest)r.GetInt32(0), ("$id", id.ToString())).FirstOrDefault();
@@ -607,6 +612,8 @@ public sealed class SqliteStateStore : IStateStore
                     BytesPerSecond = r.GetDouble(12),
                     ObjectsPerSecond = r.GetDouble(13),
                 };
+                // Rates are of a run; a job no runner holds (a killed one never wrote its last zero) moves nothing.
+                if (progress.State != JobState.Running) (progress.BytesPerSecond, progress.ObjectsPerSecond) = (0, 0);
                 var skippedBytes = r.GetInt64(10);
                 progress.PendingObjects = progress.Objects - progress.TransferredObjects - progress.SkippedObjects - progress.FailedObjects;
                 Accounting.ProgressMath.Complete(progress, skippedBytes);

@@ -100,7 +100,7 @@ public sealed class MigrationRunner
         }
         _options.Started?.Invoke();
         _store.AddLogs(_job.Id, [new LogRecord(wasStarted ? LogType.MigrationResume : LogType.MigrationStart, null,
-            $"{_job.Type} {_job.SourceConnector}/{_job.SourceBucket}/{_job.SourcePrefix} -> {_job.TargetConnector}/{_job.TargetBucket}/{_job.TargetPrefix} with {_job.Concurrency} workers on {_runnerId}.")]);
+            $"{_job.Type} {_job.SourceConnector}/{_job.SourceBucket}/{_job.SourcePrefix} -> {_job.TargetConnector}/{_job.TargetBucket}/{_job.TargetPrefix} with {_job.Concurrency} transfers at once on {_runnerId}.")]);
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var work = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
@@ -860,7 +860,7 @@ public sealed class MigrationRunner
                 if (_settling) continue;
                 var request = _store.GetControlRequest(_job.Id);
                 if (request == ControlRequest.Stop) { _control = request; stop.Cancel(); }
-                else if (request == ControlRequest.Pause) { _control = request; work.Cancel(); }
+                else if (request is ControlRequest.Pause or ControlRequest.Interrupt) { _control = request; work.Cancel(); }
                 if (_fatal is not null) work.Cancel();
                 if (DateTime.UtcNow - lastFlush >= _options.FlushInterval)
                 {
@@ -911,7 +911,7 @@ public sealed class MigrationRunner
         // Parts of unfinished uploads stay on the target for a resume (a stop aborts them below).
         _store.SaveRates(_job.Id, 0, 0, _counters.MovingBytes);
         var control = _control;
-        if (control == ControlRequest.Stop || (externallyCancelled && control != ControlRequest.Pause))
+        if (control == ControlRequest.Stop || (externallyCancelled && control is not (ControlRequest.Pause or ControlRequest.Interrupt)))
         {
             await AbortOpenUploadsAsync().ConfigureAwait(false);
             FlushResults();
@@ -928,6 +928,12 @@ public sealed class MigrationRunner
         {
             _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationPause, null, "Paused on request; finished objects and parts are kept for the resume.")]);
             return Settle(JobState.Paused);
+        }
+        if (control == ControlRequest.Interrupt)
+        {
+            _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationPause, null,
+                $"Interrupted at a checkpoint: its worker ({_options.RunnerId}) shut down. The next worker continues the job; finished objects and parts are kept.")]);
+            return Settle(JobState.Interrupted);
         }
         var progress = _store.GetProgress(_job.Id);
         if (progress.PendingObjects > 0)

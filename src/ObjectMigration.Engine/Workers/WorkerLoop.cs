@@ -181,19 +181,24 @@ public sealed class WorkerLoop
     }
 
     /// <summary>
-    /// Pauses the jobs this worker runs and waits for them to settle, keeping its heartbeat. After a shutdown they are
-    /// made Interrupted, so the next worker continues them; after Stop-MigrationWorker they stay Paused. A job someone
-    /// paused before stays Paused either way.
+    /// Ends the jobs this worker runs and waits for them to settle, keeping its heartbeat: after Stop-MigrationWorker
+    /// they pause (a person resumes them); after a shutdown they stop at a checkpoint as Interrupted, so the next
+    /// worker continues them. A pause or stop someone asked for first wins.
     /// </summary>
     private async Task EndRunsAsync(WorkerExitReason reason)
     {
         if (_runs.Count == 0) return;
-        var held = _runs.Keys.ToList();
-        var pausedByUser = held.Where(id => _engine.Store.GetControlRequest(id) == ControlRequest.Pause || _engine.Store.FindJob(id)?.State == JobState.Paused).ToHashSet();
-        Say($"Pausing {held.Count} job(s) before the worker exits.");
-        foreach (var id in held)
+        var shutdown = reason == WorkerExitReason.Shutdown;
+        Say(shutdown
+            ? $"Interrupting {_runs.Count} job(s) at a checkpoint before the worker exits; the next worker continues them."
+            : $"Pausing {_runs.Count} job(s) before the worker exits.");
+        foreach (var id in _runs.Keys)
         {
-            try { _engine.RequestPause(id); }
+            try
+            {
+                if (shutdown) _engine.RequestInterrupt(id);
+                else _engine.RequestPause(id);
+            }
             catch (JobStateException) { /* it settled meanwhile */ }
             catch (KeyNotFoundException) { /* removed meanwhile */ }
         }
@@ -205,14 +210,5 @@ public sealed class WorkerLoop
             await Task.WhenAny(all, Task.Delay(_options.PollInterval)).ConfigureAwait(false);
         }
         ReapFinishedRuns();
-        if (reason != WorkerExitReason.Shutdown) return;
-        foreach (var id in held.Where(id => !pausedByUser.Contains(id)))
-        {
-            if (_engine.Store.TryTransition(id, [JobState.Paused], JobState.Interrupted))
-            {
-                _engine.Store.AddLogs(id, [new LogRecord(LogType.MigrationPause, null,
-                    $"The worker {Worker.ComputerName}:{Worker.ProcessId} shut down: the next worker continues the job from its checkpoint.")]);
-            }
-        }
     }
 }

@@ -44,6 +44,18 @@ internal static class JobWaiter
         {
             cmdlet.WriteProgress(new ProgressRecord(activityId, $"Migration job {job.Name}", job.State.ToString()) { RecordType = ProgressRecordType.Completed });
         }
+        if (job.State == JobState.Interrupted)
+        {
+            // A runbook waiting on the job must see that it did not finish, not a quiet return.
+            cmdlet.WriteError(new ErrorRecord(new InvalidOperationException(
+                $"Migration job '{job.Name}' was interrupted: the {(job.Detached ? "worker" : "session")} running it ended. " +
+                $"Resume-MigrationJob -Id {job.Id}{(job.Detached ? " -Detached" : "")} continues it from its checkpoint{(job.Detached ? " (the next worker that starts also does)" : "")}."),
+                "MigrationJobInterrupted", ErrorCategory.OperationStopped, job));
+        }
+        else if (job.State == JobState.Paused)
+        {
+            cmdlet.WriteWarning($"Migration job '{job.Name}' was suspended before it ended; Resume-MigrationJob -Id {job.Id} continues it.");
+        }
         if (job.State is JobState.CompletedWithErrors or JobState.Failed)
         {
             var message = job.State == JobState.Failed

@@ -146,20 +146,24 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     /// The unfinished job an earlier run of the same command made, instead of a duplicate: continued when it stopped short
     /// (Paused, Interrupted, or Pending with no runner), returned as it is while it runs.
     /// </summary>
-    private void WriteSameJob(MigrationJob existing)
+    private void WriteSameJob(MigrationJob existing, MigrationJobRequest request)
     {
         var continues = existing.State is JobState.Paused or JobState.Interrupted or JobState.Pending;
+        // A job handed to workers stays with them (a re-run must not tie it to a session that may end), unless -AsJob asks for this session.
+        var detached = Detached || (existing.Detached && !AsJob);
+        var kept = ObjectMigration.Engine.MigrationEngine.SettingsKept(existing, request);
         WriteWarning($"The migration job '{existing.Name}' with this definition is unfinished ({existing.State}): " + (continues
-            ? "it is continued from its checkpoint instead of creating another."
-            : "it is returned instead of creating another."));
+            ? $"it is continued from its checkpoint {(detached ? "in a worker process" : "in this session")} instead of creating another."
+            : "it is returned instead of creating another.") +
+            (kept.Count > 0 ? $" Its settings are kept: {string.Join("; ", kept)}." : ""));
         if (!continues)
         {
             WriteObject(Wait ? JobWaiter.WaitFor(this, Engine, existing.Id, null, showProgress: true, Cancellation) : Engine.GetJob(existing.Id));
             return;
         }
         // Handed to workers or taken back into this session in the same change that makes it Pending.
-        if (existing.State == JobState.Pending && existing.Detached != Detached) Engine.SetDetached(existing.Id, Detached);
-        RunAndWrite(existing.State == JobState.Pending ? existing : Engine.PrepareResume(existing.Id, retryFailed: false, detached: Detached), Detached, AsJob, Wait);
+        if (existing.State == JobState.Pending && existing.Detached != detached) Engine.SetDetached(existing.Id, detached);
+        RunAndWrite(existing.State == JobState.Pending ? existing : Engine.PrepareResume(existing.Id, retryFailed: false, detached: detached), detached, AsJob, Wait);
     }
 
     protected override void ProcessRecord()
@@ -196,7 +200,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
                     throw new ArgumentException($"A migration job named '{same.Job.Name}' already exists ({same.Job.State}) with another definition: " +
                         $"{string.Join("; ", same.Differences)}. Give a new -Name, or remove that job (Remove-MigrationJob) first.", nameof(Name));
                 }
-                WriteSameJob(same.Job);
+                WriteSameJob(same.Job, request);
                 return;
             }
             if (!Force) Await(Engine.CheckReachableAsync(request, unsavedSource, Cancellation));

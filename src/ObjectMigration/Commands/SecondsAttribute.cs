@@ -19,6 +19,9 @@ public sealed class SecondsAttribute : ArgumentTransformationAttribute
             double d => TimeSpan.FromSeconds(d),
             decimal m => TimeSpan.FromSeconds((double)m),
             string text when double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) => TimeSpan.FromSeconds(seconds),
+            string text when TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out var span) => span,
+            string text => throw new ArgumentTransformationMetadataException(
+                $"'{text}' is not a duration: give seconds (300) or a TimeSpan ('00:05:00', or (New-TimeSpan -Minutes 5))."),
             _ => inputData,
         };
     }

@@ -14,6 +14,10 @@ public sealed class StopMigrationWorkerCommand : ObjectMigrationCmdlet
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = "ById")]
     public Guid[] Id { get; set; } = [];
 
+    /// <summary>The process id of a worker on this computer, as Get-MigrationWorker's table shows it (host:pid).</summary>
+    [Parameter(Mandatory = true, ParameterSetName = "ByProcessId")]
+    public int[] ProcessId { get; set; } = [];
+
     [Parameter(Mandatory = true, ParameterSetName = "All")] public SwitchParameter All { get; set; }
 
     /// <summary>Seconds to wait for each worker to exit.</summary>
@@ -22,9 +26,24 @@ public sealed class StopMigrationWorkerCommand : ObjectMigrationCmdlet
     /// <summary>Returns each worker as it was when asked to stop.</summary>
     [Parameter] public SwitchParameter PassThru { get; set; }
 
+    private Guid? WorkerByProcessId(int processId)
+    {
+        var worker = Engine.GetWorkers().FirstOrDefault(w => w.ProcessId == processId && string.Equals(w.ComputerName, Environment.MachineName, StringComparison.OrdinalIgnoreCase));
+        if (worker is null)
+        {
+            WriteFailure(new KeyNotFoundException($"No migration worker runs as process {processId} on {Environment.MachineName}. See Get-MigrationWorker."), processId);
+        }
+        return worker?.Id;
+    }
+
     protected override void ProcessRecord()
     {
-        var ids = All ? Engine.GetWorkers().Select(w => w.Id).ToArray() : Id;
+        var ids = ParameterSetName switch
+        {
+            "All" => Engine.GetWorkers().Select(w => w.Id).ToArray(),
+            "ByProcessId" => ProcessId.Select(WorkerByProcessId).OfType<Guid>().ToArray(),
+            _ => Id,
+        };
         foreach (var id in ids)
         {
             try
@@ -37,12 +56,17 @@ public sealed class StopMigrationWorkerCommand : ObjectMigrationCmdlet
                 {
                     if (DateTime.UtcNow >= deadline)
                     {
-                        WriteWarning($"The migration worker {worker.ComputerName}:{worker.ProcessId} has not exited within {Timeout} s: it is still pausing its jobs ({string.Join(", ", worker.Jobs)}). Get-MigrationWorker shows when it is gone.");
+                        WriteWarning($"The migration worker {worker.ComputerName}:{worker.ProcessId} has not exited within {Timeout} s" +
+                            (worker.Jobs.Length > 0 ? $": it is still pausing its jobs ({string.Join(", ", worker.Jobs)})." : ".") + " Get-MigrationWorker shows when it is gone.");
                         break;
                     }
                     if (Cancellation.WaitHandle.WaitOne(100)) return;
                 }
-                if (PassThru) WriteObject(worker);
+                if (PassThru)
+                {
+                    worker.State = WorkerState.Stopping;
+                    WriteObject(worker);
+                }
             }
             catch (Exception e) when (e is not PipelineStoppedException)
             {

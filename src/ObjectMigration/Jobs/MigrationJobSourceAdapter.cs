@@ -26,7 +26,11 @@ public sealed class MigrationJobSourceAdapter : JobSourceAdapter
     /// </summary>
     public static MigrationPSJob Start(PSCmdlet cmdlet, Guid migrationJobId, string name)
     {
-        if (s_sessionJobs.TryGetValue((SessionId, migrationJobId), out var existing) && existing.TryRestart()) return existing;
+        if (s_sessionJobs.TryGetValue((SessionId, migrationJobId), out var existing))
+        {
+            // Restarted, or already the one about to run it (a re-run of New-MigrationJob right after it was started).
+            if (existing.TryRestart() || existing.JobStateInfo.State == JobState.Running) return existing;
+        }
         var job = Create(cmdlet, migrationJobId, name);
         s_sessionJobs[(SessionId, migrationJobId)] = job;
         job.StartJob();

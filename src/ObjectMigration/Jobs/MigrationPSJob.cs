@@ -35,8 +35,12 @@ public sealed class MigrationPSJob : Job2
     public override void StartJob()
     {
         SetJobState(JobState.Running);
+        _engineRun = null;
         _run = Task.Run(RunAsync);
     }
+
+    /// <summary>The engine's run of the migration job; once it is complete only this job's bookkeeping is left.</summary>
+    private volatile Task<MigrationState>? _engineRun;
 
     /// <summary>
     /// At most this many log entries wait in memory for Receive-Job. A re-run over millions of objects logs a skip for
@@ -94,6 +98,7 @@ public sealed class MigrationPSJob : Job2
         try
         {
             var run = _engine.RunJobAsync(MigrationJobId, null, _cancel.Token);
+            _engineRun = run;
             await PumpLogsWhileAsync(run).ConfigureAwait(false);
             var state = await run.ConfigureAwait(false);
             var job = _engine.Store.FindJob(MigrationJobId);
@@ -179,7 +184,13 @@ public sealed class MigrationPSJob : Job2
     /// </summary>
     internal bool TryRestart()
     {
-        if (_run is { IsCompleted: false }) return false;
+        if (_run is { IsCompleted: false } run)
+        {
+            // Still running the migration job (or about to): it is the job's runner, not to be restarted.
+            if (_engineRun is not { IsCompleted: true }) return false;
+            // The run has settled (a suspend seen by another session); only its last log pump and state change are left.
+            if (!run.Wait(TimeSpan.FromSeconds(10))) return false;
+        }
         _cancel.Dispose();
         _cancel = new CancellationTokenSource();
         StartJob();
