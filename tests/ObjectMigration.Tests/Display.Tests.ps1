@@ -63,6 +63,31 @@ Describe 'Default views' {
         Assert-TableReadsWell (Test-CloudConnector onprem-source -Bucket $SourceBucket) 'Location', 'Created', 'Objects', 'Size', 'Name' '3', '5.9 KiB', $SourceBucket
     }
 
+    It 'Get-MigrationWorker reads well at 80 and 120 columns, and its JSON names the state' {
+        # A real worker, run in a runspace of this process.
+        $runspace = [runspacefactory]::CreateRunspace()
+        $runspace.Open()
+        $shell = [powershell]::Create($runspace)
+        try {
+            $null = $shell.AddScript("`$env:OBJECTMIGRATION_HOME = '$env:OBJECTMIGRATION_HOME'; Import-Module '$ModulePath'; Start-MigrationWorker -MaxJobs 3")
+            $null = $shell.BeginInvoke()
+            $deadline = [DateTime]::UtcNow.AddSeconds(30)
+            while (-not (Get-MigrationWorker) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+            $worker = Get-MigrationWorker
+            Assert-TableReadsWell $worker 'Worker', 'State', 'Started', 'Heartbeat', 'Jobs', 'Running' 'Running', '0/3'
+            ($worker | ConvertTo-Json | ConvertFrom-Json).StateName | Should -Be 'Running'
+            $busy = New-LikeThis $worker
+            $busy.ComputerName = 'a-rather-long-host-name.example.internal'; $busy.ProcessId = 4194304; $busy.State = 'Stopping'
+            $busy.StartedAt = [DateTimeOffset]::UtcNow.AddDays(-3); $busy.LastHeartbeat = [DateTimeOffset]::UtcNow.AddSeconds(-9.5)
+            $busy.Jobs = @('nightly-archive-of-everything', 'photos-2024'); $busy.MaxJobs = 64
+            Assert-TableReadsWell $busy 'Worker', 'State', 'Started', 'Heartbeat', 'Jobs', 'Running' 'Stopping', '2/64', '9.5s'
+            Get-MigrationWorker | Stop-MigrationWorker
+        } finally {
+            $shell.Dispose()
+            $runspace.Dispose()
+        }
+    }
+
     It 'log entries and the -WhatIf preview read well at 80 and 120 columns' {
         Assert-TableReadsWell (Get-MigrationJobLog -Id $Job.Id -Type MigrationStart) 'Time', 'Type', 'Message' 'MigrationStart'
         $preview = New-MigrationJob -SourceConnector onprem-source -SourceBucket $SourceBucket -TargetConnector archive-target -TargetBucket $TargetBucket -WhatIf

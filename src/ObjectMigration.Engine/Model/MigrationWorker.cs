@@ -15,6 +15,8 @@ public sealed class MigrationWorker
     public int ProcessId { get; set; }
     public string UserName { get; set; } = "";
     public WorkerState State { get; set; }
+    /// <summary>The state as its name, for ConvertTo-Json and Export-Csv (which write enums as numbers).</summary>
+    public string StateName => State.ToString();
     public DateTimeOffset StartedAt { get; set; }
     public DateTimeOffset LastHeartbeat { get; set; }
     /// <summary>The names of the jobs it runs now.</summary>
