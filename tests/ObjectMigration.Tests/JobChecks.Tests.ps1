@@ -127,3 +127,20 @@ Describe 'One PowerShell job per migration job in a session' {
         }
     }
 }
+
+Describe 'Verify says what it found' {
+    It 'reports a clean verify as matched, and points findings to the verify log types, not to -RetryFailed' {
+        $target = New-TestBucket $TargetClient
+        $null = New-MigrationJob -SourceConnector src -SourceBucket $Source -SourcePrefix c/ -TargetConnector dst -TargetBucket $target -Wait
+        $clean = New-MigrationJob -Type Verify -SourceConnector src -SourceBucket $Source -SourcePrefix c/ -TargetConnector dst -TargetBucket $target -Wait
+        $clean.State | Should -Be 'Completed'
+        (Get-MigrationJobLog -Id $clean.Id -Type MigrationComplete).Message | Should -Match '^3 matched, 0 missing or different'
+
+        $null = $TargetClient.DeleteObjectAsync($target, 'c/1.bin').GetAwaiter().GetResult()
+        $found = New-MigrationJob -Type Verify -SourceConnector src -SourceBucket $Source -SourcePrefix c/ -TargetConnector dst -TargetBucket $target -Wait -ErrorVariable said -ErrorAction SilentlyContinue
+        $found.State | Should -Be 'CompletedWithErrors'
+        "$said" | Should -Match 'VerifyMissing, VerifyMismatch'
+        "$said" | Should -Not -Match 'RetryFailed|ImportErrorRetryExhaustion'
+        (Get-MigrationJobLog -Id $found.Id -Type MigrationComplete).Message | Should -Match '^2 matched, 1 missing or different'
+    }
+}

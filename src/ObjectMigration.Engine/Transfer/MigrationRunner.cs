@@ -945,7 +945,13 @@ public sealed class MigrationRunner
         }
         var final = progress.FailedObjects > 0 ? JobState.CompletedWithErrors : JobState.Completed;
         _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationComplete, null,
-            $"{progress.TransferredObjects} transferred ({progress.TransferredBytes} bytes), {progress.SkippedObjects} skipped, {progress.FailedObjects} failed of {progress.Objects}.")]);
+            _job.Type switch
+            {
+                // A verify copies nothing: its skipped objects are the ones that matched, its failed ones the differences.
+                JobType.Verify => $"{progress.SkippedObjects} matched, {progress.FailedObjects} missing or different on the target, of {progress.Objects}.",
+                JobType.Inventory => $"{progress.SkippedObjects} objects ({progress.TotalBytes} bytes) inventoried.",
+                _ => $"{progress.TransferredObjects} transferred ({progress.TransferredBytes} bytes), {progress.SkippedObjects} skipped, {progress.FailedObjects} failed of {progress.Objects}.",
+            })]);
         return Settle(final);
     }
 }

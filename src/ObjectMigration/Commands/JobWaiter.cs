@@ -60,7 +60,10 @@ internal static class JobWaiter
         {
             var message = job.State == JobState.Failed
                 ? $"Migration job '{job.Name}' failed: {job.Error}"
-                : $"Migration job '{job.Name}' completed with failed objects. See Get-MigrationJobLog -Id {job.Id} -Type ImportErrorRetryExhaustion, or retry them with Resume-MigrationJob -RetryFailed.";
+                : job.Type == JobType.Verify
+                    ? $"Verify job '{job.Name}' found objects missing or different on the target. See Get-MigrationJobLog -Id {job.Id} -Type VerifyMissing, VerifyMismatch; " +
+                      "a Migrate job with the same source and target copies them again (-Overwrite IfDifferent)."
+                    : $"Migration job '{job.Name}' completed with failed objects. See Get-MigrationJobLog -Id {job.Id} -Type ImportErrorRetryExhaustion, or retry them with Resume-MigrationJob -RetryFailed.";
             cmdlet.WriteError(new ErrorRecord(new InvalidOperationException(message),
                 job.State == JobState.Failed ? "MigrationJobFailed" : "MigrationJobCompletedWithErrors", ErrorCategory.OperationStopped, job));
         }
