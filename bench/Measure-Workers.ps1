@@ -45,26 +45,20 @@ try {
     $bucket = New-TestBucket $sourceClient
     1..20 | ForEach-Object { Write-TestObject $sourceClient $bucket "k$_" (Get-TestBytes 64KB $_) }
 
-    # Cold: no worker runs, so -Detached starts one; the clock runs from the call until the job runs.
-    $cold = foreach ($round in 1..$Rounds) {
-        Get-MigrationWorker | Stop-MigrationWorker
-        $clock = [System.Diagnostics.Stopwatch]::StartNew()
-        $job = New-MigrationJob -SourceConnector source -SourceBucket $bucket -TargetConnector target -TargetBucket (New-TestBucket $targetClient) -Name "cold-$round" -Detached
-        $returned = $clock.Elapsed.TotalSeconds
-        Wait-Running $job.Id
-        [pscustomobject]@{ Returned = $returned; Running = $clock.Elapsed.TotalSeconds }
-        $null = Wait-MigrationJob -Id $job.Id
+    # The clock runs from the call until the job runs; cold rounds first stop every worker, so -Detached starts one.
+    function Measure-Pickup([string] $Kind, [switch] $Cold) {
+        foreach ($round in 1..$Rounds) {
+            if ($Cold) { Get-MigrationWorker | Stop-MigrationWorker }
+            $clock = [System.Diagnostics.Stopwatch]::StartNew()
+            $job = New-MigrationJob -SourceConnector source -SourceBucket $bucket -TargetConnector target -TargetBucket (New-TestBucket $targetClient) -Name "$Kind-$round" -Detached
+            $returned = $clock.Elapsed.TotalSeconds
+            Wait-Running $job.Id
+            [pscustomobject]@{ Returned = $returned; Running = $clock.Elapsed.TotalSeconds }
+            $null = Wait-MigrationJob -Id $job.Id
+        }
     }
-
-    # Warm: a worker runs; the clock runs from the call until the job runs.
-    $warm = foreach ($round in 1..$Rounds) {
-        $clock = [System.Diagnostics.Stopwatch]::StartNew()
-        $job = New-MigrationJob -SourceConnector source -SourceBucket $bucket -TargetConnector target -TargetBucket (New-TestBucket $targetClient) -Name "warm-$round" -Detached
-        $returned = $clock.Elapsed.TotalSeconds
-        Wait-Running $job.Id
-        [pscustomobject]@{ Returned = $returned; Running = $clock.Elapsed.TotalSeconds }
-        $null = Wait-MigrationJob -Id $job.Id
-    }
+    $cold = Measure-Pickup cold -Cold
+    $warm = Measure-Pickup warm
     $busyWorker = Get-MigrationWorker
     Start-Sleep -Seconds 5
     $afterJobs = Get-ProcessFigures $busyWorker.ProcessId

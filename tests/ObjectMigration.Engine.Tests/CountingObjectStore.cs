@@ -2,13 +2,19 @@ using ObjectMigration.Engine.Storage;
 
 namespace ObjectMigration.Engine.Tests;
 
-/// <summary>Passes every call to a real store and counts the upload calls, to prove what a resume did not redo.</summary>
+/// <summary>
+/// Passes every call to a real store and counts the upload calls, to prove what a resume did not redo, and the body
+/// bytes the HTTP client took for uploads (PUTs and parts): what is on its way to the target.
+/// </summary>
 internal sealed class CountingObjectStore(IObjectStore inner) : IObjectStore
 {
     private int _partsUploaded;
     private int _uploadsStarted;
 
+    private long _sent;
+
     public int PartsUploaded => _partsUploaded;
+    public long BytesSent => Interlocked.Read(ref _sent);
     public int UploadsStarted => _uploadsStarted;
 
     public string ServerSideCopyKey => inner.ServerSideCopyKey;
@@ -30,7 +36,7 @@ internal sealed class CountingObjectStore(IObjectStore inner) : IObjectStore
     public Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken ct) => inner.HeadAsync(bucket, key, ct);
     public Task<ObjectDownload> GetAsync(string bucket, string key, long? start, long? end, string? ifMatch, CancellationToken ct) => inner.GetAsync(bucket, key, start, end, ifMatch, ct);
     public Task<StoredETag> PutAsync(string bucket, string key, Stream body, long length, ObjectMetadata metadata, PayloadChecks md5, CancellationToken ct) =>
-        inner.PutAsync(bucket, key, body, length, metadata, md5, ct);
+        inner.PutAsync(bucket, key, new Counting(body, this), length, metadata, md5, ct);
 
     public Task<string> StartMultipartAsync(string bucket, string key, ObjectMetadata metadata, CancellationToken ct)
     {
@@ -41,7 +47,7 @@ internal sealed class CountingObjectStore(IObjectStore inner) : IObjectStore
     public Task<StoredETag> UploadPartAsync(string bucket, string key, string uploadId, int part, Stream body, long length, PayloadChecks md5, CancellationToken ct)
     {
         Interlocked.Increment(ref _partsUploaded);
-        return inner.UploadPartAsync(bucket, key, uploadId, part, body, length, md5, ct);
+        return inner.UploadPartAsync(bucket, key, uploadId, part, new Counting(body, this), length, md5, ct);
     }
 
     public Task<StoredETag> CompleteMultipartAsync(string bucket, string key, string uploadId, IReadOnlyList<(int PartNumber, string ETag)> parts, CancellationToken ct) =>
@@ -55,5 +61,31 @@ internal sealed class CountingObjectStore(IObjectStore inner) : IObjectStore
     {
         Interlocked.Increment(ref _partsUploaded);
         return inner.UploadPartCopyAsync(sb, sk, tb, tk, uploadId, part, first, last, ifMatch, ct);
+    }
+
+    private sealed class Counting(Stream body, CountingObjectStore owner) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => body.Length;
+        public override long Position { get => body.Position; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override int Read(byte[] buffer, int offset, int count) => Counted(body.Read(buffer, offset, count));
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) =>
+            Counted(await body.ReadAsync(buffer, ct).ConfigureAwait(false));
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
+
+        private int Counted(int n)
+        {
+            Interlocked.Add(ref owner._sent, n);
+            return n;
+        }
     }
 }

@@ -43,7 +43,7 @@ public sealed class LiveProgressTests : IDisposable
             Concurrency = 2, MultipartThreshold = 5 * 1024 * 1024, PartSize = 5 * 1024 * 1024, MaxBytesPerSecond = cap,
         });
         using var sourceStore = MigrationEngine.OpenObjectStore(_engine.GetAccess(_engine.GetConnector("source")));
-        using var targetStore = new SentBytesObjectStore(MigrationEngine.OpenObjectStore(_engine.GetAccess(_engine.GetConnector("target"))));
+        using var targetStore = new CountingObjectStore(MigrationEngine.OpenObjectStore(_engine.GetAccess(_engine.GetConnector("target"))));
 
         var run = new MigrationRunner(_engine.Store, job, sourceStore, targetStore, TestEndpoints.QuickRunner).RunAsync(CancellationToken.None);
         var samples = new List<(long SentBefore, MigrationJobProgress Progress, long SentAfter)>();
@@ -81,69 +81,5 @@ public sealed class LiveProgressTests : IDisposable
         Assert.Equal(100, done.PercentComplete);
         var (copied, _) = await targetClient.GetAsync(target, "large/one.bin");
         Assert.True(content.AsSpan().SequenceEqual(copied));
-    }
-
-    /// <summary>Counts the body bytes the HTTP client took for the target (PUTs and parts): what is on its way to the target.</summary>
-    private sealed class SentBytesObjectStore(IObjectStore inner) : IObjectStore
-    {
-        private long _sent;
-        public long BytesSent => Interlocked.Read(ref _sent);
-
-        public string ServerSideCopyKey => inner.ServerSideCopyKey;
-        public Connectors.ProviderProfile Profile => inner.Profile;
-
-        public event Action<string>? Notice
-        {
-            add => inner.Notice += value;
-            remove => inner.Notice -= value;
-        }
-
-        public Task<string?> GetTaggingAsync(string bucket, string key, CancellationToken ct) => inner.GetTaggingAsync(bucket, key, ct);
-        public Task PutTaggingAsync(string bucket, string key, string tagging, CancellationToken ct) => inner.PutTaggingAsync(bucket, key, tagging, ct);
-        public void Dispose() => inner.Dispose();
-        public Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken ct) => inner.ListBucketsAsync(ct);
-        public Task<string?> GetBucketLocationAsync(string bucket, CancellationToken ct) => inner.GetBucketLocationAsync(bucket, ct);
-        public Task<bool> BucketExistsAsync(string bucket, CancellationToken ct) => inner.BucketExistsAsync(bucket, ct);
-        public Task<ObjectListing> ListAsync(string bucket, string prefix, string? token, int pageSize, CancellationToken ct) => inner.ListAsync(bucket, prefix, token, pageSize, ct);
-        public Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken ct) => inner.HeadAsync(bucket, key, ct);
-        public Task<ObjectDownload> GetAsync(string bucket, string key, long? start, long? end, string? ifMatch, CancellationToken ct) => inner.GetAsync(bucket, key, start, end, ifMatch, ct);
-        public Task<StoredETag> PutAsync(string bucket, string key, Stream body, long length, ObjectMetadata metadata, PayloadChecks checks, CancellationToken ct) =>
-            inner.PutAsync(bucket, key, new Counting(body, this), length, metadata, checks, ct);
-        public Task<string> StartMultipartAsync(string bucket, string key, ObjectMetadata metadata, CancellationToken ct) => inner.StartMultipartAsync(bucket, key, metadata, ct);
-        public Task<StoredETag> UploadPartAsync(string bucket, string key, string uploadId, int part, Stream body, long length, PayloadChecks checks, CancellationToken ct) =>
-            inner.UploadPartAsync(bucket, key, uploadId, part, new Counting(body, this), length, checks, ct);
-        public Task<StoredETag> CompleteMultipartAsync(string bucket, string key, string uploadId, IReadOnlyList<(int PartNumber, string ETag)> parts, CancellationToken ct) =>
-            inner.CompleteMultipartAsync(bucket, key, uploadId, parts, ct);
-        public Task AbortMultipartAsync(string bucket, string key, string uploadId, CancellationToken ct) => inner.AbortMultipartAsync(bucket, key, uploadId, ct);
-        public Task<StoredETag> CopyAsync(string sb, string sk, string tb, string tk, string? ifMatch, string? storageClass, CancellationToken ct) =>
-            inner.CopyAsync(sb, sk, tb, tk, ifMatch, storageClass, ct);
-        public Task<StoredETag> UploadPartCopyAsync(string sb, string sk, string tb, string tk, string uploadId, int part, long first, long last, string? ifMatch, CancellationToken ct) =>
-            inner.UploadPartCopyAsync(sb, sk, tb, tk, uploadId, part, first, last, ifMatch, ct);
-
-        private sealed class Counting(Stream body, SentBytesObjectStore owner) : Stream
-        {
-            public override bool CanRead => true;
-            public override bool CanSeek => false;
-            public override bool CanWrite => false;
-            public override long Length => body.Length;
-            public override long Position { get => body.Position; set => throw new NotSupportedException(); }
-            public override void Flush() { }
-            public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-            public override void SetLength(long value) => throw new NotSupportedException();
-            public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-            public override int Read(byte[] buffer, int offset, int count) => Counted(body.Read(buffer, offset, count));
-
-            public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) =>
-                Counted(await body.ReadAsync(buffer, ct).ConfigureAwait(false));
-
-            public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
-
-            private int Counted(int n)
-            {
-                Interlocked.Add(ref owner._sent, n);
-                return n;
-            }
-        }
     }
 }

@@ -1,12 +1,7 @@
 BeforeAll {
     . (Join-Path $PSScriptRoot 'TestSetup.ps1')
-    $env:OBJECTMIGRATION_HOME = New-TestHome
-    Import-Module $ModulePath -Force
-    Import-AwsSdk -ModulePath $ModulePath
-    $script:SourceClient = New-TestS3Client $Fixtures.S3rverSource
-    $script:TargetClient = New-TestS3Client $Fixtures.S3rverTarget
-    New-CloudConnector -Name src -Endpoint $Fixtures.S3rverSource.Endpoint -Credential (New-TestCredential $Fixtures.S3rverSource)
-    New-CloudConnector -Name dst -Endpoint $Fixtures.S3rverTarget.Endpoint -Credential (New-TestCredential $Fixtures.S3rverTarget)
+    $clients = Initialize-TestSession
+    $script:SourceClient, $script:TargetClient = $clients.Source, $clients.Target
     # Nothing listens on port 9 of the loopback: connections are refused at once.
     New-CloudConnector -Name nowhere -Endpoint 'http://127.0.0.1:9' -Credential (New-TestCredential $Fixtures.S3rverTarget)
     $script:Source = New-TestBucket $SourceClient

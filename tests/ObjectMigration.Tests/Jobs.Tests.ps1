@@ -1,14 +1,9 @@
 BeforeAll {
     . (Join-Path $PSScriptRoot 'TestSetup.ps1')
-    $env:OBJECTMIGRATION_HOME = New-TestHome
     # A killed runner reads as Interrupted after this many seconds without a heartbeat (default 10).
     $env:OBJECTMIGRATION_STALE_SECONDS = '2'
-    Import-Module $ModulePath -Force
-    Import-AwsSdk -ModulePath $ModulePath
-    $script:SourceClient = New-TestS3Client $Fixtures.S3rverSource
-    $script:TargetClient = New-TestS3Client $Fixtures.S3rverTarget
-    New-CloudConnector -Name src -Endpoint $Fixtures.S3rverSource.Endpoint -Credential (New-TestCredential $Fixtures.S3rverSource)
-    New-CloudConnector -Name dst -Endpoint $Fixtures.S3rverTarget.Endpoint -Credential (New-TestCredential $Fixtures.S3rverTarget)
+    $clients = Initialize-TestSession
+    $script:SourceClient, $script:TargetClient = $clients.Source, $clients.Target
 
     # A bucket whose copy takes seconds at the given bandwidth cap, so tests can act while it runs.
     function New-SlowBucket([int] $Count = 8, [int] $Size = 256KB) {

@@ -1,12 +1,7 @@
 BeforeAll {
     . (Join-Path $PSScriptRoot 'TestSetup.ps1')
-    $env:OBJECTMIGRATION_HOME = New-TestHome
-    Import-Module $ModulePath -Force
-    Import-AwsSdk -ModulePath $ModulePath
-    $script:SourceClient = New-TestS3Client $Fixtures.S3rverSource
-    $script:TargetClient = New-TestS3Client $Fixtures.Ceph
-    New-CloudConnector -Name 'pester-source' -Provider S3 -Endpoint $Fixtures.S3rverSource.Endpoint -Credential (New-TestCredential $Fixtures.S3rverSource) | Out-Null
-    New-CloudConnector -Name 'pester-target' -Provider S3 -Endpoint $Fixtures.Ceph.Endpoint -Credential (New-TestCredential $Fixtures.Ceph) | Out-Null
+    $clients = Initialize-TestSession -TargetFixture $Fixtures.Ceph -SourceName pester-source -TargetName pester-target
+    $script:SourceClient, $script:TargetClient = $clients.Source, $clients.Target
 }
 
 AfterAll {

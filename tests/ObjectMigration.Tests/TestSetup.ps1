@@ -22,3 +22,15 @@ function Invoke-InNewProcess {
     $wrapped = "`$ErrorActionPreference = 'Stop'; `$env:OBJECTMIGRATION_HOME = '$StateHome'; Import-Module '$script:ModulePath'; $Script"
     & $host0 @arguments -NoProfile -NonInteractive -Command $wrapped
 }
+
+# A fresh state folder with the module, connectors to the given fixtures (src and dst: the s3rver pair by default) and
+# a plain SDK client for each, to seed and read buckets independently of the module.
+function Initialize-TestSession {
+    param($SourceFixture = $Fixtures.S3rverSource, $TargetFixture = $Fixtures.S3rverTarget, [string] $SourceName = 'src', [string] $TargetName = 'dst')
+    $env:OBJECTMIGRATION_HOME = New-TestHome
+    Import-Module $ModulePath -Force -Global
+    Import-AwsSdk -ModulePath $ModulePath
+    $null = New-CloudConnector -Name $SourceName -Endpoint $SourceFixture.Endpoint -Credential (New-TestCredential $SourceFixture)
+    $null = New-CloudConnector -Name $TargetName -Endpoint $TargetFixture.Endpoint -Credential (New-TestCredential $TargetFixture)
+    [pscustomobject]@{ Source = New-TestS3Client $SourceFixture; Target = New-TestS3Client $TargetFixture }
+}

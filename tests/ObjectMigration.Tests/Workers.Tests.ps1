@@ -1,13 +1,8 @@
 BeforeAll {
     . (Join-Path $PSScriptRoot 'TestSetup.ps1')
-    $env:OBJECTMIGRATION_HOME = New-TestHome
     $env:OBJECTMIGRATION_STALE_SECONDS = '2'
-    Import-Module $ModulePath -Force
-    Import-AwsSdk -ModulePath $ModulePath
-    $script:SourceClient = New-TestS3Client $Fixtures.S3rverSource
-    $script:TargetClient = New-TestS3Client $Fixtures.S3rverTarget
-    New-CloudConnector -Name src -Endpoint $Fixtures.S3rverSource.Endpoint -Credential (New-TestCredential $Fixtures.S3rverSource)
-    New-CloudConnector -Name dst -Endpoint $Fixtures.S3rverTarget.Endpoint -Credential (New-TestCredential $Fixtures.S3rverTarget)
+    $clients = Initialize-TestSession
+    $script:SourceClient, $script:TargetClient = $clients.Source, $clients.Target
 
     function New-SlowBucket([int] $Count = 10, [int] $Size = 200KB) {
         $bucket = New-TestBucket $SourceClient
