@@ -277,12 +277,19 @@ public sealed class ConnectorOfFailedJobTests
         Assert.Equal(JobState.Failed, await _engine.RunJobAsync(id, TestEndpoints.QuickRunner, CancellationToken.None));
 
         Assert.Throws<JobStateException>(() => _engine.RemoveConnector("src", force: false));
+        // A job left Pending when its connector goes (no run took it yet) also fails at once when a runner starts it.
+        var pending = _engine.CreateJob(new MigrationJobRequest { SourceConnector = "src", SourceBucket = "still-pending", TargetConnector = "dst", TargetBucket = "whatever" }).Id;
         _engine.RemoveConnector("src", force: true);
-        _engine.PrepareResume(id, retryFailed: false);
-        var e = await Assert.ThrowsAsync<JobStateException>(() => _engine.RunJobAsync(id, TestEndpoints.QuickRunner, CancellationToken.None));
 
+        // Resuming says why at once and changes nothing.
+        var refused = Assert.Throws<JobStateException>(() => _engine.PrepareResume(id, retryFailed: false));
+        Assert.Contains("source connector", refused.Message);
+        Assert.Contains("was removed", refused.Message);
+        Assert.Equal(JobState.Failed, _engine.GetJob(id).State);
+
+        var e = await Assert.ThrowsAsync<JobStateException>(() => _engine.RunJobAsync(pending, TestEndpoints.QuickRunner, CancellationToken.None));
         Assert.Contains("source connector", e.Message);
-        var job = _engine.GetJob(id);
+        var job = _engine.GetJob(pending);
         Assert.Equal(JobState.Failed, job.State);
         Assert.Contains("was removed", job.Error);
     }
