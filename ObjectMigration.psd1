@@ -12,7 +12,7 @@
     CmdletsToExport      = @(
         'New-CloudConnector', 'Get-CloudConnector', 'Set-CloudConnector', 'Remove-CloudConnector', 'Test-CloudConnector',
         'New-MigrationJob', 'Get-MigrationJob', 'Get-MigrationJobProgress', 'Get-MigrationJobLog',
-        'Suspend-MigrationJob', 'Resume-MigrationJob', 'Stop-MigrationJob', 'Wait-MigrationJob', 'Remove-MigrationJob', 'Export-MigrationJobReport',
+        'Suspend-MigrationJob', 'Resume-MigrationJob', 'Stop-MigrationJob', 'Wait-MigrationJob', 'Remove-MigrationJob', 'Export-MigrationJobReport', 'Get-MigrationJobReport',
         'Start-MigrationWorker', 'Get-MigrationWorker', 'Stop-MigrationWorker'
     )
     FunctionsToExport    = @()

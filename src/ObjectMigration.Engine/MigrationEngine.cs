@@ -210,7 +210,9 @@ public sealed class MigrationEngine
 
     /// <summary>The name a job of <paramref name="request"/> gets: the one given, else source-to-target.</summary>
     public static string NameFor(MigrationJobRequest request) =>
-        string.IsNullOrWhiteSpace(request.Name) ? $"{request.SourceBucket}-to-{request.TargetBucket}" : request.Name;
+        !string.IsNullOrWhiteSpace(request.Name) ? request.Name
+        : request.Type == JobType.Inventory ? $"{request.SourceBucket}-inventory"
+        : $"{request.SourceBucket}-to-{request.TargetBucket}";
 
     /// <summary>
     /// The job a re-run of the same New-MigrationJob (a runbook restarted from the top) should get instead of a duplicate:
@@ -284,9 +286,10 @@ public sealed class MigrationEngine
     public MigrationJob CreateJob(MigrationJobRequest request, ConnectorAccess? unsavedSource = null, bool detached = false)
     {
         var source = unsavedSource is null ? GetConnector(request.SourceConnector) : null;
-        var target = GetConnector(request.TargetConnector);
         JobRules.Check(request);
-        JobRules.CheckNotOntoItself(request, source ?? unsavedSource!.Connector, target);
+        // An inventory reads the source only: it has no target connector (id 0).
+        var target = request.Type == JobType.Inventory ? null : GetConnector(request.TargetConnector);
+        if (target is not null) JobRules.CheckNotOntoItself(request, source ?? unsavedSource!.Connector, target);
         if (unsavedSource is not null)
         {
             // Given inline, the UpCloud way: kept (encrypted) for this job only, not listed with the saved connectors.
@@ -307,8 +310,8 @@ public sealed class MigrationEngine
             SourceBucket = request.SourceBucket,
             SourcePrefix = request.SourcePrefix ?? "",
             Keys = request.Keys,
-            TargetConnectorId = target.Id,
-            TargetConnector = target.Name,
+            TargetConnectorId = target?.Id ?? 0,
+            TargetConnector = target?.Name ?? "",
             TargetBucket = request.TargetBucket,
             TargetPrefix = request.TargetPrefix ?? "",
             Overwrite = request.Overwrite,
@@ -333,9 +336,8 @@ public sealed class MigrationEngine
     public void CheckRules(MigrationJobRequest request, ConnectorAccess? unsavedSource = null)
     {
         var source = unsavedSource?.Connector ?? GetConnector(request.SourceConnector);
-        var target = GetConnector(request.TargetConnector);
         JobRules.Check(request);
-        JobRules.CheckNotOntoItself(request, source, target);
+        if (request.Type != JobType.Inventory) JobRules.CheckNotOntoItself(request, source, GetConnector(request.TargetConnector));
     }
 
     /// <summary>
@@ -434,10 +436,18 @@ public sealed class MigrationEngine
         {
             var sourceConnector = Store.FindConnector(job.SourceConnectorId)
                 ?? throw new JobStateException($"The source connector of job '{job.Name}' was removed: the job cannot run. Create a new job with an existing connector.");
-            var targetConnector = Store.FindConnector(job.TargetConnectorId)
-                ?? throw new JobStateException($"The target connector of job '{job.Name}' was removed: the job cannot run. Create a new job with an existing connector.");
             source = OpenObjectStore(GetAccess(sourceConnector), job.Concurrency, job.NoProgressTimeout);
-            target = OpenObjectStore(GetAccess(targetConnector), job.Concurrency, job.NoProgressTimeout);
+            if (job.Type == JobType.Inventory)
+            {
+                // Nothing is written anywhere: the source stands in for the target the runner never touches.
+                target = source;
+            }
+            else
+            {
+                var targetConnector = Store.FindConnector(job.TargetConnectorId)
+                    ?? throw new JobStateException($"The target connector of job '{job.Name}' was removed: the job cannot run. Create a new job with an existing connector.");
+                target = OpenObjectStore(GetAccess(targetConnector), job.Concurrency, job.NoProgressTimeout);
+            }
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -446,7 +456,7 @@ public sealed class MigrationEngine
             throw;
         }
         using var sourceStore = source;
-        using var targetStore = target;
+        using var targetStore = ReferenceEquals(target, source) ? null : target;
         var runner = new MigrationRunner(Store, job, source, target, options);
         // A second run of the same job in this process does not start (the job is no longer Pending); it must not
         // unregister the first.

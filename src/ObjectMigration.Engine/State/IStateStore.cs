@@ -131,6 +131,8 @@ public interface IStateStore
     IReadOnlyList<OpenUpload> GetOpenUploads(Guid id);
 
     // Reading
+    /// <summary>Every source object the job listed, in key order, read as it goes (flat memory for any listing).</summary>
+    IEnumerable<ListedObject> StreamListedObjects(Guid id);
     MigrationJobProgress GetProgress(Guid id);
     IReadOnlyList<MigrationJobLogEntry> GetLogs(Guid id, LogQuery query);
     /// <summary>One row per object: outcome, why, and how a copied object was verified.</summary>

@@ -175,7 +175,7 @@ public sealed class SqliteStateStore : IStateStore
 
     private const string JobSelect =
         @"SELECT j.seq, j.id, j.name, j.type, j.state, j.phase, j.source_connector_id, COALESCE(CASE WHEN s.hidden = 1 THEN s.endpoint ELSE s.name END, '(removed)'), j.source_bucket, j.source_prefix,
-                 j.keys_json, j.target_connector_id, COALESCE(t.name, '(removed)'), j.target_bucket, j.target_prefix, j.overwrite, j.filter_json,
+                 j.keys_json, j.target_connector_id, CASE WHEN j.target_connector_id = 0 THEN '' ELSE COALESCE(t.name, '(removed)') END, j.target_bucket, j.target_prefix, j.overwrite, j.filter_json,
                  j.concurrency, j.max_bytes_per_second, j.multipart_threshold, j.part_size, j.created_at, j.started_at, j.finished_at, j.error, j.no_progress_timeout_seconds, j.storage_class_map,
                  j.detached, j.runner
           FROM jobs j LEFT JOIN connectors s ON s.id = j.source_connector_id LEFT JOIN connectors t ON t.id = j.target_connector_id";
@@ -587,6 +587,19 @@ public sealed class SqliteStateStore : IStateStore
             r => new OpenUpload(r.GetString(0), r.GetString(1)), ("$id", id.ToString()));
 
     // ---- Reading ----
+
+    public IEnumerable<ListedObject> StreamListedObjects(Guid id)
+    {
+        using var connection = Open();
+        var seq = JobSeq(connection, id);
+        using var command = Command(connection, "SELECT key, size, etag, last_modified, storage_class FROM objects WHERE job_seq = $seq ORDER BY key", ("$seq", seq));
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            yield return new ListedObject(reader.GetString(0), reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetString(2),
+                Parse(reader.GetString(3)), reader.IsDBNull(4) ? null : reader.GetString(4));
+        }
+    }
 
     public MigrationJobProgress GetProgress(Guid id)
     {

@@ -22,7 +22,19 @@ public static class JobRules
             if (name.Any(char.IsControl)) throw new ArgumentException("-Name contains control characters (a line break, a tab): use printable characters.", "Name");
         }
         CheckBucket(r.SourceBucket, "SourceBucket", legacyAllowed: true);
-        if (r.Type != JobType.Inventory || !string.IsNullOrEmpty(r.TargetBucket)) CheckBucket(r.TargetBucket, "TargetBucket", legacyAllowed: false);
+        if (r.Type == JobType.Inventory)
+        {
+            if (!string.IsNullOrEmpty(r.TargetConnector) || !string.IsNullOrEmpty(r.TargetBucket) || !string.IsNullOrEmpty(r.TargetPrefix))
+            {
+                var given = !string.IsNullOrEmpty(r.TargetConnector) ? "TargetConnector" : !string.IsNullOrEmpty(r.TargetBucket) ? "TargetBucket" : "TargetPrefix";
+                throw new ArgumentException($"-Type Inventory reads the source only: leave out -{given} (and the other -Target parameters).", given);
+            }
+        }
+        else
+        {
+            if (string.IsNullOrWhiteSpace(r.TargetConnector)) throw new ArgumentException($"-TargetConnector is required for a {r.Type} job: name the connector to copy into (see Get-CloudConnector).", "TargetConnector");
+            CheckBucket(r.TargetBucket, "TargetBucket", legacyAllowed: false);
+        }
         CheckPrefix(r.SourcePrefix, "SourcePrefix", segmentsChecked: false);
         CheckPrefix(r.TargetPrefix, "TargetPrefix", segmentsChecked: true);
         if (r.Concurrency is < 1 or > 256) throw new ArgumentException($"-Concurrency {r.Concurrency} is out of range: use 1 to 256.", "Concurrency");

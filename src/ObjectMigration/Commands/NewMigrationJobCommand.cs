@@ -37,11 +37,12 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     [Parameter(ValueFromPipelineByPropertyName = true)]
     public string[] Key { get; set; } = [];
 
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    /// <summary>Where to copy to; required for every type but Inventory, which reads the source only.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(Completers.ConnectorNameCompleter))]
     public string TargetConnector { get; set; } = "";
 
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    [Parameter(ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(Completers.BucketNameCompleter))]
     public string TargetBucket { get; set; } = "";
 
@@ -169,7 +170,9 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     protected override void ProcessRecord()
     {
         var source = ParameterSetName == "UnsavedSource" ? SourceEndpoint : SourceConnector;
-        var description = $"{source}/{SourceBucket}/{SourcePrefix} -> {TargetConnector}/{TargetBucket}/{TargetPrefix}";
+        var description = Type == JobType.Inventory
+            ? $"{source}/{SourceBucket}/{SourcePrefix} (inventory)"
+            : $"{source}/{SourceBucket}/{SourcePrefix} -> {TargetConnector}/{TargetBucket}/{TargetPrefix}";
         try
         {
             if (Detached && AsJob)
