@@ -45,11 +45,16 @@ internal static class ListingMemory
     }
 }
 
-/// <summary>A bucket of <paramref name="count"/> 1 KiB objects that exists only as arithmetic.</summary>
-internal sealed class SyntheticSource(int count) : IObjectStore
+/// <summary>
+/// A bucket of <paramref name="count"/> 1 KiB objects that exists only as arithmetic; two of them with the same count hold
+/// the same objects (same keys, sizes and MD5 ETags), as a source and a target a verify finds equal.
+/// </summary>
+internal sealed class SyntheticSource(int count, string serverSideCopyKey = "synthetic-source") : IObjectStore
 {
     private const int Size = 1024;
-    public string ServerSideCopyKey => "synthetic-source";
+    /// <summary>The MD5 of 1 KiB of zeros, the body every object has.</summary>
+    private const string ETag = "\"0f343b0931126a20f133d67c2b018a3b\"";
+    public string ServerSideCopyKey => serverSideCopyKey;
     public void Dispose() { }
     public Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<BucketInfo>>([new BucketInfo("src", null)]);
     public ObjectMigration.Engine.Connectors.ProviderProfile Profile { get; } = ObjectMigration.Engine.Connectors.ProviderProfiles.For(ObjectMigration.Engine.Model.ConnectorProvider.S3);
@@ -64,12 +69,12 @@ internal sealed class SyntheticSource(int count) : IObjectStore
         var start = token is null ? 0 : int.Parse(token);
         var end = Math.Min(count, start + pageSize);
         var page = Enumerable.Range(start, end - start)
-            .Select(i => new ListedObject($"data/{i:d8}.bin", Size, null, DateTimeOffset.UnixEpoch, "STANDARD")).ToList();
+            .Select(i => new ListedObject($"data/{i % 100:d2}/{i:d8}.bin", Size, ETag, DateTimeOffset.UnixEpoch.AddSeconds(i), i % 10 == 0 ? "STANDARD_IA" : "STANDARD")).ToList();
         return Task.FromResult(new ObjectListing(page, end < count ? end.ToString() : null));
     }
 
     public Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken ct) =>
-        Task.FromResult<ObjectHead?>(new ObjectHead(Size, null, DateTimeOffset.UnixEpoch, null, new ObjectMetadata()));
+        Task.FromResult<ObjectHead?>(new ObjectHead(Size, ETag, DateTimeOffset.UnixEpoch, null, new ObjectMetadata()));
 
     public Task<ObjectDownload> GetAsync(string bucket, string key, long? start, long? end, string? ifMatch, CancellationToken ct) =>
         Task.FromResult(new ObjectDownload(new ObjectHead(Size, null, DateTimeOffset.UnixEpoch, null, new ObjectMetadata()), new MemoryStream(new byte[Size]), new MemoryStream()));

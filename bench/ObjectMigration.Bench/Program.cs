@@ -1,10 +1,12 @@
 using ObjectMigration.Bench;
 
-// bench tool: listing-memory N | seed E A S BUCKET WORKLOAD | purge E A S BUCKET | limit SE SA SS SBUCKET TE TA TS TBUCKET CONCURRENCY
+// bench tool: listing-memory N | kinds N | seed E A S BUCKET WORKLOAD | purge E A S BUCKET | limit SE SA SS SBUCKET TE TA TS TBUCKET CONCURRENCY
 switch (args.FirstOrDefault())
 {
     case "listing-memory":
         return await ListingMemory.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 100_000);
+    case "kinds":
+        return await KindsAtScale.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 100_000);
     case "seed":
         using (var client = S3Tools.Client(args[1], args[2], args[3], 32)) await S3Tools.SeedAsync(client, args[4], args[5], 16);
         return 0;
