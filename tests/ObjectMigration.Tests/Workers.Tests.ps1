@@ -222,7 +222,8 @@ Describe 'Migration workers' {
         It 'yields one job, continued, whether it runs or was interrupted; after completion the same script is a new run that copies nothing again' {
             $source = New-SlowBucket -Count 10
             $target = New-TestBucket $TargetClient
-            $runbook = "$(Get-JobCommand $source $target 'runbook-copy') -Detached -WarningAction SilentlyContinue | Out-Null"
+            # 100 KB/s: the job runs about 20 s, so it is still running when the second process (a few seconds to start) runs the runbook.
+            $runbook = "$(Get-JobCommand $source $target 'runbook-copy' '100KB') -Detached -WarningAction SilentlyContinue | Out-Null"
 
             $first = Start-PwshProcess $runbook
             $first.WaitForExit(60000) | Should -BeTrue
