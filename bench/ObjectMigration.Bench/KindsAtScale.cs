@@ -45,23 +45,9 @@ internal static class KindsAtScale
     private static async Task<bool> MeasureAsync(string what, int count, Func<Task<JobState>> run, Func<bool> correct)
     {
         GC.Collect();
-        long peak = 0;
-        using var sampling = new CancellationTokenSource();
-        var sampler = Task.Run(async () =>
-        {
-            var process = Process.GetCurrentProcess();
-            while (!sampling.IsCancellationRequested)
-            {
-                process.Refresh();
-                peak = Math.Max(peak, process.WorkingSet64);
-                try { await Task.Delay(50, sampling.Token); } catch (OperationCanceledException) { }
-            }
-        });
         var clock = Stopwatch.StartNew();
-        var state = await run();
+        var (state, peak) = await PeakMemory.WhileAsync(run);
         clock.Stop();
-        sampling.Cancel();
-        await sampler;
         var right = state == JobState.Completed && correct();
         Console.WriteLine($"| {what} | {count:N0} | {state}{(right ? "" : " (wrong counts)")} | {clock.Elapsed.TotalSeconds:F1} s | {count / clock.Elapsed.TotalSeconds:N0} | {peak / 1048576.0:F0} MB |");
         return right;

@@ -19,6 +19,23 @@ internal static class ListingMemory
         var target = engine.AddConnector(new CloudConnector { Name = "synthetic-target", Endpoint = "http://127.0.0.1:2" }, "a", "b", false);
         var job = engine.CreateJob(new MigrationJobRequest { SourceConnector = source.Name, SourceBucket = "src", TargetConnector = target.Name, TargetBucket = "dst", Overwrite = OverwriteMode.Always });
 
+        var clock = Stopwatch.StartNew();
+        var runner = new MigrationRunner(engine.Store, engine.GetJob(job.Id), new SyntheticSource(count), new DiscardingTarget());
+        var (state, peak) = await PeakMemory.WhileAsync(() => runner.RunAsync(CancellationToken.None));
+        clock.Stop();
+        var progress = engine.Store.GetProgress(job.Id);
+        Console.WriteLine($"| {count:N0} | {state} | {progress.TransferredObjects:N0} | {clock.Elapsed.TotalSeconds:F1} s | {count / clock.Elapsed.TotalSeconds:N0} | {peak / 1048576.0:F0} MB |");
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Directory.Delete(home, recursive: true);
+        return state == JobState.Completed && progress.TransferredObjects == count ? 0 : 1;
+    }
+}
+
+/// <summary>The process's peak resident memory while some work runs, sampled every 50 ms.</summary>
+internal static class PeakMemory
+{
+    public static async Task<(T Result, long PeakBytes)> WhileAsync<T>(Func<Task<T>> work)
+    {
         long peak = 0;
         using var sampling = new CancellationTokenSource();
         var sampler = Task.Run(async () =>
@@ -31,17 +48,15 @@ internal static class ListingMemory
                 try { await Task.Delay(50, sampling.Token); } catch (OperationCanceledException) { }
             }
         });
-        var clock = Stopwatch.StartNew();
-        var runner = new MigrationRunner(engine.Store, engine.GetJob(job.Id), new SyntheticSource(count), new DiscardingTarget());
-        var state = await runner.RunAsync(CancellationToken.None);
-        clock.Stop();
-        sampling.Cancel();
-        await sampler;
-        var progress = engine.Store.GetProgress(job.Id);
-        Console.WriteLine($"| {count:N0} | {state} | {progress.TransferredObjects:N0} | {clock.Elapsed.TotalSeconds:F1} s | {count / clock.Elapsed.TotalSeconds:N0} | {peak / 1048576.0:F0} MB |");
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        Directory.Delete(home, recursive: true);
-        return state == JobState.Completed && progress.TransferredObjects == count ? 0 : 1;
+        try
+        {
+            return (await work(), Math.Max(peak, Process.GetCurrentProcess().WorkingSet64));
+        }
+        finally
+        {
+            sampling.Cancel();
+            await sampler;
+        }
     }
 }
 
