@@ -139,8 +139,8 @@ public sealed class JobReport : IDisposable
             Rows++;
             if (rows % ProgressInterval == 0)
             {
-                cancellationToken.ThrowIfCancellationRequested();
                 rowsWritten?.Invoke(rows);
+                cancellationToken.ThrowIfCancellationRequested();
             }
         }
         cancellationToken.ThrowIfCancellationRequested();
