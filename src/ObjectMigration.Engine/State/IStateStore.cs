@@ -13,6 +13,14 @@ public sealed record PendingObject(
 /// <summary>The end of one object's handling, written in batches.</summary>
 public sealed record ObjectResult(string Key, ObjectOutcome Outcome, long Bytes, LogType? LogType, string? Message, string? Checksum = null, string? VerifiedBy = null);
 
+/// <summary>
+/// One object of a job as a report shows it. <paramref name="TargetETag"/> is what the target held under the object's
+/// target key when the job listed the target (before copying; null where the job did not list it or the key was absent).
+/// </summary>
+public sealed record ObjectReportRow(
+    string Key, long Size, ObjectOutcome Outcome, LogType? LogType, string? Message,
+    string? SourceETag, string? TargetETag, string? VerifiedBy, string? StorageClass);
+
 /// <summary>One log line that is not tied to an object outcome (job start, pause, errors).</summary>
 public sealed record LogRecord(LogType Type, string? ObjectKey, string Message);
 
@@ -135,6 +143,9 @@ public interface IStateStore
     IEnumerable<ListedObject> StreamListedObjects(Guid id);
     MigrationJobProgress GetProgress(Guid id);
     IReadOnlyList<MigrationJobLogEntry> GetLogs(Guid id, LogQuery query);
-    /// <summary>One row per object: outcome, why, and how a copied object was verified.</summary>
-    IEnumerable<(string Key, long Size, ObjectOutcome Outcome, string? Message, string? VerifiedBy)> StreamObjectReport(Guid id);
+    /// <summary>
+    /// One row per object in key order, read forward-only while the caller enumerates (nothing is buffered): outcome,
+    /// log type and why, both ETags, how a copied object was verified. Throws KeyNotFoundException for an unknown job.
+    /// </summary>
+    IEnumerable<ObjectReportRow> StreamObjectReport(Guid id);
 }

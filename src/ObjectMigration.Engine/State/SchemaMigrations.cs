@@ -81,6 +81,17 @@ internal static class SchemaMigrations
             max_jobs INTEGER NOT NULL, concurrency INTEGER, idle_exit_seconds REAL, log_path TEXT,
             stop_requested INTEGER NOT NULL DEFAULT 0);
         """,
+        // 6: the log type of each object's outcome, for reports (until now only in the log, which has no index by key).
+        // Rows settled before this step get theirs from the log, once, through an index built for that and dropped.
+        """
+        ALTER TABLE objects ADD COLUMN log_type TEXT;
+        CREATE INDEX logs_backfill ON logs(job_seq, object_key, id);
+        UPDATE objects SET log_type = (
+            SELECT l.type FROM logs l WHERE l.job_seq = objects.job_seq AND l.object_key = objects.key AND l.type <> 'MigrationNotice'
+            ORDER BY l.id DESC LIMIT 1)
+        WHERE outcome IN (2, 3);
+        DROP INDEX logs_backfill;
+        """,
     ];
 
     public static int LatestVersion => Steps.Length;

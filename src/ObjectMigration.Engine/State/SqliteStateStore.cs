@@ -474,10 +474,11 @@ public sealed class SqliteStateStore : IStateStore
         var seq = JobSeq(connection, id);
         long transferred = 0, transferredBytes = 0, skipped = 0, skippedBytes = 0, failed = 0;
         using (var update = Command(connection,
-            "UPDATE objects SET outcome = $outcome, message = $message, checksum = COALESCE($checksum, checksum), verified_by = $verified WHERE job_seq = $seq AND key = $key AND outcome <> $outcome"))
+            "UPDATE objects SET outcome = $outcome, message = $message, checksum = COALESCE($checksum, checksum), verified_by = $verified, log_type = $logType WHERE job_seq = $seq AND key = $key AND outcome <> $outcome"))
         {
             update.Parameters.AddWithValue("$seq", seq);
             var outcome = update.Parameters.Add("$outcome", SqliteType.Integer);
+            var logType = update.Parameters.Add("$logType", SqliteType.Text);
             var message = update.Parameters.Add("$message", SqliteType.Text);
             var checksum = update.Parameters.Add("$checksum", SqliteType.Text);
             var verified = update.Parameters.Add("$verified", SqliteType.Text);
@@ -486,6 +487,7 @@ public sealed class SqliteStateStore : IStateStore
             foreach (var result in results)
             {
                 outcome.Value = (int)result.Outcome;
+                logType.Value = (object?)result.LogType?.ToString() ?? DBNull.Value;
                 message.Value = (object?)result.Message ?? DBNull.Value;
                 checksum.Value = (object?)result.Checksum ?? DBNull.Value;
                 verified.Value = (object?)result.VerifiedBy ?? DBNull.Value;
@@ -543,7 +545,7 @@ public sealed class SqliteStateStore : IStateStore
         using var connection = Open();
         using var tx = connection.BeginTransaction();
         var seq = JobSeq(connection, id);
-        using var reset = Command(connection, "UPDATE objects SET outcome = 0, message = NULL WHERE job_seq = $seq AND outcome = 3", ("$seq", seq));
+        using var reset = Command(connection, "UPDATE objects SET outcome = 0, message = NULL, log_type = NULL WHERE job_seq = $seq AND outcome = 3", ("$seq", seq));
         var count = reset.ExecuteNonQuery();
         using var counters = Command(connection, "UPDATE jobs SET failed_objects = failed_objects - $n WHERE seq = $seq", ("$n", count), ("$seq", seq));
         counters.ExecuteNonQuery();
@@ -673,13 +675,30 @@ public sealed class SqliteStateStore : IStateStore
     /// <summary>PowerShell wildcards (*, ?, [a-z]) map onto SQLite GLOB directly; GLOB is case-sensitive like S3 keys.</summary>
     private static string WildcardToGlob(string pattern) => pattern.Replace("`*", "[*]").Replace("`?", "[?]");
 
-    public IEnumerable<(string Key, long Size, ObjectOutcome Outcome, string? Message, string? VerifiedBy)> StreamObjectReport(Guid id)
+    /// <summary>
+    /// Walks the objects' primary key (job, key) with one forward-only reader; the target listing is a primary-key
+    /// lookup per row. No sort and no buffering: memory does not grow with the job.
+    /// </summary>
+    public IEnumerable<ObjectReportRow> StreamObjectReport(Guid id)
     {
         using var connection = Open();
         var seq = JobSeq(connection, id);
-        using var command = Command(connection, "SELECT key, size, outcome, message, verified_by FROM objects WHERE job_seq = $seq ORDER BY key", ("$seq", seq));
+        using var command = Command(connection,
+            @"SELECT o.key, o.size, o.outcome, o.log_type, o.message, o.etag, t.etag, o.verified_by, o.storage_class
+              FROM objects o
+              JOIN jobs j ON j.seq = o.job_seq
+              LEFT JOIN target_objects t ON t.job_seq = o.job_seq AND t.key = j.target_prefix || o.key
+              WHERE o.job_seq = $seq ORDER BY o.key",
+            ("$seq", seq));
         using var r = command.ExecuteReader();
-        while (r.Read()) yield return (r.GetString(0), r.GetInt64(1), (ObjectOutcome)r.GetInt32(2), r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4));
+        while (r.Read())
+        {
+            yield return new ObjectReportRow(
+                r.GetString(0), r.GetInt64(1), (ObjectOutcome)r.GetInt32(2),
+                r.IsDBNull(3) ? null : Enum.TryParse<LogType>(r.GetString(3), out var type) ? type : null,
+                r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5), r.IsDBNull(6) ? null : r.GetString(6),
+                r.IsDBNull(7) ? null : r.GetString(7), r.IsDBNull(8) ? null : r.GetString(8));
+        }
     }
 }
 

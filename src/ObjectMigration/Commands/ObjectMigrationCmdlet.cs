@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using ObjectMigration.Engine;
+using ObjectMigration.Engine.Accounting;
 using ObjectMigration.Engine.Connectors;
 using ObjectMigration.Engine.Model;
 using ObjectMigration.Engine.State;
@@ -44,6 +45,7 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
             }),
             ArgumentException a => ($"InvalidArgument,{a.ParamName}", ErrorCategory.InvalidArgument),
             DuplicateNameException => ("NameAlreadyExists", ErrorCategory.ResourceExists),
+            ReportFileExistsException => ("ReportFileExists,Path", ErrorCategory.ResourceExists),
             KeyNotFoundException => ("NotFound", ErrorCategory.ObjectNotFound),
             JobStateException => ("InvalidJobState", ErrorCategory.InvalidOperation),
             StorageException s => s.ErrorClass switch
