@@ -5,10 +5,21 @@ namespace ObjectMigration.Engine.State;
 /// <summary>One object as listed from the source, before any decision about it.</summary>
 public sealed record ListedObject(string Key, long Size, string? ETag, DateTimeOffset LastModified, string? StorageClass);
 
-/// <summary>A pending object handed to the scheduler, with what the target held when it was listed.</summary>
+/// <summary>
+/// A pending object handed to the scheduler, with what the target held when it was listed and what this module recorded
+/// when it last copied the object there (<paramref name="Copied"/>). A <paramref name="TargetOnly"/> row is a key only
+/// the target holds (a Verify found it); its size and ETag are the target's.
+/// </summary>
 public sealed record PendingObject(
     string Key, long Size, string? ETag, DateTimeOffset LastModified, string? StorageClass,
-    long? TargetSize, string? TargetETag, DateTimeOffset? TargetLastModified, bool TargetListed);
+    long? TargetSize, string? TargetETag, DateTimeOffset? TargetLastModified, bool TargetListed,
+    CopyRecord? Copied = null, bool TargetOnly = false);
+
+/// <summary>
+/// What this module recorded when it copied an object and verified the copy: the source version it read and the ETag
+/// the target gave the result. While both sides still show those ETags, the target holds what was verified.
+/// </summary>
+public sealed record CopyRecord(string? SourceETag, string TargetETag);
 
 /// <summary>The end of one object's handling, written in batches.</summary>
 public sealed record ObjectResult(string Key, ObjectOutcome Outcome, long Bytes, LogType? LogType, string? Message, string? Checksum = null, string? VerifiedBy = null);
