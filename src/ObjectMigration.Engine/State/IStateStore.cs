@@ -22,7 +22,9 @@ public sealed record PendingObject(
 public sealed record CopyRecord(string? SourceETag, string TargetETag);
 
 /// <summary>The end of one object's handling, written in batches.</summary>
-public sealed record ObjectResult(string Key, ObjectOutcome Outcome, long Bytes, LogType? LogType, string? Message, string? Checksum = null, string? VerifiedBy = null);
+/// <param name="TargetETag">A copy's ETag on the target, kept as this module's record of the verified copy (<see cref="CopyRecord"/>).</param>
+public sealed record ObjectResult(string Key, ObjectOutcome Outcome, long Bytes, LogType? LogType, string? Message, string? Checksum = null, string? VerifiedBy = null,
+    string? TargetETag = null);
 
 /// <summary>One log line that is not tied to an object outcome (job start, pause, errors).</summary>
 public sealed record LogRecord(LogType Type, string? ObjectKey, string Message);
@@ -118,6 +120,13 @@ public interface IStateStore
     (string? Token, bool Done) GetListingCheckpoint(Guid id, bool target);
     /// <summary>Stores one listed page and its continuation point in one transaction; returns rows that were new.</summary>
     int SaveListingPage(Guid id, IReadOnlyList<ListedObject> objects, string? continuationToken, bool done, bool target);
+    /// <summary>
+    /// Keys the target holds (under the target prefix) that no row of the job has, in key order after
+    /// <paramref name="afterKey"/>; keys are given as the source would name them (the target prefix taken off).
+    /// </summary>
+    IReadOnlyList<ListedObject> GetTargetOnlyObjects(Guid id, string afterKey, int limit);
+    /// <summary>Adds keys only the target holds to the job's plan, pending, marked as target-only.</summary>
+    void SaveTargetOnlyObjects(Guid id, IReadOnlyList<ListedObject> objects);
     /// <summary>Replaces what was listed for one source object (it changed while it was copied); the job's found bytes follow.</summary>
     void UpdateListedObject(Guid id, ListedObject current);
 

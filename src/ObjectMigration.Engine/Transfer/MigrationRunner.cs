@@ -128,7 +128,9 @@ public sealed class MigrationRunner
         await CheckBucketsAsync(ct).ConfigureAwait(false);
         if (_kind.ListsTarget)
         {
-            await ListIntoStoreAsync(_target, _job.TargetBucket, _job.TargetPrefix, target: true, ct).ConfigureAwait(false);
+            // Only target keys a listed source key can map to; explicit keys may lie outside the source prefix.
+            var scope = _job.Keys.Length > 0 ? _job.TargetPrefix : _job.TargetPrefix + _job.SourcePrefix;
+            await ListIntoStoreAsync(_target, _job.TargetBucket, scope, target: true, ct).ConfigureAwait(false);
         }
         var listing = ListSourceAsync(ct);
         _phase = _kind.WorkPhase;

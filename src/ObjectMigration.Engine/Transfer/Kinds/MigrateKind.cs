@@ -217,7 +217,7 @@ internal sealed class MigrateKind : JobKind
         }
         // A server-side copy shows no bytes while it runs: they count when it is done.
         Counters.Moved(o.Key, o.Size);
-        return new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, "Copied server-side.", Checksums.Clean(etag.Value ?? o.ETag), verifiedBy);
+        return new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, "Copied server-side.", Checksums.Clean(etag.Value ?? o.ETag), verifiedBy, etag.Value);
     }
 
     private async Task<ObjectResult> CopyStreamingAsync(PendingObject o, CancellationToken ct)
@@ -252,7 +252,7 @@ internal sealed class MigrateKind : JobKind
             : etag.IsContentMd5 ? Verification.Md5EqualsTargetETag
             : Verification.SizeOnly;
         if (etag.IsContentMd5 && (sourceMd5 is not null || sourceChecksum is not null)) verifiedBy += Verification.AndTargetETag;
-        return new ObjectResult(o.Key, ObjectOutcome.Transferred, size, null, null, md5, verifiedBy);
+        return new ObjectResult(o.Key, ObjectOutcome.Transferred, size, null, null, md5, verifiedBy, etag.Value);
     }
 
     private static StorageException Truncated(string key, long read, long size) =>
@@ -458,7 +458,7 @@ internal sealed class MigrateKind : JobKind
             }
             var verifiedBy = !streamed ? Verification.ServerSideParts : comparable ? Verification.PartsMatchETags : Verification.PartsSizeOnly;
             await _attributes.CopyTagsAfterCompletionAsync(o.Key, Run.TargetKey(o.Key), ct).ConfigureAwait(false);
-            Run.Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, $"Multipart, {parts.Count} parts.", expected ?? cleanETag, verifiedBy));
+            Run.Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, $"Multipart, {parts.Count} parts.", expected ?? cleanETag, verifiedBy, etag));
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
