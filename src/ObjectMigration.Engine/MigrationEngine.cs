@@ -322,6 +322,8 @@ public sealed class MigrationEngine
             PartSize = request.PartSize,
             NoProgressTimeout = request.NoProgressTimeout ?? S3ObjectStore.DefaultNoProgressTimeout,
             StorageClassMap = new Dictionary<string, string>(request.StorageClassMap, StringComparer.OrdinalIgnoreCase),
+            Deep = request.Deep,
+            CompareMetadata = request.CompareMetadata,
             CreatedAt = DateTimeOffset.UtcNow,
             Detached = detached,
         };
@@ -403,6 +405,49 @@ public sealed class MigrationEngine
             if (!_runningHere.ContainsKey(id) && LocalProcess.IsGone(runner)) Store.MarkInterrupted(id, runner);
         }
         Store.MarkStaleJobsInterrupted(StaleHeartbeat, _runningHere.Keys.ToArray());
+    }
+
+    /// <summary>
+    /// Makes <paramref name="request"/> the repair of a finished Verify job (New-MigrationJob -FromVerify): a Migrate job
+    /// with the verify's source and target, for exactly the keys it found missing or mismatched, overwriting them. What
+    /// the request says of how to run (name, concurrency, bandwidth, part sizes) is kept.
+    /// </summary>
+    public void MakeRepairOf(Guid verifyJobId, MigrationJobRequest request)
+    {
+        var verify = Store.FindJob(verifyJobId)
+            ?? throw new ArgumentException($"-FromVerify {verifyJobId}: no migration job has that id. See Get-MigrationJob -State Completed, CompletedWithErrors.", "FromVerify");
+        if (verify.Type != JobType.Verify)
+        {
+            throw new ArgumentException($"-FromVerify names '{verify.Name}', a {verify.Type} job: give the id of a Verify job.", "FromVerify");
+        }
+        if (verify.State is not (JobState.Completed or JobState.CompletedWithErrors))
+        {
+            throw new ArgumentException($"-FromVerify: the Verify job '{verify.Name}' is {verify.State}; repair from it once it has completed (Wait-MigrationJob -Id {verify.Id}).", "FromVerify");
+        }
+        if (Store.FindConnector(verify.SourceConnector) is null)
+        {
+            throw new ArgumentException($"-FromVerify: the Verify job '{verify.Name}' read a source given inline (-SourceEndpoint) or a connector since removed; " +
+                "create the Migrate job with -SourceConnector and -Key instead.", "FromVerify");
+        }
+        var keys = Store.GetLogs(verify.Id, new LogQuery { Types = [LogType.VerifyMissing, LogType.VerifyMismatch] })
+            .Select(entry => entry.ObjectKey).OfType<string>().Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        if (keys.Length == 0)
+        {
+            throw new ArgumentException($"-FromVerify: the Verify job '{verify.Name}' found nothing missing or mismatched; there is nothing to repair.", "FromVerify");
+        }
+        request.Type = JobType.Migrate;
+        request.Name ??= $"{verify.Name}-repair";
+        request.SourceConnector = verify.SourceConnector;
+        request.SourceBucket = verify.SourceBucket;
+        request.SourcePrefix = verify.SourcePrefix;
+        request.TargetConnector = verify.TargetConnector;
+        request.TargetBucket = verify.TargetBucket;
+        request.TargetPrefix = verify.TargetPrefix;
+        request.Keys = keys;
+        request.Overwrite = OverwriteMode.Always;
+        request.Filter = new ObjectFilter();
+        request.Deep = false;
+        request.CompareMetadata = false;
     }
 
     public MigrationJob GetJob(Guid id)

@@ -11,7 +11,7 @@ namespace ObjectMigration.Engine.Tests;
 /// The behaviour every pair of endpoints must show. Each subclass runs it against real servers over HTTP:
 /// across vendors (s3rver to RGW, RGW to s3rver) and within RGW, where copies are server-side.
 /// </summary>
-public abstract class ConformanceSuite : IDisposable
+public abstract partial class ConformanceSuite : IDisposable
 {
     protected abstract S3Endpoint Source { get; }
     protected abstract S3Endpoint Target { get; }

@@ -42,6 +42,8 @@ public enum LogType
     ImportSourceChanged,
     /// <summary>Something the run found out or had to leave out, said once: a bucket's region, the server's clock, an attribute the target cannot take.</summary>
     MigrationNotice,
+    /// <summary>A Verify found a key only the target holds, within the job's scope; it is never deleted.</summary>
+    VerifyExtra,
 }
 
 public static class JobStates

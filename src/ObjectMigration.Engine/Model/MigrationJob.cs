@@ -48,6 +48,10 @@ public sealed class MigrationJobRequest
     public TimeSpan? NoProgressTimeout { get; set; }
     /// <summary>Storage classes to write on the target: source class (or "*" for any) to the target's name for it.</summary>
     public Dictionary<string, string> StorageClassMap { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    /// <summary>Verify: read both sides and compare their MD5s, whatever the ETags and records say.</summary>
+    public bool Deep { get; set; }
+    /// <summary>Verify: a different content type, user metadata or tags is a mismatch too.</summary>
+    public bool CompareMetadata { get; set; }
 }
 
 public static class TransferOptions
@@ -101,6 +105,10 @@ public sealed class MigrationJob
     /// <summary>What -StorageClass maps <paramref name="sourceClass"/> (null: STANDARD) to, or null when it does not name it.</summary>
     public string? MappedStorageClass(string? sourceClass) =>
         StorageClassMap.TryGetValue(sourceClass ?? "STANDARD", out var mapped) || StorageClassMap.TryGetValue("*", out mapped) ? mapped : null;
+    /// <summary>Verify: read both sides and compare their MD5s, whatever the ETags and records say.</summary>
+    public bool Deep { get; set; }
+    /// <summary>Verify: a different content type, user metadata or tags is a mismatch too.</summary>
+    public bool CompareMetadata { get; set; }
     /// <summary>Why the job failed, when it did; says what to fix.</summary>
     public string? Error { get; set; }
     /// <summary>Handed to worker processes (-Detached): a worker runs it, and the next worker continues it after a crash.</summary>
@@ -136,6 +144,14 @@ public sealed class MigrationJobProgress
     public double PercentComplete { get; set; }
     public TimeSpan? EstimatedTimeRemaining { get; set; }
     public bool ListingComplete { get; set; }
+    // A Verify's findings (zero for other kinds): every checked key is matching, missing, mismatched or extra.
+    /// <summary>Verify: keys decided so far (matching, missing, mismatched, extra, or failed to check).</summary>
+    public long CheckedObjects { get; set; }
+    public long MatchingObjects { get; set; }
+    public long MissingObjects { get; set; }
+    public long MismatchedObjects { get; set; }
+    /// <summary>Verify: keys only the target holds, within the job's scope.</summary>
+    public long ExtraObjects { get; set; }
 
     public override string ToString() =>
         $"{Name}: {State}, {PercentComplete:0.#} % ({ByteSize.Format(TransferredBytes)} of {ByteSize.Format(TotalBytes)})";

@@ -5,13 +5,26 @@ namespace ObjectMigration.Engine.State;
 /// <summary>One object as listed from the source, before any decision about it.</summary>
 public sealed record ListedObject(string Key, long Size, string? ETag, DateTimeOffset LastModified, string? StorageClass);
 
-/// <summary>A pending object handed to the scheduler, with what the target held when it was listed.</summary>
+/// <summary>
+/// A pending object handed to the scheduler, with what the target held when it was listed and what this module recorded
+/// when it last copied the object there (<paramref name="Copied"/>). A <paramref name="TargetOnly"/> row is a key only
+/// the target holds (a Verify found it); its size and ETag are the target's.
+/// </summary>
 public sealed record PendingObject(
     string Key, long Size, string? ETag, DateTimeOffset LastModified, string? StorageClass,
-    long? TargetSize, string? TargetETag, DateTimeOffset? TargetLastModified, bool TargetListed);
+    long? TargetSize, string? TargetETag, DateTimeOffset? TargetLastModified, bool TargetListed,
+    CopyRecord? Copied = null, bool TargetOnly = false);
+
+/// <summary>
+/// What this module recorded when it copied an object and verified the copy: the source version it read and the ETag
+/// the target gave the result. While both sides still show those ETags, the target holds what was verified.
+/// </summary>
+public sealed record CopyRecord(string? SourceETag, string TargetETag);
 
 /// <summary>The end of one object's handling, written in batches.</summary>
-public sealed record ObjectResult(string Key, ObjectOutcome Outcome, long Bytes, LogType? LogType, string? Message, string? Checksum = null, string? VerifiedBy = null);
+/// <param name="TargetETag">A copy's ETag on the target, kept as this module's record of the verified copy (<see cref="CopyRecord"/>).</param>
+public sealed record ObjectResult(string Key, ObjectOutcome Outcome, long Bytes, LogType? LogType, string? Message, string? Checksum = null, string? VerifiedBy = null,
+    string? TargetETag = null);
 
 /// <summary>
 /// One object of a job as a report shows it. <paramref name="TargetETag"/> is what the target held under the object's
@@ -115,6 +128,13 @@ public interface IStateStore
     (string? Token, bool Done) GetListingCheckpoint(Guid id, bool target);
     /// <summary>Stores one listed page and its continuation point in one transaction; returns rows that were new.</summary>
     int SaveListingPage(Guid id, IReadOnlyList<ListedObject> objects, string? continuationToken, bool done, bool target);
+    /// <summary>
+    /// Keys the target holds (under the target prefix) that no row of the job has, in key order after
+    /// <paramref name="afterKey"/>; keys are given as the source would name them (the target prefix taken off).
+    /// </summary>
+    IReadOnlyList<ListedObject> GetTargetOnlyObjects(Guid id, string afterKey, int limit);
+    /// <summary>Adds keys only the target holds to the job's plan, pending, marked as target-only.</summary>
+    void SaveTargetOnlyObjects(Guid id, IReadOnlyList<ListedObject> objects);
     /// <summary>Replaces what was listed for one source object (it changed while it was copied); the job's found bytes follow.</summary>
     void UpdateListedObject(Guid id, ListedObject current);
 

@@ -92,6 +92,21 @@ internal static class SchemaMigrations
         WHERE outcome IN (2, 3);
         DROP INDEX logs_backfill;
         """,
+        // 7: Verify. Its options; its findings counted as they are recorded (progress reads them without scanning logs);
+        // rows for keys only the target holds. And what this module recorded of each copy it made and verified, per
+        // target object, which a later Verify of any job trusts while neither side's ETag changed.
+        """
+        ALTER TABLE jobs ADD COLUMN verify_deep INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN verify_metadata INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN missing_objects INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN mismatched_objects INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN extra_objects INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE objects ADD COLUMN target_only INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE copies (
+            target_connector_id INTEGER NOT NULL, target_bucket TEXT NOT NULL, target_key TEXT NOT NULL,
+            source_etag TEXT, target_etag TEXT NOT NULL, copied_at TEXT NOT NULL,
+            PRIMARY KEY (target_connector_id, target_bucket, target_key)) WITHOUT ROWID;
+        """,
     ];
 
     public static int LatestVersion => Steps.Length;

@@ -177,7 +177,7 @@ public sealed class SqliteStateStore : IStateStore
         @"SELECT j.seq, j.id, j.name, j.type, j.state, j.phase, j.source_connector_id, COALESCE(CASE WHEN s.hidden = 1 THEN s.endpoint ELSE s.name END, '(removed)'), j.source_bucket, j.source_prefix,
                  j.keys_json, j.target_connector_id, CASE WHEN j.target_connector_id = 0 THEN '' ELSE COALESCE(t.name, '(removed)') END, j.target_bucket, j.target_prefix, j.overwrite, j.filter_json,
                  j.concurrency, j.max_bytes_per_second, j.multipart_threshold, j.part_size, j.created_at, j.started_at, j.finished_at, j.error, j.no_progress_timeout_seconds, j.storage_class_map,
-                 j.detached, j.runner
+                 j.detached, j.runner, j.verify_deep, j.verify_metadata
           FROM jobs j LEFT JOIN connectors s ON s.id = j.source_connector_id LEFT JOIN connectors t ON t.id = j.target_connector_id";
 
     private static MigrationJob ReadJob(SqliteDataReader r) => new()
@@ -213,6 +213,8 @@ public sealed class SqliteStateStore : IStateStore
             r.IsDBNull(26) ? [] : JsonSerializer.Deserialize<Dictionary<string, string>>(r.GetString(26)) ?? [], StringComparer.OrdinalIgnoreCase),
         Detached = r.GetInt64(27) != 0,
         Runner = r.IsDBNull(28) ? null : r.GetString(28),
+        Deep = r.GetInt64(29) != 0,
+        CompareMetadata = r.GetInt64(30) != 0,
     };
 
     public void AddJob(MigrationJob job)
@@ -220,16 +222,17 @@ public sealed class SqliteStateStore : IStateStore
         using var connection = Open();
         using var command = Command(connection,
             @"INSERT INTO jobs (id, name, type, state, source_connector_id, source_bucket, source_prefix, keys_json, target_connector_id,
-                target_bucket, target_prefix, overwrite, filter_json, concurrency, max_bytes_per_second, multipart_threshold, part_size, created_at, no_progress_timeout_seconds, storage_class_map, detached)
+                target_bucket, target_prefix, overwrite, filter_json, concurrency, max_bytes_per_second, multipart_threshold, part_size, created_at, no_progress_timeout_seconds, storage_class_map, detached, verify_deep, verify_metadata)
               VALUES ($id, $name, $type, $state, $src, $sbucket, $sprefix, $keys, $tgt, $tbucket, $tprefix, $overwrite, $filter,
-                $concurrency, $bps, $threshold, $part, $created, $stall, $classes, $detached) RETURNING seq",
+                $concurrency, $bps, $threshold, $part, $created, $stall, $classes, $detached, $deep, $metadata) RETURNING seq",
             ("$id", job.Id.ToString()), ("$name", job.Name), ("$type", job.Type.ToString()), ("$state", job.State.ToString()),
             ("$src", job.SourceConnectorId), ("$sbucket", job.SourceBucket), ("$sprefix", job.SourcePrefix),
             ("$keys", JsonSerializer.Serialize(job.Keys)), ("$tgt", job.TargetConnectorId), ("$tbucket", job.TargetBucket),
             ("$tprefix", job.TargetPrefix), ("$overwrite", job.Overwrite.ToString()), ("$filter", JsonSerializer.Serialize(job.Filter)),
             ("$concurrency", job.Concurrency), ("$bps", job.MaxBytesPerSecond), ("$threshold", job.MultipartThreshold),
             ("$part", job.PartSize), ("$created", Format(job.CreatedAt)), ("$stall", job.NoProgressTimeout?.TotalSeconds ?? 0),
-            ("$classes", job.StorageClassMap.Count == 0 ? null : JsonSerializer.Serialize(job.StorageClassMap)), ("$detached", job.Detached ? 1 : 0));
+            ("$classes", job.StorageClassMap.Count == 0 ? null : JsonSerializer.Serialize(job.StorageClassMap)), ("$detached", job.Detached ? 1 : 0),
+            ("$deep", job.Deep ? 1 : 0), ("$metadata", job.CompareMetadata ? 1 : 0));
         job.Seq = (long)command.ExecuteScalar()!;
     }
 
@@ -427,6 +430,51 @@ public sealed class SqliteStateStore : IStateStore
         return added;
     }
 
+    public IReadOnlyList<ListedObject> GetTargetOnlyObjects(Guid id, string afterKey, int limit) =>
+        // The anti-join looks each target key up by the objects table's primary key: one pass, nothing held in memory.
+        Query(@"SELECT substr(t.key, length(j.target_prefix) + 1), t.size, t.etag, t.last_modified, t.storage_class
+                FROM jobs j JOIN target_objects t ON t.job_seq = j.seq
+                WHERE j.id = $id AND substr(t.key, 1, length(j.target_prefix)) = j.target_prefix AND substr(t.key, length(j.target_prefix) + 1) > $after
+                  AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.job_seq = j.seq AND o.key = substr(t.key, length(j.target_prefix) + 1))
+                ORDER BY t.key LIMIT $limit",
+            r => new ListedObject(r.GetString(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2), Parse(r.GetString(3)), r.IsDBNull(4) ? null : r.GetString(4)),
+            ("$id", id.ToString()), ("$after", afterKey), ("$limit", limit));
+
+    public void SaveTargetOnlyObjects(Guid id, IReadOnlyList<ListedObject> objects)
+    {
+        if (objects.Count == 0) return;
+        using var connection = Open();
+        using var tx = connection.BeginTransaction();
+        var seq = JobSeq(connection, id);
+        var added = 0;
+        using (var insert = Command(connection,
+            "INSERT OR IGNORE INTO objects (job_seq, key, size, etag, last_modified, storage_class, target_only) VALUES ($seq, $key, $size, $etag, $modified, $class, 1)"))
+        {
+            var key = insert.Parameters.Add("$key", SqliteType.Text);
+            var size = insert.Parameters.Add("$size", SqliteType.Integer);
+            var etag = insert.Parameters.Add("$etag", SqliteType.Text);
+            var modified = insert.Parameters.Add("$modified", SqliteType.Text);
+            var storageClass = insert.Parameters.Add("$class", SqliteType.Text);
+            insert.Parameters.AddWithValue("$seq", seq);
+            insert.Prepare();
+            foreach (var o in objects)
+            {
+                key.Value = o.Key;
+                size.Value = o.Size;
+                etag.Value = (object?)o.ETag ?? DBNull.Value;
+                modified.Value = Format(o.LastModified);
+                storageClass.Value = (object?)o.StorageClass ?? DBNull.Value;
+                added += insert.ExecuteNonQuery();
+            }
+        }
+        // Counted as checked keys, not as bytes to move: the source has none of them.
+        using (var counters = Command(connection, "UPDATE jobs SET objects_found = objects_found + $added WHERE seq = $seq", ("$added", added), ("$seq", seq)))
+        {
+            counters.ExecuteNonQuery();
+        }
+        tx.Commit();
+    }
+
     public void UpdateListedObject(Guid id, ListedObject current)
     {
         using var connection = Open();
@@ -449,10 +497,12 @@ public sealed class SqliteStateStore : IStateStore
         // One statement: the job's target prefix and listing state come from the join, not from extra round trips.
         using var connection = Open();
         using var command = Command(connection,
-            @"SELECT o.key, o.size, o.etag, o.last_modified, o.storage_class, t.size, t.etag, t.last_modified, j.target_listing_done
+            @"SELECT o.key, o.size, o.etag, o.last_modified, o.storage_class, t.size, t.etag, t.last_modified, j.target_listing_done,
+                     c.source_etag, c.target_etag, o.target_only
               FROM jobs j
               JOIN objects o ON o.job_seq = j.seq
               LEFT JOIN target_objects t ON t.job_seq = j.seq AND t.key = j.target_prefix || o.key
+              LEFT JOIN copies c ON c.target_connector_id = j.target_connector_id AND c.target_bucket = j.target_bucket AND c.target_key = j.target_prefix || o.key
               WHERE j.id = $id AND o.outcome = 0 AND o.key > $after ORDER BY o.key LIMIT $limit",
             ("$id", id.ToString()), ("$after", afterKey), ("$limit", limit));
         using var r = command.ExecuteReader();
@@ -461,7 +511,8 @@ public sealed class SqliteStateStore : IStateStore
         {
             rows.Add(new PendingObject(r.GetString(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2), Parse(r.GetString(3)),
                 r.IsDBNull(4) ? null : r.GetString(4),
-                r.IsDBNull(5) ? null : r.GetInt64(5), r.IsDBNull(6) ? null : r.GetString(6), ParseOrNull(r.GetValue(7)), r.GetInt64(8) != 0));
+                r.IsDBNull(5) ? null : r.GetInt64(5), r.IsDBNull(6) ? null : r.GetString(6), ParseOrNull(r.GetValue(7)), r.GetInt64(8) != 0,
+                r.IsDBNull(10) ? null : new CopyRecord(r.IsDBNull(9) ? null : r.GetString(9), r.GetString(10)), r.GetInt64(11) != 0));
         }
         return rows;
     }
@@ -472,7 +523,8 @@ public sealed class SqliteStateStore : IStateStore
         using var connection = Open();
         using var tx = connection.BeginTransaction();
         var seq = JobSeq(connection, id);
-        long transferred = 0, transferredBytes = 0, skipped = 0, skippedBytes = 0, failed = 0;
+        long transferred = 0, transferredBytes = 0, skipped = 0, skippedBytes = 0, failed = 0, missing = 0, mismatched = 0, extra = 0;
+        var copies = new List<ObjectResult>();
         using (var update = Command(connection,
             "UPDATE objects SET outcome = $outcome, message = $message, checksum = COALESCE($checksum, checksum), verified_by = $verified, log_type = $logType WHERE job_seq = $seq AND key = $key AND outcome <> $outcome"))
         {
@@ -499,18 +551,54 @@ public sealed class SqliteStateStore : IStateStore
                     case ObjectOutcome.Skipped: skipped++; skippedBytes += result.Bytes; break;
                     case ObjectOutcome.Failed: failed++; break;
                 }
+                switch (result.LogType)
+                {
+                    case LogType.VerifyMissing: missing++; break;
+                    case LogType.VerifyMismatch: mismatched++; break;
+                    case LogType.VerifyExtra: extra++; break;
+                }
+                if (result.Outcome == ObjectOutcome.Transferred) copies.Add(result);
             }
         }
         using (var counters = Command(connection,
             @"UPDATE jobs SET transferred_objects = transferred_objects + $t, transferred_bytes = transferred_bytes + $tb,
-                skipped_objects = skipped_objects + $s, skipped_bytes = skipped_bytes + $sb, failed_objects = failed_objects + $f WHERE seq = $seq",
-            ("$t", transferred), ("$tb", transferredBytes), ("$s", skipped), ("$sb", skippedBytes), ("$f", failed), ("$seq", seq)))
+                skipped_objects = skipped_objects + $s, skipped_bytes = skipped_bytes + $sb, failed_objects = failed_objects + $f,
+                missing_objects = missing_objects + $missing, mismatched_objects = mismatched_objects + $mismatched, extra_objects = extra_objects + $extra
+              WHERE seq = $seq",
+            ("$t", transferred), ("$tb", transferredBytes), ("$s", skipped), ("$sb", skippedBytes), ("$f", failed),
+            ("$missing", missing), ("$mismatched", mismatched), ("$extra", extra), ("$seq", seq)))
         {
             counters.ExecuteNonQuery();
         }
+        RecordCopies(connection, seq, copies);
         var resultLogs = results.Where(r => r.LogType is not null).Select(r => new LogRecord(r.LogType!.Value, r.Key, r.Message ?? ""));
         InsertLogs(connection, seq, resultLogs.Concat(logs));
         tx.Commit();
+    }
+
+    /// <summary>
+    /// Keeps, per target object, the source ETag a copy read and the ETag the target gave it; a copy whose target ETag is
+    /// unknown leaves no record (an older one would vouch for bytes it did not see).
+    /// </summary>
+    private static void RecordCopies(SqliteConnection connection, long seq, IReadOnlyList<ObjectResult> copies)
+    {
+        if (copies.Count == 0) return;
+        using var record = Command(connection,
+            @"INSERT OR REPLACE INTO copies (target_connector_id, target_bucket, target_key, source_etag, target_etag, copied_at)
+              SELECT j.target_connector_id, j.target_bucket, j.target_prefix || o.key, o.etag, $etag, $now
+              FROM jobs j JOIN objects o ON o.job_seq = j.seq AND o.key = $key WHERE j.seq = $seq AND $etag IS NOT NULL;
+              DELETE FROM copies WHERE $etag IS NULL AND (target_connector_id, target_bucket, target_key) =
+                (SELECT j.target_connector_id, j.target_bucket, j.target_prefix || $key FROM jobs j WHERE j.seq = $seq)");
+        record.Parameters.AddWithValue("$seq", seq);
+        record.Parameters.AddWithValue("$now", Now());
+        var key = record.Parameters.Add("$key", SqliteType.Text);
+        var etag = record.Parameters.Add("$etag", SqliteType.Text);
+        foreach (var copy in copies)
+        {
+            key.Value = copy.Key;
+            etag.Value = (object?)copy.TargetETag?.Trim('"').ToLowerInvariant() ?? DBNull.Value;
+            record.ExecuteNonQuery();
+        }
     }
 
     private static void InsertLogs(SqliteConnection connection, long seq, IEnumerable<LogRecord> logs)
@@ -547,7 +635,10 @@ public sealed class SqliteStateStore : IStateStore
         var seq = JobSeq(connection, id);
         using var reset = Command(connection, "UPDATE objects SET outcome = 0, message = NULL, log_type = NULL WHERE job_seq = $seq AND outcome = 3", ("$seq", seq));
         var count = reset.ExecuteNonQuery();
-        using var counters = Command(connection, "UPDATE jobs SET failed_objects = failed_objects - $n WHERE seq = $seq", ("$n", count), ("$seq", seq));
+        // Every failed row goes back, so every Verify finding is decided again.
+        using var counters = Command(connection,
+            "UPDATE jobs SET failed_objects = failed_objects - $n, missing_objects = 0, mismatched_objects = 0, extra_objects = 0 WHERE seq = $seq",
+            ("$n", count), ("$seq", seq));
         counters.ExecuteNonQuery();
         tx.Commit();
         return count;
@@ -607,7 +698,8 @@ public sealed class SqliteStateStore : IStateStore
     {
         return Query(
             @"SELECT id, name, state, phase, objects_found, transferred_objects, skipped_objects, failed_objects, bytes_found,
-                     transferred_bytes + moving_bytes, skipped_bytes, listing_done, bytes_per_second, objects_per_second
+                     transferred_bytes + moving_bytes, skipped_bytes, listing_done, bytes_per_second, objects_per_second,
+                     type, missing_objects, mismatched_objects, extra_objects
               FROM jobs WHERE id = $id",
             r =>
             {
@@ -631,6 +723,15 @@ public sealed class SqliteStateStore : IStateStore
                 if (progress.State != JobState.Running) (progress.BytesPerSecond, progress.ObjectsPerSecond) = (0, 0);
                 var skippedBytes = r.GetInt64(10);
                 progress.PendingObjects = progress.Objects - progress.TransferredObjects - progress.SkippedObjects - progress.FailedObjects;
+                if (r.GetString(14) == nameof(JobType.Verify))
+                {
+                    // A verify copies nothing: its skipped objects are the matching ones, its failed ones findings or errors.
+                    progress.CheckedObjects = progress.Objects - progress.PendingObjects;
+                    progress.MatchingObjects = progress.SkippedObjects;
+                    progress.MissingObjects = r.GetInt64(15);
+                    progress.MismatchedObjects = r.GetInt64(16);
+                    progress.ExtraObjects = r.GetInt64(17);
+                }
                 Accounting.ProgressMath.Complete(progress, skippedBytes);
                 return progress;
             },

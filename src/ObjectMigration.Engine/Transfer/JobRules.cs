@@ -35,6 +35,8 @@ public static class JobRules
             if (string.IsNullOrWhiteSpace(r.TargetConnector)) throw new ArgumentException($"-TargetConnector is required for a {r.Type} job: name the connector to copy into (see Get-CloudConnector).", "TargetConnector");
             CheckBucket(r.TargetBucket, "TargetBucket", legacyAllowed: false);
         }
+        if (r.Type != JobType.Verify && r.Deep) throw new ArgumentException("-Deep applies to Verify jobs only: add -Type Verify, or leave -Deep out.", "Deep");
+        if (r.Type != JobType.Verify && r.CompareMetadata) throw new ArgumentException("-CompareMetadata applies to Verify jobs only: add -Type Verify, or leave -CompareMetadata out.", "CompareMetadata");
         CheckPrefix(r.SourcePrefix, "SourcePrefix", segmentsChecked: false);
         CheckPrefix(r.TargetPrefix, "TargetPrefix", segmentsChecked: true);
         if (r.Concurrency is < 1 or > 256) throw new ArgumentException($"-Concurrency {r.Concurrency} is out of range: use 1 to 256.", "Concurrency");

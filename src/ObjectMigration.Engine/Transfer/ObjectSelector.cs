@@ -77,12 +77,14 @@ public sealed class ObjectSelector
             : null;
     }
 
-    /// <summary>Same size, and same ETag where both are content MD5s; multipart ETags depend on part sizes, so size and age decide.</summary>
+    /// <summary>
+    /// The object comparer's answer; what it cannot settle without reading bytes counts as the same when the target's
+    /// copy is at least as new as the source (multipart ETags depend on part sizes).
+    /// </summary>
     private static bool IsSame(PendingObject o)
     {
-        if (o.TargetSize != o.Size) return false;
-        if (Checksums.IsPlainMd5(o.ETag) && Checksums.IsPlainMd5(o.TargetETag)) return Checksums.SameETag(o.ETag, o.TargetETag);
-        return o.TargetLastModified >= o.LastModified;
+        var comparison = ObjectComparer.Compare(o);
+        return comparison.Verdict == Sameness.Unknown ? o.TargetLastModified >= o.LastModified : comparison.IsSame;
     }
 
     private static ObjectResult Skip(PendingObject o, LogType type, string message) => new(o.Key, ObjectOutcome.Skipped, o.Size, type, message);

@@ -61,8 +61,8 @@ internal static class JobWaiter
             var message = job.State == JobState.Failed
                 ? $"Migration job '{job.Name}' failed: {job.Error}"
                 : job.Type == JobType.Verify
-                    ? $"Verify job '{job.Name}' found objects missing or different on the target. See Get-MigrationJobLog -Id {job.Id} -Type VerifyMissing, VerifyMismatch; " +
-                      "a Migrate job with the same source and target copies them again (-Overwrite IfDifferent)."
+                    ? $"Verify job '{job.Name}' found objects missing or different on the target, or only on the target. See Get-MigrationJobLog -Id {job.Id} -Type VerifyMissing, VerifyMismatch, VerifyExtra; " +
+                      $"New-MigrationJob -FromVerify {job.Id} copies the missing and mismatched ones again (objects only on the target are never deleted)."
                     : $"Migration job '{job.Name}' completed with failed objects. See Get-MigrationJobLog -Id {job.Id} -Type ImportErrorRetryExhaustion, or retry them with Resume-MigrationJob -RetryFailed.";
             cmdlet.WriteError(new ErrorRecord(new InvalidOperationException(message),
                 job.State == JobState.Failed ? "MigrationJobFailed" : "MigrationJobCompletedWithErrors", ErrorCategory.OperationStopped, job));
@@ -72,8 +72,10 @@ internal static class JobWaiter
 
     internal static ProgressRecord ToProgressRecord(int activityId, MigrationJob job, MigrationJobProgress p)
     {
-        var status = $"{job.State} {p.Phase}: {p.TransferredObjects + p.SkippedObjects + p.FailedObjects}/{p.Objects} objects, " +
-                     $"{Format.Bytes(p.TransferredBytes)} of {Format.Bytes(p.TotalBytes)}, {Format.Bytes((long)p.BytesPerSecond)}/s";
+        var status = job.Type == JobType.Verify
+            ? $"{job.State} {p.Phase}: {p.CheckedObjects}/{p.Objects} checked, {p.MatchingObjects} matching, {p.MissingObjects} missing, {p.MismatchedObjects} mismatched, {p.ExtraObjects} extra"
+            : $"{job.State} {p.Phase}: {p.TransferredObjects + p.SkippedObjects + p.FailedObjects}/{p.Objects} objects, " +
+              $"{Format.Bytes(p.TransferredBytes)} of {Format.Bytes(p.TotalBytes)}, {Format.Bytes((long)p.BytesPerSecond)}/s";
         var record = new ProgressRecord(activityId, $"Migration job {job.Name}", status)
         {
             PercentComplete = (int)Math.Clamp(p.PercentComplete, 0, 100),

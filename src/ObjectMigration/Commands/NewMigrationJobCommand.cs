@@ -27,7 +27,8 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     [Credential]
     public PSCredential SourceCredential { get; set; } = PSCredential.Empty;
 
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    [Parameter(Mandatory = true, ParameterSetName = "SavedSource", ValueFromPipelineByPropertyName = true)]
+    [Parameter(Mandatory = true, ParameterSetName = "UnsavedSource", ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(Completers.BucketNameCompleter))]
     public string SourceBucket { get; set; } = "";
 
@@ -94,6 +95,23 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     /// </summary>
     [Parameter] public SwitchParameter Force { get; set; }
 
+    /// <summary>Verify: reads both sides whole and compares their MD5s (bandwidth-capped like any job), whatever ETags and records say.</summary>
+    [Parameter] public SwitchParameter Deep { get; set; }
+
+    /// <summary>Verify: a different content type, user metadata or tags is a mismatch too.</summary>
+    [Parameter] public SwitchParameter CompareMetadata { get; set; }
+
+    /// <summary>
+    /// The id of a finished Verify job: creates a Migrate job with its source and target for exactly the keys it found
+    /// missing or mismatched (Overwrite Always). A second verify is then clean.
+    /// </summary>
+    [Parameter(Mandatory = true, ParameterSetName = "FromVerify")]
+    public Guid FromVerify { get; set; }
+
+    /// <summary>What a repair takes from its Verify job, so giving it as well is a mistake.</summary>
+    private static readonly string[] DefinedByVerify =
+        ["Type", "Overwrite", "SourcePrefix", "TargetPrefix", "Key", "Include", "Exclude", "ModifiedAfter", "ModifiedBefore", "MinSize", "MaxSize", "ExcludeContentType", "Deep", "CompareMetadata"];
+
     private MigrationJobRequest BuildRequest() => new()
     {
         Name = Name,
@@ -122,6 +140,8 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
         PartSize = PartSize,
         NoProgressTimeout = NoProgressTimeout,
         StorageClassMap = StorageClassMap(),
+        Deep = Deep,
+        CompareMetadata = CompareMetadata,
     };
 
     private Dictionary<string, string> StorageClassMap()
@@ -180,6 +200,15 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
                 throw DetachedWithAsJob();
             }
             var request = BuildRequest();
+            if (ParameterSetName == "FromVerify")
+            {
+                if (DefinedByVerify.FirstOrDefault(MyInvocation.BoundParameters.ContainsKey) is { } given)
+                {
+                    throw new ArgumentException($"-{given} cannot be given with -FromVerify: the repair takes its source, target and keys from the Verify job.", given);
+                }
+                Engine.MakeRepairOf(FromVerify, request);
+                description = $"repair of Verify job {FromVerify}: {request.Keys.Length} keys {request.SourceConnector}/{request.SourceBucket}/{request.SourcePrefix} -> {request.TargetConnector}/{request.TargetBucket}/{request.TargetPrefix}";
+            }
             var unsavedSource = ParameterSetName == "UnsavedSource"
                 ? ObjectMigration.Engine.MigrationEngine.Unsaved(new CloudConnector { Name = SourceEndpoint, Provider = ConnectorProvider.S3, Endpoint = SourceEndpoint, Region = SourceRegion },
                     SourceCredential.UserName, SourceCredential.GetNetworkCredential().Password, pathStyleGiven: false)

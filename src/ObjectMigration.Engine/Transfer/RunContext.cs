@@ -1,0 +1,139 @@
+using System.Collections.Concurrent;
+using ObjectMigration.Engine.Accounting;
+using ObjectMigration.Engine.Model;
+using ObjectMigration.Engine.Scheduling;
+using ObjectMigration.Engine.State;
+using ObjectMigration.Engine.Storage;
+
+namespace ObjectMigration.Engine.Transfer;
+
+/// <summary>
+/// What one run shares between the pipeline (<see cref="MigrationRunner"/>) and the job kind that plugs into it: the
+/// job, both stores, the queue, the counters, and the one way an object's handling ends (<see cref="Finish"/>,
+/// <see cref="Fail"/>, <see cref="Abandon"/>).
+/// </summary>
+internal sealed class RunContext
+{
+    private readonly ConcurrentQueue<ObjectResult> _results = new();
+    private readonly ConcurrentQueue<LogRecord> _logs = new();
+    private readonly ConcurrentDictionary<string, byte> _inFlight = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _loggedOnce = new(StringComparer.Ordinal);
+    private int _outstanding;
+    private Exception? _fatal;
+
+    public RunContext(IStateStore store, MigrationJob job, IObjectStore source, IObjectStore target, RunnerOptions options)
+    {
+        Store = store;
+        Job = job;
+        Source = source;
+        Target = target;
+        Options = options;
+        Selector = new ObjectSelector(job, options.TargetMaxObjectSize);
+        Queue = new WorkQueue(Math.Max(2, job.Concurrency * 2));
+        Limiter = job.MaxBytesPerSecond > 0 ? new BandwidthLimiter(job.MaxBytesPerSecond) : null;
+    }
+
+    public IStateStore Store { get; }
+    public MigrationJob Job { get; }
+    public IObjectStore Source { get; }
+    public IObjectStore Target { get; }
+    public RunnerOptions Options { get; }
+    public ObjectSelector Selector { get; }
+    public JobCounters Counters { get; } = new();
+    public WorkQueue Queue { get; }
+    /// <summary>The job's bandwidth cap; every byte read or copied for the job goes through it.</summary>
+    public BandwidthLimiter? Limiter { get; }
+
+    /// <summary>What stopped the whole job, if anything; the first cause wins.</summary>
+    public Exception? Fatal => Volatile.Read(ref _fatal);
+
+    /// <param name="replace">The job-level failure of a stage names the cause better than what a worker saw first.</param>
+    public void SetFatal(Exception e, bool replace = false)
+    {
+        if (replace) Volatile.Write(ref _fatal, e);
+        else Interlocked.CompareExchange(ref _fatal, e, null);
+    }
+
+    /// <summary>Objects queued or in a worker whose result is not recorded yet.</summary>
+    public int Outstanding => Volatile.Read(ref _outstanding);
+
+    public bool IsInFlight(string key) => _inFlight.ContainsKey(key);
+
+    public string TargetKey(string key) => Job.TargetPrefix + key;
+
+    /// <summary>The object goes to a worker: it is in flight until its result is recorded or the run stops.</summary>
+    public void Dispatch(string key)
+    {
+        _inFlight[key] = 0;
+        Interlocked.Increment(ref _outstanding);
+    }
+
+    /// <summary>An outcome decided without a worker, or by one (through <see cref="Finish"/>).</summary>
+    public void Record(ObjectResult result)
+    {
+        _results.Enqueue(result);
+        Counters.Add(result);
+    }
+
+    public void Log(LogRecord record) => _logs.Enqueue(record);
+
+    /// <summary>Logs <paramref name="message"/> once per run for <paramref name="topic"/> (what a target could not take, a fallback taken).</summary>
+    public void LogOnce(string topic, string? key, string message)
+    {
+        if (_loggedOnce.TryAdd(topic, 0)) _logs.Enqueue(new LogRecord(LogType.MigrationNotice, key, message));
+    }
+
+    public void Finish(string key, ObjectResult result)
+    {
+        Record(result);
+        // From here its bytes count through the recorded result (or, failed, not at all).
+        Counters.Forget(key);
+        Abandon(key);
+    }
+
+    /// <summary>The run stopped while the object was in a worker: it stays pending for the next run.</summary>
+    public void Abandon(string key)
+    {
+        _inFlight.TryRemove(key, out _);
+        Interlocked.Decrement(ref _outstanding);
+    }
+
+    public void Fail(PendingObject o, Exception e)
+    {
+        if (e is StorageException { IsJobFatal: true } || (e is StorageException { ErrorClass: ErrorClass.Connection }))
+        {
+            SetFatal(e);
+        }
+        var type = e is StorageException { IsRetryable: true } or StorageException { ErrorClass: ErrorClass.Connection }
+            ? LogType.ImportErrorRetryExhaustion : LogType.MigrationError;
+        Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Failed, 0, type, e.Message));
+    }
+
+    public Action<StorageException, int> OnRetry(string key) => (_, _) => Counters.CountRetry();
+
+    /// <summary>Writes the queued results and log entries in one transaction, with the counters.</summary>
+    public void FlushResults()
+    {
+        var results = new List<ObjectResult>();
+        while (_results.TryDequeue(out var r)) results.Add(r);
+        var logs = new List<LogRecord>();
+        while (_logs.TryDequeue(out var l)) logs.Add(l);
+        Store.SaveResults(Job.Id, results, logs);
+    }
+
+    public int QueuedResults => _results.Count;
+
+    public async Task AbortUploadQuietlyAsync(string key, string uploadId, CancellationToken timeout = default)
+    {
+        try
+        {
+            using var own = timeout.CanBeCanceled ? null : new CancellationTokenSource(Options.AbortTimeout);
+            await Target.AbortMultipartAsync(Job.TargetBucket, TargetKey(key), uploadId, own?.Token ?? timeout).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is StorageException or OperationCanceledException)
+        {
+            _logs.Enqueue(new LogRecord(LogType.MigrationError, key, $"Could not abort the multipart upload: {e.Message}"));
+        }
+        Store.ForgetUpload(Job.Id, key);
+    }
+}
