@@ -33,12 +33,6 @@ public sealed class CloudBucket
     public override string ToString() => Name;
 }
 
-public sealed class MigrationPreview
-{
-    public long Objects { get; set; }
-    public long TotalBytes { get; set; }
-}
-
 /// <summary>
 /// The engine's front door: what the cmdlets call. One instance per state folder, shared by all runspaces of a
 /// process; other processes of the same user see the same state through the database.
@@ -55,6 +49,8 @@ public sealed class MigrationEngine
         double.TryParse(Environment.GetEnvironmentVariable("OBJECTMIGRATION_STALE_SECONDS"), System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds > 0 ? seconds : 10);
 
     public IStateStore Store { get; }
+    /// <summary>The database under <see cref="Store"/> (which tests may wrap), for what works on the file itself.</summary>
+    private readonly SqliteStateStore _database;
     private readonly SecretProtector _secrets;
 
     public string HomeFolder { get; }
@@ -62,8 +58,8 @@ public sealed class MigrationEngine
     private MigrationEngine(string home, Func<IStateStore, IStateStore>? wrapStore = null)
     {
         HomeFolder = home;
-        IStateStore store = new SqliteStateStore(StateLocation.DatabasePath(home));
-        Store = wrapStore is null ? store : wrapStore(store);
+        _database = new SqliteStateStore(StateLocation.DatabasePath(home));
+        Store = wrapStore is null ? _database : wrapStore(_database);
         _secrets = new SecretProtector(home);
     }
 
@@ -299,13 +295,20 @@ public sealed class MigrationEngine
                 : ConnectorCredential.Of(unsavedSource.Connector);
             source = AddConnector(unsavedSource.Connector, credential, pathStyleGiven: true, hidden: true);
         }
-        var job = new MigrationJob
+        var job = NewJob(request, source!, target, detached);
+        Store.AddJob(job);
+        return job;
+    }
+
+    /// <summary>The job a request describes, in state Pending, not yet stored.</summary>
+    private static MigrationJob NewJob(MigrationJobRequest request, CloudConnector source, CloudConnector? target, bool detached) =>
+        new()
         {
             Id = Guid.NewGuid(),
             Name = NameFor(request),
             Type = request.Type,
             State = JobState.Pending,
-            SourceConnectorId = source!.Id,
+            SourceConnectorId = source.Id,
             SourceConnector = source.Name,
             SourceBucket = request.SourceBucket,
             SourcePrefix = request.SourcePrefix ?? "",
@@ -327,9 +330,6 @@ public sealed class MigrationEngine
             CreatedAt = DateTimeOffset.UtcNow,
             Detached = detached,
         };
-        Store.AddJob(job);
-        return job;
-    }
 
     /// <summary>
     /// Checks a request against every rule that needs no network (JobRules), with the connectors it names: nothing is
@@ -516,27 +516,31 @@ public sealed class MigrationEngine
         }
     }
 
-    /// <summary>What a job would select, listed live and written nowhere (-WhatIf).</summary>
-    public async Task<MigrationPreview> PreviewAsync(MigrationJobRequest request, CancellationToken ct, ConnectorAccess? unsavedSource = null)
+    /// <summary>
+    /// What a job of <paramref name="request"/> would do, per action and reason, from live listings of both sides
+    /// (-WhatIf): the same kind decides every object with the same rules and comparer as the real run, in a scratch store
+    /// that holds this module's copy records for the target. Nothing is written to the state or to either bucket.
+    /// </summary>
+    public async Task<IReadOnlyList<MigrationPlanRow>> PlanAsync(MigrationJobRequest request, CancellationToken ct, ConnectorAccess? unsavedSource = null)
     {
         CheckRules(request, unsavedSource);
-        using var store = OpenObjectStore(unsavedSource ?? GetAccess(GetConnector(request.SourceConnector)));
-        var selector = new ObjectSelector(new MigrationJob { Filter = request.Filter, Overwrite = request.Overwrite });
-        var preview = new MigrationPreview();
-        string? token = null;
-        do
+        var sourceAccess = unsavedSource ?? GetAccess(GetConnector(request.SourceConnector));
+        var target = request.Type == JobType.Inventory ? null : GetConnector(request.TargetConnector);
+        var job = NewJob(request, sourceAccess.Connector, target, detached: false);
+        var folder = Path.Combine(Path.GetTempPath(), "om-plan-" + Guid.NewGuid().ToString("n"));
+        try
         {
-            var page = await store.ListAsync(request.SourceBucket, request.SourcePrefix, token, 1000, ct).ConfigureAwait(false);
-            foreach (var o in page.Objects.Where(selector.Selects))
-            {
-                if (request.Keys.Length > 0 && !request.Keys.Contains(o.Key, StringComparer.Ordinal)) continue;
-                preview.Objects++;
-                preview.TotalBytes += o.Size;
-            }
-            token = page.NextContinuationToken;
+            var scratch = SqliteStateStore.ForPlan(Path.Combine(folder, "plan.db"), _database, job.TargetConnectorId, job.TargetBucket);
+            scratch.AddJob(job);
+            using var source = OpenObjectStore(sourceAccess, job.Concurrency, job.NoProgressTimeout);
+            using var targetStore = target is null ? null : OpenObjectStore(GetAccess(target), job.Concurrency, job.NoProgressTimeout);
+            return await new MigrationRunner(scratch, job, source, targetStore ?? source).PlanAsync(ct).ConfigureAwait(false);
         }
-        while (token is not null);
-        return preview;
+        finally
+        {
+            try { Directory.Delete(folder, recursive: true); }
+            catch (IOException) { /* a handle not yet released: the temp folder is cleaned by the system */ }
+        }
     }
 
     public void RequestPause(Guid id)

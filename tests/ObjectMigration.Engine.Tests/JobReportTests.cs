@@ -304,7 +304,14 @@ public sealed class JobReportTests : IDisposable
         using (var connection = _store.Open())
         using (var downgrade = connection.CreateCommand())
         {
-            downgrade.CommandText = "ALTER TABLE objects DROP COLUMN log_type; DELETE FROM schema_version WHERE version > 5;";
+            // Back to schema 5: step 6's column and everything later.
+            downgrade.CommandText = """
+                ALTER TABLE objects DROP COLUMN log_type;
+                ALTER TABLE jobs DROP COLUMN verify_deep; ALTER TABLE jobs DROP COLUMN verify_metadata; ALTER TABLE jobs DROP COLUMN missing_objects;
+                ALTER TABLE jobs DROP COLUMN mismatched_objects; ALTER TABLE jobs DROP COLUMN extra_objects;
+                ALTER TABLE objects DROP COLUMN target_only; DROP TABLE copies;
+                DELETE FROM schema_version WHERE version > 5;
+                """;
             downgrade.ExecuteNonQuery();
         }
         SqliteConnection.ClearAllPools();

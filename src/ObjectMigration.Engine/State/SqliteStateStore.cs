@@ -15,7 +15,11 @@ public sealed class SqliteStateStore : IStateStore
 
     public string Location { get; }
 
-    public SqliteStateStore(string databasePath)
+    public SqliteStateStore(string databasePath) : this(databasePath, pooling: true)
+    {
+    }
+
+    private SqliteStateStore(string databasePath, bool pooling)
     {
         Location = databasePath;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(databasePath))!);
@@ -23,11 +27,28 @@ public sealed class SqliteStateStore : IStateStore
         {
             DataSource = databasePath,
             Mode = SqliteOpenMode.ReadWriteCreate,
-            Pooling = true,
+            Pooling = pooling,
             // Also the busy timeout: writers from other processes wait instead of failing.
             DefaultTimeout = 30,
         }.ToString();
         SchemaMigrations.Apply(Open);
+    }
+
+    /// <summary>
+    /// A throw-away store for a dry run (no pooled handles, so its folder can be deleted at once), holding the copy
+    /// records <paramref name="real"/> keeps for the target bucket: decisions that trust this module's earlier copies
+    /// see them as a real run would.
+    /// </summary>
+    public static SqliteStateStore ForPlan(string databasePath, SqliteStateStore real, long targetConnectorId, string targetBucket)
+    {
+        var plan = new SqliteStateStore(databasePath, pooling: false);
+        using var connection = plan.Open();
+        using var copy = Command(connection, "ATTACH DATABASE $real AS real; INSERT INTO copies SELECT * FROM real.copies WHERE target_connector_id = $id AND target_bucket = $bucket;",
+            ("$real", real.Location), ("$id", targetConnectorId), ("$bucket", targetBucket));
+        copy.ExecuteNonQuery();
+        using var detach = Command(connection, "DETACH DATABASE real");
+        detach.ExecuteNonQuery();
+        return plan;
     }
 
     internal SqliteConnection Open()

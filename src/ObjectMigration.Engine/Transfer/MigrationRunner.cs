@@ -165,9 +165,59 @@ public sealed class MigrationRunner
         }
     }
 
+    // ---- Dry run ----
+
+    /// <summary>
+    /// What a run would do, without doing it (New-MigrationJob -WhatIf): both sides are listed into this runner's store
+    /// (a scratch one) and the kind decides every object exactly as a run would, with the same comparer and rules; the
+    /// objects it would act on count as its planned action. Nothing is written to either bucket, and no lease is held.
+    /// </summary>
+    public async Task<IReadOnlyList<MigrationPlanRow>> PlanAsync(CancellationToken ct)
+    {
+        var rows = new Dictionary<(PlannedAction, string), MigrationPlanRow>();
+        void Add(PlannedAction action, string reason, long bytes)
+        {
+            if (!rows.TryGetValue((action, reason), out var row)) rows[(action, reason)] = row = new MigrationPlanRow { Action = action, Reason = reason };
+            row.Objects++;
+            row.Bytes += bytes;
+        }
+        await CheckBucketsAsync(ct).ConfigureAwait(false);
+        if (_kind.ListsTarget)
+        {
+            var scope = _job.Keys.Length > 0 ? _job.TargetPrefix : _job.TargetPrefix + _job.SourcePrefix;
+            await ListIntoStoreAsync(_target, _job.TargetBucket, scope, target: true, ct).ConfigureAwait(false);
+        }
+        await (_job.Keys.Length > 0
+            ? ListExplicitKeysAsync(ct)
+            : ListIntoStoreAsync(_source, _job.SourceBucket, _job.SourcePrefix, target: false, ct, o => Add(PlannedAction.Exclude, "Filter", o.Size))).ConfigureAwait(false);
+        await _kind.AfterSourceListedAsync(ct).ConfigureAwait(false);
+        var cursor = "";
+        while (_store.GetPendingObjects(_job.Id, cursor, 1000) is { Count: > 0 } batch)
+        {
+            foreach (var o in batch)
+            {
+                cursor = o.Key;
+                if (_kind.Decide(o) is not { } decided)
+                {
+                    Add(_kind.PlannedAction, "", o.Size);
+                    continue;
+                }
+                var action = decided.Outcome switch
+                {
+                    ObjectOutcome.Transferred => PlannedAction.Transfer,
+                    ObjectOutcome.Failed => PlannedAction.Fail,
+                    _ => PlannedAction.Skip,
+                };
+                Add(action, decided.LogType?.ToString() ?? "", o.Size);
+            }
+        }
+        return rows.Values.OrderBy(r => r.Action).ThenBy(r => r.Reason, StringComparer.Ordinal).ToList();
+    }
+
     // ---- Listing ----
 
-    private async Task ListIntoStoreAsync(IObjectStore store, string bucket, string prefix, bool target, CancellationToken ct)
+    /// <param name="excluded">Told of each source object the filters leave out (a dry run counts them).</param>
+    private async Task ListIntoStoreAsync(IObjectStore store, string bucket, string prefix, bool target, CancellationToken ct, Action<ListedObject>? excluded = null)
     {
         var (token, done) = _store.GetListingCheckpoint(_job.Id, target);
         while (!done)
@@ -183,6 +233,10 @@ public sealed class MigrationRunner
                     "Fix the cause, then Resume-MigrationJob continues the listing from its last page.", e);
             }
             var selected = target ? page.Objects : page.Objects.Where(_run.Selector.Selects).ToList();
+            if (excluded is not null && selected.Count < page.Objects.Count)
+            {
+                foreach (var o in page.Objects.Except(selected)) excluded(o);
+            }
             token = page.NextContinuationToken;
             done = token is null;
             _store.SaveListingPage(_job.Id, selected, token, done, target);

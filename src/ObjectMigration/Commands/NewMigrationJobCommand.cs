@@ -6,7 +6,7 @@ using JobState = ObjectMigration.Engine.Model.JobState;
 namespace ObjectMigration.Commands;
 
 [Cmdlet(VerbsCommon.New, "MigrationJob", SupportsShouldProcess = true, DefaultParameterSetName = "SavedSource")]
-[OutputType(typeof(MigrationJob), typeof(Job))]
+[OutputType(typeof(MigrationJob), typeof(Job), typeof(MigrationPlanRow))]
 public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
@@ -219,8 +219,8 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
             {
                 if (MyInvocation.BoundParameters.ContainsKey("WhatIf"))
                 {
-                    var preview = Await(Engine.PreviewAsync(request, Cancellation, unsavedSource));
-                    WriteObject(preview);
+                    // The plan per action and reason, from live listings of both sides and the real rules.
+                    foreach (var row in Await(Engine.PlanAsync(request, Cancellation, unsavedSource))) WriteObject(row);
                 }
                 return;
             }

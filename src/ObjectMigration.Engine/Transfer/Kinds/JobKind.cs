@@ -49,6 +49,9 @@ internal abstract class JobKind(RunContext run)
     /// <summary>Runs once the source listing is complete, as part of listing: adds rows to the plan that only now can be known.</summary>
     public virtual Task AfterSourceListedAsync(CancellationToken ct) => Task.CompletedTask;
 
+    /// <summary>What a dry run calls the objects this kind would act on (rather than decide from the listings).</summary>
+    public virtual PlannedAction PlannedAction => PlannedAction.Transfer;
+
     /// <summary>The sentence the job's MigrationComplete entry ends with.</summary>
     public abstract string Summary(MigrationJobProgress progress);
 }

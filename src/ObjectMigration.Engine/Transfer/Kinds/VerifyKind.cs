@@ -16,6 +16,7 @@ internal sealed class VerifyKind(RunContext run) : JobKind(run)
     private const int TargetOnlyPageSize = 1000;
 
     public override bool ListsTarget => true;
+    public override PlannedAction PlannedAction => PlannedAction.Check;
     public override JobPhase WorkPhase => JobPhase.Verifying;
 
     public override ObjectResult? Decide(PendingObject o)
