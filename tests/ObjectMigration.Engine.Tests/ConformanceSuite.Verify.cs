@@ -109,4 +109,26 @@ public abstract partial class ConformanceSuite
         Assert.Contains("content: both read", mismatch.Message);
         Assert.Equal((1L, 1L), (progress.MatchingObjects, progress.MismatchedObjects));
     }
+
+    [Fact]
+    public async Task Deep_verify_reads_the_bytes_where_a_copy_record_says_the_target_was_written_again()
+    {
+        var source = await _sourceClient.NewBucketAsync();
+        var target = await _targetClient.NewBucketAsync();
+        var content = TestEndpoints.Bytes(4000, 21);
+        await _sourceClient.PutAsync(source, "rewritten.bin", content);
+        var (migrated, _) = await MigrateAsync(source, target);
+        Assert.Equal(JobState.Completed, migrated.State);
+        var copiedETag = (await _targetClient.GetObjectMetadataAsync(target, "rewritten.bin")).ETag;
+        // Written again with the same bytes, as a one-part multipart upload: a new ETag (s3rver keeps the MD5), the same content.
+        await PutMultipartAsync(_targetClient, target, "rewritten.bin", content);
+        var rewrittenETag = (await _targetClient.GetObjectMetadataAsync(target, "rewritten.bin")).ETag;
+
+        var (_, _, recordFindings) = await VerifyAsync(source, target);
+        // The record of the copy sees a new ETag as a rewrite; an unchanged ETag still vouches for the copy.
+        Assert.Equal(rewrittenETag == copiedETag ? [] : ["rewritten.bin"], recordFindings[LogType.VerifyMismatch].ToArray());
+        var (deep, deepProgress) = await MigrateAsync(source, target, r => { r.Type = JobType.Verify; r.Deep = true; });
+        Assert.Equal(JobState.Completed, deep.State);
+        Assert.Equal(1, deepProgress.MatchingObjects);
+    }
 }

@@ -20,7 +20,9 @@ public static class Inventory
         foreach (var o in store.StreamListedObjects(job.Id))
         {
             Add(total, o);
-            if (depth > 0) Add(Group(prefixes, InventoryGroup.Prefix, PrefixOf(o.Key[Math.Min(job.SourcePrefix.Length, o.Key.Length)..], depth)), o);
+            // Keys given with -Key may lie outside the source prefix: only a key under it is cut to its relative part.
+            var relative = o.Key.StartsWith(job.SourcePrefix, StringComparison.Ordinal) ? o.Key[job.SourcePrefix.Length..] : o.Key;
+            if (depth > 0) Add(Group(prefixes, InventoryGroup.Prefix, PrefixOf(relative, depth)), o);
             Add(Group(classes, InventoryGroup.StorageClass, string.IsNullOrEmpty(o.StorageClass) ? "STANDARD" : o.StorageClass), o);
         }
         return [total, .. prefixes.Values, .. classes.Values];

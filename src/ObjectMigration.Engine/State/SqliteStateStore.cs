@@ -453,9 +453,11 @@ public sealed class SqliteStateStore : IStateStore
 
     public IReadOnlyList<ListedObject> GetTargetOnlyObjects(Guid id, string afterKey, int limit) =>
         // The anti-join looks each target key up by the objects table's primary key: one pass, nothing held in memory.
+        // Each page starts after the last key by the target table's primary key (prefix || after), not by a computed
+        // substring, so a page does not scan the rows before it again.
         Query(@"SELECT substr(t.key, length(j.target_prefix) + 1), t.size, t.etag, t.last_modified, t.storage_class
                 FROM jobs j JOIN target_objects t ON t.job_seq = j.seq
-                WHERE j.id = $id AND substr(t.key, 1, length(j.target_prefix)) = j.target_prefix AND substr(t.key, length(j.target_prefix) + 1) > $after
+                WHERE j.id = $id AND t.key > j.target_prefix || $after AND substr(t.key, 1, length(j.target_prefix)) = j.target_prefix
                   AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.job_seq = j.seq AND o.key = substr(t.key, length(j.target_prefix) + 1))
                 ORDER BY t.key LIMIT $limit",
             r => new ListedObject(r.GetString(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2), Parse(r.GetString(3)), r.IsDBNull(4) ? null : r.GetString(4)),
@@ -706,7 +708,7 @@ public sealed class SqliteStateStore : IStateStore
     {
         using var connection = Open();
         var seq = JobSeq(connection, id);
-        using var command = Command(connection, "SELECT key, size, etag, last_modified, storage_class FROM objects WHERE job_seq = $seq ORDER BY key", ("$seq", seq));
+        using var command = Command(connection, "SELECT key, size, etag, last_modified, storage_class FROM objects WHERE job_seq = $seq AND target_only = 0 ORDER BY key", ("$seq", seq));
         using var reader = command.ExecuteReader();
         while (reader.Read())
         {
@@ -806,7 +808,8 @@ public sealed class SqliteStateStore : IStateStore
         using var connection = Open();
         var seq = JobSeq(connection, id);
         using var command = Command(connection,
-            @"SELECT o.key, o.size, o.outcome, o.log_type, o.message, o.etag, t.etag, o.verified_by, o.storage_class
+            // A target-only row (VerifyExtra) holds the target's listing: it has no source ETag.
+            @"SELECT o.key, o.size, o.outcome, o.log_type, o.message, CASE WHEN o.target_only = 1 THEN NULL ELSE o.etag END, t.etag, o.verified_by, o.storage_class
               FROM objects o
               JOIN jobs j ON j.seq = o.job_seq
               LEFT JOIN target_objects t ON t.job_seq = o.job_seq AND t.key = j.target_prefix || o.key

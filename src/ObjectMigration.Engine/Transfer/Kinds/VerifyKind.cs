@@ -24,8 +24,9 @@ internal sealed class VerifyKind(RunContext run) : JobKind(run)
         if (o.TargetOnly) return Extra(o);
         if (o.TargetSize is null) return Missing(o);
         var comparison = ObjectComparer.Compare(o);
-        // A size or a recorded copy that differs needs no bytes read to be sure; the rest may need a worker.
-        if (comparison.IsDifferent && !comparison.NeedsHeads) return Mismatch(o, [comparison.How]);
+        // A size or a recorded copy that differs needs no bytes read to be sure; the rest may need a worker. -Deep reads
+        // the bytes whatever the records say (a target rewritten with the same bytes has a new ETag): only a size decides before.
+        if (comparison.IsDifferent && !comparison.NeedsHeads && (!Job.Deep || o.TargetSize != o.Size)) return Mismatch(o, [comparison.How]);
         if (Job.Deep || Job.CompareMetadata || comparison.NeedsHeads) return null;
         return Matched(o, comparison.How);
     }
