@@ -197,7 +197,7 @@ public sealed class MigrationRunner
             foreach (var o in batch)
             {
                 cursor = o.Key;
-                if (_kind.Decide(o) is not { } decided)
+                if ((_kind.Decide(o) ?? await _kind.PlanCheckAsync(o, ct).ConfigureAwait(false)) is not { } decided)
                 {
                     Add(_kind.PlannedAction, "", o.Size);
                     continue;

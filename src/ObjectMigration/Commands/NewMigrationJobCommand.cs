@@ -219,6 +219,13 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
             {
                 if (MyInvocation.BoundParameters.ContainsKey("WhatIf"))
                 {
+                    // What the real command would do with an unfinished job of this name comes first: the plan is for a fresh job.
+                    if (Engine.FindSameNamedJob(request, unsavedSource?.Connector.Endpoint) is { } existing)
+                    {
+                        WriteWarning(existing.Differences.Count == 0
+                            ? $"Without -WhatIf this command would continue the unfinished job '{existing.Job.Name}' ({existing.Job.State}) instead of creating one; the plan below is for a fresh job."
+                            : $"Without -WhatIf this command would be refused: an unfinished job '{existing.Job.Name}' has another definition ({string.Join("; ", existing.Differences)}).");
+                    }
                     // The plan per action and reason, from live listings of both sides and the real rules.
                     foreach (var row in Await(Engine.PlanAsync(request, Cancellation, unsavedSource))) WriteObject(row);
                 }

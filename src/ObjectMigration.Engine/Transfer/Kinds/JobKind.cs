@@ -49,6 +49,12 @@ internal abstract class JobKind(RunContext run)
     /// <summary>Runs once the source listing is complete, as part of listing: adds rows to the plan that only now can be known.</summary>
     public virtual Task AfterSourceListedAsync(CancellationToken ct) => Task.CompletedTask;
 
+    /// <summary>
+    /// For a dry run: what acting on an object <see cref="Decide"/> left open would find out before any write, read-only
+    /// (a HEAD), or null when it would go on to act. Keeps the plan equal to the run where a decision waits for the act.
+    /// </summary>
+    public virtual Task<ObjectResult?> PlanCheckAsync(PendingObject o, CancellationToken ct) => Task.FromResult<ObjectResult?>(null);
+
     /// <summary>What a dry run calls the objects this kind would act on (rather than decide from the listings).</summary>
     public virtual PlannedAction PlannedAction => PlannedAction.Transfer;
 

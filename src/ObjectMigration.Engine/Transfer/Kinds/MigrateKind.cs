@@ -49,6 +49,17 @@ internal sealed class MigrateKind : JobKind
     public override string Summary(MigrationJobProgress progress) =>
         $"{progress.TransferredObjects} transferred ({progress.TransferredBytes} bytes), {progress.SkippedObjects} skipped, {progress.FailedObjects} failed of {progress.Objects}.";
 
+    /// <summary>What a copy finds out first, read-only: an archived Intelligent-Tiering object, a content type the job excludes.</summary>
+    public override async Task<ObjectResult?> PlanCheckAsync(PendingObject o, CancellationToken ct)
+    {
+        var archive = ObjectSelector.NeedsArchiveCheck(o);
+        if (!archive && !Selector.HasContentTypeRule) return null;
+        var head = await Options.Retry.RunAsync(c => Source.HeadAsync(Job.SourceBucket, o.Key, c), null, ct).ConfigureAwait(false);
+        if (head is null) return null;
+        if (archive && ObjectSelector.ArchiveSkip(o, head.ArchiveStatus) is { } archived) return archived;
+        return Selector.ContentTypeSkip(o.Key, o.Size, head.Metadata.ContentType);
+    }
+
     /// <summary>The ETag a source read is conditioned on: the listed one, unless the source mishandles If-Match.</summary>
     private string? ReadCondition(PendingObject o) => _readsPinnedByAnswer ? null : o.ETag;
 
