@@ -429,8 +429,10 @@ public sealed class MigrationEngine
             throw new ArgumentException($"-FromVerify: the Verify job '{verify.Name}' read a source given inline (-SourceEndpoint) or a connector since removed; " +
                 "create the Migrate job with -SourceConnector and -Key instead.", "FromVerify");
         }
-        var keys = Store.GetLogs(verify.Id, new LogQuery { Types = [LogType.VerifyMissing, LogType.VerifyMismatch] })
-            .Select(entry => entry.ObjectKey).OfType<string>().Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        // Each object's last outcome, not the log (which keeps what earlier runs of the verify found, too).
+        var keys = Store.StreamObjectReport(verify.Id)
+            .Where(row => row.Outcome == ObjectOutcome.Failed && row.LogType is LogType.VerifyMissing or LogType.VerifyMismatch)
+            .Select(row => row.Key).ToArray();
         if (keys.Length == 0)
         {
             throw new ArgumentException($"-FromVerify: the Verify job '{verify.Name}' found nothing missing or mismatched; there is nothing to repair.", "FromVerify");
@@ -651,6 +653,13 @@ public sealed class MigrationEngine
             {
                 throw new JobStateException($"The {side} connector of job '{job.Name}' was removed: the job cannot run. Create a new job with an existing connector.");
             }
+        }
+        if (retryFailed && job.Type == JobType.Verify)
+        {
+            // Its target listing is of the run that found the differences: checked again against it, repaired objects
+            // would still read as missing. A new verify lists the target afresh.
+            throw new JobStateException($"Job '{job.Name}' is a Verify: -RetryFailed would check against the target as it was listed then. " +
+                "Run a new verify (New-MigrationJob -Type Verify with the same source and target) to see the target as it is now.");
         }
         if (retryFailed && job.State is JobState.CompletedWithErrors or JobState.Failed) Store.ResetFailedObjects(id);
         if (!Store.TryTransition(id, [JobState.Paused, JobState.Interrupted, JobState.CompletedWithErrors, JobState.Failed, JobState.Pending], JobState.Pending, detached: detached))

@@ -66,6 +66,9 @@ public abstract partial class ConformanceSuite
         Assert.Equal(["small/extra.bin"], findings[LogType.VerifyExtra]);
         Assert.Equal((10L, 4L, 3L, 2L, 1L), (progress.CheckedObjects, progress.MatchingObjects, progress.MissingObjects, progress.MismatchedObjects, progress.ExtraObjects));
         Assert.Contains(await _targetClient.KeysAsync(target), key => key == "small/extra.bin");
+        // Retrying its findings would check them against the target as listed then: a new verify is the way.
+        Assert.Contains("Run a new verify", Assert.Throws<JobStateException>(() => _engine.PrepareResume(found.Id, retryFailed: true)).Message);
+        Assert.Equal(JobState.CompletedWithErrors, _engine.GetJob(found.Id).State);
 
         var repair = new MigrationJobRequest { Concurrency = 4, MultipartThreshold = FivemiB, PartSize = FivemiB };
         _engine.MakeRepairOf(found.Id, repair);
