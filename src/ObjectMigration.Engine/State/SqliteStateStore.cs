@@ -580,7 +580,8 @@ public sealed class SqliteStateStore : IStateStore
                     case LogType.VerifyMismatch: mismatched++; break;
                     case LogType.VerifyExtra: extra++; break;
                 }
-                if (result.Outcome == ObjectOutcome.Transferred) copies.Add(result);
+                // Only a copy whose bytes were checked vouches for the target later; a size-only one says nothing of them.
+                if (result.Outcome == ObjectOutcome.Transferred && result.VerifiedBy is not (Transfer.Verification.SizeOnly or Transfer.Verification.PartsSizeOnly)) copies.Add(result);
             }
         }
         using (var counters = Command(connection,
