@@ -580,8 +580,9 @@ public sealed class SqliteStateStore : IStateStore
                     case LogType.VerifyMismatch: mismatched++; break;
                     case LogType.VerifyExtra: extra++; break;
                 }
-                // Only a copy whose bytes were checked vouches for the target later; a size-only one says nothing of them.
-                if (result.Outcome == ObjectOutcome.Transferred && result.VerifiedBy is not (Transfer.Verification.SizeOnly or Transfer.Verification.PartsSizeOnly)) copies.Add(result);
+                // Every copy leaves its record: which version it wrote where. A later change of either side shows against
+                // it, however the copy itself was checked (its report row says how).
+                if (result.Outcome == ObjectOutcome.Transferred) copies.Add(result);
             }
         }
         using (var counters = Command(connection,

@@ -41,7 +41,7 @@ public static class ObjectComparer
         {
             var sourceUnchanged = Checksums.SameETag(copy.SourceETag, o.ETag);
             var targetUnchanged = Checksums.SameETag(copy.TargetETag, o.TargetETag);
-            if (sourceUnchanged && targetUnchanged) return new(Sameness.Same, "size and the checksum verified when this module copied it (neither side changed since)");
+            if (sourceUnchanged && targetUnchanged) return new(Sameness.Same, "size, and neither side changed since this module copied it (its report says how that copy was verified)");
             if (sourceUnchanged)
             {
                 return new(Sameness.Different, $"checksum: the target is ETag {Checksums.Clean(o.TargetETag)}, the copy this module verified was {Checksums.Clean(copy.TargetETag)} (written again since; -Deep compares the bytes)");
