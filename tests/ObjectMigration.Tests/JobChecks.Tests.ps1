@@ -88,7 +88,7 @@ Describe 'One PowerShell job per migration job in a session' {
     It 'keeps one Get-Job entry through three resumes, and Remove-MigrationJob removes it' {
         $bucket = New-TestBucket $SourceClient
         for ($i = 0; $i -lt 8; $i++) { Write-TestObject $SourceClient $bucket ('p/{0}.bin' -f $i) (Get-TestBytes 200KB (700 + $i)) }
-        $job = New-MigrationJob -Name one-ps-job -SourceConnector src -SourceBucket $bucket -TargetConnector dst -TargetBucket (New-TestBucket $TargetClient) -MaxBytesPerSecond 200KB -Concurrency 2
+        $job = New-MigrationJob -Name one-ps-job -SourceConnector src -SourceBucket $bucket -TargetConnector dst -TargetBucket (New-TestBucket $TargetClient) -MaxBytesPerSecond 100KB -Concurrency 2
         foreach ($round in 1..3) {
             Wait-Until { (Get-MigrationJob -Id $job.Id).State -eq 'Running' }
             $null = Suspend-MigrationJob -Id $job.Id

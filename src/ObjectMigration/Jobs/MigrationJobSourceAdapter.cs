@@ -29,7 +29,7 @@ public sealed class MigrationJobSourceAdapter : JobSourceAdapter
         if (s_sessionJobs.TryGetValue((SessionId, migrationJobId), out var existing))
         {
             // Restarted, or already the one about to run it (a re-run of New-MigrationJob right after it was started).
-            if (existing.TryRestart() || existing.JobStateInfo.State == JobState.Running) return existing;
+            if (existing.TryRestart() || existing.IsAboutToRun) return existing;
         }
         var job = Create(cmdlet, migrationJobId, name);
         s_sessionJobs[(SessionId, migrationJobId)] = job;

@@ -39,6 +39,9 @@ public sealed class MigrationPSJob : Job2
         _run = Task.Run(RunAsync);
     }
 
+    /// <summary>Started, and its engine run not begun yet: it will take the Pending migration job itself.</summary>
+    internal bool IsAboutToRun => _run is { IsCompleted: false } && _engineRun is null;
+
     /// <summary>The engine's run of the migration job; once it is complete only this job's bookkeeping is left.</summary>
     private volatile Task<MigrationState>? _engineRun;
 
@@ -186,10 +189,11 @@ public sealed class MigrationPSJob : Job2
     {
         if (_run is { IsCompleted: false } run)
         {
-            // Still running the migration job (or about to): it is the job's runner, not to be restarted.
-            if (_engineRun is not { IsCompleted: true }) return false;
-            // The run has settled (a suspend seen by another session); only its last log pump and state change are left.
-            if (!run.Wait(TimeSpan.FromSeconds(10))) return false;
+            // About to start its engine run: that run takes the Pending job; nothing to restart.
+            if (_engineRun is null) return false;
+            // The job is Pending again, so no run of it is going on: this one is the previous run finishing after it
+            // settled (a suspend seen by another session before this job saw its end). It ends in moments.
+            if (!run.Wait(TimeSpan.FromSeconds(30))) return false;
         }
         _cancel.Dispose();
         _cancel = new CancellationTokenSource();
