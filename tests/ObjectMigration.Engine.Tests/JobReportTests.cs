@@ -276,6 +276,9 @@ public sealed class JobReportTests : IDisposable
     [InlineData("/r/{Name}.csv", "a/b:c*d", "/r/a_b_c_d.csv")]
     [InlineData("/r/{name}-{ID}.jsonl", "nightly", "/r/nightly-00000000-0000-0000-0000-000000000001.jsonl")]
     [InlineData("/r/{Name}.csv", "..", "/r/00000000-0000-0000-0000-000000000001.csv")]
+    [InlineData("/r/{Name}.csv", "con", "/r/con_.csv")]
+    [InlineData("/r/{Name}.csv", "COM1", "/r/COM1_.csv")]
+    [InlineData("/r/{Name}.csv", "nightly. ", "/r/nightly.csv")]
     public void Placeholders_name_one_file_per_job_and_a_name_never_leaves_the_folder(string template, string name, string expected)
     {
         var job = new MigrationJob { Id = Guid.Parse("00000000-0000-0000-0000-000000000001"), Name = name };

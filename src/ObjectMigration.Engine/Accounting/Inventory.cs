@@ -23,7 +23,8 @@ public static class Inventory
             // Keys given with -Key may lie outside the source prefix: only a key under it is cut to its relative part.
             var relative = o.Key.StartsWith(job.SourcePrefix, StringComparison.Ordinal) ? o.Key[job.SourcePrefix.Length..] : o.Key;
             if (depth > 0) Add(Group(prefixes, InventoryGroup.Prefix, PrefixOf(relative, depth)), o);
-            Add(Group(classes, InventoryGroup.StorageClass, string.IsNullOrEmpty(o.StorageClass) ? "STANDARD" : o.StorageClass), o);
+            // Class names are upper case in S3; a server that answers otherwise still sums into one row per class.
+            Add(Group(classes, InventoryGroup.StorageClass, string.IsNullOrEmpty(o.StorageClass) ? "STANDARD" : o.StorageClass.ToUpperInvariant()), o);
         }
         return [total, .. prefixes.Values, .. classes.Values];
     }

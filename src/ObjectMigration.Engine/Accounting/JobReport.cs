@@ -107,11 +107,16 @@ public sealed class JobReport : IDisposable
     private static readonly char[] NotInFileNames =
         [.. System.IO.Path.GetInvalidFileNameChars(), '/', '\\', ':', '*', '?', '"', '<', '>', '|'];
 
+    private static readonly HashSet<string> WindowsDeviceNames = new(
+        ["CON", "PRN", "AUX", "NUL", .. Enumerable.Range(1, 9).SelectMany(n => new[] { $"COM{n}", $"LPT{n}" })], StringComparer.OrdinalIgnoreCase);
+
     private static string FileNamePart(string name, Guid id)
     {
         var chars = name.Select(c => char.IsControl(c) || Array.IndexOf(NotInFileNames, c) >= 0 ? '_' : c).ToArray();
-        var part = new string(chars).Trim();
-        return part is "" or "." or ".." ? id.ToString() : part;
+        // Windows drops trailing dots and spaces, and keeps device names (CON, NUL, COM1 ...) for devices, extension or not.
+        var part = new string(chars).Trim().TrimEnd('.');
+        if (part.Length == 0) return id.ToString();
+        return WindowsDeviceNames.Contains(part) ? part + "_" : part;
     }
 
     /// <summary>Starts a report at <paramref name="path"/> (full path); an existing file is refused unless <paramref name="overwrite"/>.</summary>
