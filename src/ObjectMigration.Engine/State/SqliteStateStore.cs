@@ -416,29 +416,7 @@ public sealed class SqliteStateStore : IStateStore
         using var connection = Open();
         using var tx = connection.BeginTransaction();
         var seq = JobSeq(connection, id);
-        var added = 0;
-        long addedBytes = 0;
-        var table = target ? "target_objects" : "objects";
-        using (var insert = Command(connection,
-            $"INSERT OR IGNORE INTO {table} (job_seq, key, size, etag, last_modified, storage_class) VALUES ($seq, $key, $size, $etag, $modified, $class)"))
-        {
-            var key = insert.Parameters.Add("$key", SqliteType.Text);
-            var size = insert.Parameters.Add("$size", SqliteType.Integer);
-            var etag = insert.Parameters.Add("$etag", SqliteType.Text);
-            var modified = insert.Parameters.Add("$modified", SqliteType.Text);
-            var storageClass = insert.Parameters.Add("$class", SqliteType.Text);
-            insert.Parameters.AddWithValue("$seq", seq);
-            insert.Prepare();
-            foreach (var o in objects)
-            {
-                key.Value = o.Key;
-                size.Value = o.Size;
-                etag.Value = (object?)o.ETag ?? DBNull.Value;
-                modified.Value = Format(o.LastModified);
-                storageClass.Value = (object?)o.StorageClass ?? DBNull.Value;
-                if (insert.ExecuteNonQuery() == 1) { added++; addedBytes += o.Size; }
-            }
-        }
+        var (added, addedBytes) = InsertListed(connection, seq, target ? "target_objects" : "objects", objects, targetOnly: false);
         var prefix = target ? "target_" : "";
         var counters = target ? "" : ", objects_found = objects_found + $added, bytes_found = bytes_found + $bytes";
         using (var checkpoint = Command(connection,
@@ -449,6 +427,34 @@ public sealed class SqliteStateStore : IStateStore
         }
         tx.Commit();
         return added;
+    }
+
+    /// <summary>Inserts listed objects that are new to <paramref name="table"/>; returns how many were, and their bytes.</summary>
+    private static (int Added, long Bytes) InsertListed(SqliteConnection connection, long seq, string table, IReadOnlyList<ListedObject> objects, bool targetOnly)
+    {
+        var added = 0;
+        long bytes = 0;
+        var onlyColumn = targetOnly ? ", target_only" : "";
+        var onlyValue = targetOnly ? ", 1" : "";
+        using var insert = Command(connection,
+            $"INSERT OR IGNORE INTO {table} (job_seq, key, size, etag, last_modified, storage_class{onlyColumn}) VALUES ($seq, $key, $size, $etag, $modified, $class{onlyValue})");
+        var key = insert.Parameters.Add("$key", SqliteType.Text);
+        var size = insert.Parameters.Add("$size", SqliteType.Integer);
+        var etag = insert.Parameters.Add("$etag", SqliteType.Text);
+        var modified = insert.Parameters.Add("$modified", SqliteType.Text);
+        var storageClass = insert.Parameters.Add("$class", SqliteType.Text);
+        insert.Parameters.AddWithValue("$seq", seq);
+        insert.Prepare();
+        foreach (var o in objects)
+        {
+            key.Value = o.Key;
+            size.Value = o.Size;
+            etag.Value = (object?)o.ETag ?? DBNull.Value;
+            modified.Value = Format(o.LastModified);
+            storageClass.Value = (object?)o.StorageClass ?? DBNull.Value;
+            if (insert.ExecuteNonQuery() == 1) { added++; bytes += o.Size; }
+        }
+        return (added, bytes);
     }
 
     public IReadOnlyList<ListedObject> GetTargetOnlyObjects(Guid id, string afterKey, int limit) =>
@@ -469,27 +475,7 @@ public sealed class SqliteStateStore : IStateStore
         using var connection = Open();
         using var tx = connection.BeginTransaction();
         var seq = JobSeq(connection, id);
-        var added = 0;
-        using (var insert = Command(connection,
-            "INSERT OR IGNORE INTO objects (job_seq, key, size, etag, last_modified, storage_class, target_only) VALUES ($seq, $key, $size, $etag, $modified, $class, 1)"))
-        {
-            var key = insert.Parameters.Add("$key", SqliteType.Text);
-            var size = insert.Parameters.Add("$size", SqliteType.Integer);
-            var etag = insert.Parameters.Add("$etag", SqliteType.Text);
-            var modified = insert.Parameters.Add("$modified", SqliteType.Text);
-            var storageClass = insert.Parameters.Add("$class", SqliteType.Text);
-            insert.Parameters.AddWithValue("$seq", seq);
-            insert.Prepare();
-            foreach (var o in objects)
-            {
-                key.Value = o.Key;
-                size.Value = o.Size;
-                etag.Value = (object?)o.ETag ?? DBNull.Value;
-                modified.Value = Format(o.LastModified);
-                storageClass.Value = (object?)o.StorageClass ?? DBNull.Value;
-                added += insert.ExecuteNonQuery();
-            }
-        }
+        var (added, _) = InsertListed(connection, seq, "objects", objects, targetOnly: true);
         // Counted as checked keys, not as bytes to move: the source has none of them.
         using (var counters = Command(connection, "UPDATE jobs SET objects_found = objects_found + $added WHERE seq = $seq", ("$added", added), ("$seq", seq)))
         {
