@@ -223,56 +223,7 @@ public sealed class MigrationEngine
         var job = GetJobs().Where(j => string.Equals(j.Name, name, StringComparison.OrdinalIgnoreCase) && !JobStates.IsTerminal(j.State))
             .OrderByDescending(j => j.CreatedAt).FirstOrDefault();
         if (job is null) return null;
-        var differences = new List<string>();
-        void Compare(string parameter, string? was, string? now)
-        {
-            if (!string.Equals(was ?? "", now ?? "", StringComparison.Ordinal)) differences.Add($"-{parameter} was {Shown(was)}, now {Shown(now)}");
-        }
-        Compare(unsavedSourceEndpoint is null ? "SourceConnector" : "SourceEndpoint", job.SourceConnector, unsavedSourceEndpoint ?? request.SourceConnector);
-        Compare("SourceBucket", job.SourceBucket, request.SourceBucket);
-        Compare("SourcePrefix", job.SourcePrefix, request.SourcePrefix);
-        Compare("Key", string.Join(", ", job.Keys), string.Join(", ", request.Keys));
-        Compare("TargetConnector", job.TargetConnector, request.TargetConnector);
-        Compare("TargetBucket", job.TargetBucket, request.TargetBucket);
-        Compare("TargetPrefix", job.TargetPrefix, request.TargetPrefix);
-        Compare("Type", job.Type.ToString(), request.Type.ToString());
-        Compare("Overwrite", job.Overwrite.ToString(), request.Overwrite.ToString());
-        foreach (var (rule, now) in FilterRules(job.Filter).Zip(FilterRules(request.Filter))) Compare(rule.Parameter, rule.Value, now.Value);
-        Compare("StorageClass", string.Join(", ", job.StorageClassMap.OrderBy(p => p.Key, StringComparer.OrdinalIgnoreCase).Select(p => $"{p.Key}={p.Value}")),
-            string.Join(", ", request.StorageClassMap.OrderBy(p => p.Key, StringComparer.OrdinalIgnoreCase).Select(p => $"{p.Key}={p.Value}")));
-        return (job, differences);
-    }
-
-    private static string Shown(string? value) => string.IsNullOrEmpty(value) ? "(none)" : $"'{value}'";
-
-    private static IEnumerable<(string Parameter, string Value)> FilterRules(ObjectFilter f) =>
-    [
-        ("Include", string.Join(", ", f.Include)),
-        ("Exclude", string.Join(", ", f.Exclude)),
-        ("ModifiedAfter", f.ModifiedAfter?.ToString("u", System.Globalization.CultureInfo.InvariantCulture) ?? ""),
-        ("ModifiedBefore", f.ModifiedBefore?.ToString("u", System.Globalization.CultureInfo.InvariantCulture) ?? ""),
-        ("MinSize", f.MinSize?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? ""),
-        ("MaxSize", f.MaxSize?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? ""),
-        ("ExcludeContentType", string.Join(", ", f.ExcludeContentType)),
-    ];
-
-    /// <summary>
-    /// The run settings of <paramref name="request"/> that differ from those <paramref name="job"/> keeps when a re-run
-    /// returns it (they do not change what is copied, so they are not another definition).
-    /// </summary>
-    public static IReadOnlyList<string> SettingsKept(MigrationJob job, MigrationJobRequest request)
-    {
-        var kept = new List<string>();
-        void Compare(string parameter, object was, object now)
-        {
-            if (!Equals(was, now)) kept.Add($"-{parameter} stays {was} (given {now})");
-        }
-        Compare("Concurrency", job.Concurrency, request.Concurrency);
-        Compare("MaxBytesPerSecond", job.MaxBytesPerSecond, request.MaxBytesPerSecond);
-        Compare("MultipartThreshold", job.MultipartThreshold, request.MultipartThreshold);
-        Compare("PartSize", job.PartSize, request.PartSize);
-        Compare("NoProgressTimeout", job.NoProgressTimeout ?? S3ObjectStore.DefaultNoProgressTimeout, request.NoProgressTimeout ?? S3ObjectStore.DefaultNoProgressTimeout);
-        return kept;
+        return (job, JobDefinition.Differences(job, request, unsavedSourceEndpoint));
     }
 
     /// <summary>

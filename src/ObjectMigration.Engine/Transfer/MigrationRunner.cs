@@ -126,12 +126,7 @@ public sealed class MigrationRunner
     private async Task RunStagesAsync(CancellationToken ct)
     {
         await CheckBucketsAsync(ct).ConfigureAwait(false);
-        if (_kind.ListsTarget)
-        {
-            // Only target keys a listed source key can map to; explicit keys may lie outside the source prefix.
-            var scope = _job.Keys.Length > 0 ? _job.TargetPrefix : _job.TargetPrefix + _job.SourcePrefix;
-            await ListIntoStoreAsync(_target, _job.TargetBucket, scope, target: true, ct).ConfigureAwait(false);
-        }
+        await ListTargetAsync(ct).ConfigureAwait(false);
         var listing = ListSourceAsync(ct);
         _phase = _kind.WorkPhase;
         _store.SetPhase(_job.Id, _phase);
@@ -182,11 +177,7 @@ public sealed class MigrationRunner
             row.Bytes += bytes;
         }
         await CheckBucketsAsync(ct).ConfigureAwait(false);
-        if (_kind.ListsTarget)
-        {
-            var scope = _job.Keys.Length > 0 ? _job.TargetPrefix : _job.TargetPrefix + _job.SourcePrefix;
-            await ListIntoStoreAsync(_target, _job.TargetBucket, scope, target: true, ct).ConfigureAwait(false);
-        }
+        await ListTargetAsync(ct).ConfigureAwait(false);
         await (_job.Keys.Length > 0
             ? ListExplicitKeysAsync(ct)
             : ListIntoStoreAsync(_source, _job.SourceBucket, _job.SourcePrefix, target: false, ct, o => Add(PlannedAction.Exclude, "Filter", o.Size))).ConfigureAwait(false);
@@ -215,6 +206,15 @@ public sealed class MigrationRunner
     }
 
     // ---- Listing ----
+
+    /// <summary>The target into the store, where the kind decides by it.</summary>
+    private async Task ListTargetAsync(CancellationToken ct)
+    {
+        if (!_kind.ListsTarget) return;
+        // Only target keys a listed source key can map to; explicit keys may lie outside the source prefix.
+        var scope = _job.Keys.Length > 0 ? _job.TargetPrefix : _job.TargetPrefix + _job.SourcePrefix;
+        await ListIntoStoreAsync(_target, _job.TargetBucket, scope, target: true, ct).ConfigureAwait(false);
+    }
 
     /// <param name="excluded">Told of each source object the filters leave out (a dry run counts them).</param>
     private async Task ListIntoStoreAsync(IObjectStore store, string bucket, string prefix, bool target, CancellationToken ct, Action<ListedObject>? excluded = null)

@@ -172,7 +172,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
         var continues = existing.State is JobState.Paused or JobState.Interrupted or JobState.Pending;
         // A job handed to workers stays with them (a re-run must not tie it to a session that may end), unless -AsJob asks for this session.
         var detached = Detached || (existing.Detached && !AsJob);
-        var kept = ObjectMigration.Engine.MigrationEngine.SettingsKept(existing, request);
+        var kept = ObjectMigration.Engine.Transfer.JobDefinition.SettingsKept(existing, request);
         WriteWarning($"The migration job '{existing.Name}' with this definition is unfinished ({existing.State}): " + (continues
             ? $"it is continued from its checkpoint {(detached ? "in a worker process" : "in this session")} instead of creating another."
             : "it is returned instead of creating another.") +
