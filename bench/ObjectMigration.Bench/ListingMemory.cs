@@ -101,6 +101,7 @@ internal sealed class SyntheticSource(int count, string serverSideCopyKey = "syn
     public Task AbortMultipartAsync(string b, string k, string u, CancellationToken ct) => throw new NotSupportedException();
     public Task<StoredETag> CopyAsync(string sb, string sk, string tb, string tk, string? i, string? c, CancellationToken ct) => throw new NotSupportedException();
     public Task<StoredETag> UploadPartCopyAsync(string sb, string sk, string tb, string tk, string u, int p, long f, long l, string? i, CancellationToken ct) => throw new NotSupportedException();
+    public Task<StoredETag> RewriteInPlaceAsync(string b, string k, ObjectMetadata h, string? i, CancellationToken ct) => throw new NotSupportedException();
 }
 
 /// <summary>A target that reads every body to the end and keeps nothing.</summary>
@@ -132,4 +133,5 @@ internal sealed class DiscardingTarget : IObjectStore
     public Task AbortMultipartAsync(string b, string k, string u, CancellationToken ct) => throw new NotSupportedException();
     public Task<StoredETag> CopyAsync(string sb, string sk, string tb, string tk, string? i, string? c, CancellationToken ct) => throw new NotSupportedException();
     public Task<StoredETag> UploadPartCopyAsync(string sb, string sk, string tb, string tk, string u, int p, long f, long l, string? i, CancellationToken ct) => throw new NotSupportedException();
+    public Task<StoredETag> RewriteInPlaceAsync(string b, string k, ObjectMetadata h, string? i, CancellationToken ct) => throw new NotSupportedException();
 }

@@ -207,7 +207,7 @@ public sealed class MigrationEngine
     /// <summary>The name a job of <paramref name="request"/> gets: the one given, else source-to-target.</summary>
     public static string NameFor(MigrationJobRequest request) =>
         !string.IsNullOrWhiteSpace(request.Name) ? request.Name
-        : request.Type == JobType.Inventory ? $"{request.SourceBucket}-inventory"
+        : request.Type is JobType.Inventory or JobType.Update ? $"{request.SourceBucket}-{request.Type.ToString().ToLowerInvariant()}"
         : $"{request.SourceBucket}-to-{request.TargetBucket}";
 
     /// <summary>
@@ -234,8 +234,9 @@ public sealed class MigrationEngine
     {
         var source = unsavedSource is null ? GetConnector(request.SourceConnector) : null;
         JobRules.Check(request);
-        // An inventory reads the source only: it has no target connector (id 0).
-        var target = request.Type == JobType.Inventory ? null : GetConnector(request.TargetConnector);
+        UpdateRules.CheckProvider(request, ProviderProfiles.For((source ?? unsavedSource!.Connector).Provider));
+        // An inventory or update works on the source only: it has no target connector (id 0).
+        var target = JobTypes.HasTarget(request.Type) ? GetConnector(request.TargetConnector) : null;
         if (target is not null) JobRules.CheckNotOntoItself(request, source ?? unsavedSource!.Connector, target);
         if (unsavedSource is not null)
         {
@@ -278,6 +279,7 @@ public sealed class MigrationEngine
             StorageClassMap = new Dictionary<string, string>(request.StorageClassMap, StringComparer.OrdinalIgnoreCase),
             Deep = request.Deep,
             CompareMetadata = request.CompareMetadata,
+            Update = request.Type == JobType.Update ? request.Update : null,
             CreatedAt = DateTimeOffset.UtcNow,
             Detached = detached,
         };
@@ -290,7 +292,8 @@ public sealed class MigrationEngine
     {
         var source = unsavedSource?.Connector ?? GetConnector(request.SourceConnector);
         JobRules.Check(request);
-        if (request.Type != JobType.Inventory) JobRules.CheckNotOntoItself(request, source, GetConnector(request.TargetConnector));
+        UpdateRules.CheckProvider(request, ProviderProfiles.For(source.Provider));
+        if (JobTypes.HasTarget(request.Type)) JobRules.CheckNotOntoItself(request, source, GetConnector(request.TargetConnector));
     }
 
     /// <summary>
@@ -303,7 +306,7 @@ public sealed class MigrationEngine
         {
             (unsavedSource ?? GetAccess(GetConnector(request.SourceConnector)), request.SourceBucket, "Source"),
         };
-        if (request.Type != JobType.Inventory) sides.Add((GetAccess(GetConnector(request.TargetConnector)), request.TargetBucket, "Target"));
+        if (JobTypes.HasTarget(request.Type)) sides.Add((GetAccess(GetConnector(request.TargetConnector)), request.TargetBucket, "Target"));
         foreach (var (access, bucket, side) in sides)
         {
             using var store = OpenObjectStore(access, timeout: request.NoProgressTimeout);
@@ -435,9 +438,9 @@ public sealed class MigrationEngine
             var sourceConnector = Store.FindConnector(job.SourceConnectorId)
                 ?? throw new JobStateException($"The source connector of job '{job.Name}' was removed: the job cannot run. Create a new job with an existing connector.");
             source = OpenObjectStore(GetAccess(sourceConnector), job.Concurrency, job.NoProgressTimeout);
-            if (job.Type == JobType.Inventory)
+            if (!JobTypes.HasTarget(job.Type))
             {
-                // Nothing is written anywhere: the source stands in for the target the runner never touches.
+                // No target bucket: the source stands in for the target the runner never touches.
                 target = source;
             }
             else
@@ -478,7 +481,7 @@ public sealed class MigrationEngine
     {
         CheckRules(request, unsavedSource);
         var sourceAccess = unsavedSource ?? GetAccess(GetConnector(request.SourceConnector));
-        var target = request.Type == JobType.Inventory ? null : GetConnector(request.TargetConnector);
+        var target = JobTypes.HasTarget(request.Type) ? GetConnector(request.TargetConnector) : null;
         var job = NewJob(request, sourceAccess.Connector, target, detached: false);
         var folder = Path.Combine(Path.GetTempPath(), "om-plan-" + Guid.NewGuid().ToString("n"));
         try
@@ -599,7 +602,7 @@ public sealed class MigrationEngine
         }
         foreach (var (connectorId, side) in new[] { (job.SourceConnectorId, "source"), (job.TargetConnectorId, "target") })
         {
-            if (side == "target" && job.Type == JobType.Inventory) continue;
+            if (side == "target" && !JobTypes.HasTarget(job.Type)) continue;
             if (Store.FindConnector(connectorId) is null)
             {
                 throw new JobStateException($"The {side} connector of job '{job.Name}' was removed: the job cannot run. Create a new job with an existing connector.");

@@ -109,6 +109,20 @@ function Invoke-Ceph {
     [pscustomobject]@{ ExitCode = $LASTEXITCODE; Output = ($output | Out-String) }
 }
 
+function Start-CephGateways {
+    # Starts the named RADOS gateways of a fixture and waits until each answers HTTP.
+    param([Parameter(Mandatory)] $Fixture, [Parameter(Mandatory)][string[]] $Names)
+    $work = $Fixture.WorkFolder
+    foreach ($name in $Names) {
+        & radosgw -c $Fixture.Conf -n "client.rgw.$name" *> $null
+        Wait-Until -What "radosgw $name pid file" -TimeoutSeconds 30 -Condition { Test-Path (Join-Path $work "run/client.rgw.$name.pid") }
+        $Fixture.Pids += Read-PidFile (Join-Path $work "run/client.rgw.$name.pid")
+    }
+    foreach ($endpoint in $Fixture.Endpoints) {
+        Wait-Until -What "radosgw at $endpoint" -TimeoutSeconds 120 -Condition { Test-HttpAnswers $endpoint }
+    }
+}
+
 function Start-CephRgwFixture {
     <#
     Starts a single-node Ceph cluster in memory (mon + memstore osd) with $Gateways RADOS gateways,
@@ -173,19 +187,26 @@ function Start-CephRgwFixture {
         $fixture.Pids += Read-PidFile (Join-Path $work "run/osd.$osdId.pid")
         Wait-Until -What "osd.$osdId up" -TimeoutSeconds 60 -Condition { (Invoke-Ceph $conf osd dump).Output -match "osd\.$osdId up" }
 
-        $index = 0
-        foreach ($port in $gatewayPorts) {
-            $gatewayName = [char]([int][char]'a' + $index++)
-            & radosgw -c $conf -n "client.rgw.$gatewayName" *> $null
-            Wait-Until -What "radosgw $gatewayName pid file" -TimeoutSeconds 30 -Condition { Test-Path (Join-Path $work "run/client.rgw.$gatewayName.pid") }
-            $fixture.Pids += Read-PidFile (Join-Path $work "run/client.rgw.$gatewayName.pid")
-        }
-        foreach ($endpoint in $fixture.Endpoints) {
-            Wait-Until -What "radosgw at $endpoint" -TimeoutSeconds 120 -Condition { Test-HttpAnswers $endpoint }
-        }
+        $gatewayNames = @(0..($gatewayPorts.Count - 1) | ForEach-Object { [string][char]([int][char]'a' + $_) })
+        Start-CephGateways -Fixture $fixture -Names $gatewayNames
         $userOut = & timeout 60 radosgw-admin -c $conf -n client.admin user create --uid test --display-name test `
             --access-key $fixture.AccessKey --secret $fixture.SecretKey 2>&1
         if ($LASTEXITCODE -ne 0) { throw "radosgw-admin user create failed: $($userOut | Select-Object -First 3)" }
+        # A storage class beyond STANDARD, as providers offer (Update's -SetStorageClass is tested against a server
+        # that keeps it). The zone exists once a gateway has run; a gateway reads its placement when it starts.
+        foreach ($scope in @(@('zonegroup', '--rgw-zonegroup', 'default'), @('zone', '--rgw-zone', 'default', '--data-pool', 'default.rgw.buckets.data'))) {
+            $placementOut = & timeout 60 radosgw-admin -c $conf -n client.admin $scope[0] placement add @($scope | Select-Object -Skip 1) `
+                --placement-id default-placement --storage-class STANDARD_IA 2>&1
+            if ($LASTEXITCODE -ne 0) { throw "radosgw-admin $($scope[0]) placement add failed: $($placementOut | Select-Object -First 3)" }
+        }
+        foreach ($name in $gatewayNames) {
+            $gatewayPid = Read-PidFile (Join-Path $work "run/client.rgw.$name.pid")
+            Stop-Process -Id $gatewayPid -ErrorAction SilentlyContinue
+            Wait-Until -What "radosgw $name to stop" -TimeoutSeconds 30 -Condition { -not (Get-Process -Id $gatewayPid -ErrorAction SilentlyContinue) }
+            $fixture.Pids = @($fixture.Pids | Where-Object { $_ -ne $gatewayPid })
+            Remove-Item (Join-Path $work "run/client.rgw.$name.pid") -ErrorAction SilentlyContinue
+        }
+        Start-CephGateways -Fixture $fixture -Names $gatewayNames
     } catch { Stop-S3Fixture $fixture; throw }
     $fixture
 }

@@ -57,6 +57,9 @@ internal sealed class CountingObjectStore(IObjectStore inner) : IObjectStore
     public Task<StoredETag> CopyAsync(string sb, string sk, string tb, string tk, string? ifMatch, string? storageClass, CancellationToken ct) =>
         inner.CopyAsync(sb, sk, tb, tk, ifMatch, storageClass, ct);
 
+    public Task<StoredETag> RewriteInPlaceAsync(string bucket, string key, ObjectMetadata headers, string? ifMatch, CancellationToken ct) =>
+        inner.RewriteInPlaceAsync(bucket, key, headers, ifMatch, ct);
+
     public Task<StoredETag> UploadPartCopyAsync(string sb, string sk, string tb, string tk, string uploadId, int part, long first, long last, string? ifMatch, CancellationToken ct)
     {
         Interlocked.Increment(ref _partsUploaded);

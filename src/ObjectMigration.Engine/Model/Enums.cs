@@ -4,7 +4,13 @@ public enum JobState { Pending, Running, Paused, Completed, CompletedWithErrors,
 
 public enum JobPhase { None, Listing, Transferring, Verifying }
 
-public enum JobType { Migrate, Verify, Inventory }
+public enum JobType { Migrate, Verify, Inventory, Update }
+
+public static class JobTypes
+{
+    /// <summary>Inventory and Update work on the source bucket alone: no target is asked for, checked or stored.</summary>
+    public static bool HasTarget(JobType type) => type is not (JobType.Inventory or JobType.Update);
+}
 
 public enum OverwriteMode { IfDifferent, Always, Never, IfSourceNewer }
 
@@ -44,6 +50,10 @@ public enum LogType
     MigrationNotice,
     /// <summary>A Verify found a key only the target holds, within the job's scope; it is never deleted.</summary>
     VerifyExtra,
+    /// <summary>An Update job changed an object in place (storage class, tags, headers); its bytes were checked unchanged.</summary>
+    ObjectUpdated,
+    /// <summary>An Update job found an object already as it asks (a re-run, or a resume after a crash): nothing was changed.</summary>
+    UpdateAlreadyApplied,
 }
 
 public static class JobStates

@@ -52,6 +52,8 @@ public sealed class MigrationJobRequest
     public bool Deep { get; set; }
     /// <summary>Verify: a different content type, user metadata or tags is a mismatch too.</summary>
     public bool CompareMetadata { get; set; }
+    /// <summary>Update: what changes on each selected object.</summary>
+    public ObjectUpdate? Update { get; set; }
 }
 
 public static class TransferOptions
@@ -109,6 +111,8 @@ public sealed class MigrationJob
     public bool Deep { get; set; }
     /// <summary>Verify: a different content type, user metadata or tags is a mismatch too.</summary>
     public bool CompareMetadata { get; set; }
+    /// <summary>Update: what changes on each selected object, in place; null for the other types.</summary>
+    public ObjectUpdate? Update { get; set; }
     /// <summary>Why the job failed, when it did; says what to fix.</summary>
     public string? Error { get; set; }
     /// <summary>Handed to worker processes (-Detached): a worker runs it, and the next worker continues it after a crash.</summary>

@@ -1,10 +1,10 @@
 namespace ObjectMigration.Engine.Model;
 
 /// <summary>What a job would do with some of the objects (New-MigrationJob -WhatIf): one row per action and reason.</summary>
-public enum PlannedAction { Transfer, Check, Skip, Fail, Exclude }
+public enum PlannedAction { Transfer, Check, Update, Skip, Fail, Exclude }
 
 /// <summary>
-/// One row of a dry run: how many objects (and bytes) the job would transfer, check, skip for one reason (the log type
+/// One row of a dry run: how many objects (and bytes) the job would transfer, check, update, skip for one reason (the log type
 /// the real run would write), or leave out by its filters.
 /// </summary>
 public sealed class MigrationPlanRow

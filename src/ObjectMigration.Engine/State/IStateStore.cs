@@ -156,6 +156,14 @@ public interface IStateStore
     IReadOnlyList<UploadedPart> GetUploadedParts(Guid id, string key);
     void SavePart(Guid id, string key, UploadedPart part);
     void ForgetUpload(Guid id, string key);
+
+    /// <summary>
+    /// Update: the tags (x-amz-tagging form) an object had before its copy onto itself, kept until they are written
+    /// back, so that a crash between the copy (which some servers make without tags) and the tags loses none.
+    /// </summary>
+    void SaveUpdateIntent(Guid id, string key, string tags);
+    string? GetUpdateIntent(Guid id, string key);
+    void ForgetUpdateIntent(Guid id, string key);
     IReadOnlyList<OpenUpload> GetOpenUploads(Guid id);
 
     // Reading

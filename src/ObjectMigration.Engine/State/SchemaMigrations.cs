@@ -107,6 +107,14 @@ internal static class SchemaMigrations
             source_etag TEXT, target_etag TEXT NOT NULL, copied_at TEXT NOT NULL,
             PRIMARY KEY (target_connector_id, target_bucket, target_key)) WITHOUT ROWID;
         """,
+        // 8: Update jobs. What they change (JSON); and, per object, the tags it had before a copy onto itself that some
+        // servers (Ceph RGW) drop, written before the copy so that a crash between the copy and the tags loses none.
+        """
+        ALTER TABLE jobs ADD COLUMN update_json TEXT;
+        CREATE TABLE update_intents (
+            job_seq INTEGER NOT NULL, key TEXT NOT NULL, tags TEXT NOT NULL,
+            PRIMARY KEY (job_seq, key)) WITHOUT ROWID;
+        """,
     ];
 
     public static int LatestVersion => Steps.Length;

@@ -198,7 +198,7 @@ public sealed class SqliteStateStore : IStateStore
         @"SELECT j.seq, j.id, j.name, j.type, j.state, j.phase, j.source_connector_id, COALESCE(CASE WHEN s.hidden = 1 THEN s.endpoint ELSE s.name END, '(removed)'), j.source_bucket, j.source_prefix,
                  j.keys_json, j.target_connector_id, CASE WHEN j.target_connector_id = 0 THEN '' ELSE COALESCE(t.name, '(removed)') END, j.target_bucket, j.target_prefix, j.overwrite, j.filter_json,
                  j.concurrency, j.max_bytes_per_second, j.multipart_threshold, j.part_size, j.created_at, j.started_at, j.finished_at, j.error, j.no_progress_timeout_seconds, j.storage_class_map,
-                 j.detached, j.runner, j.verify_deep, j.verify_metadata
+                 j.detached, j.runner, j.verify_deep, j.verify_metadata, j.update_json
           FROM jobs j LEFT JOIN connectors s ON s.id = j.source_connector_id LEFT JOIN connectors t ON t.id = j.target_connector_id";
 
     private static MigrationJob ReadJob(SqliteDataReader r) => new()
@@ -236,6 +236,7 @@ public sealed class SqliteStateStore : IStateStore
         Runner = r.IsDBNull(28) ? null : r.GetString(28),
         Deep = r.GetInt64(29) != 0,
         CompareMetadata = r.GetInt64(30) != 0,
+        Update = r.IsDBNull(31) ? null : ObjectUpdate.FromJson(r.GetString(31)),
     };
 
     public void AddJob(MigrationJob job)
@@ -243,9 +244,9 @@ public sealed class SqliteStateStore : IStateStore
         using var connection = Open();
         using var command = Command(connection,
             @"INSERT INTO jobs (id, name, type, state, source_connector_id, source_bucket, source_prefix, keys_json, target_connector_id,
-                target_bucket, target_prefix, overwrite, filter_json, concurrency, max_bytes_per_second, multipart_threshold, part_size, created_at, no_progress_timeout_seconds, storage_class_map, detached, verify_deep, verify_metadata)
+                target_bucket, target_prefix, overwrite, filter_json, concurrency, max_bytes_per_second, multipart_threshold, part_size, created_at, no_progress_timeout_seconds, storage_class_map, detached, verify_deep, verify_metadata, update_json)
               VALUES ($id, $name, $type, $state, $src, $sbucket, $sprefix, $keys, $tgt, $tbucket, $tprefix, $overwrite, $filter,
-                $concurrency, $bps, $threshold, $part, $created, $stall, $classes, $detached, $deep, $metadata) RETURNING seq",
+                $concurrency, $bps, $threshold, $part, $created, $stall, $classes, $detached, $deep, $metadata, $update) RETURNING seq",
             ("$id", job.Id.ToString()), ("$name", job.Name), ("$type", job.Type.ToString()), ("$state", job.State.ToString()),
             ("$src", job.SourceConnectorId), ("$sbucket", job.SourceBucket), ("$sprefix", job.SourcePrefix),
             ("$keys", JsonSerializer.Serialize(job.Keys)), ("$tgt", job.TargetConnectorId), ("$tbucket", job.TargetBucket),
@@ -253,7 +254,7 @@ public sealed class SqliteStateStore : IStateStore
             ("$concurrency", job.Concurrency), ("$bps", job.MaxBytesPerSecond), ("$threshold", job.MultipartThreshold),
             ("$part", job.PartSize), ("$created", Format(job.CreatedAt)), ("$stall", job.NoProgressTimeout?.TotalSeconds ?? 0),
             ("$classes", job.StorageClassMap.Count == 0 ? null : JsonSerializer.Serialize(job.StorageClassMap)), ("$detached", job.Detached ? 1 : 0),
-            ("$deep", job.Deep ? 1 : 0), ("$metadata", job.CompareMetadata ? 1 : 0));
+            ("$deep", job.Deep ? 1 : 0), ("$metadata", job.CompareMetadata ? 1 : 0), ("$update", job.Update?.ToJson()));
         job.Seq = (long)command.ExecuteScalar()!;
     }
 
@@ -300,7 +301,7 @@ public sealed class SqliteStateStore : IStateStore
         using var connection = Open();
         using var tx = connection.BeginTransaction();
         var seq = JobSeq(connection, id);
-        foreach (var table in new[] { "objects", "target_objects", "parts", "uploads", "logs" })
+        foreach (var table in new[] { "objects", "target_objects", "parts", "uploads", "logs", "update_intents" })
         {
             using var delete = Command(connection, $"DELETE FROM {table} WHERE job_seq = $seq", ("$seq", seq));
             delete.ExecuteNonQuery();
@@ -673,7 +674,20 @@ public sealed class SqliteStateStore : IStateStore
         Execute("INSERT OR REPLACE INTO parts (job_seq, key, part_number, etag, size) SELECT seq, $key, $n, $etag, $size FROM jobs WHERE id = $id",
             ("$id", id.ToString()), ("$key", key), ("$n", part.PartNumber), ("$etag", part.ETag), ("$size", part.Size));
 
-    public void ForgetUpload(Guid id, string key)
+    // ---- Update intents ----
+
+    public void SaveUpdateIntent(Guid id, string key, string tags) =>
+        Execute("INSERT OR REPLACE INTO update_intents (job_seq, key, tags) SELECT seq, $key, $tags FROM jobs WHERE id = $id",
+            ("$id", id.ToString()), ("$key", key), ("$tags", tags));
+
+    public string? GetUpdateIntent(Guid id, string key) =>
+        Query("SELECT u.tags FROM update_intents u JOIN jobs j ON j.seq = u.job_seq WHERE j.id = $id AND u.key = $key",
+            r => r.GetString(0), ("$id", id.ToString()), ("$key", key)).FirstOrDefault();
+
+    public void ForgetUpdateIntent(Guid id, string key) =>
+        Execute("DELETE FROM update_intents WHERE key = $key AND job_seq = (SELECT seq FROM jobs WHERE id = $id)", ("$id", id.ToString()), ("$key", key));
+
+        public void ForgetUpload(Guid id, string key)
     {
         using var connection = Open();
         using var tx = connection.BeginTransaction();

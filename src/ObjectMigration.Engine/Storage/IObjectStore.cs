@@ -110,6 +110,12 @@ public interface IObjectStore : IDisposable
     Task AbortMultipartAsync(string bucket, string key, string uploadId, CancellationToken cancellationToken);
     /// <summary>CopyObject, metadata and tags copied by the server, pinned to the source's <paramref name="ifMatch"/> ETag.</summary>
     Task<StoredETag> CopyAsync(string sourceBucket, string sourceKey, string targetBucket, string targetKey, string? ifMatch, string? storageClass, CancellationToken cancellationToken);
+    /// <summary>
+    /// CopyObject of an object onto itself with x-amz-metadata-directive REPLACE, pinned to its <paramref name="ifMatch"/>
+    /// ETag: the bytes stay, the headers become <paramref name="headers"/> (content headers, user metadata, storage class)
+    /// and nothing else is kept. Tags are not part of it: some servers drop them, so they are written after (PutTaggingAsync).
+    /// </summary>
+    Task<StoredETag> RewriteInPlaceAsync(string bucket, string key, ObjectMetadata headers, string? ifMatch, CancellationToken cancellationToken);
     /// <summary>UploadPartCopy of a byte range, pinned to the source's <paramref name="ifMatch"/> ETag. Fails as Unsupported where the server has none (GCS).</summary>
     Task<StoredETag> UploadPartCopyAsync(string sourceBucket, string sourceKey, string targetBucket, string targetKey, string uploadId, int partNumber, long firstByte, long lastByte, string? ifMatch, CancellationToken cancellationToken);
 }

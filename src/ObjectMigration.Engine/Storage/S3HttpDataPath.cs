@@ -282,6 +282,22 @@ internal sealed class S3HttpDataPath : IDisposable
         return ReadETag(response, S3Documents.Read(xml).Elements.GetValueOrDefault("ETag"));
     }
 
+    /// <summary>CopyObject of an object onto itself with its headers replaced (x-amz-metadata-directive REPLACE); the bytes stay.</summary>
+    public async Task<StoredETag> RewriteInPlaceAsync(string bucket, string key, ObjectMetadata headers, string? ifMatch, CancellationToken cancellationToken)
+    {
+        var (xml, response) = await SendForResultAsync(bucket, () =>
+        {
+            var request = CreateRequest(HttpMethod.Put, bucket, key, "");
+            var content = new ByteArrayContent([]);
+            request.Message.Content = content;
+            AddCopySource(request.Message, bucket, key, ifMatch);
+            request.Message.Headers.TryAddWithoutValidation("x-amz-metadata-directive", "REPLACE");
+            WriteMetadata(request.Message, content, headers);
+            return request;
+        }, cancellationToken).ConfigureAwait(false);
+        return ReadETag(response, S3Documents.Read(xml).Elements.GetValueOrDefault("ETag"));
+    }
+
     /// <summary>UploadPartCopy of bytes <paramref name="firstByte"/>..<paramref name="lastByte"/> of the source.</summary>
     public async Task<StoredETag> UploadPartCopyAsync(string sourceBucket, string sourceKey, string targetBucket, string targetKey, string uploadId, int partNumber,
         long firstByte, long lastByte, string? ifMatch, CancellationToken cancellationToken)

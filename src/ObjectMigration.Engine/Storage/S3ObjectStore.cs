@@ -260,6 +260,9 @@ public sealed class S3ObjectStore : IObjectStore
     public Task<StoredETag> CopyAsync(string sourceBucket, string sourceKey, string targetBucket, string targetKey, string? ifMatch, string? storageClass, CancellationToken cancellationToken) =>
         Call("CopyObject", targetBucket, () => _data.CopyAsync(sourceBucket, sourceKey, targetBucket, targetKey, ifMatch, storageClass, cancellationToken), cancellationToken);
 
+    public Task<StoredETag> RewriteInPlaceAsync(string bucket, string key, ObjectMetadata headers, string? ifMatch, CancellationToken cancellationToken) =>
+        Call("CopyObject", bucket, () => _data.RewriteInPlaceAsync(bucket, key, headers, ifMatch, cancellationToken), cancellationToken);
+
     public Task<StoredETag> UploadPartCopyAsync(string sourceBucket, string sourceKey, string targetBucket, string targetKey, string uploadId, int partNumber,
         long firstByte, long lastByte, string? ifMatch, CancellationToken cancellationToken) =>
         Call("UploadPartCopy", targetBucket, () => _data.UploadPartCopyAsync(sourceBucket, sourceKey, targetBucket, targetKey, uploadId, partNumber, firstByte, lastByte, ifMatch, cancellationToken),

@@ -31,6 +31,10 @@ public static class JobDefinition
         // How a verify decides is part of what it finds.
         Compare("Deep", Switch(job.Deep), Switch(request.Deep));
         Compare("CompareMetadata", Switch(job.CompareMetadata), Switch(request.CompareMetadata));
+        // What an update changes (-SetStorageClass, -SetTags, -AddTags, -RemoveTags, -SetMetadata), as one description.
+        var changesWere = job.Update?.ToString();
+        var changesNow = request.Type == JobType.Update ? request.Update?.ToString() : null;
+        if (!string.Equals(changesWere ?? "", changesNow ?? "", StringComparison.Ordinal)) differences.Add($"its changes were {Shown(changesWere)}, now {Shown(changesNow)}");
         foreach (var (rule, now) in FilterRules(job.Filter).Zip(FilterRules(request.Filter))) Compare(rule.Parameter, rule.Value, now.Value);
         Compare("StorageClass", ClassMap(job.StorageClassMap), ClassMap(request.StorageClassMap));
         return differences;

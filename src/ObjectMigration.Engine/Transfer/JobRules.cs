@@ -22,12 +22,14 @@ public static class JobRules
             if (name.Any(char.IsControl)) throw new ArgumentException("-Name contains control characters (a line break, a tab): use printable characters.", "Name");
         }
         CheckBucket(r.SourceBucket, "SourceBucket", legacyAllowed: true);
-        if (r.Type == JobType.Inventory)
+        if (!JobTypes.HasTarget(r.Type))
         {
             if (!string.IsNullOrEmpty(r.TargetConnector) || !string.IsNullOrEmpty(r.TargetBucket) || !string.IsNullOrEmpty(r.TargetPrefix))
             {
                 var given = !string.IsNullOrEmpty(r.TargetConnector) ? "TargetConnector" : !string.IsNullOrEmpty(r.TargetBucket) ? "TargetBucket" : "TargetPrefix";
-                throw new ArgumentException($"-Type Inventory reads the source only: leave out -{given} (and the other -Target parameters).", given);
+                throw new ArgumentException(r.Type == JobType.Update
+                    ? $"-Type Update changes the source's objects in place: leave out -{given} (and the other -Target parameters)."
+                    : $"-Type Inventory reads the source only: leave out -{given} (and the other -Target parameters).", given);
             }
         }
         else
@@ -37,6 +39,7 @@ public static class JobRules
         }
         if (r.Type != JobType.Verify && r.Deep) throw new ArgumentException("-Deep applies to Verify jobs only: add -Type Verify, or leave -Deep out.", "Deep");
         if (r.Type != JobType.Verify && r.CompareMetadata) throw new ArgumentException("-CompareMetadata applies to Verify jobs only: add -Type Verify, or leave -CompareMetadata out.", "CompareMetadata");
+        UpdateRules.Check(r);
         CheckPrefix(r.SourcePrefix, "SourcePrefix", segmentsChecked: false);
         CheckPrefix(r.TargetPrefix, "TargetPrefix", segmentsChecked: true);
         if (r.Concurrency is < 1 or > 256) throw new ArgumentException($"-Concurrency {r.Concurrency} is out of range: use 1 to 256.", "Concurrency");
@@ -111,7 +114,7 @@ public static class JobRules
     /// </summary>
     public static void CheckNotOntoItself(MigrationJobRequest r, CloudConnector source, CloudConnector target)
     {
-        if (r.Type == JobType.Inventory) return;
+        if (!JobTypes.HasTarget(r.Type)) return;
         var sameBucket = string.Equals(r.SourceBucket, r.TargetBucket, StringComparison.Ordinal)
             && (source.Id != 0 && source.Id == target.Id || SameEndpoint(source.Endpoint, target.Endpoint));
         if (!sameBucket || !Overlaps(r.SourcePrefix ?? "", r.TargetPrefix ?? "")) return;

@@ -20,6 +20,8 @@ public sealed class RunnerOptions
     public string RunnerId { get; init; } = DefaultRunnerId;
     /// <summary>The runner id of this process (host:pid@scope, see LocalProcess): workers and liveness checks read it back from the store.</summary>
     public static string DefaultRunnerId => Workers.LocalProcess.Identity;
+    /// <summary>Update: the largest object changed by one CopyObject onto itself; larger ones are copied in parts. Null: the provider's largest single PUT.</summary>
+    public long? LargestSingleCopy { get; init; }
     /// <summary>Called once the run holds the job (it was Pending and is Running now), before any work.</summary>
     public Action? Started { get; init; }
 }

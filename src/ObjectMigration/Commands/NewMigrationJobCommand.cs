@@ -101,6 +101,25 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     /// <summary>Verify: a different content type, user metadata or tags is a mismatch too.</summary>
     [Parameter] public SwitchParameter CompareMetadata { get; set; }
 
+    /// <summary>Update: the storage class every selected object is moved to (STANDARD_IA, GLACIER_IR ...), in place.</summary>
+    [Parameter] public string? SetStorageClass { get; set; }
+
+    /// <summary>Update: the tags every selected object gets, replacing all it has (@{} removes them all).</summary>
+    [Parameter] public System.Collections.Hashtable? SetTags { get; set; }
+
+    /// <summary>Update: tags to set on every selected object, keeping its others.</summary>
+    [Parameter] public System.Collections.Hashtable? AddTags { get; set; }
+
+    /// <summary>Update: names of tags to remove from every selected object, keeping its others.</summary>
+    [Parameter] public string[] RemoveTags { get; set; } = [];
+
+    /// <summary>
+    /// Update: content headers (Content-Type, Cache-Control, Content-Disposition, Content-Encoding, Content-Language,
+    /// Expires) and user metadata to set on every selected object; a user metadata name with $null is removed.
+    /// Everything not named is kept.
+    /// </summary>
+    [Parameter] public System.Collections.Hashtable? SetMetadata { get; set; }
+
     /// <summary>
     /// The id of a finished Verify job: creates a Migrate job with its source and target for exactly the keys it found
     /// missing or mismatched (Overwrite Always). A second verify is then clean.
@@ -110,7 +129,8 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
 
     /// <summary>What a repair takes from its Verify job, so giving it as well is a mistake.</summary>
     private static readonly string[] DefinedByVerify =
-        ["Type", "Overwrite", "SourcePrefix", "TargetPrefix", "Key", "Include", "Exclude", "ModifiedAfter", "ModifiedBefore", "MinSize", "MaxSize", "ExcludeContentType", "Deep", "CompareMetadata"];
+        ["Type", "Overwrite", "SourcePrefix", "TargetPrefix", "Key", "Include", "Exclude", "ModifiedAfter", "ModifiedBefore", "MinSize", "MaxSize", "ExcludeContentType", "Deep", "CompareMetadata",
+         "SetStorageClass", "SetTags", "AddTags", "RemoveTags", "SetMetadata"];
 
     private MigrationJobRequest BuildRequest() => new()
     {
@@ -142,7 +162,42 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
         StorageClassMap = StorageClassMap(),
         Deep = Deep,
         CompareMetadata = CompareMetadata,
+        Update = BuildUpdate(),
     };
+
+    private ObjectUpdate BuildUpdate()
+    {
+        var update = new ObjectUpdate
+        {
+            StorageClass = SetStorageClass,
+            SetTags = SetTags is null ? null : Pairs(SetTags, "SetTags"),
+            AddTags = AddTags is null ? new(StringComparer.Ordinal) : Pairs(AddTags, "AddTags"),
+            RemoveTags = RemoveTags,
+        };
+        foreach (System.Collections.DictionaryEntry entry in SetMetadata ?? [])
+        {
+            var name = entry.Key?.ToString() ?? "";
+            var value = (entry.Value is PSObject wrapped ? wrapped.BaseObject : entry.Value)?.ToString();
+            // Written with or without the hyphen (ContentType or Content-Type).
+            var header = ObjectUpdate.ContentHeaderNames.FirstOrDefault(h => string.Equals(h, name, StringComparison.OrdinalIgnoreCase)
+                || string.Equals(h.Replace("-", ""), name, StringComparison.OrdinalIgnoreCase));
+            if (header is not null) update.ContentHeaders[header] = value ?? "";
+            else update.UserMetadata[name.StartsWith("x-amz-meta-", StringComparison.OrdinalIgnoreCase) ? name["x-amz-meta-".Length..] : name] = value;
+        }
+        return update;
+    }
+
+    private static Dictionary<string, string> Pairs(System.Collections.Hashtable table, string parameter)
+    {
+        var pairs = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry entry in table)
+        {
+            var value = entry.Value is PSObject wrapped ? wrapped.BaseObject : entry.Value;
+            if (value is null) throw new ArgumentException($"-{parameter} gives the tag '{entry.Key}' no value: give a value ('' for an empty one).", parameter);
+            pairs[entry.Key?.ToString() ?? ""] = value.ToString() ?? "";
+        }
+        return pairs;
+    }
 
     private Dictionary<string, string> StorageClassMap()
     {
@@ -190,9 +245,12 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     protected override void ProcessRecord()
     {
         var source = ParameterSetName == "UnsavedSource" ? SourceEndpoint : SourceConnector;
-        var description = Type == JobType.Inventory
-            ? $"{source}/{SourceBucket}/{SourcePrefix} (inventory)"
-            : $"{source}/{SourceBucket}/{SourcePrefix} -> {TargetConnector}/{TargetBucket}/{TargetPrefix}";
+        var description = Type switch
+        {
+            JobType.Inventory => $"{source}/{SourceBucket}/{SourcePrefix} (inventory)",
+            JobType.Update => $"{source}/{SourceBucket}/{SourcePrefix} (in place: {BuildUpdate()})",
+            _ => $"{source}/{SourceBucket}/{SourcePrefix} -> {TargetConnector}/{TargetBucket}/{TargetPrefix}",
+        };
         try
         {
             if (Detached && AsJob)

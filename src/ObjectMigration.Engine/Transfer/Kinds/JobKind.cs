@@ -18,6 +18,7 @@ internal abstract class JobKind(RunContext run)
         JobType.Verify => new VerifyKind(run),
         JobType.Inventory => new InventoryKind(run),
         JobType.Migrate => new MigrateKind(run),
+        JobType.Update => new UpdateKind(run),
         // A new job type gets its own kind: never run as a copy by default.
         _ => throw new NotSupportedException($"Job type {run.Job.Type} has no kind to run it."),
     };

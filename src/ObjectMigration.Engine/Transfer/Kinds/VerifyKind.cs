@@ -92,7 +92,7 @@ internal sealed class VerifyKind(RunContext run) : JobKind(run)
         }
         var sourceTags = await Options.Retry.RunAsync(c => Source.GetTaggingAsync(Job.SourceBucket, o.Key, c), Run.OnRetry(o.Key), ct).ConfigureAwait(false);
         var targetTags = await Options.Retry.RunAsync(c => Target.GetTaggingAsync(Job.TargetBucket, Run.TargetKey(o.Key), c), Run.OnRetry(o.Key), ct).ConfigureAwait(false);
-        var tagDifferences = DictionaryDifferences(ParseTags(sourceTags), ParseTags(targetTags));
+        var tagDifferences = DictionaryDifferences(Tagging.Parse(sourceTags), Tagging.Parse(targetTags));
         if (tagDifferences.Count > 0) differences.Add($"tags: {string.Join(", ", tagDifferences)}");
         return differences;
     }
@@ -110,19 +110,6 @@ internal sealed class VerifyKind(RunContext run) : JobKind(run)
             else if (a != b) differences.Add($"{name} '{a}' vs '{b}'");
         }
         return differences;
-    }
-
-    /// <summary>Tags as x-amz-tagging carries them: URL-encoded key=value pairs joined by '&amp;'.</summary>
-    private static Dictionary<string, string> ParseTags(string? tagging)
-    {
-        var tags = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var pair in (tagging ?? "").Split('&', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var at = pair.IndexOf('=');
-            var name = Uri.UnescapeDataString(at < 0 ? pair : pair[..at]);
-            tags[name] = at < 0 ? "" : Uri.UnescapeDataString(pair[(at + 1)..]);
-        }
-        return tags;
     }
 
     /// <summary>
