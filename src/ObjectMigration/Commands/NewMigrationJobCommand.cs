@@ -182,10 +182,17 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
             var header = ObjectUpdate.ContentHeaderNames.FirstOrDefault(h => string.Equals(h, name, StringComparison.OrdinalIgnoreCase)
                 || string.Equals(h.Replace("-", ""), name, StringComparison.OrdinalIgnoreCase));
             if (header is not null) update.ContentHeaders[header] = value ?? "";
+            // A header of the object that is not to be set (Content-Length, ETag, x-amz-...) is refused by the rules, not taken as user metadata.
+            else if (IsReservedHeader(name)) update.ContentHeaders[name] = value ?? "";
             else update.UserMetadata[name.StartsWith("x-amz-meta-", StringComparison.OrdinalIgnoreCase) ? name["x-amz-meta-".Length..] : name] = value;
         }
         return update;
     }
+
+    private static bool IsReservedHeader(string name) =>
+        name.StartsWith("Content-", StringComparison.OrdinalIgnoreCase)
+        || (name.StartsWith("x-amz-", StringComparison.OrdinalIgnoreCase) && !name.StartsWith("x-amz-meta-", StringComparison.OrdinalIgnoreCase))
+        || name.Equals("ETag", StringComparison.OrdinalIgnoreCase) || name.Equals("Last-Modified", StringComparison.OrdinalIgnoreCase);
 
     private static Dictionary<string, string> Pairs(System.Collections.Hashtable table, string parameter)
     {
