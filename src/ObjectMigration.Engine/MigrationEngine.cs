@@ -566,13 +566,14 @@ public sealed class MigrationEngine
         var open = Store.GetOpenUploads(id);
         if (open.Count > 0)
         {
-            var targetConnector = Store.FindConnector(job.TargetConnectorId);
-            if (targetConnector is not null)
+            var (connectorId, bucket, prefix) = job.UploadSide;
+            var connector = Store.FindConnector(connectorId);
+            if (connector is not null)
             {
-                using var target = OpenObjectStore(GetAccess(targetConnector));
+                using var store = OpenObjectStore(GetAccess(connector));
                 foreach (var upload in open)
                 {
-                    try { await target.AbortMultipartAsync(job.TargetBucket, job.TargetPrefix + upload.Key, upload.UploadId, ct).ConfigureAwait(false); }
+                    try { await store.AbortMultipartAsync(bucket, prefix + upload.Key, upload.UploadId, ct).ConfigureAwait(false); }
                     catch (StorageException) { /* already gone or unreachable: nothing more to free here */ }
                     Store.ForgetUpload(id, upload.Key);
                 }

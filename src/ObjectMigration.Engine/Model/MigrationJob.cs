@@ -124,6 +124,10 @@ public sealed class MigrationJob
     internal long SourceConnectorId { get; set; }
     internal long TargetConnectorId { get; set; }
 
+    /// <summary>Where the job's multipart uploads are open: the target, or the source for a job that changes it in place (Update).</summary>
+    internal (long ConnectorId, string Bucket, string Prefix) UploadSide =>
+        JobTypes.HasTarget(Type) ? (TargetConnectorId, TargetBucket, TargetPrefix) : (SourceConnectorId, SourceBucket, "");
+
     public override string ToString() => $"{Name} ({Id})";
 }
 

@@ -45,7 +45,7 @@ public sealed class ObjectUpdate
     /// The headers an object with <paramref name="current"/> headers gets. Its storage class is written again when not
     /// changed: a copy onto itself without one would move the object to STANDARD.
     /// </summary>
-    public ObjectMetadata HeadersFrom(ObjectMetadata current, string? currentStorageClass)
+    public ObjectMetadata HeadersFrom(ObjectMetadata current, string? currentStorageClass, ObjectEncryption? encryption = null)
     {
         var headers = new ObjectMetadata
         {
@@ -56,8 +56,15 @@ public sealed class ObjectUpdate
             CacheControl = current.CacheControl,
             Expires = current.Expires,
             WebsiteRedirectLocation = current.WebsiteRedirectLocation,
+            // The new version keeps the protection the object had.
+            ObjectLockMode = current.ObjectLockMode,
+            ObjectLockRetainUntil = current.ObjectLockRetainUntil,
+            ObjectLockLegalHold = current.ObjectLockLegalHold,
             StorageClass = StorageClass ?? (currentStorageClass is null or "STANDARD" ? null : currentStorageClass),
         };
+        // Encrypted as before, with the same KMS key (a copy would otherwise take the bucket's default).
+        headers.ServerSideEncryption = encryption?.Algorithm;
+        headers.KmsKeyId = encryption?.KmsKeyId;
         foreach (var (name, value) in current.UserMetadata) headers.UserMetadata[name] = value;
         foreach (var (name, value) in ContentHeaders)
         {

@@ -24,7 +24,16 @@ public sealed class ObjectMetadata
     public string? ObjectLockRetainUntil { get; set; }
     /// <summary>Object Lock legal hold: ON or OFF.</summary>
     public string? ObjectLockLegalHold { get; set; }
+    /// <summary>
+    /// x-amz-server-side-encryption (and its KMS key) to write. Never read into a HEAD's metadata: only a rewrite in
+    /// place sets it, from <see cref="ObjectHead.Encryption"/>, since a key of the source's account means nothing elsewhere.
+    /// </summary>
+    public string? ServerSideEncryption { get; set; }
+    public string? KmsKeyId { get; set; }
 }
+
+/// <summary>How the server says an object is encrypted at rest: AES256 or aws:kms (with its key id).</summary>
+public sealed record ObjectEncryption(string Algorithm, string? KmsKeyId);
 
 /// <summary>A full-object checksum as S3 carries it: the algorithm (CRC32, CRC32C, CRC64NVME, SHA1, SHA256) and its base64 value.</summary>
 public sealed record ObjectChecksum(string Algorithm, string Base64)
@@ -55,6 +64,8 @@ public sealed record ObjectHead(long Size, string? ETag, DateTimeOffset LastModi
     public bool OpaquelyEncrypted { get; init; }
     /// <summary>The full-object checksum the server stored, when it returned one (x-amz-checksum-mode).</summary>
     public ObjectChecksum? Checksum { get; init; }
+    /// <summary>x-amz-server-side-encryption of the object, if the answer named it.</summary>
+    public ObjectEncryption? Encryption { get; init; }
     /// <summary>x-amz-tagging-count: the object has tags to read with GetTaggingAsync; null when the answer did not say (a HEAD).</summary>
     public int? TagCount { get; init; }
 }
@@ -113,7 +124,8 @@ public interface IObjectStore : IDisposable
     /// <summary>
     /// CopyObject of an object onto itself with x-amz-metadata-directive REPLACE, pinned to its <paramref name="ifMatch"/>
     /// ETag: the bytes stay, the headers become <paramref name="headers"/> (content headers, user metadata, storage class)
-    /// and nothing else is kept. Tags are not part of it: some servers drop them, so they are written after (PutTaggingAsync).
+    /// and nothing else is kept. Tags are not sent: Ceph RGW drops an object's tags in this copy, and with
+    /// x-amz-tagging-directive REPLACE leaves tags its GetObjectTagging answers with an empty body, so they are written after.
     /// </summary>
     Task<StoredETag> RewriteInPlaceAsync(string bucket, string key, ObjectMetadata headers, string? ifMatch, CancellationToken cancellationToken);
     /// <summary>UploadPartCopy of a byte range, pinned to the source's <paramref name="ifMatch"/> ETag. Fails as Unsupported where the server has none (GCS).</summary>

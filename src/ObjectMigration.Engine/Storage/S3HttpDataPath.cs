@@ -596,6 +596,8 @@ internal sealed class S3HttpDataPath : IDisposable
             OpaquelyEncrypted = IsEncryptedOpaquely(response),
             Checksum = checksum,
             TagCount = tagCount,
+            Encryption = Header(response, "x-amz-server-side-encryption") is { Length: > 0 } sse
+                ? new ObjectEncryption(sse, Header(response, "x-amz-server-side-encryption-aws-kms-key-id")) : null,
         };
     }
 
@@ -617,6 +619,8 @@ internal sealed class S3HttpDataPath : IDisposable
             request.Headers.TryAddWithoutValidation("x-amz-object-lock-retain-until-date", metadata.ObjectLockRetainUntil);
         }
         if (metadata.ObjectLockLegalHold is not null) request.Headers.TryAddWithoutValidation("x-amz-object-lock-legal-hold", metadata.ObjectLockLegalHold);
+        if (metadata.ServerSideEncryption is not null) request.Headers.TryAddWithoutValidation("x-amz-server-side-encryption", metadata.ServerSideEncryption);
+        if (metadata.KmsKeyId is not null) request.Headers.TryAddWithoutValidation("x-amz-server-side-encryption-aws-kms-key-id", metadata.KmsKeyId);
     }
 
     private static string? Header(HttpResponseMessage response, string name)

@@ -42,10 +42,7 @@ public sealed class ObjectSelector
     /// <summary>Skip rules and the overwrite mode; null means copy it.</summary>
     public ObjectResult? SkipReason(PendingObject o)
     {
-        if (o.StorageClass is { } storageClass && RetrievalClasses.Contains(storageClass))
-        {
-            return Skip(o, LogType.ImportSkippedRequiresRetrieval, $"Storage class {storageClass} needs a restore before it can be read.");
-        }
+        if (RetrievalSkip(o) is { } archived) return archived;
         if (o.Size > _targetMaxObjectSize)
         {
             return Skip(o, LogType.ImportSkippedOversized, $"{o.Size} bytes is more than the target's limit of {_targetMaxObjectSize} bytes.");
@@ -62,6 +59,12 @@ public sealed class ObjectSelector
     }
 
     /// <summary>Intelligent-Tiering lists as one class; only a HEAD tells whether the object sits in an archive tier.</summary>
+    /// <summary>An object in a class that must be restored before it can be read (GLACIER, DEEP_ARCHIVE ...), or null.</summary>
+    public static ObjectResult? RetrievalSkip(PendingObject o) =>
+        o.StorageClass is { } storageClass && RetrievalClasses.Contains(storageClass)
+            ? Skip(o, LogType.ImportSkippedRequiresRetrieval, $"Storage class {storageClass} needs a restore before it can be read.")
+            : null;
+
     public static bool NeedsArchiveCheck(PendingObject o) => string.Equals(o.StorageClass, "INTELLIGENT_TIERING", StringComparison.OrdinalIgnoreCase);
 
     public static ObjectResult? ArchiveSkip(PendingObject o, string? archiveStatus) =>

@@ -128,7 +128,9 @@ internal sealed class RunContext
         try
         {
             using var own = timeout.CanBeCanceled ? null : new CancellationTokenSource(Options.AbortTimeout);
-            await Target.AbortMultipartAsync(Job.TargetBucket, TargetKey(key), uploadId, own?.Token ?? timeout).ConfigureAwait(false);
+            var (_, bucket, prefix) = Job.UploadSide;
+            var store = JobTypes.HasTarget(Job.Type) ? Target : Source;
+            await store.AbortMultipartAsync(bucket, prefix + key, uploadId, own?.Token ?? timeout).ConfigureAwait(false);
         }
         catch (Exception e) when (e is StorageException or OperationCanceledException)
         {

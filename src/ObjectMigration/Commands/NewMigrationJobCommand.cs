@@ -172,7 +172,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
             StorageClass = SetStorageClass,
             SetTags = SetTags is null ? null : Pairs(SetTags, "SetTags"),
             AddTags = AddTags is null ? new(StringComparer.Ordinal) : Pairs(AddTags, "AddTags"),
-            RemoveTags = RemoveTags,
+            RemoveTags = RemoveTags ?? [],
         };
         foreach (System.Collections.DictionaryEntry entry in SetMetadata ?? [])
         {
@@ -252,14 +252,15 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     protected override void ProcessRecord()
     {
         var source = ParameterSetName == "UnsavedSource" ? SourceEndpoint : SourceConnector;
-        var description = Type switch
-        {
-            JobType.Inventory => $"{source}/{SourceBucket}/{SourcePrefix} (inventory)",
-            JobType.Update => $"{source}/{SourceBucket}/{SourcePrefix} (in place: {BuildUpdate()})",
-            _ => $"{source}/{SourceBucket}/{SourcePrefix} -> {TargetConnector}/{TargetBucket}/{TargetPrefix}",
-        };
+        var description = $"{source}/{SourceBucket}/{SourcePrefix}";
         try
         {
+            description = Type switch
+            {
+                JobType.Inventory => $"{description} (inventory)",
+                JobType.Update => $"{description} (in place: {BuildUpdate()})",
+                _ => $"{description} -> {TargetConnector}/{TargetBucket}/{TargetPrefix}",
+            };
             if (Detached && AsJob)
             {
                 throw DetachedWithAsJob();

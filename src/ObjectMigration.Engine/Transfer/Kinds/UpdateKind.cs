@@ -26,6 +26,8 @@ internal sealed class UpdateKind(RunContext run) : JobKind(run)
     public override ObjectResult? Decide(PendingObject o)
     {
         var update = Update;
+        // A copy reads the object: an archived one needs a restore first. Tags alone can still change.
+        if (update.ChangesHeaders && ObjectSelector.RetrievalSkip(o) is { } archived) return archived;
         if (update.StorageClass is { } wanted && !update.ChangesTags && update.ContentHeaders.Count == 0 && update.UserMetadata.Count == 0
             && string.Equals(o.StorageClass ?? "STANDARD", wanted, StringComparison.Ordinal))
         {
@@ -37,7 +39,8 @@ internal sealed class UpdateKind(RunContext run) : JobKind(run)
     public override async Task<ObjectResult?> PlanCheckAsync(PendingObject o, CancellationToken ct)
     {
         var head = await Options.Retry.RunAsync(c => Source.HeadAsync(Job.SourceBucket, o.Key, c), null, ct).ConfigureAwait(false);
-        if (head is null) return null;
+        if (head is null) return Gone(o.Key);
+        if (Update.ChangesHeaders && ObjectSelector.ArchiveSkip(o, head.ArchiveStatus) is { } archived) return archived;
         var tags = KeepsTags && Update.ChangesTags ? Tagging.Parse(await Options.Retry.RunAsync(c => Source.GetTaggingAsync(Job.SourceBucket, o.Key, c), null, ct).ConfigureAwait(false)) : [];
         var tagsDone = !KeepsTags || !Update.ChangesTags || Tagging.AreEqual(tags, Update.TagsFrom(tags));
         return HeadersAsAsked(head) && tagsDone ? AlreadyApplied(o.Key, head.Size) : null;
@@ -67,8 +70,8 @@ internal sealed class UpdateKind(RunContext run) : JobKind(run)
     private async Task<ObjectResult> UpdateObjectAsync(PendingObject o, CancellationToken ct)
     {
         var update = Update;
-        var head = await HeadAsync(o.Key, ct).ConfigureAwait(false)
-            ?? throw new StorageException(ErrorClass.ObjectNotFound, $"The object '{o.Key}' was deleted after it was listed; it was not updated.");
+        if (await HeadAsync(o.Key, ct).ConfigureAwait(false) is not { } head) return Gone(o.Key);
+        if (update.ChangesHeaders && ObjectSelector.ArchiveSkip(o, head.ArchiveStatus) is { } archived) return archived;
         // Tags from before an interrupted copy win over what the server shows now (it may have dropped them in the copy).
         var intent = Store.GetUpdateIntent(Job.Id, o.Key);
         var currentTags = KeepsTags ? await TagsAsync(o.Key, ct).ConfigureAwait(false) : [];
@@ -86,9 +89,29 @@ internal sealed class UpdateKind(RunContext run) : JobKind(run)
         if (!headersDone)
         {
             if (KeepsTags && tagsBefore.Count > 0 && intent is null) Store.SaveUpdateIntent(Job.Id, o.Key, Tagging.Format(tagsBefore)!);
-            var headers = update.HeadersFrom(head.Metadata, head.StorageClass);
+            var headers = update.HeadersFrom(head.Metadata, head.StorageClass, head.Encryption);
             if (Limiter is not null) await Limiter.ConsumeAsync(head.Size, ct).ConfigureAwait(false);
-            await (head.Size > LargestSingleCopy ? RewriteInPartsAsync(o.Key, head, headers, ct) : RewriteAsync(o.Key, head, headers, ct)).ConfigureAwait(false);
+            try
+            {
+                await (head.Size > LargestSingleCopy ? RewriteInPartsAsync(o.Key, head, headers, ct) : RewriteAsync(o.Key, head, headers, ct)).ConfigureAwait(false);
+            }
+            catch (StorageException e) when (e.ErrorClass == ErrorClass.SourceChanged)
+            {
+                // The ETag read no longer matches: a retry whose first attempt did the copy (its answer lost), or a writer
+                // meanwhile. Done if the change is there on an object of the same size; otherwise left to that writer.
+                var now = await HeadAsync(o.Key, ct).ConfigureAwait(false);
+                if (now is null || now.Size != head.Size || !HeadersAsAsked(now))
+                {
+                    if (intent is null) Store.ForgetUpdateIntent(Job.Id, o.Key);
+                    throw new StorageException(ErrorClass.SourceChanged, $"The object '{o.Key}' was rewritten by someone else while it was updated; it was left as that writer made it. Resume-MigrationJob -RetryFailed updates its new version.");
+                }
+            }
+            catch (StorageException e) when (intent is null && e.ErrorClass is ErrorClass.InvalidRequest or ErrorClass.AccessDenied or ErrorClass.ObjectNotFound or ErrorClass.Unsupported)
+            {
+                // The server refused the copy outright: the object is as it was, tags included.
+                Store.ForgetUpdateIntent(Job.Id, o.Key);
+                throw;
+            }
             copied = true;
         }
         if (KeepsTags)
@@ -109,7 +132,7 @@ internal sealed class UpdateKind(RunContext run) : JobKind(run)
         var changes = new List<string>();
         if (!headersDone) changes.Add(HeaderChanges(head));
         if (KeepsTags && update.ChangesTags && !Tagging.AreEqual(tagsBefore, wantedTags)) changes.Add($"tags {FormatTags(tagsBefore)} -> {FormatTags(wantedTags)}");
-        return new ObjectResult(o.Key, ObjectOutcome.Transferred, copied ? head.Size : 0, LogType.ObjectUpdated,
+        return new ObjectResult(o.Key, ObjectOutcome.Transferred, head.Size, LogType.ObjectUpdated,
             $"Updated: {string.Join("; ", changes.Where(c => c.Length > 0))}; bytes unchanged ({verifiedBy}).", null, verifiedBy, null);
     }
 
@@ -137,6 +160,7 @@ internal sealed class UpdateKind(RunContext run) : JobKind(run)
         if (Store.GetUploadId(Job.Id, key) is { } stale) await Run.AbortUploadQuietlyAsync(key, stale).ConfigureAwait(false);
         var profile = Source.Profile;
         var partSize = Math.Min(Math.Max(Math.Max(Job.PartSize, profile.MinPartSize), (head.Size + profile.MaxParts - 1) / profile.MaxParts), profile.MaxPartSize);
+        // Tags go on once the object is complete (PutObjectTagging): not every server takes them with CreateMultipartUpload.
         var uploadId = await Options.Retry.RunAsync(c => Source.StartMultipartAsync(Job.SourceBucket, key, headers, c), Run.OnRetry(key), ct).ConfigureAwait(false);
         Store.SaveUploadId(Job.Id, key, uploadId);
         var parts = new List<(int, string)>();
@@ -222,6 +246,9 @@ internal sealed class UpdateKind(RunContext run) : JobKind(run)
 
     private static string FormatTags(IReadOnlyDictionary<string, string> tags) =>
         tags.Count == 0 ? "(none)" : string.Join(", ", tags.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Key}={t.Value}"));
+
+    private static ObjectResult Gone(string key) =>
+        new(key, ObjectOutcome.Failed, 0, LogType.MigrationError, $"The object '{key}' was deleted after it was listed; it was not updated.");
 
     private static ObjectResult AlreadyApplied(string key, long size) =>
         new(key, ObjectOutcome.Skipped, size, LogType.UpdateAlreadyApplied, "Already as asked: nothing was changed.");
