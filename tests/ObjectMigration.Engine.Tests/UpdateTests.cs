@@ -131,7 +131,7 @@ public sealed class UpdateTests : IAsyncLifetime
 
         var job = _engine.CreateJob(UpdateRequest(bucket));
         Assert.Equal($"{bucket}-update", job.Name);
-        Assert.Equal("", job.Target);
+        Assert.Equal("(in place)", job.Target);
         await RunAsync(job.Id);
         var progress = _engine.Store.GetProgress(job.Id);
         Assert.Equal((5L, 5L, 0L), (progress.Objects, progress.TransferredObjects, progress.FailedObjects));

@@ -144,6 +144,30 @@ Describe 'New-MigrationJob -Type Update' {
             Should -Throw -ErrorId 'InvalidArgument,TargetConnector,ObjectMigration.Commands.NewMigrationJobCommand' -ExpectedMessage '*in place*'
         { New-MigrationJob -SourceConnector src -SourceBucket $bucket -TargetConnector dst -TargetBucket other -AddTags @{ a = '1' } -ErrorAction Stop } |
             Should -Throw -ErrorId 'InvalidArgument,AddTags,ObjectMigration.Commands.NewMigrationJobCommand' -ExpectedMessage '*Update jobs only*'
+        { New-MigrationJob -Type Update -SourceConnector src -SourceBucket $bucket -StorageClass STANDARD_IA -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidArgument,StorageClass,ObjectMigration.Commands.NewMigrationJobCommand' -ExpectedMessage '*use -SetStorageClass*'
+        { New-MigrationJob -Type Update -SourceConnector src -SourceBucket $bucket -SetStorageClass STANDARD_IA -Overwrite Never -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidArgument,Overwrite,ObjectMigration.Commands.NewMigrationJobCommand'
+        { New-MigrationJob -Type Update -SourceConnector src -SourceBucket $bucket -SetMetadata @{ note = 'héllo' } -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidArgument,SetMetadata,ObjectMigration.Commands.NewMigrationJobCommand' -ExpectedMessage '*ASCII*'
+        { New-MigrationJob -Type Update -SourceConnector src -SourceBucket $bucket -SetMetadata @{ 'x-amz-meta-owner' = 'a'; owner = 'b' } -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidArgument,SetMetadata,ObjectMigration.Commands.NewMigrationJobCommand' -ExpectedMessage '*twice*'
+        # A dry run of a bucket that does not exist says so the way the real command does.
+        { New-MigrationJob -Type Update -SourceConnector src -SourceBucket 'no-such-bucket-om' -SetStorageClass STANDARD_IA -WhatIf -ErrorAction Stop } |
+            Should -Throw -ErrorId 'BucketNotFound,SourceBucket,ObjectMigration.Commands.NewMigrationJobCommand'
         @(Get-MigrationJob).Count | Should -Be $before
+    }
+
+    It 'fails an object whose tags would go over ten, in the dry run and the job, and changes nothing on it' {
+        $script:Client = $CephClient
+        $bucket = New-TestBucket $Client
+        Write-TestObject $Client $bucket 'many.txt' (Get-TestBytes 100 3)
+        Set-TestTags $bucket 'many.txt' @{ a = '1'; b = '2'; c = '3' }
+        $params = @{ Type = 'Update'; SourceConnector = 'src'; SourceBucket = $bucket; AddTags = @{ t1 = 1; t2 = 2; t3 = 3; t4 = 4; t5 = 5; t6 = 6; t7 = 7; t8 = 8 } }
+        (New-MigrationJob @params -WhatIf).ActionName | Should -Be 'Fail'
+        $job = New-MigrationJob @params -Wait -ErrorAction SilentlyContinue
+        $job.State | Should -Be 'CompletedWithErrors'
+        (Get-MigrationJobLog -Id $job.Id -Type MigrationError).Message | Should -BeLike '*has 3 tags; with this update it would have 11*'
+        @((Get-TestTags $bucket 'many.txt').Keys).Count | Should -Be 3
     }
 }

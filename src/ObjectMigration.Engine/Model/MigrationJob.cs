@@ -76,8 +76,8 @@ public sealed class MigrationJob
     public JobPhase? Phase { get; set; }
     /// <summary>Where the job reads: connector/bucket/prefix (the prefix left out when empty).</summary>
     public string Source => Location.Of(SourceConnector, SourceBucket, SourcePrefix);
-    /// <summary>Where the job writes: connector/bucket/prefix; empty for an Inventory, which has no target.</summary>
-    public string Target => string.IsNullOrEmpty(TargetBucket) ? "" : Location.Of(TargetConnector, TargetBucket, TargetPrefix);
+    /// <summary>Where the job writes: connector/bucket/prefix; "(in place)" for an Update; empty for an Inventory, which writes nothing.</summary>
+    public string Target => Type == JobType.Update ? "(in place)" : string.IsNullOrEmpty(TargetBucket) ? "" : Location.Of(TargetConnector, TargetBucket, TargetPrefix);
     // PowerShell's ConvertTo-Json writes an enum as its number (unless -EnumsAsStrings): these carry the names.
     public string TypeName => Type.ToString();
     public string StateName => State.ToString();

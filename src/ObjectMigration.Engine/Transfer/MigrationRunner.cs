@@ -82,8 +82,9 @@ public sealed class MigrationRunner
             return _store.FindJob(_job.Id)?.State ?? JobState.Failed;
         }
         _options.Started?.Invoke();
+        var where = JobTypes.HasTarget(_job.Type) ? $"{_job.Source} -> {_job.Target}" : _job.Type == JobType.Update ? $"{_job.Source} in place ({_job.Update})" : _job.Source;
         _store.AddLogs(_job.Id, [new LogRecord(wasStarted ? LogType.MigrationResume : LogType.MigrationStart, null,
-            $"{_job.Type} {_job.SourceConnector}/{_job.SourceBucket}/{_job.SourcePrefix} -> {_job.TargetConnector}/{_job.TargetBucket}/{_job.TargetPrefix} with {_job.Concurrency} transfers at once on {_runnerId}.")]);
+            $"{_job.Type} {where} with {_job.Concurrency} transfers at once on {_runnerId}.")]);
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var work = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);

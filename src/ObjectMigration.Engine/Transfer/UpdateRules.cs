@@ -44,12 +44,14 @@ internal static class UpdateRules
             {
                 throw new ArgumentException($"-SetMetadata cannot set '{name}': give {string.Join(", ", ObjectUpdate.ContentHeaderNames)} or user metadata names.", "SetMetadata");
             }
-            if (string.IsNullOrEmpty(value) || value.Any(char.IsControl)) throw new ArgumentException($"-SetMetadata gives {name} an empty value or control characters: give a value such as 'text/html'.", "SetMetadata");
+            if (string.IsNullOrEmpty(value) || value.Any(char.IsControl) || !value.All(char.IsAscii)) throw new ArgumentException($"-SetMetadata gives {name} an empty value, control characters or characters outside ASCII: give a value such as 'text/html' (a content header cannot be removed).", "SetMetadata");
         }
         foreach (var (name, value) in update.UserMetadata)
         {
             if (name.Length == 0 || !name.All(IsTokenChar)) throw new ArgumentException($"-SetMetadata name '{name}' is not a header name: use letters, digits and '-' (e.g. owner or build-id).", "SetMetadata");
             if (value is not null && value.Any(char.IsControl)) throw new ArgumentException($"-SetMetadata value of '{name}' has control characters (a line break?): metadata values are one line.", "SetMetadata");
+            // S3 sends metadata as HTTP headers: other characters come back encoded (RFC 2047) or are refused by clients.
+            if (value is not null && !value.All(char.IsAscii)) throw new ArgumentException($"-SetMetadata value of '{name}' has characters outside ASCII: S3 metadata travels in HTTP headers; use ASCII (or encode it, e.g. as URL-encoded text).", "SetMetadata");
         }
     }
 

@@ -63,7 +63,7 @@ internal static class JobWaiter
                 : job.Type == JobType.Verify
                     ? $"Verify job '{job.Name}' found objects missing or different on the target, or only on the target. See Get-MigrationJobLog -Id {job.Id} -Type VerifyMissing, VerifyMismatch, VerifyExtra; " +
                       $"New-MigrationJob -FromVerify {job.Id} copies the missing and mismatched ones again (objects only on the target are never deleted)."
-                    : $"Migration job '{job.Name}' completed with failed objects. See Get-MigrationJobLog -Id {job.Id} -Type ImportErrorRetryExhaustion, or retry them with Resume-MigrationJob -RetryFailed.";
+                    : $"Migration job '{job.Name}' completed with failed objects. See Get-MigrationJobLog -Id {job.Id} -Type MigrationError, ImportErrorRetryExhaustion for why; once the cause is fixed, Resume-MigrationJob -RetryFailed tries them again.";
             cmdlet.WriteError(new ErrorRecord(new InvalidOperationException(message),
                 job.State == JobState.Failed ? "MigrationJobFailed" : "MigrationJobCompletedWithErrors", ErrorCategory.OperationStopped, job));
         }

@@ -184,7 +184,14 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
             if (header is not null) update.ContentHeaders[header] = value ?? "";
             // A header of the object that is not to be set (Content-Length, ETag, x-amz-...) is refused by the rules, not taken as user metadata.
             else if (IsReservedHeader(name)) update.ContentHeaders[name] = value ?? "";
-            else update.UserMetadata[name.StartsWith("x-amz-meta-", StringComparison.OrdinalIgnoreCase) ? name["x-amz-meta-".Length..] : name] = value;
+            else
+            {
+                var userName = name.StartsWith("x-amz-meta-", StringComparison.OrdinalIgnoreCase) ? name["x-amz-meta-".Length..] : name;
+                if (!update.UserMetadata.TryAdd(userName, value))
+                {
+                    throw new ArgumentException($"-SetMetadata names '{userName}' twice (with and without x-amz-meta-, or in another case): give it once.", nameof(SetMetadata));
+                }
+            }
         }
         return update;
     }
@@ -265,6 +272,18 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
             {
                 throw DetachedWithAsJob();
             }
+            if (Type == JobType.Update)
+            {
+                // What a copy decides means nothing for a change in place: say which parameter was meant instead.
+                if (MyInvocation.BoundParameters.ContainsKey(nameof(StorageClass)))
+                {
+                    throw new ArgumentException("-StorageClass sets the class of copies on a target; an Update changes objects in place: use -SetStorageClass.", nameof(StorageClass));
+                }
+                if (MyInvocation.BoundParameters.ContainsKey(nameof(Overwrite)))
+                {
+                    throw new ArgumentException("-Overwrite decides whether a copy replaces what a target holds; an Update has no target and changes each object once: leave -Overwrite out.", nameof(Overwrite));
+                }
+            }
             var request = BuildRequest();
             if (ParameterSetName == "FromVerify")
             {
@@ -293,6 +312,8 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
                             : $"Without -WhatIf this command would be refused: an unfinished job '{existing.Job.Name}' has another definition ({string.Join("; ", existing.Differences)}).");
                     }
                     // The plan per action and reason, from live listings of both sides and the real rules.
+                    // A wrong bucket or endpoint is the same error as without -WhatIf.
+                    Await(Engine.CheckReachableAsync(request, unsavedSource, Cancellation));
                     foreach (var row in Await(Engine.PlanAsync(request, Cancellation, unsavedSource))) WriteObject(row);
                 }
                 return;

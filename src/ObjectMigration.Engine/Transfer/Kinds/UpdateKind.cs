@@ -42,6 +42,7 @@ internal sealed class UpdateKind(RunContext run) : JobKind(run)
         if (head is null) return Gone(o.Key);
         if (Update.ChangesHeaders && ObjectSelector.ArchiveSkip(o, head.ArchiveStatus) is { } archived) return archived;
         var tags = KeepsTags && Update.ChangesTags ? Tagging.Parse(await Options.Retry.RunAsync(c => Source.GetTaggingAsync(Job.SourceBucket, o.Key, c), null, ct).ConfigureAwait(false)) : [];
+        if (KeepsTags && Update.ChangesTags && Update.TagsFrom(tags).Count > UpdateRules.MaxTags) return TooManyTags(o.Key, tags.Count, Update.TagsFrom(tags).Count);
         var tagsDone = !KeepsTags || !Update.ChangesTags || Tagging.AreEqual(tags, Update.TagsFrom(tags));
         return HeadersAsAsked(head) && tagsDone ? AlreadyApplied(o.Key, head.Size) : null;
     }
@@ -77,6 +78,7 @@ internal sealed class UpdateKind(RunContext run) : JobKind(run)
         var currentTags = KeepsTags ? await TagsAsync(o.Key, ct).ConfigureAwait(false) : [];
         var tagsBefore = intent is not null ? Tagging.Parse(intent) : currentTags;
         var wantedTags = update.ChangesTags ? update.TagsFrom(tagsBefore) : tagsBefore;
+        if (KeepsTags && wantedTags.Count > UpdateRules.MaxTags) return TooManyTags(o.Key, tagsBefore.Count, wantedTags.Count);
         var headersDone = HeadersAsAsked(head);
         var tagsDone = !KeepsTags || Tagging.AreEqual(currentTags, wantedTags);
         if (headersDone && tagsDone)
@@ -246,6 +248,10 @@ internal sealed class UpdateKind(RunContext run) : JobKind(run)
 
     private static string FormatTags(IReadOnlyDictionary<string, string> tags) =>
         tags.Count == 0 ? "(none)" : string.Join(", ", tags.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Key}={t.Value}"));
+
+    private static ObjectResult TooManyTags(string key, int had, int wanted) =>
+        new(key, ObjectOutcome.Failed, 0, LogType.MigrationError,
+            $"The object '{key}' has {had} tags; with this update it would have {wanted}, and S3 keeps at most {UpdateRules.MaxTags}. Remove some with -RemoveTags (or give all with -SetTags); it was not changed.");
 
     private static ObjectResult Gone(string key) =>
         new(key, ObjectOutcome.Failed, 0, LogType.MigrationError, $"The object '{key}' was deleted after it was listed; it was not updated.");
