@@ -20,8 +20,12 @@
     VariablesToExport    = @()
     PrivateData          = @{
         PSData = @{
-            Tags       = @('S3', 'Migration', 'ObjectStorage', 'R2', 'MinIO', 'Ceph', 'PSEdition_Core', 'Windows', 'Linux', 'MacOS')
-            ProjectUri = ''
+            Tags         = @('S3', 'Migration', 'ObjectStorage', 'R2', 'MinIO', 'Ceph', 'Wasabi', 'GCS', 'Backup', 'PSEdition_Core', 'Windows', 'Linux', 'MacOS')
+            # Placeholders until the project has its public home: the owner puts the real addresses here.
+            LicenseUri   = 'https://github.com/OWNER/ObjectMigration/blob/main/LICENSE'
+            ProjectUri   = 'https://github.com/OWNER/ObjectMigration'
+            # Stamped by build.ps1 with this version's section of CHANGELOG.md.
+            ReleaseNotes = 'See CHANGELOG.md.'
         }
     }
 }

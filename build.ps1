@@ -41,6 +41,23 @@ function Get-ModuleVersion {
     ($props.Project.PropertyGroup | Where-Object { $_['Version'] } | Select-Object -First 1).Version
 }
 
+# Native SQLite for the platforms PowerShell 7 runs on. The other runtime folders NuGet brings (browser-wasm, win-x86,
+# linux-arm, linux-musl-arm64, maccatalyst ...) are left out of the module.
+$NativeRuntimes = 'win-x64', 'win-arm64', 'linux-x64', 'linux-arm64', 'linux-musl-x64', 'osx-x64', 'osx-arm64'
+
+function Get-ReleaseNotes {
+    # The CHANGELOG.md section of this version: from its '## <version>' heading to the next '## '.
+    $version = Get-ModuleVersion
+    $lines = Get-Content (Join-Path $Root 'CHANGELOG.md')
+    $start = @($lines | Select-String -Pattern "^## \[?$([regex]::Escape($version))\]?(\s|$)")[0]
+    if (-not $start) { throw "CHANGELOG.md has no '## $version' section; add what this version brings there (Version in Directory.Build.props is $version)." }
+    $section = foreach ($line in $lines | Select-Object -Skip $start.LineNumber) {
+        if ($line -match '^## ') { break }
+        $line
+    }
+    ($section -join "`n").Trim()
+}
+
 function Invoke-Build {
     $publish = Join-Path $Out 'publish'
     if (Test-Path $publish) { Remove-Item -Recurse -Force $publish }
@@ -48,16 +65,41 @@ function Invoke-Build {
     if (Test-Path $ModuleOut) { Remove-Item -Recurse -Force $ModuleOut }
     $dependencies = New-Item -ItemType Directory -Path (Join-Path $ModuleOut 'dependencies') -Force
     # The cmdlet assembly sits at the root; the engine and its libraries go to dependencies/, loaded by our own
-    # AssemblyLoadContext so they never clash with another module's copies.
-    Copy-Item (Join-Path $publish 'ObjectMigration.dll'), (Join-Path $publish 'ObjectMigration.pdb') $ModuleOut
-    Get-ChildItem $publish -File | Where-Object { $_.Name -notlike 'ObjectMigration.dll' -and $_.Name -notlike 'ObjectMigration.pdb' -and $_.Extension -in '.dll', '.pdb' } |
-        Copy-Item -Destination $dependencies
-    Copy-Item (Join-Path $publish 'runtimes') $dependencies -Recurse
-    Copy-Item (Join-Path $Root 'src/ObjectMigration/ObjectMigration.Format.ps1xml'), (Join-Path $Root 'src/ObjectMigration/ObjectMigration.psm1') $ModuleOut
+    # AssemblyLoadContext so they never clash with another module's copies. The module folder is what the package
+    # holds, so it has no .pdb: a debugger finds the symbols by the path each assembly records (its project's obj/).
+    Copy-Item (Join-Path $publish 'ObjectMigration.dll') $ModuleOut
+    Get-ChildItem $publish -File -Filter '*.dll' | Where-Object Name -NE 'ObjectMigration.dll' | Copy-Item -Destination $dependencies
+    $runtimes = New-Item -ItemType Directory -Path (Join-Path $dependencies 'runtimes')
+    foreach ($rid in $NativeRuntimes) {
+        $native = Join-Path $publish "runtimes/$rid"
+        if (-not (Test-Path $native)) { throw "The published module has no runtimes/$rid (native SQLite): did SQLitePCLRaw change its layout?" }
+        Copy-Item $native $runtimes -Recurse
+    }
+    Copy-Item (Join-Path $Root 'src/ObjectMigration/ObjectMigration.Format.ps1xml'), (Join-Path $Root 'src/ObjectMigration/ObjectMigration.psm1'),
+        (Join-Path $Root 'LICENSE'), (Join-Path $Root 'THIRD-PARTY-NOTICES.txt') $ModuleOut
     $manifest = Get-Content (Join-Path $Root 'ObjectMigration.psd1') -Raw
     $manifest = $manifest -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion        = '$(Get-ModuleVersion)'"
+    $releaseNotes = (Get-ReleaseNotes) -replace "'", "''"
+    # A script block, so a '$' in the notes is not taken for a substitution.
+    $manifest = $manifest -replace "ReleaseNotes\s*=\s*'[^']*'", { "ReleaseNotes = '$releaseNotes'" }
     Set-Content -Path (Join-Path $ModuleOut 'ObjectMigration.psd1') -Value $manifest -NoNewline
+    $null = Build-Help
     Write-Host "Built module $(Get-ModuleVersion) into $ModuleOut"
+}
+
+function Build-Help {
+    # Get-Help's files from docs/ObjectMigration (PlatyPS markdown) by tools/HelpBuilder, which is not part of the module.
+    # PlatyPS reads the same pages where it is installed; it cannot be installed here (no PowerShell Gallery).
+    # Returns whether the pages follow the layout; a page that strays is still converted as far as it goes.
+    param([switch] $Strict)
+    $tool = Join-Path $Out 'tools/HelpBuilder'
+    Invoke-Native dotnet build (Join-Path $Root 'tools/HelpBuilder/HelpBuilder.csproj') -c Release -o $tool --nologo -v quiet
+    $cmdlets = (Import-PowerShellDataFile (Join-Path $Root 'ObjectMigration.psd1')).CmdletsToExport -join ','
+    $arguments = @('--docs', (Join-Path $Root 'docs/ObjectMigration'), '--out', (Join-Path $ModuleOut 'en-US'), '--commands', $cmdlets)
+    if ($Strict) { $arguments += '--strict' }
+    & dotnet (Join-Path $tool 'HelpBuilder.dll') @arguments | Out-Host
+    if ($LASTEXITCODE -gt 1) { throw "HelpBuilder failed (exit $LASTEXITCODE)." }
+    $LASTEXITCODE -eq 0
 }
 
 function Install-Pester {
@@ -156,17 +198,47 @@ function Invoke-Bench {
 
 function Invoke-Package {
     Invoke-Build
-    Write-Host "The module folder $ModuleOut is what Publish-PSResource takes."
+    $null = Test-ModuleManifest (Join-Path $ModuleOut 'ObjectMigration.psd1')
+    $packages = Join-Path $Out 'packages'
+    if (Test-Path $packages) { Remove-Item -Recurse -Force $packages }
+    $null = New-Item -ItemType Directory -Path $packages
+    # Publish-PSResource to a file-system repository: the package is what the Gallery would get. The repository is
+    # registered under a name of its own for this run only.
+    $repository = 'ObjectMigration-build-' + [guid]::NewGuid().ToString('n').Substring(0, 8)
+    $installed = New-Item -ItemType Directory -Path (Join-Path ([System.IO.Path]::GetTempPath()) $repository)
+    Register-PSResourceRepository -Name $repository -Uri $packages -Trusted
+    try {
+        Publish-PSResource -Path $ModuleOut -Repository $repository
+        # Saved as Install-PSResource lays it out, to measure what a user gets.
+        Save-PSResource -Name ObjectMigration -Repository $repository -Path $installed -TrustRepository -IncludeXml
+    } finally {
+        Unregister-PSResourceRepository -Name $repository
+    }
+    $package = Get-Item (Join-Path $packages "ObjectMigration.$(Get-ModuleVersion).nupkg")
+    $files = Get-ChildItem $installed -Recurse -File
+    $installedBytes = ($files | Measure-Object Length -Sum).Sum
+    Remove-Item $installed -Recurse -Force
+    Write-Host ('Package {0}: {1:N1} MiB ({2:N0} bytes); installed: {3:N1} MiB ({4:N0} bytes) in {5} files' -f
+        $package.FullName, ($package.Length / 1MB), $package.Length, ($installedBytes / 1MB), $installedBytes, $files.Count)
 }
 
 function Invoke-Docs {
-    # PlatyPS is not installable here (no PowerShell Gallery); docs/ObjectMigration is written by hand and checked
-    # against the module: every exported cmdlet must have its page.
+    # The pages in the layout of docs/ObjectMigration (PlatyPS markdown, schema 2.0.0) turned into Get-Help's files,
+    # then Get-Help checked against the built module (Help.Tests.ps1, which needs no S3 endpoint).
     Invoke-Build
-    $names = (Import-PowerShellDataFile (Join-Path $ModuleOut 'ObjectMigration.psd1')).CmdletsToExport
-    $missing = $names | Where-Object { -not (Test-Path (Join-Path $Root "docs/ObjectMigration/$_.md")) }
-    if ($missing) { throw "Cmdlets without a page in docs/ObjectMigration: $($missing -join ', ')" }
-    Write-Host "Every exported cmdlet has its page."
+    $problems = @()
+    if (-not (Build-Help -Strict)) { $problems += 'The help pages stray from the layout (the errors above).' }
+    foreach ($topic in 'about_ObjectMigration', 'about_ObjectMigration_Troubleshooting') {
+        if (-not (Test-Path (Join-Path $Root "docs/ObjectMigration/$topic.md"))) { $problems += "No docs/ObjectMigration/$topic.md." }
+    }
+    $pester = Install-Pester
+    $summary = Join-Path $Out 'help-tests.json'
+    if (Test-Path $summary) { Remove-Item $summary }
+    & $PwshHost @PwshArguments -NoProfile -NonInteractive -File (Join-Path $Root 'tests/ObjectMigration.Tests/Invoke-ModuleTests.ps1') `
+        -PesterPath $pester -ModulePath (Join-Path $ModuleOut 'ObjectMigration.psd1') -SummaryPath $summary -Filter Help
+    if (-not (Test-Path $summary) -or (Get-Content $summary -Raw | ConvertFrom-Json).Failed -gt 0) { $problems += 'The help tests failed (above).' }
+    if ($problems) { throw ($problems -join ' ') }
+    Write-Host 'Every exported cmdlet has its help, and Get-Help shows it.'
 }
 
 switch ($Task) {
