@@ -93,7 +93,7 @@ function Build-Help {
     # Returns whether the pages follow the layout; a page that strays is still converted as far as it goes.
     param([switch] $Strict)
     $tool = Join-Path $Out 'tools/HelpBuilder'
-    Invoke-Native dotnet build (Join-Path $Root 'tools/HelpBuilder/HelpBuilder.csproj') -c Release -o $tool --nologo -v quiet
+    Invoke-Native dotnet build (Join-Path $Root 'tools/HelpBuilder/HelpBuilder.csproj') -c Release -o $tool --nologo -v quiet | Out-Host
     $cmdlets = (Import-PowerShellDataFile (Join-Path $Root 'ObjectMigration.psd1')).CmdletsToExport -join ','
     $arguments = @('--docs', (Join-Path $Root 'docs/ObjectMigration'), '--out', (Join-Path $ModuleOut 'en-US'), '--commands', $cmdlets)
     if ($Strict) { $arguments += '--strict' }
