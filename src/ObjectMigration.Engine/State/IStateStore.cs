@@ -162,7 +162,8 @@ public interface IStateStore
     /// back, so that a crash between the copy (which some servers make without tags) and the tags loses none.
     /// </summary>
     void SaveUpdateIntent(Guid id, string key, string tags);
-    string? GetUpdateIntent(Guid id, string key);
+    /// <summary>All of a job's saved tags by key: read once per run (only objects a crash caught mid-update have one).</summary>
+    IReadOnlyDictionary<string, string> GetUpdateIntents(Guid id);
     void ForgetUpdateIntent(Guid id, string key);
     IReadOnlyList<OpenUpload> GetOpenUploads(Guid id);
 

@@ -680,9 +680,9 @@ public sealed class SqliteStateStore : IStateStore
         Execute("INSERT OR REPLACE INTO update_intents (job_seq, key, tags) SELECT seq, $key, $tags FROM jobs WHERE id = $id",
             ("$id", id.ToString()), ("$key", key), ("$tags", tags));
 
-    public string? GetUpdateIntent(Guid id, string key) =>
-        Query("SELECT u.tags FROM update_intents u JOIN jobs j ON j.seq = u.job_seq WHERE j.id = $id AND u.key = $key",
-            r => r.GetString(0), ("$id", id.ToString()), ("$key", key)).FirstOrDefault();
+    public IReadOnlyDictionary<string, string> GetUpdateIntents(Guid id) =>
+        Query("SELECT u.key, u.tags FROM update_intents u JOIN jobs j ON j.seq = u.job_seq WHERE j.id = $id",
+            r => (Key: r.GetString(0), Tags: r.GetString(1)), ("$id", id.ToString())).ToDictionary(i => i.Key, i => i.Tags, StringComparer.Ordinal);
 
     public void ForgetUpdateIntent(Guid id, string key) =>
         Execute("DELETE FROM update_intents WHERE key = $key AND job_seq = (SELECT seq FROM jobs WHERE id = $id)", ("$id", id.ToString()), ("$key", key));
