@@ -112,7 +112,7 @@ public sealed class SecretTests
         var home = Path.Combine(Path.GetTempPath(), "om-secret-" + Guid.NewGuid().ToString("n")[..8]);
         var protector = new SecretProtector(home);
         var sealedData = protector.Protect("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCY");
-        Assert.Equal(("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCY"), new SecretProtector(home).Unprotect(sealedData));
+        Assert.Equal(new ConnectorSecrets("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCY"), new SecretProtector(home).Unprotect(sealedData));
         Assert.DoesNotContain("wJalrXUtnFEMI", System.Text.Encoding.UTF8.GetString(sealedData));
         if (!OperatingSystem.IsWindows())
         {

@@ -90,6 +90,7 @@ public interface IStateStore
     /// <summary>Settles a job, only while <paramref name="runnerId"/> still holds it (Running, or Interrupted by mistake).</summary>
     bool TrySettleRun(Guid id, string runnerId, JobState to, string? error = null);
     void SetPhase(Guid id, JobPhase? phase);
+    /// <summary>Removes a job with its plan and log, and the hidden connector of a source given inline (with its sealed secret).</summary>
     void RemoveJob(Guid id);
     void SetControlRequest(Guid id, ControlRequest request);
     /// <summary>Sets a request only where none is pending (a person's pause or stop wins over a worker's interrupt); true when set.</summary>

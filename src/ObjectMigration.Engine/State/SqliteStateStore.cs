@@ -22,7 +22,11 @@ public sealed class SqliteStateStore : IStateStore
     private SqliteStateStore(string databasePath, bool pooling)
     {
         Location = databasePath;
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(databasePath))!);
+        // The database holds endpoints, buckets, keys and logs: this user's alone. SQLite gives its -wal and -shm files
+        // the database file's mode, so a 0600 database makes them 0600 too; older ones are tightened here.
+        StateLocation.PreparePrivateFolder(Path.GetDirectoryName(Path.GetFullPath(databasePath))!);
+        StateLocation.CreatePrivateFile(databasePath);
+        foreach (var suffix in new[] { "-wal", "-shm", "-journal" }) StateLocation.TightenFile(databasePath + suffix);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = databasePath,
@@ -306,7 +310,19 @@ public sealed class SqliteStateStore : IStateStore
             using var delete = Command(connection, $"DELETE FROM {table} WHERE job_seq = $seq", ("$seq", seq));
             delete.ExecuteNonQuery();
         }
+        long sourceConnectorId;
+        using (var source = Command(connection, "SELECT source_connector_id FROM jobs WHERE seq = $seq", ("$seq", seq))) sourceConnectorId = (long)source.ExecuteScalar()!;
         using (var deleteJob = Command(connection, "DELETE FROM jobs WHERE seq = $seq", ("$seq", seq))) deleteJob.ExecuteNonQuery();
+        // A source given inline (-SourceEndpoint) is a hidden connector that belongs to its job: it goes with it, and its
+        // sealed secret with it. Hidden connectors an older version left behind go too, once no job uses them (not the
+        // newest ones: a job being created adds its connector just before itself).
+        using (var deleteHidden = Command(connection,
+            @"DELETE FROM connectors WHERE hidden = 1 AND (id = $source OR created_at < $before)
+              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.source_connector_id = connectors.id OR j.target_connector_id = connectors.id)",
+            ("$source", sourceConnectorId), ("$before", Format(DateTimeOffset.UtcNow.AddHours(-1)))))
+        {
+            deleteHidden.ExecuteNonQuery();
+        }
         tx.Commit();
     }
 

@@ -24,6 +24,19 @@ public sealed class GetCloudConnectorCommand : ObjectMigrationCmdlet
 
     protected override void ProcessRecord()
     {
+        try
+        {
+            WriteConnectors();
+        }
+        catch (Exception e) when (e is not PipelineStoppedException)
+        {
+            // Nothing can be shown without the key that seals the access key ids (a key file refused as not private).
+            ThrowTerminatingError(ToErrorRecord(e, null));
+        }
+    }
+
+    private void WriteConnectors()
+    {
         var all = Engine.Store.GetConnectors();
         IEnumerable<CloudConnector> selected;
         if (ParameterSetName == "ById")

@@ -45,6 +45,7 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
             }),
             ArgumentException a => ($"InvalidArgument,{a.ParamName}", ErrorCategory.InvalidArgument),
             DuplicateNameException => ("NameAlreadyExists", ErrorCategory.ResourceExists),
+            StateNotPrivateException => ("StateNotPrivate", ErrorCategory.SecurityError),
             ReportFileExistsException => ("ReportFileExists,Path", ErrorCategory.ResourceExists),
             KeyNotFoundException => ("NotFound", ErrorCategory.ObjectNotFound),
             JobStateException => ("InvalidJobState", ErrorCategory.InvalidOperation),

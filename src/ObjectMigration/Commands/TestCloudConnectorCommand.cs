@@ -66,6 +66,13 @@ public sealed class TestCloudConnectorCommand : ObjectMigrationCmdlet
     [Parameter(ParameterSetName = CredentialSets.Profile)]
     [Parameter(ParameterSetName = CredentialSets.Environment)]
     [Parameter(ParameterSetName = CredentialSets.InstanceRole)]
+    [Credential]
+    public PSCredential? ProxyCredential { get; set; }
+
+    [Parameter(ParameterSetName = CredentialSets.Stored)]
+    [Parameter(ParameterSetName = CredentialSets.Profile)]
+    [Parameter(ParameterSetName = CredentialSets.Environment)]
+    [Parameter(ParameterSetName = CredentialSets.InstanceRole)]
     public SwitchParameter PathStyle { get; set; }
 
     /// <summary>Checks these buckets and returns one CloudBucket each (a bucket that does not exist is an error).</summary>
@@ -88,7 +95,9 @@ public sealed class TestCloudConnectorCommand : ObjectMigrationCmdlet
             var timeout = TimeSpan.FromSeconds(TimeoutSec);
             if (AsJob)
             {
-                var job = new TaskJob(MyInvocation.Line, $"Test-CloudConnector {access.Connector.Name}",
+                // Not the invocation line as the job's command: it may hold a secret typed inline.
+                var what = ParameterSetName == "Saved" ? access.Connector.Name : access.Connector.Endpoint;
+                var job = new TaskJob($"Test-CloudConnector {what}", $"Test-CloudConnector {what}",
                     async ct => await CheckAsync(access, timeout, ct).ConfigureAwait(false),
                     e => ToErrorRecord(e, access.Connector.Name));
                 JobRepository.Add(job);
@@ -124,6 +133,7 @@ public sealed class TestCloudConnectorCommand : ObjectMigrationCmdlet
             Name = "(unsaved)", Provider = Provider, Endpoint = Endpoint ?? "", Region = Region ?? "",
             AccountId = AccountId, Jurisdiction = Jurisdiction, Proxy = Proxy, PathStyle = PathStyle.IsPresent,
         };
-        return MigrationEngine.Unsaved(connector, credential, MyInvocation.BoundParameters.ContainsKey(nameof(PathStyle)));
+        var proxyCredential = ProxyCredential is null || ProxyCredential == PSCredential.Empty ? null : ProxyCredential.GetNetworkCredential();
+        return MigrationEngine.Unsaved(connector, credential, MyInvocation.BoundParameters.ContainsKey(nameof(PathStyle)), proxyCredential);
     }
 }
