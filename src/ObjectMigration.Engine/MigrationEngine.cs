@@ -60,7 +60,8 @@ public sealed class MigrationEngine
     {
         HomeFolder = home;
         _database = new SqliteStateStore(StateLocation.DatabasePath(home));
-        Store = wrapStore is null ? _database : wrapStore(_database);
+        var guarded = StateFolderFullGuard.Wrap(_database);
+        Store = wrapStore is null ? guarded : wrapStore(guarded);
         _secrets = new SecretProtector(home);
     }
 
@@ -403,11 +404,18 @@ public sealed class MigrationEngine
     /// </summary>
     private void MarkStaleJobsInterrupted()
     {
-        foreach (var (id, runner) in Store.GetRunningJobRunners())
+        try
         {
-            if (!_runningHere.ContainsKey(id) && LocalProcess.IsGone(runner)) Store.MarkInterrupted(id, runner);
+            foreach (var (id, runner) in Store.GetRunningJobRunners())
+            {
+                if (!_runningHere.ContainsKey(id) && LocalProcess.IsGone(runner)) Store.MarkInterrupted(id, runner);
+            }
+            Store.MarkStaleJobsInterrupted(StaleHeartbeat, _runningHere.Keys.ToArray());
         }
-        Store.MarkStaleJobsInterrupted(StaleHeartbeat, _runningHere.Keys.ToArray());
+        catch (StateFolderFullException)
+        {
+            // A full disk must not stop reading: the job shows its last stored state until there is room to mark it.
+        }
     }
 
     /// <summary>

@@ -36,7 +36,13 @@ public sealed class SqliteStateStore : IStateStore
             DefaultTimeout = 30,
         }.ToString();
         SchemaMigrations.Apply(Open);
+        Reserve = new StateFolderReserve(databasePath);
+        // A dry run's scratch store needs no room kept for it.
+        if (pooling) Reserve.Ensure();
     }
+
+    /// <summary>Room kept beside the database for recording how a run stopped when the disk fills (see <see cref="StateFolderFullGuard"/>).</summary>
+    internal StateFolderReserve Reserve { get; }
 
     /// <summary>
     /// A throw-away store for a dry run (no pooled handles, so its folder can be deleted at once), holding the copy
@@ -60,7 +66,10 @@ public sealed class SqliteStateStore : IStateStore
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
         using var pragma = connection.CreateCommand();
-        pragma.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;";
+        // busy_timeout: SQLite's own wait for a lock, which retries within milliseconds; without it Microsoft.Data.Sqlite
+        // retries every 150 ms, and a writer that keeps the lock busy (a run flushing results) can starve another
+        // process's write until the command times out as "database is locked".
+        pragma.CommandText = "PRAGMA busy_timeout=30000; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;";
         pragma.ExecuteNonQuery();
         return connection;
     }
@@ -270,8 +279,12 @@ public sealed class SqliteStateStore : IStateStore
     public bool TryTransition(Guid id, JobState[] from, JobState to, JobPhase? phase = null, string? error = null, bool? detached = null) =>
         Transition(id, from, to, phase, error, runnerId: null, detached);
 
-    public bool TryStartRun(Guid id, string runnerId, JobPhase phase) =>
-        Transition(id, [JobState.Pending], JobState.Running, phase, error: null, runnerId);
+    public bool TryStartRun(Guid id, string runnerId, JobPhase phase)
+    {
+        // Each run starts with the reserve an earlier run may have used up, if there is room for it again.
+        Reserve.Ensure();
+        return Transition(id, [JobState.Pending], JobState.Running, phase, error: null, runnerId);
+    }
 
     public bool TrySettleRun(Guid id, string runnerId, JobState to, string? error = null) =>
         Transition(id, [JobState.Running, JobState.Interrupted], to, phase: null, error, runnerId);
@@ -348,8 +361,12 @@ public sealed class SqliteStateStore : IStateStore
     {
         // Ids are Guids formatted here, never user text, so they can be written into the statement.
         var spared = alive.Count == 0 ? "" : $" AND id NOT IN ({string.Join(",", alive.Select(id => $"'{id}'"))})";
-        return Execute($"UPDATE jobs SET state = 'Interrupted', phase = NULL WHERE state = 'Running' AND (heartbeat_at IS NULL OR heartbeat_at < $cutoff){spared}",
-            ("$cutoff", Format(DateTimeOffset.UtcNow - staleAfter)));
+        var stale = $"state = 'Running' AND (heartbeat_at IS NULL OR heartbeat_at < $cutoff){spared}";
+        var cutoff = ("$cutoff", (object?)Format(DateTimeOffset.UtcNow - staleAfter));
+        // Looked for first: every Get-MigrationJob comes here, and a read never waits for a runner's write lock in WAL
+        // mode, while an UPDATE does even when it changes nothing.
+        if (Query($"SELECT 1 FROM jobs WHERE {stale} LIMIT 1", r => 1, cutoff).Count == 0) return 0;
+        return Execute($"UPDATE jobs SET state = 'Interrupted', phase = NULL WHERE {stale}", cutoff);
     }
 
     public void SetDetached(Guid id, bool detached) =>

@@ -58,6 +58,7 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
                 ErrorClass.BucketNotFound => ("BucketNotFound", ErrorCategory.ObjectNotFound),
                 _ => ("StorageError", ErrorCategory.InvalidResult),
             },
+            StateFolderFullException => ("StateFolderFull", ErrorCategory.WriteError),
             OperationCanceledException => ("Cancelled", ErrorCategory.OperationStopped),
             _ => ("UnexpectedError", ErrorCategory.NotSpecified),
         };
