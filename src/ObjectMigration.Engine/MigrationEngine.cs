@@ -22,6 +22,15 @@ public sealed class JobCheckException(string kind, string parameter, string mess
     public string ParamName { get; } = parameter;
 }
 
+/// <summary>No saved connector has the name given in <see cref="ParamName"/> (-Name, -SourceConnector, -TargetConnector).</summary>
+public sealed class ConnectorNotFoundException(string name, string parameter)
+    : KeyNotFoundException(parameter == "Name"
+        ? $"No cloud connector is named '{name}'. See Get-CloudConnector, or create one with New-CloudConnector."
+        : $"-{parameter}: no cloud connector is named '{name}'. Give a name Get-CloudConnector lists, or create one with New-CloudConnector.")
+{
+    public string ParamName { get; } = parameter;
+}
+
 public sealed class CloudBucket
 {
     public string Connector { get; set; } = "";
@@ -87,6 +96,8 @@ public sealed class MigrationEngine
     /// </summary>
     public CloudConnector AddConnector(CloudConnector connector, ConnectorCredential credential, bool pathStyleGiven, bool hidden = false, NetworkCredential? proxyCredential = null)
     {
+        // A hidden connector (a source given inline) is named by the engine.
+        if (!hidden) ConnectorRules.CheckName(connector.Name, "Name");
         CredentialSources.Check(credential);
         CredentialSources.Apply(connector, credential);
         ConnectorRules.Complete(connector, pathStyleGiven);
@@ -176,8 +187,9 @@ public sealed class MigrationEngine
         Store.RemoveConnector(connector.Id);
     }
 
-    public CloudConnector GetConnector(string name) =>
-        Store.FindConnector(name) ?? throw new KeyNotFoundException($"No cloud connector is named '{name}'. See Get-CloudConnector, or create one with New-CloudConnector.");
+    /// <summary>The saved connector of that name; <paramref name="parameter"/> is the one that named it, for the error.</summary>
+    public CloudConnector GetConnector(string name, string parameter = "Name") =>
+        Store.FindConnector(name) ?? throw new ConnectorNotFoundException(name, parameter);
 
     /// <summary>
     /// The connector with where its keys come from, for the storage layer: its stored key and secret, or a provider
@@ -268,11 +280,11 @@ public sealed class MigrationEngine
     /// </summary>
     public MigrationJob CreateJob(MigrationJobRequest request, ConnectorAccess? unsavedSource = null, bool detached = false)
     {
-        var source = unsavedSource is null ? GetConnector(request.SourceConnector) : null;
+        var source = unsavedSource is null ? GetConnector(request.SourceConnector, "SourceConnector") : null;
         JobRules.Check(request);
         UpdateRules.CheckProvider(request, ProviderProfiles.For((source ?? unsavedSource!.Connector).Provider));
         // An inventory or update works on the source only: it has no target connector (id 0).
-        var target = JobTypes.HasTarget(request.Type) ? GetConnector(request.TargetConnector) : null;
+        var target = JobTypes.HasTarget(request.Type) ? GetConnector(request.TargetConnector, "TargetConnector") : null;
         if (target is not null) JobRules.CheckNotOntoItself(request, source ?? unsavedSource!.Connector, target);
         if (unsavedSource is not null)
         {
@@ -340,10 +352,10 @@ public sealed class MigrationEngine
     /// </summary>
     public void CheckRules(MigrationJobRequest request, ConnectorAccess? unsavedSource = null)
     {
-        var source = unsavedSource?.Connector ?? GetConnector(request.SourceConnector);
+        var source = unsavedSource?.Connector ?? GetConnector(request.SourceConnector, "SourceConnector");
         JobRules.Check(request);
         UpdateRules.CheckProvider(request, ProviderProfiles.For(source.Provider));
-        if (JobTypes.HasTarget(request.Type)) JobRules.CheckNotOntoItself(request, source, GetConnector(request.TargetConnector));
+        if (JobTypes.HasTarget(request.Type)) JobRules.CheckNotOntoItself(request, source, GetConnector(request.TargetConnector, "TargetConnector"));
     }
 
     /// <summary>
@@ -354,9 +366,9 @@ public sealed class MigrationEngine
     {
         var sides = new List<(ConnectorAccess Access, string Bucket, string Side)>
         {
-            (unsavedSource ?? GetAccess(GetConnector(request.SourceConnector)), request.SourceBucket, "Source"),
+            (unsavedSource ?? GetAccess(GetConnector(request.SourceConnector, "SourceConnector")), request.SourceBucket, "Source"),
         };
-        if (JobTypes.HasTarget(request.Type)) sides.Add((GetAccess(GetConnector(request.TargetConnector)), request.TargetBucket, "Target"));
+        if (JobTypes.HasTarget(request.Type)) sides.Add((GetAccess(GetConnector(request.TargetConnector, "TargetConnector")), request.TargetBucket, "Target"));
         foreach (var (access, bucket, side) in sides)
         {
             using var store = OpenObjectStore(access, timeout: request.NoProgressTimeout);
@@ -537,8 +549,8 @@ public sealed class MigrationEngine
     public async Task<IReadOnlyList<MigrationPlanRow>> PlanAsync(MigrationJobRequest request, CancellationToken ct, ConnectorAccess? unsavedSource = null)
     {
         CheckRules(request, unsavedSource);
-        var sourceAccess = unsavedSource ?? GetAccess(GetConnector(request.SourceConnector));
-        var target = JobTypes.HasTarget(request.Type) ? GetConnector(request.TargetConnector) : null;
+        var sourceAccess = unsavedSource ?? GetAccess(GetConnector(request.SourceConnector, "SourceConnector"));
+        var target = JobTypes.HasTarget(request.Type) ? GetConnector(request.TargetConnector, "TargetConnector") : null;
         var job = NewJob(request, sourceAccess.Connector, target, detached: false);
         var folder = Path.Combine(Path.GetTempPath(), "om-plan-" + Guid.NewGuid().ToString("n"));
         try

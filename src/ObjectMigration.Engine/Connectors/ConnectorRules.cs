@@ -14,6 +14,7 @@ public static class ConnectorRules
     public static void Complete(CloudConnector c, bool pathStyleGiven)
     {
         if (string.IsNullOrWhiteSpace(c.Name)) throw new ConnectorDefinitionException("Name", "A cloud connector needs a -Name.");
+        CheckFields(c);
         var profile = ProviderProfiles.For(c.Provider);
         switch (c.Provider)
         {
@@ -41,6 +42,37 @@ public static class ConnectorRules
         if (!pathStyleGiven) c.PathStyle = profile.PrefersPathStyle;
         c.Endpoint = ValidateUrl(c.Endpoint, "Endpoint");
         if (!string.IsNullOrWhiteSpace(c.Proxy)) c.Proxy = ValidateUrl(c.Proxy, "Proxy");
+    }
+
+    public const int MaxNameLength = 128;
+
+    /// <summary>A saved connector's name (-Name, -NewName): shown in tables and typed in commands, so printable and bounded.</summary>
+    public static void CheckName(string name, string parameter)
+    {
+        if (string.IsNullOrWhiteSpace(name)) throw new ConnectorDefinitionException(parameter, $"-{parameter} is empty: give the connector a name, e.g. 'backup-eu'.");
+        if (name.Length > MaxNameLength) throw new ConnectorDefinitionException(parameter, $"-{parameter} is {name.Length} characters long: use at most {MaxNameLength}.");
+        if (name.Any(char.IsControl)) throw new ConnectorDefinitionException(parameter, $"-{parameter} contains control characters (a line break, a tab): use printable characters.");
+    }
+
+    /// <summary>
+    /// The region goes into every request's signature and the account id into a host name: anything beyond letters,
+    /// digits and a few separators would fail every request later (or address another host), so it fails here.
+    /// </summary>
+    private static void CheckFields(CloudConnector c)
+    {
+        if (c.Region is { Length: > 0 } region && (region.Length > 64 || !region.All(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' or '.')))
+        {
+            throw new ConnectorDefinitionException("Region", $"-Region '{region}' is not a region name: use letters, digits, '-', '_' and '.' (at most 64), e.g. us-east-1, or leave it out for the provider's default.");
+        }
+        // A blank proxy would fail every request later (it is not a URL); '' or leaving it out means none.
+        if (c.Proxy is { Length: > 0 } proxy && string.IsNullOrWhiteSpace(proxy))
+        {
+            throw new ConnectorDefinitionException("Proxy", "-Proxy is only white space: give the proxy's URL (for example http://proxy.example.com:3128), or leave -Proxy out for none.");
+        }
+        if (c.AccountId is { Length: > 0 } account && (account.Length > 63 || !account.All(ch => char.IsAsciiLetterOrDigit(ch) || ch == '-')))
+        {
+            throw new ConnectorDefinitionException("AccountId", $"-AccountId '{account}' is not an account id: use the letters and digits the provider shows (Cloudflare: 32 hexadecimal characters).");
+        }
     }
 
     /// <summary>The region an endpoint is derived for: AWS without a region uses the global endpoint of us-east-1.</summary>

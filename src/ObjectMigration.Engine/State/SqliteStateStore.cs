@@ -154,7 +154,7 @@ public sealed class SqliteStateStore : IStateStore
         }
         catch (SqliteException e) when (e.SqliteErrorCode == 19)
         {
-            throw new DuplicateNameException($"A cloud connector named '{connector.Name}' already exists.");
+            throw new DuplicateNameException($"A cloud connector named '{connector.Name}' already exists: choose another -Name, or change that one with Set-CloudConnector.");
         }
         connector.CreatedAt = connector.UpdatedAt = now;
         return connector;
@@ -196,7 +196,7 @@ public sealed class SqliteStateStore : IStateStore
         }
         catch (SqliteException e) when (e.SqliteErrorCode == 19)
         {
-            throw new DuplicateNameException($"A cloud connector named '{connector.Name}' already exists.");
+            throw new DuplicateNameException($"A cloud connector named '{connector.Name}' already exists: choose another -NewName (Get-CloudConnector lists the names in use).");
         }
     }
 

@@ -11,6 +11,7 @@ public sealed class GetMigrationJobProgressCommand : ObjectMigrationCmdlet
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(Completers.JobIdCompleter))]
+    [GuidText("migration job id", "Get-MigrationJob")]
     public Guid[] Id { get; set; } = [];
 
     /// <summary>Streams a progress record each second until the job settles.</summary>

@@ -34,7 +34,7 @@ public sealed class NewCloudConnectorCommand : ObjectMigrationCmdlet
 
     /// <summary>User name = access key id, password = secret; stored encrypted.</summary>
     [Parameter(ParameterSetName = CredentialSets.Stored, ValueFromPipelineByPropertyName = true)]
-    [Credential]
+    [CredentialInput]
     public PSCredential? Credential { get; set; }
 
     /// <summary>A profile of the AWS shared config and credentials files, read when requests are signed: keys, SSO, assume-role, credential_process.</summary>

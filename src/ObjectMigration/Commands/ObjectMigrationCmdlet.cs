@@ -35,6 +35,7 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
         var (id, category) = e switch
         {
             ConnectorDefinitionException a => ($"InvalidArgument,{a.ParamName}", ErrorCategory.InvalidArgument),
+            ConnectorNotFoundException n => ($"ConnectorNotFound,{n.ParamName}", ErrorCategory.ObjectNotFound),
             JobCheckException c => ($"{c.Kind},{c.ParamName}", c.Kind switch
             {
                 "BucketNotFound" => ErrorCategory.ObjectNotFound,

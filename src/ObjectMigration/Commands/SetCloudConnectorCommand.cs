@@ -21,7 +21,7 @@ public sealed class SetCloudConnectorCommand : ObjectMigrationCmdlet
     [Parameter] public string? AccountId { get; set; }
     [Parameter] [ValidateSet("default", "eu", "fedramp")] public string? Jurisdiction { get; set; }
     /// <summary>Stored keys (user name = access key id, password = secret) replace the connector's credential source.</summary>
-    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Stored)] [Credential] public PSCredential? Credential { get; set; }
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Stored)] [CredentialInput] public PSCredential? Credential { get; set; }
     /// <summary>An AWS profile replaces the credential source (a stored secret is erased).</summary>
     [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Profile)] [ValidateNotNullOrEmpty] public string? ProfileName { get; set; }
     [Parameter(ParameterSetName = CredentialSets.Profile)] [ValidateNotNullOrEmpty] public string? ProfileLocation { get; set; }
@@ -41,6 +41,7 @@ public sealed class SetCloudConnectorCommand : ObjectMigrationCmdlet
         try
         {
             var bound = MyInvocation.BoundParameters;
+            if (NewName is not null) ConnectorRules.CheckName(NewName, nameof(NewName));
             var credential = ParameterSetName == KeepCredential
                 ? null
                 : CredentialFrom(Credential, ProfileName, ProfileLocation, UseEnvironmentCredentials, UseInstanceRole);

@@ -50,7 +50,7 @@ public sealed class TestCloudConnectorCommand : ObjectMigrationCmdlet
     [ValidateSet("default", "eu", "fedramp")]
     public string? Jurisdiction { get; set; }
 
-    [Parameter(ParameterSetName = CredentialSets.Stored)] [Credential] public PSCredential? Credential { get; set; }
+    [Parameter(ParameterSetName = CredentialSets.Stored)] [CredentialInput] public PSCredential? Credential { get; set; }
     [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Profile)] [ValidateNotNullOrEmpty] public string? ProfileName { get; set; }
     [Parameter(ParameterSetName = CredentialSets.Profile)] [ValidateNotNullOrEmpty] public string? ProfileLocation { get; set; }
     [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Environment)] public SwitchParameter UseEnvironmentCredentials { get; set; }
@@ -89,6 +89,8 @@ public sealed class TestCloudConnectorCommand : ObjectMigrationCmdlet
     {
         try
         {
+            // A name S3 cannot have is refused here, not sent (a legacy us-east-1 name may still be tested).
+            foreach (var bucket in Bucket) ObjectMigration.Engine.Transfer.JobRules.CheckBucket(bucket, nameof(Bucket), legacyAllowed: true);
             var access = ParameterSetName == "Saved"
                 ? Engine.GetAccess(Engine.GetConnector(Name))
                 : UnsavedAccess();
