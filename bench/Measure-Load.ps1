@@ -20,10 +20,11 @@ $Root = Split-Path $PSScriptRoot
 $ModulePath = (Resolve-Path $ModulePath).Path
 Import-Module (Join-Path $Root 'tests/Fixtures/S3Fixtures.psm1') -Force
 
-$fixtures = [ordered]@{ S3rverSource = Start-S3rverFixture -Name load-source; S3rverTarget = Start-S3rverFixture -Name load-target }
+# Not $fixtures: TestSetup.ps1 sets $Fixtures (names ignore case) to what it reads back from the file.
+$started = [ordered]@{ S3rverSource = Start-S3rverFixture -Name load-source; S3rverTarget = Start-S3rverFixture -Name load-target }
 $fixtureFile = Join-Path ([System.IO.Path]::GetTempPath()) ('om-load-fixtures-' + [guid]::NewGuid().ToString('n').Substring(0, 8) + '.json')
 try {
-    $fixtures | ConvertTo-Json -Depth 4 | Set-Content $fixtureFile
+    $started | ConvertTo-Json -Depth 4 | Set-Content $fixtureFile
     $env:OBJECTMIGRATION_TEST_FIXTURES = $fixtureFile
     $env:OBJECTMIGRATION_TEST_MODULE = $ModulePath
     . (Join-Path $Root 'tests/ObjectMigration.Tests/TestSetup.ps1')
@@ -63,7 +64,7 @@ try {
         exit 1
     }
 } finally {
-    $fixtures.Values | Stop-S3Fixture
+    $started.Values | Stop-S3Fixture
     Remove-Item $fixtureFile -ErrorAction SilentlyContinue
     if ($env:OBJECTMIGRATION_HOME -and (Test-Path $env:OBJECTMIGRATION_HOME)) { Remove-Item -Recurse -Force $env:OBJECTMIGRATION_HOME -ErrorAction SilentlyContinue }
 }
