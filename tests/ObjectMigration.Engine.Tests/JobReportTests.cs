@@ -244,7 +244,7 @@ public sealed class JobReportTests : IDisposable
             // Disposed without Complete: Ctrl+C or an error halfway.
         }
         Assert.Equal("keep me", System.IO.File.ReadAllText(path));
-        Assert.Equal(["exists.csv", "state.db"], Directory.GetFiles(_folder.Path).Select(Path.GetFileName).Where(f => !f!.StartsWith("state.db-")).Order());
+        Assert.Equal(["exists.csv", "state.db"], Directory.GetFiles(_folder.Path).Select(Path.GetFileName).Where(f => !f!.StartsWith("state.db-") && f != "state.db.reserve").Order());
 
         using (var replacing = JobReport.Create(path, overwrite: true))
         {

@@ -34,13 +34,13 @@ public sealed class StateFolderPrivacyTests : IDisposable
         engine.AddConnector(new CloudConnector { Name = "c", Endpoint = "http://127.0.0.1:9" }, "AKID", "a-secret", pathStyleGiven: false);
 
         AssertMode(PrivateFolder, _home);
-        foreach (var file in new[] { "state.db", "state.db-wal", "state.db-shm", "secret.key" })
+        foreach (var file in new[] { "state.db", "state.db-wal", "state.db-shm", "state.db.reserve", "secret.key" })
         {
             Assert.True(File.Exists(Path.Combine(_home, file)), $"{file} was not created");
             AssertMode(Private, Path.Combine(_home, file));
         }
-        // Nothing else is left in the folder: no temporary key file.
-        Assert.Equal(["secret.key", "state.db", "state.db-shm", "state.db-wal"], Directory.GetFiles(_home).Select(Path.GetFileName).Order());
+        // Nothing else is left in the folder: no temporary key file (the reserve is the room kept for a full disk).
+        Assert.Equal(["secret.key", "state.db", "state.db-shm", "state.db-wal", "state.db.reserve"], Directory.GetFiles(_home).Select(Path.GetFileName).Order());
     }
 
     [Fact]

@@ -60,7 +60,7 @@ public sealed class NewCloudConnectorCommand : ObjectMigrationCmdlet
 
     /// <summary>The proxy's user name and password; stored encrypted with the connector, never shown (Get-CloudConnector shows ProxyUserName).</summary>
     [Parameter]
-    [Credential]
+    [CredentialInput]
     public PSCredential? ProxyCredential { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]

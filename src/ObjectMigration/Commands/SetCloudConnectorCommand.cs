@@ -30,7 +30,7 @@ public sealed class SetCloudConnectorCommand : ObjectMigrationCmdlet
     /// <summary>An HTTP(S) proxy URL; an empty string removes the proxy.</summary>
     [Parameter] public string? Proxy { get; set; }
     /// <summary>The proxy's user name and password, stored encrypted; [pscredential]::Empty removes it, and so does removing the proxy.</summary>
-    [Parameter] [Credential] public PSCredential? ProxyCredential { get; set; }
+    [Parameter] [CredentialInput] public PSCredential? ProxyCredential { get; set; }
     [Parameter] public SwitchParameter PathStyle { get; set; }
     [Parameter] public SwitchParameter UseChunkEncoding { get; set; }
     [Parameter] public SwitchParameter PassThru { get; set; }

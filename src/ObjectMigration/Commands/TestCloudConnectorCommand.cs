@@ -66,7 +66,7 @@ public sealed class TestCloudConnectorCommand : ObjectMigrationCmdlet
     [Parameter(ParameterSetName = CredentialSets.Profile)]
     [Parameter(ParameterSetName = CredentialSets.Environment)]
     [Parameter(ParameterSetName = CredentialSets.InstanceRole)]
-    [Credential]
+    [CredentialInput]
     public PSCredential? ProxyCredential { get; set; }
 
     [Parameter(ParameterSetName = CredentialSets.Stored)]
