@@ -4,15 +4,20 @@
     Builds, tests, demonstrates and benchmarks ObjectMigration. Every task installs what it needs itself.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
+.EXAMPLE
+    dotnet pwsh ./build.ps1 -Task Soak -Kills 100 -FlushKills 30
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Package', 'Docs')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Package', 'Docs', 'Soak')]
     [string] $Task = 'Build',
     [ValidateSet('Debug', 'Release')]
     [string] $Configuration = 'Release',
     # Pester tests only run the files whose names match (quicker iterations).
-    [string] $PesterFilter = '*'
+    [string] $PesterFilter = '*',
+    # Soak: SIGKILLs of one migration's runners, and of an inventory writing its state (Crash.Tests.ps1 runs 10 and 5).
+    [ValidateRange(1, 10000)][int] $Kills = 50,
+    [ValidateRange(1, 10000)][int] $FlushKills = 20
 )
 
 Set-StrictMode -Version Latest
@@ -196,6 +201,22 @@ function Invoke-Bench {
     if ($LASTEXITCODE -ne 0) { throw "The benchmark failed (exit $LASTEXITCODE)." }
 }
 
+function Invoke-Soak {
+    # The long form of the kill and crash tests: runners killed at random points and resumed, the store under kills and
+    # under several processes at once (tests/Soak/Invoke-KillSoak.ps1). Against s3rver and Ceph RGW, like the tests.
+    Invoke-Build
+    $fixtures = Start-TestEndpoints -WithCeph
+    $fixtureFile = Write-FixtureFile $fixtures
+    try {
+        & $PwshHost @PwshArguments -NoProfile -NonInteractive -File (Join-Path $Root 'tests/Soak/Invoke-KillSoak.ps1') `
+            -ModulePath (Join-Path $ModuleOut 'ObjectMigration.psd1') -FixtureFile $fixtureFile -Kills $Kills -FlushKills $FlushKills
+        if ($LASTEXITCODE -ne 0) { throw "The soak found problems (exit $LASTEXITCODE): see PROBLEM lines above." }
+    } finally {
+        $fixtures.Values | Stop-S3Fixture
+        Remove-Item $fixtureFile -ErrorAction SilentlyContinue
+    }
+}
+
 function Invoke-Package {
     Invoke-Build
     $null = Test-ModuleManifest (Join-Path $ModuleOut 'ObjectMigration.psd1')
@@ -248,4 +269,5 @@ switch ($Task) {
     'Bench' { Invoke-Bench }
     'Package' { Invoke-Package }
     'Docs' { Invoke-Docs }
+    'Soak' { Invoke-Soak }
 }

@@ -111,7 +111,8 @@ FROM jobs j WHERE j.id = $id
 # runner's writes, so it can be polled every few milliseconds).
 function Read-JobRow([string] $Database, [string] $Name) {
     Invoke-StateQuery $Database 'SELECT j.id, j.state, j.runner, j.listing_token AS token, j.listing_done AS listing,
-        (SELECT count(*) FROM uploads u WHERE u.job_seq = j.seq) AS uploads,
+        j.transferred_bytes AS bytes, (SELECT count(*) FROM uploads u WHERE u.job_seq = j.seq) AS uploads,
+        (SELECT count(*) FROM parts p WHERE p.job_seq = j.seq) AS parts,
         (SELECT count(*) FROM objects o WHERE o.job_seq = j.seq AND o.outcome <> 0) AS done,
         (SELECT count(*) FROM objects o WHERE o.job_seq = j.seq AND o.outcome = 0 AND o.size >= 5242880) AS large
         FROM jobs j WHERE j.name = $name' -Parameters @{ '$name' = $Name }
@@ -256,7 +257,7 @@ function Invoke-KillSoak {
         $kind = $plan[($n - 1) % $plan.Count]
         $command = if ($job) { "`$null = Resume-MigrationJob -Id $($job.Id) -Wait" } else { "`$null = New-MigrationJob $definition -Wait" }
         $runner = Start-ModuleProcess -Script $command -StateHome $StateHome -ModulePath $ModulePath -Environment $environment
-        $record = [ordered]@{ Kill = $n; Kind = $kind; DelayMs = 0; Runner = $runner.Id; ListingDone = $null; OpenUploads = $null; Done = $null; TornFrames = 0; After = $null }
+        $record = [ordered]@{ Kill = $n; Kind = $kind; DelayMs = 0; Runner = $runner.Id; ListingDone = $null; OpenUploads = $null; PartsKept = $null; Done = $null; TornFrames = 0; After = $null }
         $alive = { if ($runner.Process.HasExited) { throw "Runner $($runner.Id) ended by itself before kill $n (exit $($runner.Process.ExitCode)): $($runner.Errors.GetAwaiter().GetResult())" } }
         try {
             # This runner holds the job: Running under a runner id that names its process.
@@ -266,6 +267,10 @@ function Invoke-KillSoak {
             }
             if (-not $job) { $job = Get-MigrationJob -Id $now.id }
             if ($kind -eq 'Listing' -and $now.listing -ne 0) { $kind = 'Early' }
+            # Paced so that the job outlives every kill: a run that would copy for a while (Multipart, Flush) is killed
+            # early instead once the job is ahead of its share of 85 % of the bytes.
+            $paced = ($kind -in 'Multipart', 'Flush') -and ($now.bytes -gt 0.85 * $source.Bytes * $n / $Kills)
+            if ($paced) { $kind = 'Early' }
             if ($kind -eq 'Multipart' -and $now.listing -ne 0 -and $now.large -eq 0) { $kind = 'Flush' }
             switch ($kind) {
                 'Listing' {
@@ -277,7 +282,7 @@ function Invoke-KillSoak {
                     if ($seen.listing -ne 0) { $kind = 'Early' }
                     $record.DelayMs = $random.Next(0, 150)
                 }
-                'Early' { $record.DelayMs = $random.Next(0, 1000) }
+                'Early' { $record.DelayMs = $random.Next(0, $(if ($paced) { 300 } else { 1000 })) }
                 'Multipart' {
                     # An upload recorded in the store, so parts are on their way; killed some parts later.
                     $null = Wait-Condition -TimeoutSeconds 60 -What 'an open multipart upload' -Condition { & $alive; (& $state).uploads -gt 0 }
@@ -304,7 +309,7 @@ function Invoke-KillSoak {
         # Read before anything opens the database again: the first connection recovers the WAL.
         $record.TornFrames = Get-TornWalFrames $database
         $after = & $state
-        $record.ListingDone, $record.OpenUploads, $record.Done = $after.listing, $after.uploads, $after.done
+        $record.ListingDone, $record.OpenUploads, $record.PartsKept, $record.Done = $after.listing, $after.uploads, $after.parts, $after.done
         $record.Kind = $kind
         # The runner's process is gone: the job reads Interrupted at once (or Paused, if its settle finished first).
         $settled = Wait-Condition -TimeoutSeconds 15 -What "the job to read Interrupted after kill $n" -Condition {
@@ -313,8 +318,9 @@ function Invoke-KillSoak {
         $record.After = "$($settled.State)"
         foreach ($problem in Test-StateDatabase $database $job.Id) { $problems.Add("After kill $n ($kind): $problem") }
         $records.Add([pscustomobject]$record)
-        & $Say ("[{8,5:N1} s] Kill {0,2}: {1,-9} +{2,4} ms  listing {3}, uploads open {4}, objects done {5,5}, torn WAL frames {6}, then {7}" -f
-            $n, $kind, $record.DelayMs, $(if ($record.ListingDone) { 'done' } else { 'open' }), $record.OpenUploads, $record.Done, $record.TornFrames, $record.After, $clock.Elapsed.TotalSeconds)
+        & $Say ("[{8,5:N1} s] Kill {0,2}: {1,-9} +{2,4} ms  listing {3}, uploads open {4} ({9} parts kept), objects done {5,5}, torn WAL frames {6}, then {7}" -f
+            $n, $kind, $record.DelayMs, $(if ($record.ListingDone) { 'done' } else { 'open' }), $record.OpenUploads, $record.Done, $record.TornFrames, $record.After,
+            $clock.Elapsed.TotalSeconds, $record.PartsKept)
         if ($settled.State -eq 'Completed') { $problems.Add("The job completed before kill $n could land: give it more to copy (objects, sizes) or less bandwidth."); break }
     }
 
@@ -388,7 +394,8 @@ function Test-KillSoakResult($Job, $Source, $TargetClient, [string] $TargetBucke
 # Answers ListObjectsV2 (all an Inventory job asks) for a bucket of $Objects keys that exist nowhere, on a free loopback
 # port, from a runspace of its own; signatures are not checked. A listing of hundreds of thousands of keys costs no
 # seeding, and the run it feeds is all state writes: pages of listed rows, then results flushed 512 at a time.
-function Start-SyntheticListing([int] $Objects = 100000) {
+# A delay per page makes a job last a known minimum time (with a small page size) whatever the machine's speed.
+function Start-SyntheticListing([int] $Objects = 100000, [int] $PageDelayMilliseconds = 0) {
     $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
     $probe.Start(); $port = $probe.LocalEndpoint.Port; $probe.Stop()
     $listener = [System.Net.HttpListener]::new()
@@ -396,9 +403,10 @@ function Start-SyntheticListing([int] $Objects = 100000) {
     $listener.Start()
     $shell = [powershell]::Create()
     $null = $shell.AddScript({
-        param($Listener, [int] $Count)
+        param($Listener, [int] $Count, [int] $Delay)
         while ($Listener.IsListening) {
             try { $context = $Listener.GetContext() } catch { break }
+            if ($Delay -gt 0) { Start-Sleep -Milliseconds $Delay }
             $query = $context.Request.QueryString
             $max = if ($query['max-keys']) { [int]$query['max-keys'] } else { 1000 }
             $first = if ($query['continuation-token']) { [int]$query['continuation-token'] } else { 0 }
@@ -415,7 +423,7 @@ function Start-SyntheticListing([int] $Objects = 100000) {
             $context.Response.ContentLength64 = $body.Length
             try { $context.Response.OutputStream.Write($body, 0, $body.Length); $context.Response.Close() } catch { $context.Response.Abort() }
         }
-    }).AddArgument($listener).AddArgument($Objects)
+    }).AddArgument($listener).AddArgument($Objects).AddArgument($PageDelayMilliseconds)
     $handle = $shell.BeginInvoke()
     [pscustomobject]@{ Endpoint = "http://127.0.0.1:$port"; Objects = $Objects; Listener = $listener; Shell = $shell; Handle = $handle }
 }
@@ -466,8 +474,10 @@ function Invoke-FlushKills {
                 if (-not $job) { $job = Get-MigrationJob -Id $now.id }
                 # Results are being written: this run has reached its flushing.
                 $null = Wait-Condition -TimeoutSeconds 60 -IntervalMilliseconds 10 -What 'results written' -Condition { (Read-JobRow $database $name).done -gt $now.done }
-                $delay = $random.Next(0, 1500)
-                Start-Sleep -Milliseconds $delay
+                # Paced so that the inventory outlives every kill: ahead of its share of 80 % of the objects, killed at once.
+                $ahead = (Read-JobRow $database $name).done -gt 0.8 * $Objects * $n / $Kills
+                $delay = if ($ahead) { 0 } else { $random.Next(0, 1500) }
+                if ($delay -gt 0) { Start-Sleep -Milliseconds $delay }
             } finally {
                 $outputs.Add((Stop-ModuleProcess $runner))
             }
@@ -507,10 +517,12 @@ completes with every object counted once. Returns the polls made and the slowest
 #>
 function Invoke-ConcurrentControl {
     param([Parameter(Mandatory)][string] $ModulePath, [string] $StateHome = $env:OBJECTMIGRATION_HOME,
-        [int] $Pollers = 3, [int] $Pauses = 3, [int] $Objects = 100000)
-    $listing = Start-SyntheticListing -Objects $Objects
+        [int] $Pollers = 3, [int] $Pauses = 3, [int] $Objects = 30000)
+    # Pages of 100 keys, 50 ms each: the job lasts at least Objects / 2000 seconds, so the pauses land while it runs.
+    $listing = Start-SyntheticListing -Objects $Objects -PageDelayMilliseconds 50
     $problems = [System.Collections.Generic.List[string]]::new()
-    $environment = @{ OBJECTMIGRATION_STALE_SECONDS = '2' }
+    # No kills here: the default staleness (10 s), so a heartbeat late on a loaded machine is not taken for a dead runner.
+    $environment = @{ OBJECTMIGRATION_STALE_SECONDS = '10'; OBJECTMIGRATION_LIST_PAGE_SIZE = '100' }
     try {
         $connector = New-SyntheticConnector $listing
         $name = "concurrent-$connector"
@@ -534,7 +546,11 @@ do {
         $steer = @"
 for (`$i = 0; `$i -lt $Pauses; `$i++) {
     `$before = (Get-MigrationJobProgress -Id $($job.Id)).SkippedObjects
-    while ((Get-MigrationJob -Id $($job.Id)).State -ne 'Running' -or (Get-MigrationJobProgress -Id $($job.Id)).SkippedObjects -le `$before) { Start-Sleep -Milliseconds 50 }
+    do {
+        `$now = Get-MigrationJobProgress -Id $($job.Id)
+        if (`$now.State -in $final) { throw "The job ended `$(`$now.State) before pause `$(`$i + 1) of $Pauses`: give it more objects." }
+        Start-Sleep -Milliseconds 50
+    } until (`$now.State -eq 'Running' -and `$now.SkippedObjects -gt `$before)
     Suspend-MigrationJob -Id $($job.Id)
     `$null = Wait-MigrationJob -Id $($job.Id) -Timeout 60
     Resume-MigrationJob -Id $($job.Id) | Out-Null
