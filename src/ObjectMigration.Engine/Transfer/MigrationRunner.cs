@@ -10,6 +10,8 @@ namespace ObjectMigration.Engine.Transfer;
 public sealed class RunnerOptions
 {
     public RetryPolicy Retry { get; init; } = RetryPolicy.Default;
+    /// <summary>How each store of the run paces its requests under throttling (one pacer per store, shared by all workers).</summary>
+    public PacerSettings Pacing { get; init; } = PacerSettings.Default;
     public int ListPageSize { get; init; } = 1000;
     public TimeSpan ControlInterval { get; init; } = TimeSpan.FromMilliseconds(500);
     public TimeSpan FlushInterval { get; init; } = TimeSpan.FromMilliseconds(500);
