@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net;
 using ObjectMigration.Engine.Connectors;
 using ObjectMigration.Engine.Model;
 using ObjectMigration.Engine.State;
@@ -18,6 +19,15 @@ public sealed class JobStateException(string message) : InvalidOperationExceptio
 public sealed class JobCheckException(string kind, string parameter, string message) : Exception(message)
 {
     public string Kind { get; } = kind;
+    public string ParamName { get; } = parameter;
+}
+
+/// <summary>No saved connector has the name given in <see cref="ParamName"/> (-Name, -SourceConnector, -TargetConnector).</summary>
+public sealed class ConnectorNotFoundException(string name, string parameter)
+    : KeyNotFoundException(parameter == "Name"
+        ? $"No cloud connector is named '{name}'. See Get-CloudConnector, or create one with New-CloudConnector."
+        : $"-{parameter}: no cloud connector is named '{name}'. Give a name Get-CloudConnector lists, or create one with New-CloudConnector.")
+{
     public string ParamName { get; } = parameter;
 }
 
@@ -59,7 +69,8 @@ public sealed class MigrationEngine
     {
         HomeFolder = home;
         _database = new SqliteStateStore(StateLocation.DatabasePath(home));
-        Store = wrapStore is null ? _database : wrapStore(_database);
+        var guarded = StateFolderFullGuard.Wrap(_database);
+        Store = wrapStore is null ? guarded : wrapStore(guarded);
         _secrets = new SecretProtector(home);
     }
 
@@ -79,13 +90,21 @@ public sealed class MigrationEngine
     public CloudConnector AddConnector(CloudConnector connector, string accessKeyId, string secret, bool pathStyleGiven, bool hidden = false) =>
         AddConnector(connector, ConnectorCredential.Stored(accessKeyId, secret), pathStyleGiven, hidden);
 
-    /// <summary>Validates and stores a connector; only a stored credential leaves a secret (encrypted) in the store.</summary>
-    public CloudConnector AddConnector(CloudConnector connector, ConnectorCredential credential, bool pathStyleGiven, bool hidden = false)
+    /// <summary>
+    /// Validates and stores a connector; only a stored credential and a proxy credential (<paramref name="proxyCredential"/>,
+    /// -ProxyCredential) leave secrets in the store, sealed together.
+    /// </summary>
+    public CloudConnector AddConnector(CloudConnector connector, ConnectorCredential credential, bool pathStyleGiven, bool hidden = false, NetworkCredential? proxyCredential = null)
     {
+        // A hidden connector (a source given inline) is named by the engine.
+        if (!hidden) ConnectorRules.CheckName(connector.Name, "Name");
         CredentialSources.Check(credential);
         CredentialSources.Apply(connector, credential);
         ConnectorRules.Complete(connector, pathStyleGiven);
-        return Store.AddConnector(connector, Protect(credential), hidden);
+        ConnectorRules.CheckProxyCredential(connector, proxyCredential);
+        var added = Store.AddConnector(connector, _secrets.Protect(Secrets(credential, proxyCredential)), hidden);
+        added.ProxyUserName = proxyCredential?.UserName;
+        return added;
     }
 
     /// <summary>Checks a connector definition as New-CloudConnector would, without storing it (unsaved connectors).</summary>
@@ -93,14 +112,17 @@ public sealed class MigrationEngine
         Unsaved(connector, ConnectorCredential.Stored(accessKeyId, secret), pathStyleGiven);
 
     /// <summary>Checks a connector definition as New-CloudConnector would, without storing it; its keys come from <paramref name="credential"/>.</summary>
-    public static ConnectorAccess Unsaved(CloudConnector connector, ConnectorCredential credential, bool pathStyleGiven)
+    public static ConnectorAccess Unsaved(CloudConnector connector, ConnectorCredential credential, bool pathStyleGiven, NetworkCredential? proxyCredential = null)
     {
         CredentialSources.Check(credential);
         CredentialSources.Apply(connector, credential);
         ConnectorRules.Complete(connector, pathStyleGiven);
-        return credential.Source == CredentialSource.Stored
+        ConnectorRules.CheckProxyCredential(connector, proxyCredential);
+        connector.ProxyUserName = proxyCredential?.UserName;
+        var access = credential.Source == CredentialSource.Stored
             ? new ConnectorAccess(connector, credential.SecretAccessKey!)
             : new ConnectorAccess(connector, CredentialSources.For(connector));
+        return access with { ProxyCredential = proxyCredential };
     }
 
     /// <summary>Applies changes to a saved connector, validated like a new one; a new stored credential replaces the old.</summary>
@@ -111,9 +133,18 @@ public sealed class MigrationEngine
     /// Applies changes to a saved connector, validated like a new one. A new credential source replaces the old one;
     /// moving away from stored keys erases the stored secret.
     /// </summary>
-    public CloudConnector UpdateConnector(string name, Action<CloudConnector> change, ConnectorCredential? credential)
+    public CloudConnector UpdateConnector(string name, Action<CloudConnector> change, ConnectorCredential? credential) =>
+        UpdateConnector(name, change, credential, proxyCredential: null, removeProxyCredential: false);
+
+    /// <summary>
+    /// As above; <paramref name="proxyCredential"/> replaces the proxy's credential, <paramref name="removeProxyCredential"/>
+    /// drops it, and so does removing the proxy.
+    /// </summary>
+    public CloudConnector UpdateConnector(string name, Action<CloudConnector> change, ConnectorCredential? credential, NetworkCredential? proxyCredential, bool removeProxyCredential)
     {
-        var connector = WithAccessKey(GetConnector(name));
+        var connector = GetConnector(name);
+        var before = _secrets.Unprotect(Store.GetConnectorCredential(connector.Id));
+        if (connector.CredentialSource == CredentialSource.Stored) connector.AccessKeyId = before.AccessKeyId ?? "";
         var (endpoint, derived) = (connector.Endpoint, ConnectorRules.HasDerivedEndpoint(connector));
         change(connector);
         // A new region (or account) moves an endpoint the provider derived, unless a new endpoint was given too.
@@ -124,13 +155,23 @@ public sealed class MigrationEngine
             CredentialSources.Apply(connector, credential);
         }
         ConnectorRules.Complete(connector, pathStyleGiven: true);
-        Store.UpdateConnector(connector, credential is null ? null : Protect(credential));
+        ConnectorRules.CheckProxyCredential(connector, proxyCredential);
+        // The proxy's credential belongs to the proxy: it goes when the proxy goes.
+        (string? User, string? Password) proxy = proxyCredential is not null ? (proxyCredential.UserName, proxyCredential.Password)
+            : removeProxyCredential || string.IsNullOrEmpty(connector.Proxy) ? (null, null)
+            : (before.ProxyUserName, before.ProxyPassword);
+        var after = (credential is null ? before : Secrets(credential, null)) with { ProxyUserName = proxy.User, ProxyPassword = proxy.Password };
+        // Sealed again only when something changed: an unchanged connector keeps its blob (and a Windows one its DPAPI seal).
+        Store.UpdateConnector(connector, after == before ? null : _secrets.Protect(after));
+        connector.ProxyUserName = after.ProxyUserName;
         return connector;
     }
 
-    /// <summary>The credential column of a connector: the sealed key and secret, or nothing for sources whose keys live elsewhere.</summary>
-    private byte[] Protect(ConnectorCredential credential) =>
-        credential.Source == CredentialSource.Stored ? _secrets.Protect(credential.AccessKeyId!, credential.SecretAccessKey!) : [];
+    /// <summary>What a connector keeps sealed: the stored key and secret (other sources keep theirs elsewhere) and the proxy's credential.</summary>
+    private static ConnectorSecrets Secrets(ConnectorCredential credential, NetworkCredential? proxyCredential) =>
+        new(credential.Source == CredentialSource.Stored ? credential.AccessKeyId : null,
+            credential.Source == CredentialSource.Stored ? credential.SecretAccessKey : null,
+            proxyCredential?.UserName, proxyCredential?.Password);
 
     /// <summary>Removes a connector; refuses while a job that is not finished uses it, unless forced.</summary>
     public void RemoveConnector(string name, bool force)
@@ -146,8 +187,9 @@ public sealed class MigrationEngine
         Store.RemoveConnector(connector.Id);
     }
 
-    public CloudConnector GetConnector(string name) =>
-        Store.FindConnector(name) ?? throw new KeyNotFoundException($"No cloud connector is named '{name}'. See Get-CloudConnector, or create one with New-CloudConnector.");
+    /// <summary>The saved connector of that name; <paramref name="parameter"/> is the one that named it, for the error.</summary>
+    public CloudConnector GetConnector(string name, string parameter = "Name") =>
+        Store.FindConnector(name) ?? throw new ConnectorNotFoundException(name, parameter);
 
     /// <summary>
     /// The connector with where its keys come from, for the storage layer: its stored key and secret, or a provider
@@ -155,17 +197,23 @@ public sealed class MigrationEngine
     /// </summary>
     public ConnectorAccess GetAccess(CloudConnector connector)
     {
-        if (connector.CredentialSource != CredentialSource.Stored) return new ConnectorAccess(connector, CredentialSources.For(connector));
-        var (accessKeyId, secret) = _secrets.Unprotect(Store.GetConnectorCredential(connector.Id));
-        connector.AccessKeyId = accessKeyId;
-        return new ConnectorAccess(connector, secret);
+        var secrets = _secrets.Unprotect(Store.GetConnectorCredential(connector.Id));
+        connector.ProxyUserName = secrets.ProxyUserName;
+        var proxyCredential = secrets.ProxyUserName is null ? null : new NetworkCredential(secrets.ProxyUserName, secrets.ProxyPassword);
+        if (connector.CredentialSource != CredentialSource.Stored) return new ConnectorAccess(connector, CredentialSources.For(connector)) { ProxyCredential = proxyCredential };
+        connector.AccessKeyId = secrets.AccessKeyId ?? "";
+        return new ConnectorAccess(connector, secrets.SecretAccessKey ?? "") { ProxyCredential = proxyCredential };
     }
 
-    /// <summary>Reveals the access key id in place of the masked one the table holds (stored keys only; other sources have none).</summary>
+    /// <summary>
+    /// Reveals the access key id in place of the masked one the table holds (stored keys only; other sources have none)
+    /// and the proxy credential's user name; never a secret.
+    /// </summary>
     public CloudConnector WithAccessKey(CloudConnector connector)
     {
-        if (connector.CredentialSource != CredentialSource.Stored) return connector;
-        connector.AccessKeyId = _secrets.Unprotect(Store.GetConnectorCredential(connector.Id)).AccessKeyId;
+        var secrets = _secrets.Unprotect(Store.GetConnectorCredential(connector.Id));
+        if (connector.CredentialSource == CredentialSource.Stored) connector.AccessKeyId = secrets.AccessKeyId ?? "";
+        connector.ProxyUserName = secrets.ProxyUserName;
         return connector;
     }
 
@@ -232,11 +280,11 @@ public sealed class MigrationEngine
     /// </summary>
     public MigrationJob CreateJob(MigrationJobRequest request, ConnectorAccess? unsavedSource = null, bool detached = false)
     {
-        var source = unsavedSource is null ? GetConnector(request.SourceConnector) : null;
+        var source = unsavedSource is null ? GetConnector(request.SourceConnector, "SourceConnector") : null;
         JobRules.Check(request);
         UpdateRules.CheckProvider(request, ProviderProfiles.For((source ?? unsavedSource!.Connector).Provider));
         // An inventory or update works on the source only: it has no target connector (id 0).
-        var target = JobTypes.HasTarget(request.Type) ? GetConnector(request.TargetConnector) : null;
+        var target = JobTypes.HasTarget(request.Type) ? GetConnector(request.TargetConnector, "TargetConnector") : null;
         if (target is not null) JobRules.CheckNotOntoItself(request, source ?? unsavedSource!.Connector, target);
         if (unsavedSource is not null)
         {
@@ -248,7 +296,21 @@ public sealed class MigrationEngine
             source = AddConnector(unsavedSource.Connector, credential, pathStyleGiven: true, hidden: true);
         }
         var job = NewJob(request, source!, target, detached);
-        Store.AddJob(job);
+        try
+        {
+            Store.AddJob(job);
+        }
+        catch when (unsavedSource is not null)
+        {
+            // Its hidden connector belongs to the job that was not stored: its secret must not stay behind alone.
+            Store.RemoveConnector(source!.Id);
+            throw;
+        }
+        // Said once per job, in its log: a connector without TLS off this machine (New-CloudConnector also warns).
+        var notices = ConnectorRules.TransportWarnings(source!, proxyCredential: false, unsavedSource is null ? null : "The source endpoint given inline")
+            .Concat(target is null || target.Id == source!.Id ? [] : ConnectorRules.TransportWarnings(target, proxyCredential: false))
+            .Select(message => new LogRecord(LogType.MigrationNotice, null, message)).ToList();
+        if (notices.Count > 0) Store.AddLogs(job.Id, notices);
         return job;
     }
 
@@ -290,10 +352,10 @@ public sealed class MigrationEngine
     /// </summary>
     public void CheckRules(MigrationJobRequest request, ConnectorAccess? unsavedSource = null)
     {
-        var source = unsavedSource?.Connector ?? GetConnector(request.SourceConnector);
+        var source = unsavedSource?.Connector ?? GetConnector(request.SourceConnector, "SourceConnector");
         JobRules.Check(request);
         UpdateRules.CheckProvider(request, ProviderProfiles.For(source.Provider));
-        if (JobTypes.HasTarget(request.Type)) JobRules.CheckNotOntoItself(request, source, GetConnector(request.TargetConnector));
+        if (JobTypes.HasTarget(request.Type)) JobRules.CheckNotOntoItself(request, source, GetConnector(request.TargetConnector, "TargetConnector"));
     }
 
     /// <summary>
@@ -304,9 +366,9 @@ public sealed class MigrationEngine
     {
         var sides = new List<(ConnectorAccess Access, string Bucket, string Side)>
         {
-            (unsavedSource ?? GetAccess(GetConnector(request.SourceConnector)), request.SourceBucket, "Source"),
+            (unsavedSource ?? GetAccess(GetConnector(request.SourceConnector, "SourceConnector")), request.SourceBucket, "Source"),
         };
-        if (JobTypes.HasTarget(request.Type)) sides.Add((GetAccess(GetConnector(request.TargetConnector)), request.TargetBucket, "Target"));
+        if (JobTypes.HasTarget(request.Type)) sides.Add((GetAccess(GetConnector(request.TargetConnector, "TargetConnector")), request.TargetBucket, "Target"));
         foreach (var (access, bucket, side) in sides)
         {
             using var store = OpenObjectStore(access, timeout: request.NoProgressTimeout);
@@ -354,11 +416,18 @@ public sealed class MigrationEngine
     /// </summary>
     private void MarkStaleJobsInterrupted()
     {
-        foreach (var (id, runner) in Store.GetRunningJobRunners())
+        try
         {
-            if (!_runningHere.ContainsKey(id) && LocalProcess.IsGone(runner)) Store.MarkInterrupted(id, runner);
+            foreach (var (id, runner) in Store.GetRunningJobRunners())
+            {
+                if (!_runningHere.ContainsKey(id) && LocalProcess.IsGone(runner)) Store.MarkInterrupted(id, runner);
+            }
+            Store.MarkStaleJobsInterrupted(StaleHeartbeat, _runningHere.Keys.ToArray());
         }
-        Store.MarkStaleJobsInterrupted(StaleHeartbeat, _runningHere.Keys.ToArray());
+        catch (StateFolderFullException)
+        {
+            // A full disk must not stop reading: the job shows its last stored state until there is room to mark it.
+        }
     }
 
     /// <summary>
@@ -480,8 +549,8 @@ public sealed class MigrationEngine
     public async Task<IReadOnlyList<MigrationPlanRow>> PlanAsync(MigrationJobRequest request, CancellationToken ct, ConnectorAccess? unsavedSource = null)
     {
         CheckRules(request, unsavedSource);
-        var sourceAccess = unsavedSource ?? GetAccess(GetConnector(request.SourceConnector));
-        var target = JobTypes.HasTarget(request.Type) ? GetConnector(request.TargetConnector) : null;
+        var sourceAccess = unsavedSource ?? GetAccess(GetConnector(request.SourceConnector, "SourceConnector"));
+        var target = JobTypes.HasTarget(request.Type) ? GetConnector(request.TargetConnector, "TargetConnector") : null;
         var job = NewJob(request, sourceAccess.Connector, target, detached: false);
         var folder = Path.Combine(Path.GetTempPath(), "om-plan-" + Guid.NewGuid().ToString("n"));
         try
@@ -688,9 +757,10 @@ public sealed class MigrationEngine
         if (stored is null) return;
         try
         {
-            _secrets.Unprotect(Store.GetConnectorCredential(stored.Id));
+            _ = _secrets.Unprotect(Store.GetConnectorCredential(stored.Id));
         }
-        catch (Exception e) when (e is InvalidOperationException or UnauthorizedAccessException or IOException or System.Security.Cryptography.CryptographicException)
+        catch (Exception e) when (e is InvalidOperationException or UnauthorizedAccessException or IOException or System.Security.Cryptography.CryptographicException
+                                  && e is not StateNotPrivateException)
         {
             throw new UnauthorizedAccessException(
                 $"The connector secrets in '{HomeFolder}' cannot be read by {Environment.UserName}: they are encrypted for the user who saved them ({e.Message}). " +

@@ -93,6 +93,34 @@ public sealed class ConnectorRuleTests
     }
 
     [Theory]
+    [InlineData("Region", "us east 1")]
+    [InlineData("Region", "us-east-1\n")]
+    [InlineData("Region", "eu/west")]
+    [InlineData("AccountId", "acc/evil.example.com#")]
+    [InlineData("Proxy", "   ")]
+    public void Values_that_would_break_the_signature_the_host_or_the_proxy_are_refused(string parameter, string value)
+    {
+        var c = new CloudConnector { Provider = ConnectorProvider.S3, Endpoint = "https://objects.example.com" };
+        switch (parameter)
+        {
+            case "Region": c.Region = value; break;
+            case "AccountId": c.AccountId = value; break;
+            default: c.Proxy = value; break;
+        }
+        Assert.Equal(parameter, Assert.Throws<ConnectorDefinitionException>(() => Complete(c)).ParamName);
+    }
+
+    [Theory]
+    [InlineData(" ")]
+    [InlineData("tab\there")]
+    [InlineData("long")]
+    public void A_connector_name_is_printable_and_bounded(string name)
+    {
+        if (name == "long") name = new string('c', ConnectorRules.MaxNameLength + 1);
+        Assert.Equal("NewName", Assert.Throws<ConnectorDefinitionException>(() => ConnectorRules.CheckName(name, "NewName")).ParamName);
+    }
+
+    [Theory]
     [InlineData("not a url")]
     [InlineData("ftp://files.example.com")]
     [InlineData("https://")]
@@ -112,7 +140,7 @@ public sealed class SecretTests
         var home = Path.Combine(Path.GetTempPath(), "om-secret-" + Guid.NewGuid().ToString("n")[..8]);
         var protector = new SecretProtector(home);
         var sealedData = protector.Protect("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCY");
-        Assert.Equal(("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCY"), new SecretProtector(home).Unprotect(sealedData));
+        Assert.Equal(new ConnectorSecrets("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCY"), new SecretProtector(home).Unprotect(sealedData));
         Assert.DoesNotContain("wJalrXUtnFEMI", System.Text.Encoding.UTF8.GetString(sealedData));
         if (!OperatingSystem.IsWindows())
         {

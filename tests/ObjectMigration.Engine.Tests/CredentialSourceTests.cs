@@ -469,7 +469,7 @@ public sealed class StoredCredentialSourceTests
 
         Assert.Equal(CredentialSource.Stored, migrated.CredentialSource);
         Assert.Null(migrated.ProfileName);
-        var (accessKeyId, secret) = protector.Unprotect(new SqliteStateStore(path).GetConnectorCredential(migrated.Id));
+        var (accessKeyId, secret, _, _) = protector.Unprotect(new SqliteStateStore(path).GetConnectorCredential(migrated.Id));
         Assert.Equal("AKOLDOLD", accessKeyId);
         AssertSecret("old-secret", secret);
     }

@@ -41,6 +41,41 @@ public sealed class JobRulesTests
         Assert.Equal(validTarget, Accepts(() => JobRules.CheckBucket(bucket, "TargetBucket", legacyAllowed: false)));
     }
 
+    [Theory]
+    [InlineData("xn--bucket")]
+    [InlineData("sthree-bucket")]
+    [InlineData("bucket-s3alias")]
+    [InlineData("bucket--ol-s3")]
+    [InlineData("bucket.mrap")]
+    public void Names_S3_reserves_for_its_own_features_are_refused_for_a_target(string bucket)
+    {
+        var error = Assert.Throws<ArgumentException>(() => JobRules.CheckBucket(bucket, "TargetBucket", legacyAllowed: false));
+        Assert.Contains("reserves", error.Message);
+    }
+
+    [Theory]
+    [InlineData("Key", "")]
+    [InlineData("Key", "long")]
+    [InlineData("Include", "")]
+    [InlineData("Exclude", "  ")]
+    [InlineData("ExcludeContentType", "")]
+    [InlineData("SourcePrefix", "   ")]
+    [InlineData("TargetPrefix", " ")]
+    public void Blank_and_oversized_values_are_refused_naming_the_parameter(string parameter, string value)
+    {
+        var request = new MigrationJobRequest { SourceConnector = "s", SourceBucket = "source", TargetConnector = "t", TargetBucket = "target" };
+        switch (parameter)
+        {
+            case "Key": request.Keys = ["fine.txt", value == "long" ? new string('k', JobRules.MaxKeyBytes + 1) : value]; break;
+            case "Include": request.Filter.Include = ["*.jpg", value]; break;
+            case "Exclude": request.Filter.Exclude = [value]; break;
+            case "ExcludeContentType": request.Filter.ExcludeContentType = [value]; break;
+            case "SourcePrefix": request.SourcePrefix = value; break;
+            default: request.TargetPrefix = value; break;
+        }
+        Assert.Equal(parameter, Assert.Throws<ArgumentException>(() => JobRules.Check(request)).ParamName);
+    }
+
     [Fact]
     public void A_copy_within_one_bucket_is_refused_only_when_it_lands_among_its_source_keys()
     {

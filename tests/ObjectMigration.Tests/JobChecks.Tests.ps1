@@ -45,7 +45,7 @@ Describe 'New-MigrationJob checks everything it can before the job is written' {
         @{ Case = 'a target prefix with a leading slash'; ErrorId = 'InvalidArgument,TargetPrefix'; Arguments = @{ TargetPrefix = '/data/' }; Message = '*leading slash*' }
         @{ Case = 'an empty -Name'; ErrorId = 'InvalidArgument,Name'; Arguments = @{ Name = '' }; Message = '*-Name is empty*' }
         @{ Case = 'an over-long -Name'; ErrorId = 'InvalidArgument,Name'; Arguments = @{ Name = 'n' * 129 }; Message = '*at most 128*' }
-        @{ Case = 'an unknown connector'; ErrorId = 'NotFound'; Arguments = @{ SourceConnector = 'nobody' }; Message = "*No cloud connector is named 'nobody'*" }
+        @{ Case = 'an unknown connector'; ErrorId = 'ConnectorNotFound,SourceConnector'; Arguments = @{ SourceConnector = 'nobody' }; Message = "*No cloud connector is named 'nobody'*" }
     ) {
         $target = New-TestBucket $TargetClient
         $parameters = @{ SourceConnector = 'src'; SourceBucket = $Source; TargetConnector = 'dst'; TargetBucket = $target }

@@ -123,7 +123,7 @@ Describe 'Errors' {
     It 'names the connector that does not exist and writes nothing' {
         $before = @(Get-MigrationJob).Count
         { New-MigrationJob -SourceConnector nope -SourceBucket aaa -TargetConnector pester-target -TargetBucket bbb -ErrorAction Stop } |
-            Should -Throw -ErrorId 'NotFound,ObjectMigration.Commands.NewMigrationJobCommand'
+            Should -Throw -ErrorId 'ConnectorNotFound,SourceConnector,ObjectMigration.Commands.NewMigrationJobCommand'
         @(Get-MigrationJob).Count | Should -Be $before
     }
 

@@ -26,6 +26,12 @@ public static class CredentialSources
         {
             case CredentialSource.Stored:
                 if (string.IsNullOrEmpty(credential.AccessKeyId)) throw new ConnectorDefinitionException("Credential", "The credential's user name must be the access key id.");
+                // Keys never hold white space; a padded or blank one would only fail every request as a wrong key later.
+                if (credential.AccessKeyId.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
+                {
+                    throw new ConnectorDefinitionException("Credential", "The credential's user name (the access key id) has spaces or control characters: give the key id exactly as the provider shows it.");
+                }
+                if (string.IsNullOrWhiteSpace(credential.SecretAccessKey)) throw new ConnectorDefinitionException("Credential", "The credential's password (the secret access key) is empty: give the secret that belongs to the access key id.");
                 break;
             case CredentialSource.Profile:
                 if (string.IsNullOrWhiteSpace(credential.ProfileName)) throw new ConnectorDefinitionException("ProfileName", "-ProfileName needs the name of an AWS profile.");

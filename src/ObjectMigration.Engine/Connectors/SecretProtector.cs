@@ -1,25 +1,49 @@
+using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
+using ObjectMigration.Engine.State;
 
 namespace ObjectMigration.Engine.Connectors;
 
 /// <summary>
+/// What a connector keeps sealed: its stored access key and secret (-Credential) and its proxy's user name and
+/// password (-ProxyCredential). Any of them may be missing.
+/// </summary>
+public sealed record ConnectorSecrets(string? AccessKeyId, string? SecretAccessKey, string? ProxyUserName = null, string? ProxyPassword = null)
+{
+    public static ConnectorSecrets None { get; } = new(null, null);
+
+    public bool IsEmpty => AccessKeyId is null && SecretAccessKey is null && ProxyUserName is null && ProxyPassword is null;
+
+    /// <summary>Never the secrets themselves.</summary>
+    public override string ToString() => $"ConnectorSecrets(keys: {AccessKeyId is not null}, proxy: {ProxyUserName is not null})";
+}
+
+/// <summary>A key file that others can read or that belongs to someone else: its secrets are not used.</summary>
+public sealed class StateNotPrivateException(string message) : UnauthorizedAccessException(message);
+
+/// <summary>
 /// Encrypts connector credentials at rest: with DPAPI (current user) on Windows; elsewhere with AES-GCM under a
-/// per-user key file that only its owner can read (created with mode 0600).
+/// per-user key file that only its owner can read (mode 0600). A key file that another user owns, or that others can
+/// read or write, is refused: its key may be known. The key file appears whole or not at all (written aside, then
+/// linked into place), so processes that create it at once agree on one key.
 /// </summary>
 public sealed class SecretProtector
 {
     private const int KeySize = 32, NonceSize = 12, TagSize = 16;
-    private const byte FormatVersion = 1, DpapiFormatVersion = 2;
+    // 1 and 2 (AES-GCM, DPAPI) seal "access key id \n secret"; 3 and 4 the fields of ConnectorSecrets.
+    private const byte FormatVersion = 1, DpapiFormatVersion = 2, FieldsFormatVersion = 3, DpapiFieldsFormatVersion = 4;
     private static readonly byte[] DpapiEntropy = Encoding.UTF8.GetBytes("ObjectMigration connector credential");
     private readonly string _keyPath;
+    private readonly object _gate = new();
     private byte[]? _key;
 
     public SecretProtector(string homeFolder)
     {
-        Directory.CreateDirectory(homeFolder);
-        _keyPath = Path.Combine(homeFolder, "secret.key");
+        _keyPath = Path.Combine(StateLocation.PreparePrivateFolder(homeFolder), "secret.key");
     }
+
+    public string KeyPath => _keyPath;
 
     /// <summary>The key file is read (or created) on first use, so Windows users never get one.</summary>
     private byte[] Key
@@ -27,77 +51,185 @@ public sealed class SecretProtector
         get
         {
             if (_key is not null) return _key;
-            var key = File.Exists(_keyPath) ? File.ReadAllBytes(_keyPath) : CreateKey(_keyPath);
-            if (key.Length != KeySize) throw new InvalidOperationException($"The key file '{_keyPath}' is damaged: expected {KeySize} bytes.");
-            return _key = key;
+            lock (_gate) return _key ??= LoadOrCreateKey(_keyPath);
         }
     }
 
-    private static byte[] CreateKey(string path)
+    /// <summary>
+    /// The key in <paramref name="path"/>, created if there is none. A new key is written whole to a file of its own and
+    /// then linked to the name (which fails if the name exists): a reader never sees a partial key, and of several
+    /// processes creating it at once one wins and all use its key, read back from the file.
+    /// </summary>
+    internal static byte[] LoadOrCreateKey(string path)
     {
-        var key = RandomNumberGenerator.GetBytes(KeySize);
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            if (TryReadKey(path) is { } existing) return existing;
+            var temporary = $"{path}.{Guid.NewGuid():n}.tmp";
+            try
+            {
+                using (var file = new FileStream(temporary, StateLocation.PrivateFileOptions(FileMode.CreateNew, FileAccess.Write, FileShare.None)))
+                {
+                    var key = RandomNumberGenerator.GetBytes(KeySize);
+                    file.Write(key);
+                    CryptographicOperations.ZeroMemory(key);
+                    file.Flush(flushToDisk: true);
+                }
+                // False when another process placed its key first: that one is read on the next turn.
+                StateLocation.PlaceIfAbsent(temporary, path);
+            }
+            finally
+            {
+                File.Delete(temporary);
+            }
+        }
+        throw new IOException($"The key file '{path}' could not be created or read; check that the state folder is writable.");
+    }
+
+    private static byte[]? TryReadKey(string path)
+    {
+        Microsoft.Win32.SafeHandles.SafeFileHandle handle;
         try
         {
-            using var file = new FileStream(path, options);
-            file.Write(key);
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         }
-        catch (IOException) when (File.Exists(path))
+        catch (FileNotFoundException)
         {
-            // Another process created it first: use theirs.
-            return File.ReadAllBytes(path);
+            return null;
         }
-        return key;
+        using (handle)
+        {
+            if (!OperatingSystem.IsWindows()) CheckPrivate(handle, path);
+            var length = RandomAccess.GetLength(handle);
+            var key = new byte[KeySize];
+            if (length != KeySize || RandomAccess.Read(handle, key, 0) != KeySize)
+            {
+                throw new InvalidOperationException(
+                    $"The key file '{path}' is damaged ({length} bytes, not {KeySize}): the connector secrets it sealed cannot be read. " +
+                    "Remove it, then save each connector's credentials again (Set-CloudConnector -Credential).");
+            }
+            return key;
+        }
     }
 
-    public byte[] Protect(string accessKeyId, string secret)
+    /// <summary>Refuses a key file that is not this user's alone: another owner, or read or write bits for group or others.</summary>
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    private static void CheckPrivate(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path)
     {
-        var plain = Encoding.UTF8.GetBytes(accessKeyId + "\n" + secret);
-        if (OperatingSystem.IsWindows())
+        if (StateLocation.OwnerOf(handle) is { } owner && owner != StateLocation.CurrentUserId())
         {
-            var sealedData = ProtectedData.Protect(plain, DpapiEntropy, DataProtectionScope.CurrentUser);
-            CryptographicOperations.ZeroMemory(plain);
-            return [DpapiFormatVersion, .. sealedData];
+            var me = StateLocation.CurrentUserId();
+            throw new StateNotPrivateException(
+                $"The key file '{path}' belongs to user id {owner}, not to {Environment.UserName} (user id {me}): its owner can read the connector secrets it seals, so it is not used. " +
+                $"If the file is yours, run chown {me} '{path}'; otherwise remove it and save each connector's credentials again (Set-CloudConnector -Credential).");
         }
-        var output = new byte[1 + NonceSize + TagSize + plain.Length];
-        output[0] = FormatVersion;
-        var nonce = output.AsSpan(1, NonceSize);
-        RandomNumberGenerator.Fill(nonce);
-        using var aes = new AesGcm(Key, TagSize);
-        aes.Encrypt(nonce, plain, output.AsSpan(1 + NonceSize + TagSize), output.AsSpan(1 + NonceSize, TagSize));
-        CryptographicOperations.ZeroMemory(plain);
+        var mode = File.GetUnixFileMode(handle);
+        if (StateLocation.OpenToOthers(mode))
+        {
+            throw new StateNotPrivateException(
+                $"The key file '{path}' can be read or written by other users (mode {StateLocation.Octal(mode)}), so it is not used. Run chmod 600 '{path}'. " +
+                "Others may have read it: consider new secrets for the connectors (Set-CloudConnector -Credential).");
+        }
+    }
+
+    /// <summary>Seals a stored access key and secret.</summary>
+    public byte[] Protect(string accessKeyId, string secret) => Protect(new ConnectorSecrets(accessKeyId, secret));
+
+    /// <summary>Seals what a connector keeps secret; nothing to keep is an empty array.</summary>
+    public byte[] Protect(ConnectorSecrets secrets)
+    {
+        if (secrets.IsEmpty) return [];
+        var plain = Encode(secrets);
+        try
+        {
+            if (OperatingSystem.IsWindows())
+            {
+                return [DpapiFieldsFormatVersion, .. ProtectedData.Protect(plain, DpapiEntropy, DataProtectionScope.CurrentUser)];
+            }
+            var output = new byte[1 + NonceSize + TagSize + plain.Length];
+            output[0] = FieldsFormatVersion;
+            var nonce = output.AsSpan(1, NonceSize);
+            RandomNumberGenerator.Fill(nonce);
+            using var aes = new AesGcm(Key, TagSize);
+            aes.Encrypt(nonce, plain, output.AsSpan(1 + NonceSize + TagSize), output.AsSpan(1 + NonceSize, TagSize));
+            return output;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(plain);
+        }
+    }
+
+    /// <summary>Opens what <see cref="Protect(ConnectorSecrets)"/> sealed (or an older "key id, secret" seal); an empty array holds nothing.</summary>
+    public ConnectorSecrets Unprotect(byte[] data)
+    {
+        if (data.Length == 0) return ConnectorSecrets.None;
+        byte[] plain;
+        if (data.Length > 1 && data[0] is DpapiFormatVersion or DpapiFieldsFormatVersion && OperatingSystem.IsWindows())
+        {
+            plain = ProtectedData.Unprotect(data.AsSpan(1).ToArray(), DpapiEntropy, DataProtectionScope.CurrentUser);
+        }
+        else
+        {
+            if (data.Length < 1 + NonceSize + TagSize || data[0] is not (FormatVersion or FieldsFormatVersion))
+            {
+                throw new InvalidOperationException("A stored credential is in an unknown format; set it again with Set-CloudConnector -Credential.");
+            }
+            plain = new byte[data.Length - 1 - NonceSize - TagSize];
+            using var aes = new AesGcm(Key, TagSize);
+            try
+            {
+                aes.Decrypt(data.AsSpan(1, NonceSize), data.AsSpan(1 + NonceSize + TagSize), data.AsSpan(1 + NonceSize, TagSize), plain);
+            }
+            catch (AuthenticationTagMismatchException)
+            {
+                throw new InvalidOperationException("A stored credential cannot be decrypted with this user's key file; set it again with Set-CloudConnector -Credential.");
+            }
+        }
+        try
+        {
+            return data[0] is FieldsFormatVersion or DpapiFieldsFormatVersion ? Decode(plain) : SplitKeyAndSecret(plain);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(plain);
+        }
+    }
+
+    private static ConnectorSecrets SplitKeyAndSecret(byte[] plain)
+    {
+        var text = Encoding.UTF8.GetString(plain);
+        var split = text.IndexOf('\n');
+        return new ConnectorSecrets(text[..split], text[(split + 1)..]);
+    }
+
+    /// <summary>Each field as a 32-bit length (-1 for none) and its UTF-8 bytes: any character may be in a secret.</summary>
+    private static byte[] Encode(ConnectorSecrets s)
+    {
+        string?[] fields = [s.AccessKeyId, s.SecretAccessKey, s.ProxyUserName, s.ProxyPassword];
+        var output = new byte[fields.Sum(f => 4 + (f is null ? 0 : Encoding.UTF8.GetByteCount(f)))];
+        var at = 0;
+        foreach (var field in fields)
+        {
+            var length = field is null ? -1 : Encoding.UTF8.GetBytes(field, output.AsSpan(at + 4));
+            BinaryPrimitives.WriteInt32LittleEndian(output.AsSpan(at), length);
+            at += 4 + Math.Max(0, length);
+        }
         return output;
     }
 
-    public (string AccessKeyId, string Secret) Unprotect(byte[] data)
+    private static ConnectorSecrets Decode(byte[] plain)
     {
-        if (data.Length > 1 && data[0] == DpapiFormatVersion && OperatingSystem.IsWindows())
+        var fields = new string?[4];
+        var at = 0;
+        for (var i = 0; i < fields.Length && at + 4 <= plain.Length; i++)
         {
-            return Split(ProtectedData.Unprotect(data.AsSpan(1).ToArray(), DpapiEntropy, DataProtectionScope.CurrentUser));
+            var length = BinaryPrimitives.ReadInt32LittleEndian(plain.AsSpan(at));
+            at += 4;
+            if (length < 0) continue;
+            fields[i] = Encoding.UTF8.GetString(plain, at, length);
+            at += length;
         }
-        if (data.Length < 1 + NonceSize + TagSize || data[0] != FormatVersion)
-        {
-            throw new InvalidOperationException("A stored credential is in an unknown format; set it again with Set-CloudConnector -Credential.");
-        }
-        var plain = new byte[data.Length - 1 - NonceSize - TagSize];
-        using var aes = new AesGcm(Key, TagSize);
-        try
-        {
-            aes.Decrypt(data.AsSpan(1, NonceSize), data.AsSpan(1 + NonceSize + TagSize), data.AsSpan(1 + NonceSize, TagSize), plain);
-        }
-        catch (AuthenticationTagMismatchException)
-        {
-            throw new InvalidOperationException("A stored credential cannot be decrypted with this user's key file; set it again with Set-CloudConnector -Credential.");
-        }
-        return Split(plain);
-    }
-
-    private static (string AccessKeyId, string Secret) Split(byte[] plain)
-    {
-        var text = Encoding.UTF8.GetString(plain);
-        CryptographicOperations.ZeroMemory(plain);
-        var split = text.IndexOf('\n');
-        return (text[..split], text[(split + 1)..]);
+        return new ConnectorSecrets(fields[0], fields[1], fields[2], fields[3]);
     }
 }

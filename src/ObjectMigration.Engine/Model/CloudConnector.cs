@@ -21,6 +21,8 @@ public sealed class CloudConnector
     /// <summary>The shared credentials file holding <see cref="ProfileName"/>; null means the AWS default (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials, with ~/.aws/config).</summary>
     public string? ProfileLocation { get; set; }
     public string? Proxy { get; set; }
+    /// <summary>The user name of the proxy's credential (-ProxyCredential) when one is stored; its password is never shown.</summary>
+    public string? ProxyUserName { get; set; }
     public bool PathStyle { get; set; }
     /// <summary>SDK flexible checksums on bucket discovery and server-side copy: AWS only; many S3-compatible servers reject them. Bodies never use aws-chunked.</summary>
     public bool UseChunkEncoding { get; set; }
@@ -38,6 +40,9 @@ public sealed record ConnectorAccess(CloudConnector Connector, Connectors.ICrede
         : this(connector, new Connectors.StaticCredentialProvider(connector.AccessKeyId, secretAccessKey))
     {
     }
+
+    /// <summary>The proxy's user name and password (-ProxyCredential), answered to its 407 challenges.</summary>
+    public System.Net.NetworkCredential? ProxyCredential { get; init; }
 
     /// <summary>The stored secret, for Get-CloudConnector -IncludeSecret; null when the keys come from elsewhere (a profile, a role).</summary>
     public string? StoredSecret => (Credentials as Connectors.StaticCredentialProvider)?.Keys.SecretAccessKey;

@@ -90,6 +90,7 @@ public interface IStateStore
     /// <summary>Settles a job, only while <paramref name="runnerId"/> still holds it (Running, or Interrupted by mistake).</summary>
     bool TrySettleRun(Guid id, string runnerId, JobState to, string? error = null);
     void SetPhase(Guid id, JobPhase? phase);
+    /// <summary>Removes a job with its plan and log, and the hidden connector of a source given inline (with its sealed secret).</summary>
     void RemoveJob(Guid id);
     void SetControlRequest(Guid id, ControlRequest request);
     /// <summary>Sets a request only where none is pending (a person's pause or stop wins over a worker's interrupt); true when set.</summary>
@@ -162,7 +163,8 @@ public interface IStateStore
     /// back, so that a crash between the copy (which some servers make without tags) and the tags loses none.
     /// </summary>
     void SaveUpdateIntent(Guid id, string key, string tags);
-    string? GetUpdateIntent(Guid id, string key);
+    /// <summary>All of a job's saved tags by key: read once per run (only objects a crash caught mid-update have one).</summary>
+    IReadOnlyDictionary<string, string> GetUpdateIntents(Guid id);
     void ForgetUpdateIntent(Guid id, string key);
     IReadOnlyList<OpenUpload> GetOpenUploads(Guid id);
 

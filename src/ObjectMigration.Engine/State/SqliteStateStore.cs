@@ -22,7 +22,11 @@ public sealed class SqliteStateStore : IStateStore
     private SqliteStateStore(string databasePath, bool pooling)
     {
         Location = databasePath;
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(databasePath))!);
+        // The database holds endpoints, buckets, keys and logs: this user's alone. SQLite gives its -wal and -shm files
+        // the database file's mode, so a 0600 database makes them 0600 too; older ones are tightened here.
+        StateLocation.PreparePrivateFolder(Path.GetDirectoryName(Path.GetFullPath(databasePath))!);
+        StateLocation.CreatePrivateFile(databasePath);
+        foreach (var suffix in new[] { "-wal", "-shm", "-journal" }) StateLocation.TightenFile(databasePath + suffix);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = databasePath,
@@ -32,7 +36,13 @@ public sealed class SqliteStateStore : IStateStore
             DefaultTimeout = 30,
         }.ToString();
         SchemaMigrations.Apply(Open);
+        Reserve = new StateFolderReserve(databasePath);
+        // A dry run's scratch store needs no room kept for it.
+        if (pooling) Reserve.Ensure();
     }
+
+    /// <summary>Room kept beside the database for recording how a run stopped when the disk fills (see <see cref="StateFolderFullGuard"/>).</summary>
+    internal StateFolderReserve Reserve { get; }
 
     /// <summary>
     /// A throw-away store for a dry run (no pooled handles, so its folder can be deleted at once), holding the copy
@@ -56,7 +66,10 @@ public sealed class SqliteStateStore : IStateStore
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
         using var pragma = connection.CreateCommand();
-        pragma.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;";
+        // busy_timeout: SQLite's own wait for a lock, which retries within milliseconds; without it Microsoft.Data.Sqlite
+        // retries every 150 ms, and a writer that keeps the lock busy (a run flushing results) can starve another
+        // process's write until the command times out as "database is locked".
+        pragma.CommandText = "PRAGMA busy_timeout=30000; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;";
         pragma.ExecuteNonQuery();
         return connection;
     }
@@ -141,7 +154,7 @@ public sealed class SqliteStateStore : IStateStore
         }
         catch (SqliteException e) when (e.SqliteErrorCode == 19)
         {
-            throw new DuplicateNameException($"A cloud connector named '{connector.Name}' already exists.");
+            throw new DuplicateNameException($"A cloud connector named '{connector.Name}' already exists: choose another -Name, or change that one with Set-CloudConnector.");
         }
         connector.CreatedAt = connector.UpdatedAt = now;
         return connector;
@@ -183,7 +196,7 @@ public sealed class SqliteStateStore : IStateStore
         }
         catch (SqliteException e) when (e.SqliteErrorCode == 19)
         {
-            throw new DuplicateNameException($"A cloud connector named '{connector.Name}' already exists.");
+            throw new DuplicateNameException($"A cloud connector named '{connector.Name}' already exists: choose another -NewName (Get-CloudConnector lists the names in use).");
         }
     }
 
@@ -266,8 +279,12 @@ public sealed class SqliteStateStore : IStateStore
     public bool TryTransition(Guid id, JobState[] from, JobState to, JobPhase? phase = null, string? error = null, bool? detached = null) =>
         Transition(id, from, to, phase, error, runnerId: null, detached);
 
-    public bool TryStartRun(Guid id, string runnerId, JobPhase phase) =>
-        Transition(id, [JobState.Pending], JobState.Running, phase, error: null, runnerId);
+    public bool TryStartRun(Guid id, string runnerId, JobPhase phase)
+    {
+        // Each run starts with the reserve an earlier run may have used up, if there is room for it again.
+        Reserve.Ensure();
+        return Transition(id, [JobState.Pending], JobState.Running, phase, error: null, runnerId);
+    }
 
     public bool TrySettleRun(Guid id, string runnerId, JobState to, string? error = null) =>
         Transition(id, [JobState.Running, JobState.Interrupted], to, phase: null, error, runnerId);
@@ -306,7 +323,19 @@ public sealed class SqliteStateStore : IStateStore
             using var delete = Command(connection, $"DELETE FROM {table} WHERE job_seq = $seq", ("$seq", seq));
             delete.ExecuteNonQuery();
         }
+        long sourceConnectorId;
+        using (var source = Command(connection, "SELECT source_connector_id FROM jobs WHERE seq = $seq", ("$seq", seq))) sourceConnectorId = (long)source.ExecuteScalar()!;
         using (var deleteJob = Command(connection, "DELETE FROM jobs WHERE seq = $seq", ("$seq", seq))) deleteJob.ExecuteNonQuery();
+        // A source given inline (-SourceEndpoint) is a hidden connector that belongs to its job: it goes with it, and its
+        // sealed secret with it. Hidden connectors an older version left behind go too, once no job uses them (not the
+        // newest ones: a job being created adds its connector just before itself).
+        using (var deleteHidden = Command(connection,
+            @"DELETE FROM connectors WHERE hidden = 1 AND (id = $source OR created_at < $before)
+              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.source_connector_id = connectors.id OR j.target_connector_id = connectors.id)",
+            ("$source", sourceConnectorId), ("$before", Format(DateTimeOffset.UtcNow.AddHours(-1)))))
+        {
+            deleteHidden.ExecuteNonQuery();
+        }
         tx.Commit();
     }
 
@@ -332,8 +361,12 @@ public sealed class SqliteStateStore : IStateStore
     {
         // Ids are Guids formatted here, never user text, so they can be written into the statement.
         var spared = alive.Count == 0 ? "" : $" AND id NOT IN ({string.Join(",", alive.Select(id => $"'{id}'"))})";
-        return Execute($"UPDATE jobs SET state = 'Interrupted', phase = NULL WHERE state = 'Running' AND (heartbeat_at IS NULL OR heartbeat_at < $cutoff){spared}",
-            ("$cutoff", Format(DateTimeOffset.UtcNow - staleAfter)));
+        var stale = $"state = 'Running' AND (heartbeat_at IS NULL OR heartbeat_at < $cutoff){spared}";
+        var cutoff = ("$cutoff", (object?)Format(DateTimeOffset.UtcNow - staleAfter));
+        // Looked for first: every Get-MigrationJob comes here, and a read never waits for a runner's write lock in WAL
+        // mode, while an UPDATE does even when it changes nothing.
+        if (Query($"SELECT 1 FROM jobs WHERE {stale} LIMIT 1", r => 1, cutoff).Count == 0) return 0;
+        return Execute($"UPDATE jobs SET state = 'Interrupted', phase = NULL WHERE {stale}", cutoff);
     }
 
     public void SetDetached(Guid id, bool detached) =>
@@ -680,9 +713,9 @@ public sealed class SqliteStateStore : IStateStore
         Execute("INSERT OR REPLACE INTO update_intents (job_seq, key, tags) SELECT seq, $key, $tags FROM jobs WHERE id = $id",
             ("$id", id.ToString()), ("$key", key), ("$tags", tags));
 
-    public string? GetUpdateIntent(Guid id, string key) =>
-        Query("SELECT u.tags FROM update_intents u JOIN jobs j ON j.seq = u.job_seq WHERE j.id = $id AND u.key = $key",
-            r => r.GetString(0), ("$id", id.ToString()), ("$key", key)).FirstOrDefault();
+    public IReadOnlyDictionary<string, string> GetUpdateIntents(Guid id) =>
+        Query("SELECT u.key, u.tags FROM update_intents u JOIN jobs j ON j.seq = u.job_seq WHERE j.id = $id",
+            r => (Key: r.GetString(0), Tags: r.GetString(1)), ("$id", id.ToString())).ToDictionary(i => i.Key, i => i.Tags, StringComparer.Ordinal);
 
     public void ForgetUpdateIntent(Guid id, string key) =>
         Execute("DELETE FROM update_intents WHERE key = $key AND job_seq = (SELECT seq FROM jobs WHERE id = $id)", ("$id", id.ToString()), ("$key", key));

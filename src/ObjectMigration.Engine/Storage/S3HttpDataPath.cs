@@ -50,6 +50,7 @@ internal sealed class S3HttpDataPath : IDisposable
     private readonly ConcurrentDictionary<string, string> _bucketRegions = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Uri> _regionEndpoints = new(StringComparer.Ordinal);
     private long _clockOffsetTicks;
+    private readonly string? _proxyAuthorization;
 
     public ProviderProfile Profile { get; }
 
@@ -76,8 +77,15 @@ internal sealed class S3HttpDataPath : IDisposable
         };
         if (!string.IsNullOrEmpty(_connector.Proxy))
         {
-            handler.Proxy = new WebProxy(new Uri(_connector.Proxy));
+            handler.Proxy = new WebProxy(new Uri(_connector.Proxy)) { Credentials = access.ProxyCredential };
             handler.UseProxy = true;
+            // A plain-http request goes to the proxy itself, body and all, and a body streams once: a 407 after it was
+            // sent could not be answered. So the credential goes with every such request (Basic, as the proxy would ask).
+            // Through a tunnel (https) the proxy sees only CONNECT, which the handler answers from the credential above.
+            if (access.ProxyCredential is { } proxyCredential && new Uri(_connector.Endpoint).Scheme == Uri.UriSchemeHttp)
+            {
+                _proxyAuthorization = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{proxyCredential.UserName}:{proxyCredential.Password}"));
+            }
         }
         // No total timeout: a large part on a slow link may take hours. Each request has a no-progress timer instead.
         _http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
@@ -354,6 +362,7 @@ internal sealed class S3HttpDataPath : IDisposable
         var uri = new Uri($"{endpoint.Scheme}://{host}{path}{(query.Length > 0 ? "?" + query : "")}", Verbatim);
         var message = new HttpRequestMessage(method, uri);
         message.Headers.Host = host;
+        if (_proxyAuthorization is not null) message.Headers.TryAddWithoutValidation("Proxy-Authorization", _proxyAuthorization);
         return new S3Request(message, host, path, canonicalQuery ?? query);
     }
 
@@ -486,19 +495,28 @@ internal sealed class S3HttpDataPath : IDisposable
         }
     }
 
-    /// <summary>Reads a text body up to <paramref name="maxChars"/>; the rest is not read. Stalls count as for any body.</summary>
+    /// <summary>
+    /// Reads a text body of at most <paramref name="maxChars"/>; a longer one fails (it is not a document S3 sends) and is
+    /// not read further. Stalls count as for any body.
+    /// </summary>
     private static async Task<string> ReadBoundedAsync(HttpResponseMessage response, StallTimer timer, int maxChars)
     {
         try
         {
             using var stream = new StallGuardedStream(await response.Content.ReadAsStreamAsync(timer.Token).ConfigureAwait(false), timer, maxChars * 4L);
             using var reader = new StreamReader(stream, Encoding.UTF8);
-            var buffer = new char[Math.Min(maxChars, 64 * 1024)];
+            // One character more than allowed tells a body that is too long from one that just fits.
+            var buffer = new char[Math.Min(maxChars + 1, 64 * 1024)];
             var text = new StringBuilder();
             int read;
-            while (text.Length < maxChars && (read = await reader.ReadAsync(buffer.AsMemory(0, Math.Min(buffer.Length, maxChars - text.Length)), timer.Token).ConfigureAwait(false)) > 0)
+            while (text.Length <= maxChars && (read = await reader.ReadAsync(buffer.AsMemory(0, Math.Min(buffer.Length, maxChars + 1 - text.Length)), timer.Token).ConfigureAwait(false)) > 0)
             {
                 text.Append(buffer, 0, read);
+            }
+            if (text.Length > maxChars)
+            {
+                throw new StorageException(ErrorClass.InvalidRequest,
+                    $"The answer to {response.RequestMessage?.Method} {response.RequestMessage?.RequestUri?.AbsolutePath} is larger than {maxChars} characters (HTTP {(int)response.StatusCode}); it was not read further.");
             }
             return text.ToString();
         }
@@ -511,16 +529,18 @@ internal sealed class S3HttpDataPath : IDisposable
     private static async Task<S3ErrorResponse> ReadErrorAsync(HttpResponseMessage response, StallTimer timer)
     {
         var elements = new Dictionary<string, string>();
+        string? unread = null;
         try
         {
             (_, elements) = S3Documents.Read(await ReadBoundedAsync(response, timer, MaxErrorChars).ConfigureAwait(false));
         }
         catch (Exception e) when (e is IOException or HttpRequestException or StorageException)
         {
-            // The status alone still classifies the failure.
+            // The status alone still classifies the failure; an oversized body is said in its message.
+            unread = (e as StorageException)?.Message;
         }
         var code = elements.GetValueOrDefault("Code", "");
-        var message = elements.GetValueOrDefault("Message", "");
+        var message = unread ?? elements.GetValueOrDefault("Message", "");
         DateTimeOffset? serverTime = elements.TryGetValue("ServerTime", out var time)
             && DateTimeOffset.TryParse(time, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed) ? parsed : response.Headers.Date;
         return new S3ErrorResponse(code, (int)response.StatusCode, message)

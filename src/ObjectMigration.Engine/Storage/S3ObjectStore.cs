@@ -72,7 +72,11 @@ public sealed class S3ObjectStore : IObjectStore
             config.RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED;
             config.ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED;
         }
-        if (!string.IsNullOrEmpty(connector.Proxy)) config.SetWebProxy(new WebProxy(new Uri(connector.Proxy)));
+        if (!string.IsNullOrEmpty(connector.Proxy))
+        {
+            config.SetWebProxy(new WebProxy(new Uri(connector.Proxy)) { Credentials = access.ProxyCredential });
+            config.ProxyCredentials = access.ProxyCredential;
+        }
         return new AmazonS3Client(access.Credentials.ToSdkCredentials(), config);
     }
 
@@ -114,6 +118,7 @@ public sealed class S3ObjectStore : IObjectStore
         if (FindInner<StorageException>(e) is { } storage) return storage;
         if (e is AmazonS3Exception s3) return FromErrorResponse(s3.ErrorCode ?? "", (int)s3.StatusCode, s3.Message, where, what, bucket, e);
         if (e is S3ErrorResponse response) return FromErrorResponse(response.Code, response.StatusCode, response.Message, where, what, bucket, e);
+        if (FindInner<HttpRequestException>(e) is { StatusCode: HttpStatusCode.ProxyAuthenticationRequired }) return FromErrorResponse("", 407, "", where, what, bucket, e);
         // Before sockets: a timeout cancels the socket read, which shows up inside as an aborted socket operation.
         if (e is OperationCanceledException || FindInner<TimeoutException>(e) is not null)
         {
@@ -179,6 +184,8 @@ public sealed class S3ObjectStore : IObjectStore
             "RequestTimeTooSkewed" => new StorageException(ErrorClass.Retryable,
                 $"{where} failed: this machine's clock is too far from the server's ({detail}). Correct the clock (NTP).", e),
             _ when status == 403 => new StorageException(ErrorClass.AccessDenied, $"{where} failed: access denied ({detail}).", e),
+            _ when status == 407 => new StorageException(ErrorClass.Authentication,
+                $"{where} failed: the connector's proxy refused its credential or asked for one (HTTP 407). Give the proxy's user name and password with Set-CloudConnector -ProxyCredential.", e),
             _ when status == 404 && what.StartsWith("Head", StringComparison.Ordinal) => new StorageException(ErrorClass.ObjectNotFound, $"{where} failed: not found.", e),
             _ when status == 404 => new StorageException(ErrorClass.BucketNotFound, $"{where} failed: not found ({detail}); check bucket '{bucket}'.", e),
             _ when status >= 500 || status == 429 || status == 0 => new StorageException(ErrorClass.Retryable, $"{where} failed: {detail}.", e),

@@ -42,6 +42,10 @@ public static class JobRules
         UpdateRules.Check(r);
         CheckPrefix(r.SourcePrefix, "SourcePrefix", segmentsChecked: false);
         CheckPrefix(r.TargetPrefix, "TargetPrefix", segmentsChecked: true);
+        CheckKeys(r.Keys);
+        CheckPatterns(r.Filter.Include, "Include", "wildcards for the keys to copy, such as 'photos/*.jpg'");
+        CheckPatterns(r.Filter.Exclude, "Exclude", "wildcards for the keys to leave out, such as '*.tmp'");
+        CheckPatterns(r.Filter.ExcludeContentType, "ExcludeContentType", "content types to leave out, such as 'video/*'");
         if (r.Concurrency is < 1 or > 256) throw new ArgumentException($"-Concurrency {r.Concurrency} is out of range: use 1 to 256.", "Concurrency");
         if (r.MaxBytesPerSecond < 0) throw new ArgumentException("-MaxBytesPerSecond cannot be negative; 0 means no limit.", "MaxBytesPerSecond");
         if (r.PartSize < TransferOptions.MinPartSize) throw new ArgumentException($"-PartSize must be at least {TransferOptions.MinPartSize} bytes (S3's minimum part).", "PartSize");
@@ -73,8 +77,13 @@ public static class JobRules
     /// </summary>
     public static void CheckBucket(string bucket, string parameter, bool legacyAllowed)
     {
-        var what = parameter == "SourceBucket" ? "source" : "target";
-        if (string.IsNullOrWhiteSpace(bucket)) throw new ArgumentException($"-{parameter} is required: name the bucket to copy {(what == "source" ? "from" : "into")}.", parameter);
+        var use = parameter switch { "SourceBucket" => "copy from", "TargetBucket" => "copy into", _ => "check" };
+        if (string.IsNullOrWhiteSpace(bucket)) throw new ArgumentException($"-{parameter} is required: name the bucket to {use}.", parameter);
+        // Names S3 keeps for its own features (IDN, access point and Object Lambda aliases, Multi-Region Access Points).
+        if (!legacyAllowed && ReservedBucketAffix(bucket) is { } affix)
+        {
+            throw new ArgumentException($"-{parameter} '{bucket}' uses '{affix}', which S3 reserves for its own names: choose another bucket name.", parameter);
+        }
         if (legacyAllowed ? IsBucketName(bucket, 255, c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_') : IsBucketName(bucket, 63, c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '.' or '-'))
         {
             return;
@@ -83,6 +92,10 @@ public static class JobRules
             $"-{parameter} '{bucket}' is not a valid S3 bucket name: use 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit (for example 'photos-2024').",
             parameter);
     }
+
+    private static string? ReservedBucketAffix(string b) =>
+        new[] { "xn--", "sthree-" }.FirstOrDefault(p => b.StartsWith(p, StringComparison.Ordinal))
+        ?? new[] { "-s3alias", "--ol-s3", ".mrap" }.FirstOrDefault(s => b.EndsWith(s, StringComparison.Ordinal));
 
     private static bool IsBucketName(string b, int maxLength, Func<char, bool> allowed) =>
         b.Length >= 3 && b.Length <= maxLength
@@ -98,6 +111,11 @@ public static class JobRules
     private static void CheckPrefix(string? prefix, string parameter, bool segmentsChecked)
     {
         if (string.IsNullOrEmpty(prefix)) return;
+        // Keys may start with spaces, but a prefix of nothing else is a slip (an unset variable padded, a stray quote).
+        if (string.IsNullOrWhiteSpace(prefix))
+        {
+            throw new ArgumentException($"-{parameter} is only white space: leave it out for {(segmentsChecked ? "no prefix" : "the whole bucket")}, or give the folder-like prefix, e.g. 'archive/2024/'.", parameter);
+        }
         if (Encoding.UTF8.GetByteCount(prefix) > MaxKeyBytes) throw new ArgumentException($"-{parameter} is longer than an S3 key may be ({MaxKeyBytes} bytes).", parameter);
         if (prefix.Any(char.IsControl)) throw new ArgumentException($"-{parameter} contains control characters: keys cannot hold them reliably.", parameter);
         if (!segmentsChecked) return;
@@ -107,6 +125,28 @@ public static class JobRules
             throw new ArgumentException($"-{parameter} '{prefix}' has a '.' or '..' segment: give the folder-like prefix plainly, e.g. 'archive/2024/'.", parameter);
         }
     }
+
+    /// <summary>An explicit key list names real keys: none empty, none longer than S3 allows.</summary>
+    private static void CheckKeys(string[] keys)
+    {
+        foreach (var key in keys)
+        {
+            if (string.IsNullOrEmpty(key)) throw new ArgumentException("-Key has an empty key: give the full keys of the objects to copy, or leave -Key out to copy by prefix and filters.", "Key");
+            if (Encoding.UTF8.GetByteCount(key) > MaxKeyBytes)
+            {
+                throw new ArgumentException($"-Key '{Shorten(key)}' is longer than an S3 key may be ({MaxKeyBytes} bytes): give the object's exact key.", "Key");
+            }
+        }
+    }
+
+    /// <summary>An empty or blank pattern matches nothing (or only blank keys): it is a slip, not a filter.</summary>
+    private static void CheckPatterns(string[] patterns, string parameter, string example)
+    {
+        if (patterns.Any(string.IsNullOrWhiteSpace)) throw new ArgumentException($"-{parameter} has an empty pattern: give {example}, or leave -{parameter} out.", parameter);
+    }
+
+    /// <summary>A long value cut for a message: enough to recognise it.</summary>
+    private static string Shorten(string value) => value.Length <= 40 ? value : value[..40] + "...";
 
     /// <summary>
     /// Refuses a job whose target keys fall among its source keys: the same bucket of the same endpoint, and a target

@@ -12,7 +12,9 @@ public sealed class RunnerOptions
     public RetryPolicy Retry { get; init; } = RetryPolicy.Default;
     /// <summary>How each store of the run paces its requests under throttling (one pacer per store, shared by all workers).</summary>
     public PacerSettings Pacing { get; init; } = PacerSettings.Default;
-    public int ListPageSize { get; init; } = 1000;
+    /// <summary>Keys per listing request; OBJECTMIGRATION_LIST_PAGE_SIZE overrides the default of 1000 (the kill tests list many pages of a small bucket).</summary>
+    public int ListPageSize { get; init; } =
+        int.TryParse(Environment.GetEnvironmentVariable("OBJECTMIGRATION_LIST_PAGE_SIZE"), out var size) && size is > 0 and <= 1000 ? size : 1000;
     public TimeSpan ControlInterval { get; init; } = TimeSpan.FromMilliseconds(500);
     public TimeSpan FlushInterval { get; init; } = TimeSpan.FromMilliseconds(500);
     public long TargetMaxObjectSize { get; init; } = TransferOptions.DefaultTargetMaxObjectSize;
@@ -107,7 +109,7 @@ public sealed class MigrationRunner
         catch (Exception e)
         {
             // Any failure of any stage settles the job: it never stays Running with nobody running it.
-            _run.SetFatal(e is StorageException or JobFatalException ? e
+            _run.SetFatal(e is StorageException or JobFatalException or StateFolderFullException ? e
                 : new JobFatalException($"The run stopped on an unexpected error: {e.GetType().Name}: {e.Message} Resume-MigrationJob continues from the checkpoint once the cause is fixed.", e));
         }
         finally
@@ -368,6 +370,12 @@ public sealed class MigrationRunner
                     _store.SaveRates(_job.Id, bytesPerSecond, objectsPerSecond, _run.Counters.MovingBytes);
                     lastFlush = DateTime.UtcNow;
                 }
+            }
+            catch (StateFolderFullException e)
+            {
+                // No room for the state: the run stops at its checkpoint and settles Failed in the room the reserve left.
+                _run.SetFatal(e, replace: true);
+                work.Cancel();
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

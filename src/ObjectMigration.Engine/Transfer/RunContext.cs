@@ -100,6 +100,14 @@ internal sealed class RunContext
 
     public void Fail(PendingObject o, Exception e)
     {
+        if (e is StateFolderFullException)
+        {
+            // The object is not at fault: it stays pending for the resume, and the run stops.
+            SetFatal(e);
+            Counters.Forget(o.Key);
+            Abandon(o.Key);
+            return;
+        }
         if (e is StorageException { IsJobFatal: true } || (e is StorageException { ErrorClass: ErrorClass.Connection }))
         {
             SetFatal(e);
@@ -118,7 +126,18 @@ internal sealed class RunContext
         while (_results.TryDequeue(out var r)) results.Add(r);
         var logs = new List<LogRecord>();
         while (_logs.TryDequeue(out var l)) logs.Add(l);
-        Store.SaveResults(Job.Id, results, logs);
+        try
+        {
+            Store.SaveResults(Job.Id, results, logs);
+        }
+        catch
+        {
+            // Not written (the transaction rolled back): queued again for the next flush, or the run would forget
+            // objects it finished.
+            foreach (var r in results) _results.Enqueue(r);
+            foreach (var l in logs) _logs.Enqueue(l);
+            throw;
+        }
     }
 
     public int QueuedResults => _results.Count;

@@ -10,9 +10,11 @@ public sealed class GetCloudConnectorCommand : ObjectMigrationCmdlet
 {
     [Parameter(Position = 0, ParameterSetName = "ByName", ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
+    [NoEmptyPattern]
     public string[] Name { get; set; } = ["*"];
 
     [Parameter(Mandatory = true, ParameterSetName = "ById", ValueFromPipelineByPropertyName = true)]
+    [ValidateRange(1, long.MaxValue)]
     public long[] Id { get; set; } = [];
 
     [Parameter]
@@ -24,11 +26,28 @@ public sealed class GetCloudConnectorCommand : ObjectMigrationCmdlet
 
     protected override void ProcessRecord()
     {
+        try
+        {
+            WriteConnectors();
+        }
+        catch (Exception e) when (e is not PipelineStoppedException)
+        {
+            // Nothing can be shown without the key that seals the access key ids (a key file refused as not private).
+            ThrowTerminatingError(ToErrorRecord(e, null));
+        }
+    }
+
+    private void WriteConnectors()
+    {
         var all = Engine.Store.GetConnectors();
         IEnumerable<CloudConnector> selected;
         if (ParameterSetName == "ById")
         {
             selected = all.Where(c => Id.Contains(c.Id));
+            foreach (var id in Id.Where(i => !all.Any(c => c.Id == i)))
+            {
+                WriteError(new ErrorRecord(new KeyNotFoundException($"No cloud connector has the id {id}. See Get-CloudConnector."), "ConnectorNotFound,Id", ErrorCategory.ObjectNotFound, id));
+            }
         }
         else
         {
@@ -36,7 +55,7 @@ public sealed class GetCloudConnectorCommand : ObjectMigrationCmdlet
             selected = all.Where(c => patterns.Any(p => p.IsMatch(c.Name)));
             foreach (var name in Name.Where(n => !WildcardPattern.ContainsWildcardCharacters(n) && !all.Any(c => string.Equals(c.Name, n, StringComparison.OrdinalIgnoreCase))))
             {
-                WriteError(new ErrorRecord(new KeyNotFoundException($"No cloud connector is named '{name}'."), "NotFound", ErrorCategory.ObjectNotFound, name));
+                WriteError(new ErrorRecord(new KeyNotFoundException($"No cloud connector is named '{name}'. See Get-CloudConnector, or create one with New-CloudConnector."), "ConnectorNotFound,Name", ErrorCategory.ObjectNotFound, name));
             }
         }
         if (Provider is { Length: > 0 }) selected = selected.Where(c => Provider.Contains(c.Provider));

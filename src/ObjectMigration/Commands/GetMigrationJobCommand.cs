@@ -11,10 +11,12 @@ public sealed class GetMigrationJobCommand : ObjectMigrationCmdlet
 {
     [Parameter(Position = 0, Mandatory = true, ParameterSetName = "ById", ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(Completers.JobIdCompleter))]
+    [GuidText("migration job id", "Get-MigrationJob")]
     public Guid[] Id { get; set; } = [];
 
     [Parameter(ParameterSetName = "ByName")]
     [SupportsWildcards]
+    [NoEmptyPattern]
     [ArgumentCompleter(typeof(Completers.JobNameCompleter))]
     public string[] Name { get; set; } = ["*"];
 

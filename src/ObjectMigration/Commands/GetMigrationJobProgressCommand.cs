@@ -11,6 +11,7 @@ public sealed class GetMigrationJobProgressCommand : ObjectMigrationCmdlet
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(Completers.JobIdCompleter))]
+    [GuidText("migration job id", "Get-MigrationJob")]
     public Guid[] Id { get; set; } = [];
 
     /// <summary>Streams a progress record each second until the job settles.</summary>
@@ -19,12 +20,15 @@ public sealed class GetMigrationJobProgressCommand : ObjectMigrationCmdlet
 
     protected override void ProcessRecord()
     {
-        var ids = Id.Length > 0 ? Id : Engine.GetJobs().Where(j => j.State is JobState.Running or JobState.Pending).Select(j => j.Id).ToArray();
+        var listed = Id.Length == 0;
+        var ids = listed ? Engine.GetJobs().Where(j => j.State is JobState.Running or JobState.Pending).Select(j => j.Id).ToArray() : Id;
         foreach (var id in ids)
         {
             try
             {
-                var progress = Engine.GetProgress(id);
+                // Listing the jobs has just looked for runners that died: a dashboard polling every job need not pay for
+                // that look once more per job.
+                var progress = listed ? Engine.Store.GetProgress(id) : Engine.GetProgress(id);
                 WriteObject(progress);
                 while (Wait && !JobStates.IsSettled(progress.State) && !Cancellation.WaitHandle.WaitOne(TimeSpan.FromSeconds(1)))
                 {

@@ -12,6 +12,7 @@ public abstract class JobTargetCmdlet : ObjectMigrationCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = "ById")]
     [ArgumentCompleter(typeof(Completers.JobIdCompleter))]
+    [GuidText("migration job id", "Get-MigrationJob")]
     public Guid[] Id { get; set; } = [];
 
     protected void ForEachJob(Action<MigrationJob> action)
@@ -140,7 +141,7 @@ public sealed class RemoveMigrationJobCommand : JobTargetCmdlet
 public sealed class GetMigrationJobLogCommand : JobTargetCmdlet
 {
     [Parameter] public LogType[] Type { get; set; } = [];
-    [Parameter] [SupportsWildcards] public string[] Key { get; set; } = [];
+    [Parameter] [SupportsWildcards] [NoEmptyPattern] public string[] Key { get; set; } = [];
 
     protected override void ProcessRecord() => ForEachJob(job =>
     {

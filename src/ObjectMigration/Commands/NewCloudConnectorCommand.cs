@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using ObjectMigration.Engine.Connectors;
 using ObjectMigration.Engine.Model;
 
 namespace ObjectMigration.Commands;
@@ -33,7 +34,7 @@ public sealed class NewCloudConnectorCommand : ObjectMigrationCmdlet
 
     /// <summary>User name = access key id, password = secret; stored encrypted.</summary>
     [Parameter(ParameterSetName = CredentialSets.Stored, ValueFromPipelineByPropertyName = true)]
-    [Credential]
+    [CredentialInput]
     public PSCredential? Credential { get; set; }
 
     /// <summary>A profile of the AWS shared config and credentials files, read when requests are signed: keys, SSO, assume-role, credential_process.</summary>
@@ -56,6 +57,11 @@ public sealed class NewCloudConnectorCommand : ObjectMigrationCmdlet
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     public string? Proxy { get; set; }
+
+    /// <summary>The proxy's user name and password; stored encrypted with the connector, never shown (Get-CloudConnector shows ProxyUserName).</summary>
+    [Parameter]
+    [Credential]
+    public PSCredential? ProxyCredential { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     public SwitchParameter PathStyle { get; set; }
@@ -86,7 +92,9 @@ public sealed class NewCloudConnectorCommand : ObjectMigrationCmdlet
         try
         {
             var credential = CredentialFrom(Credential, ProfileName, ProfileLocation, UseEnvironmentCredentials, UseInstanceRole);
-            var created = Engine.AddConnector(connector, credential, pathStyleGiven: MyInvocation.BoundParameters.ContainsKey(nameof(PathStyle)));
+            var proxyCredential = ProxyCredential is null || ProxyCredential == PSCredential.Empty ? null : ProxyCredential.GetNetworkCredential();
+            var created = Engine.AddConnector(connector, credential, pathStyleGiven: MyInvocation.BoundParameters.ContainsKey(nameof(PathStyle)), proxyCredential: proxyCredential);
+            foreach (var warning in ConnectorRules.TransportWarnings(created, proxyCredential is not null)) WriteWarning(warning);
             if (PassThru) WriteObject(created);
         }
         catch (Exception e) when (e is not PipelineStoppedException)

@@ -24,7 +24,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     public string SourceRegion { get; set; } = "us-east-1";
 
     [Parameter(Mandatory = true, ParameterSetName = "UnsavedSource")]
-    [Credential]
+    [CredentialInput]
     public PSCredential SourceCredential { get; set; } = PSCredential.Empty;
 
     [Parameter(Mandatory = true, ParameterSetName = "SavedSource", ValueFromPipelineByPropertyName = true)]
@@ -125,6 +125,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     /// missing or mismatched (Overwrite Always). A second verify is then clean.
     /// </summary>
     [Parameter(Mandatory = true, ParameterSetName = "FromVerify")]
+    [GuidText("migration job id", "Get-MigrationJob -Type Verify")]
     public Guid FromVerify { get; set; }
 
     /// <summary>What a repair takes from its Verify job, so giving it as well is a mistake.</summary>
@@ -256,6 +257,26 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
         RunAndWrite(existing.State == JobState.Pending ? existing : Engine.PrepareResume(existing.Id, retryFailed: false, detached: detached), detached, AsJob, Wait);
     }
 
+    /// <summary>
+    /// The source given inline, checked as a connector would be; its errors name this command's parameters
+    /// (-SourceEndpoint, not the connector's -Endpoint), so the error id points at what to change.
+    /// </summary>
+    private ObjectMigration.Engine.Model.ConnectorAccess UnsavedSource()
+    {
+        try
+        {
+            // Named by its endpoint in messages; a blank endpoint is the error to report, not a blank name.
+            var name = string.IsNullOrWhiteSpace(SourceEndpoint) ? "(inline source)" : SourceEndpoint;
+            return ObjectMigration.Engine.MigrationEngine.Unsaved(new CloudConnector { Name = name, Provider = ConnectorProvider.S3, Endpoint = SourceEndpoint, Region = SourceRegion },
+                SourceCredential.UserName, SourceCredential.GetNetworkCredential().Password, pathStyleGiven: false);
+        }
+        catch (ObjectMigration.Engine.Connectors.ConnectorDefinitionException e) when (e.ParamName is "Endpoint" or "Region" or "Credential")
+        {
+            var message = e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal).Replace($"-{e.ParamName}", $"-Source{e.ParamName}", StringComparison.Ordinal);
+            throw new ObjectMigration.Engine.Connectors.ConnectorDefinitionException($"Source{e.ParamName}", message);
+        }
+    }
+
     protected override void ProcessRecord()
     {
         var source = ParameterSetName == "UnsavedSource" ? SourceEndpoint : SourceConnector;
@@ -294,10 +315,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
                 Engine.MakeRepairOf(FromVerify, request);
                 description = $"repair of Verify job {FromVerify}: {request.Keys.Length} keys {request.SourceConnector}/{request.SourceBucket}/{request.SourcePrefix} -> {request.TargetConnector}/{request.TargetBucket}/{request.TargetPrefix}";
             }
-            var unsavedSource = ParameterSetName == "UnsavedSource"
-                ? ObjectMigration.Engine.MigrationEngine.Unsaved(new CloudConnector { Name = SourceEndpoint, Provider = ConnectorProvider.S3, Endpoint = SourceEndpoint, Region = SourceRegion },
-                    SourceCredential.UserName, SourceCredential.GetNetworkCredential().Password, pathStyleGiven: false)
-                : null;
+            var unsavedSource = ParameterSetName == "UnsavedSource" ? UnsavedSource() : null;
             // Everything that can be checked is, before anything is written.
             Engine.CheckRules(request, unsavedSource);
             if (!ShouldProcess(description, $"Create and start {Type} job"))

@@ -35,6 +35,7 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
         var (id, category) = e switch
         {
             ConnectorDefinitionException a => ($"InvalidArgument,{a.ParamName}", ErrorCategory.InvalidArgument),
+            ConnectorNotFoundException n => ($"ConnectorNotFound,{n.ParamName}", ErrorCategory.ObjectNotFound),
             JobCheckException c => ($"{c.Kind},{c.ParamName}", c.Kind switch
             {
                 "BucketNotFound" => ErrorCategory.ObjectNotFound,
@@ -45,6 +46,7 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
             }),
             ArgumentException a => ($"InvalidArgument,{a.ParamName}", ErrorCategory.InvalidArgument),
             DuplicateNameException => ("NameAlreadyExists", ErrorCategory.ResourceExists),
+            StateNotPrivateException => ("StateNotPrivate", ErrorCategory.SecurityError),
             ReportFileExistsException => ("ReportFileExists,Path", ErrorCategory.ResourceExists),
             KeyNotFoundException => ("NotFound", ErrorCategory.ObjectNotFound),
             JobStateException => ("InvalidJobState", ErrorCategory.InvalidOperation),
@@ -57,6 +59,7 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
                 ErrorClass.BucketNotFound => ("BucketNotFound", ErrorCategory.ObjectNotFound),
                 _ => ("StorageError", ErrorCategory.InvalidResult),
             },
+            StateFolderFullException => ("StateFolderFull", ErrorCategory.WriteError),
             OperationCanceledException => ("Cancelled", ErrorCategory.OperationStopped),
             _ => ("UnexpectedError", ErrorCategory.NotSpecified),
         };

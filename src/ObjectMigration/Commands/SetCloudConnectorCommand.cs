@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using ObjectMigration.Engine.Connectors;
 using ObjectMigration.Engine.Model;
 
 namespace ObjectMigration.Commands;
@@ -20,7 +21,7 @@ public sealed class SetCloudConnectorCommand : ObjectMigrationCmdlet
     [Parameter] public string? AccountId { get; set; }
     [Parameter] [ValidateSet("default", "eu", "fedramp")] public string? Jurisdiction { get; set; }
     /// <summary>Stored keys (user name = access key id, password = secret) replace the connector's credential source.</summary>
-    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Stored)] [Credential] public PSCredential? Credential { get; set; }
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Stored)] [CredentialInput] public PSCredential? Credential { get; set; }
     /// <summary>An AWS profile replaces the credential source (a stored secret is erased).</summary>
     [Parameter(Mandatory = true, ParameterSetName = CredentialSets.Profile)] [ValidateNotNullOrEmpty] public string? ProfileName { get; set; }
     [Parameter(ParameterSetName = CredentialSets.Profile)] [ValidateNotNullOrEmpty] public string? ProfileLocation { get; set; }
@@ -28,6 +29,8 @@ public sealed class SetCloudConnectorCommand : ObjectMigrationCmdlet
     [Parameter(Mandatory = true, ParameterSetName = CredentialSets.InstanceRole)] public SwitchParameter UseInstanceRole { get; set; }
     /// <summary>An HTTP(S) proxy URL; an empty string removes the proxy.</summary>
     [Parameter] public string? Proxy { get; set; }
+    /// <summary>The proxy's user name and password, stored encrypted; [pscredential]::Empty removes it, and so does removing the proxy.</summary>
+    [Parameter] [Credential] public PSCredential? ProxyCredential { get; set; }
     [Parameter] public SwitchParameter PathStyle { get; set; }
     [Parameter] public SwitchParameter UseChunkEncoding { get; set; }
     [Parameter] public SwitchParameter PassThru { get; set; }
@@ -38,9 +41,13 @@ public sealed class SetCloudConnectorCommand : ObjectMigrationCmdlet
         try
         {
             var bound = MyInvocation.BoundParameters;
+            if (NewName is not null) ConnectorRules.CheckName(NewName, nameof(NewName));
             var credential = ParameterSetName == KeepCredential
                 ? null
                 : CredentialFrom(Credential, ProfileName, ProfileLocation, UseEnvironmentCredentials, UseInstanceRole);
+            var before = Engine.WithAccessKey(Engine.GetConnector(Name));
+            var removeProxyCredential = ProxyCredential == PSCredential.Empty;
+            var proxyCredential = ProxyCredential is null || removeProxyCredential ? null : ProxyCredential.GetNetworkCredential();
             var updated = Engine.UpdateConnector(Name, c =>
             {
                 if (NewName is not null) c.Name = NewName;
@@ -51,7 +58,11 @@ public sealed class SetCloudConnectorCommand : ObjectMigrationCmdlet
                 if (Proxy is not null) c.Proxy = Proxy.Length == 0 ? null : Proxy;
                 if (bound.ContainsKey(nameof(PathStyle))) c.PathStyle = PathStyle.IsPresent;
                 if (bound.ContainsKey(nameof(UseChunkEncoding))) c.UseChunkEncoding = UseChunkEncoding.IsPresent;
-            }, credential);
+            }, credential, proxyCredential, removeProxyCredential);
+            // Warned once per connector: when a change makes it so, not at every change of a connector that already was.
+            before.Name = updated.Name;
+            var known = ConnectorRules.TransportWarnings(before, before.ProxyUserName is not null);
+            foreach (var warning in ConnectorRules.TransportWarnings(updated, updated.ProxyUserName is not null).Except(known)) WriteWarning(warning);
             if (PassThru) WriteObject(updated);
         }
         catch (Exception e) when (e is not PipelineStoppedException)

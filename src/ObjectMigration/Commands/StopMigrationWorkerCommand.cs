@@ -12,10 +12,12 @@ namespace ObjectMigration.Commands;
 public sealed class StopMigrationWorkerCommand : ObjectMigrationCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = "ById")]
+    [GuidText("migration worker id", "Get-MigrationWorker")]
     public Guid[] Id { get; set; } = [];
 
     /// <summary>The process id of a worker on this computer, as Get-MigrationWorker's table shows it (host:pid).</summary>
     [Parameter(Mandatory = true, ParameterSetName = "ByProcessId")]
+    [ValidateRange(1, int.MaxValue)]
     public int[] ProcessId { get; set; } = [];
 
     [Parameter(Mandatory = true, ParameterSetName = "All")] public SwitchParameter All { get; set; }

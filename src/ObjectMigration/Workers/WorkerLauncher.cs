@@ -57,7 +57,9 @@ internal static class WorkerLauncher
         {
             try
             {
-                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                var file = new FileStream(path, StateLocation.PrivateFileOptions(FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
+                StateLocation.TightenFile(path);
+                return file;
             }
             catch (IOException)
             {
@@ -75,16 +77,19 @@ internal static class WorkerLauncher
     /// <summary>A new log file in the state folder's workers/, readable by its owner only; logs past retention go.</summary>
     private static string NewLogFile(string home)
     {
-        var folder = Directory.CreateDirectory(Path.Combine(home, "workers")).FullName;
-        foreach (var old in new DirectoryInfo(folder).EnumerateFiles("worker-*.log").Where(f => f.LastWriteTimeUtc < DateTime.UtcNow - LogRetention))
+        var folder = StateLocation.PreparePrivateFolder(Path.Combine(home, "workers"));
+        foreach (var log in new DirectoryInfo(folder).EnumerateFiles("worker-*.log"))
         {
-            try { old.Delete(); }
+            try
+            {
+                if (log.LastWriteTimeUtc < DateTime.UtcNow - LogRetention) log.Delete();
+                // Logs an older version wrote readable by others are made private.
+                else StateLocation.TightenFile(log.FullName);
+            }
             catch (IOException) { /* still open elsewhere: next time */ }
         }
         var path = Path.Combine(folder, $"worker-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("n")[..6]}.log");
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        using (new FileStream(path, options)) { }
+        using (new FileStream(path, StateLocation.PrivateFileOptions(FileMode.CreateNew, FileAccess.Write))) { }
         return path;
     }
 

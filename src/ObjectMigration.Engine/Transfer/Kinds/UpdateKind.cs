@@ -14,6 +14,10 @@ namespace ObjectMigration.Engine.Transfer.Kinds;
 /// </summary>
 internal sealed class UpdateKind(RunContext run) : JobKind(run)
 {
+    /// <summary>Tags saved before copies an earlier run did not finish, read once: the run saves and forgets its own as it goes.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _savedTags =
+        new(run.Store.GetUpdateIntents(run.Job.Id), StringComparer.Ordinal);
+
     private ObjectUpdate Update => Job.Update ?? throw new JobFatalException($"Job '{Job.Name}' is an Update with no change stored: create it again with -SetStorageClass, -SetTags, -AddTags, -RemoveTags or -SetMetadata.");
     private bool KeepsTags => Source.Profile.SupportsTagging;
 
@@ -74,7 +78,7 @@ internal sealed class UpdateKind(RunContext run) : JobKind(run)
         if (await HeadAsync(o.Key, ct).ConfigureAwait(false) is not { } head) return Gone(o.Key);
         if (update.ChangesHeaders && ObjectSelector.ArchiveSkip(o, head.ArchiveStatus) is { } archived) return archived;
         // Tags from before an interrupted copy win over what the server shows now (it may have dropped them in the copy).
-        var intent = Store.GetUpdateIntent(Job.Id, o.Key);
+        var intent = _savedTags.GetValueOrDefault(o.Key);
         var currentTags = KeepsTags ? await TagsAsync(o.Key, ct).ConfigureAwait(false) : [];
         var tagsBefore = intent is not null ? Tagging.Parse(intent) : currentTags;
         var wantedTags = update.ChangesTags ? update.TagsFrom(tagsBefore) : tagsBefore;
@@ -83,7 +87,7 @@ internal sealed class UpdateKind(RunContext run) : JobKind(run)
         var tagsDone = !KeepsTags || Tagging.AreEqual(currentTags, wantedTags);
         if (headersDone && tagsDone)
         {
-            if (intent is not null) Store.ForgetUpdateIntent(Job.Id, o.Key);
+            if (intent is not null) Forget(o.Key);
             return AlreadyApplied(o.Key, head.Size);
         }
 
@@ -104,14 +108,14 @@ internal sealed class UpdateKind(RunContext run) : JobKind(run)
                 var now = await HeadAsync(o.Key, ct).ConfigureAwait(false);
                 if (now is null || now.Size != head.Size || !HeadersAsAsked(now))
                 {
-                    if (intent is null) Store.ForgetUpdateIntent(Job.Id, o.Key);
+                    if (intent is null) Forget(o.Key);
                     throw new StorageException(ErrorClass.SourceChanged, $"The object '{o.Key}' was rewritten by someone else while it was updated; it was left as that writer made it. Resume-MigrationJob -RetryFailed updates its new version.");
                 }
             }
             catch (StorageException e) when (intent is null && e.ErrorClass is ErrorClass.InvalidRequest or ErrorClass.AccessDenied or ErrorClass.ObjectNotFound or ErrorClass.Unsupported)
             {
                 // The server refused the copy outright: the object is as it was, tags included.
-                Store.ForgetUpdateIntent(Job.Id, o.Key);
+                Forget(o.Key);
                 throw;
             }
             copied = true;
@@ -130,12 +134,18 @@ internal sealed class UpdateKind(RunContext run) : JobKind(run)
         }
 
         var verifiedBy = await CheckAfterAsync(o.Key, head, wantedTags, ct).ConfigureAwait(false);
-        if (intent is not null || (copied && KeepsTags && tagsBefore.Count > 0)) Store.ForgetUpdateIntent(Job.Id, o.Key);
+        if (intent is not null || (copied && KeepsTags && tagsBefore.Count > 0)) Forget(o.Key);
         var changes = new List<string>();
         if (!headersDone) changes.Add(HeaderChanges(head));
         if (KeepsTags && update.ChangesTags && !Tagging.AreEqual(tagsBefore, wantedTags)) changes.Add($"tags {FormatTags(tagsBefore)} -> {FormatTags(wantedTags)}");
         return new ObjectResult(o.Key, ObjectOutcome.Transferred, head.Size, LogType.ObjectUpdated,
             $"Updated: {string.Join("; ", changes.Where(c => c.Length > 0))}; bytes unchanged ({verifiedBy}).", null, verifiedBy, null);
+    }
+
+    private void Forget(string key)
+    {
+        _savedTags.TryRemove(key, out _);
+        Store.ForgetUpdateIntent(Job.Id, key);
     }
 
     private long LargestSingleCopy => Options.LargestSingleCopy ?? Source.Profile.MaxPutSize;
