@@ -217,8 +217,8 @@ public sealed class MigrationEngine
         return connector;
     }
 
-    public static IObjectStore OpenObjectStore(ConnectorAccess access, int concurrency = 16, TimeSpan? timeout = null) =>
-        new S3ObjectStore(access, maxConnections: Math.Max(16, concurrency * 2), timeout);
+    public static IObjectStore OpenObjectStore(ConnectorAccess access, int concurrency = 16, TimeSpan? timeout = null, PacerSettings? pacing = null) =>
+        new S3ObjectStore(access, maxConnections: Math.Max(16, concurrency * 2), timeout, pacing);
 
     /// <summary>Lists the connector's buckets (or the named ones), with object counts and sizes unless told not to; streams the listing.</summary>
     public static async Task<IReadOnlyList<CloudBucket>> TestConnectorAsync(ConnectorAccess access, string[] buckets, bool statistics, TimeSpan timeout, CancellationToken ct)
@@ -506,7 +506,7 @@ public sealed class MigrationEngine
         {
             var sourceConnector = Store.FindConnector(job.SourceConnectorId)
                 ?? throw new JobStateException($"The source connector of job '{job.Name}' was removed: the job cannot run. Create a new job with an existing connector.");
-            source = OpenObjectStore(GetAccess(sourceConnector), job.Concurrency, job.NoProgressTimeout);
+            source = OpenObjectStore(GetAccess(sourceConnector), job.Concurrency, job.NoProgressTimeout, options?.Pacing);
             if (!JobTypes.HasTarget(job.Type))
             {
                 // No target bucket: the source stands in for the target the runner never touches.
@@ -516,7 +516,7 @@ public sealed class MigrationEngine
             {
                 var targetConnector = Store.FindConnector(job.TargetConnectorId)
                     ?? throw new JobStateException($"The target connector of job '{job.Name}' was removed: the job cannot run. Create a new job with an existing connector.");
-                target = OpenObjectStore(GetAccess(targetConnector), job.Concurrency, job.NoProgressTimeout);
+                target = OpenObjectStore(GetAccess(targetConnector), job.Concurrency, job.NoProgressTimeout, options?.Pacing);
             }
         }
         catch (Exception e) when (e is not OperationCanceledException)

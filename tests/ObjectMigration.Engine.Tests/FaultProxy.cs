@@ -1,9 +1,11 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -17,7 +19,7 @@ public enum Fault
     SlowDown,
     /// <summary>The connection is dropped before any response.</summary>
     Reset,
-    /// <summary>The response promises the full body and is cut off half way.</summary>
+    /// <summary>The response promises the full body and ends half way, the connection closed in order (FIN).</summary>
     TruncatedBody,
     /// <summary>HTTP 403 AccessDenied: credentials accepted, action refused.</summary>
     AccessDenied,
@@ -40,6 +42,17 @@ public enum Fault
     StallUpload,
     /// <summary>The request body reaches the server with one byte in the middle flipped: corruption on the way to the target.</summary>
     CorruptUpload,
+    /// <summary>HTTP 500 InternalError: the server failed; worth a retry.</summary>
+    InternalError,
+    /// <summary>
+    /// The connection is reset (TCP RST) in the middle of a body: after headers and half the response body, or, for a
+    /// request that uploads a body (PUT object or part), after the proxy has read half of it.
+    /// </summary>
+    ResetMidBody,
+    /// <summary>The response declares half its body's length in Content-Length and sends that much, well formed; the connection then closes.</summary>
+    ShortContentLength,
+    /// <summary>The response sends its whole body under a Content-Length that promises more; the connection then closes.</summary>
+    LongContentLength,
 }
 
 /// <summary>
@@ -52,7 +65,8 @@ public enum Fault
 /// </summary>
 public sealed class FaultProxy : IAsyncDisposable
 {
-    private sealed record Rule(Func<HttpRequest, bool> Matches, Fault Fault, int Remaining);
+    private sealed record Rule(Func<HttpRequest, bool> Matches, Fault Fault, int Remaining, DateTime? Until = null);
+    private sealed record RateRule(double Rate, Random Random, Fault[] Faults, Func<HttpRequest, bool> Matches);
     private sealed record Waiter(Func<HttpRequest, bool> Matches, TaskCompletionSource<ArrivedRequest> Arrived);
 
     private readonly WebApplication _app;
@@ -62,6 +76,9 @@ public sealed class FaultProxy : IAsyncDisposable
     private readonly ConcurrentQueue<Rule> _rules = new();
     private readonly Lock _gate = new();
     private readonly ConcurrentDictionary<Fault, int> _served = new();
+    private readonly ConcurrentDictionary<string, int> _servedByKind = new();
+    private RateRule? _rate;
+    private int _rateConsidered;
     // Completed by Release, then replaced: a Hang or Stall injected after a Release holds again until the next one.
     private TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<Waiter> _waiters = [];
@@ -77,6 +94,12 @@ public sealed class FaultProxy : IAsyncDisposable
 
     /// <summary>The longest pause between two pieces of a <see cref="Fault.Trickle"/> body.</summary>
     public TimeSpan TrickleMaxPause { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// Upload bodies are read whole before they go on, so one the client breaks off never reaches the server: S3 and
+    /// Ceph discard a PUT whose body ends early, s3rver stores what arrived. Off by default (bodies stream through).
+    /// </summary>
+    public bool WholeUploadsOnly { get; set; }
 
     /// <summary>
     /// Raised on the request's own thread as it arrives, before faults and emulation are applied: a handler can change
@@ -115,9 +138,33 @@ public sealed class FaultProxy : IAsyncDisposable
     /// <summary>The next <paramref name="count"/> requests that match get <paramref name="fault"/>; int.MaxValue means always.</summary>
     public void Inject(Fault fault, int count, Func<HttpRequest, bool> matches) => _rules.Enqueue(new Rule(matches, fault, count));
 
+    /// <summary>Every request that matches gets <paramref name="fault"/> until <paramref name="duration"/> from now has passed: a storm that ends by itself.</summary>
+    public void InjectFor(Fault fault, TimeSpan duration, Func<HttpRequest, bool> matches) =>
+        _rules.Enqueue(new Rule(matches, fault, int.MaxValue, DateTime.UtcNow + duration));
+
+    /// <summary>
+    /// From now on each request that matches (every one when <paramref name="matches"/> is null) and that no
+    /// <see cref="Inject"/> rule takes is faulted with probability <paramref name="rate"/>, with one of
+    /// <paramref name="faults"/> that can happen to it (<see cref="CanHappenTo"/>: no body to cut in a HEAD's answer).
+    /// Decisions come from a generator seeded with <paramref name="seed"/>, two draws per request whatever the outcome,
+    /// so a seed gives the same sequence of decisions every run: the n-th request considered gets the n-th decision
+    /// (which request is the n-th depends on the order concurrent requests arrive). Ended by <see cref="Clear"/> or
+    /// <see cref="Release"/>; <see cref="Served(Fault)"/>, <see cref="Faulted"/> and <see cref="FaultedByKind"/> count what was done.
+    /// </summary>
+    public void InjectAtRate(double rate, int seed, IReadOnlyList<Fault> faults, Func<HttpRequest, bool>? matches = null)
+    {
+        if (rate is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(rate), "A rate is between 0 and 1.");
+        if (faults.Count == 0) throw new ArgumentException("Name at least one fault.", nameof(faults));
+        lock (_gate) _rate = new RateRule(rate, new Random(seed), [.. faults], matches ?? (_ => true));
+    }
+
     public void Clear()
     {
-        lock (_gate) _rules.Clear();
+        lock (_gate)
+        {
+            _rules.Clear();
+            _rate = null;
+        }
     }
 
     /// <summary>
@@ -130,6 +177,7 @@ public sealed class FaultProxy : IAsyncDisposable
         lock (_gate)
         {
             _rules.Clear();
+            _rate = null;
             released = _released;
             _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
         }
@@ -172,6 +220,39 @@ public sealed class FaultProxy : IAsyncDisposable
 
     public static bool IsCompleteUpload(HttpRequest r) => r.Method == "POST" && r.Query.ContainsKey("uploadId");
 
+    /// <summary>Whether the answer to <paramref name="r"/> carries a body (a document or an object) that a fault can cut.</summary>
+    private static bool AnswersWithBody(HttpRequest r) => r.Method is "GET" or "POST" || (r.Method == "PUT" && r.Headers.ContainsKey("x-amz-copy-source"));
+
+    /// <summary>Whether <paramref name="r"/> uploads a body (an object, a part, a tag set).</summary>
+    private static bool UploadsBody(HttpRequest r) => r.Method == "PUT" && !r.Headers.ContainsKey("x-amz-copy-source") && r.ContentLength > 0;
+
+    /// <summary>Whether <paramref name="fault"/> can happen to <paramref name="r"/>: a body fault needs a body.</summary>
+    public static bool CanHappenTo(Fault fault, HttpRequest r) => fault switch
+    {
+        Fault.TruncatedBody or Fault.ShortContentLength or Fault.LongContentLength or Fault.Stall or Fault.CorruptBody or Fault.Trickle => AnswersWithBody(r),
+        Fault.ResetMidBody => UploadsBody(r) || AnswersWithBody(r),
+        Fault.StallUpload or Fault.CorruptUpload => UploadsBody(r),
+        _ => true,
+    };
+
+    /// <summary>What an S3 request is, for counting faults by kind.</summary>
+    public static string KindOf(HttpRequest r)
+    {
+        if (IsListing(r)) return "listing";
+        if (IsObjectHead(r)) return "head";
+        if (IsUploadPart(r)) return "part";
+        if (IsPartCopy(r)) return "part copy";
+        if (IsCopyObject(r)) return "copy";
+        if (IsCompleteUpload(r)) return "complete";
+        if (r.Method == "POST" && r.Query.ContainsKey("uploads")) return "create upload";
+        if (r.Query.ContainsKey("tagging")) return r.Method == "GET" ? "get tags" : "put tags";
+        if (r.Method == "DELETE" && r.Query.ContainsKey("uploadId")) return "abort";
+        if (r.Method == "GET" && r.Query.ContainsKey("uploadId")) return "list parts";
+        if (IsObjectGet(r)) return r.Headers.ContainsKey("Range") ? "ranged get" : "get";
+        if (IsObjectPut(r)) return "put";
+        return r.Method.ToLowerInvariant();
+    }
+
     /// <summary>ListObjects or ListObjectsV2.</summary>
     public static bool IsListing(HttpRequest r) => r.Method == "GET" && !r.Path.Value!.Trim('/').Contains('/') && r.Path.Value!.Trim('/').Length > 0
         && (r.Query.Count == 0 || r.Query.ContainsKey("list-type") || r.Query.ContainsKey("prefix") || r.Query.ContainsKey("marker"));
@@ -181,7 +262,23 @@ public sealed class FaultProxy : IAsyncDisposable
     /// <summary>Every request that reached the proxy, faulted or forwarded.</summary>
     public int Requests => Volatile.Read(ref _requests);
 
+    /// <summary>How many requests got <paramref name="fault"/> (a body fault only when there was a body to cut).</summary>
     public int Served(Fault fault) => _served.GetValueOrDefault(fault);
+
+    /// <summary>Requests faulted, all faults together.</summary>
+    public int Faulted => _served.Values.Sum();
+
+    /// <summary>Requests faulted, by kind (<see cref="KindOf"/>).</summary>
+    public IReadOnlyDictionary<string, int> FaultedByKind => _servedByKind.Where(p => p.Value > 0).ToDictionary(p => p.Key, p => p.Value);
+
+    /// <summary>Requests the rate of <see cref="InjectAtRate"/> was drawn for.</summary>
+    public int RateConsidered => Volatile.Read(ref _rateConsidered);
+
+    private void Count(Fault fault, HttpRequest request, int n)
+    {
+        _served.AddOrUpdate(fault, n, (_, c) => c + n);
+        _servedByKind.AddOrUpdate(KindOf(request), n, (_, c) => c + n);
+    }
 
     private Fault? TakeFault(HttpRequest request, out Task released)
     {
@@ -190,9 +287,11 @@ public sealed class FaultProxy : IAsyncDisposable
             var rules = _rules.ToArray();
             _rules.Clear();
             Fault? chosen = null;
+            var now = DateTime.UtcNow;
             foreach (var rule in rules)
             {
                 var current = rule;
+                if (current.Until < now) continue;
                 if (chosen is null && current.Remaining > 0 && current.Matches(request))
                 {
                     chosen = current.Fault;
@@ -200,10 +299,32 @@ public sealed class FaultProxy : IAsyncDisposable
                 }
                 if (current.Remaining > 0) _rules.Enqueue(current);
             }
-            if (chosen is { } f) _served.AddOrUpdate(f, 1, (_, n) => n + 1);
+            if (chosen is null && _rate is { } rate && rate.Matches(request))
+            {
+                _rateConsidered++;
+                var draw = rate.Random.NextDouble();
+                var pick = rate.Random.Next(int.MaxValue);
+                var possible = rate.Faults.Where(f => CanHappenTo(f, request)).ToArray();
+                if (draw < rate.Rate && possible.Length > 0) chosen = possible[pick % possible.Length];
+            }
+            if (chosen is { } f) Count(f, request, 1);
             released = _released.Task;
             return chosen;
         }
+    }
+
+    /// <summary>A body fault found no body to cut (an error answer without one): the request went through unharmed.</summary>
+    private void NotApplied(Fault fault, HttpRequest request) => Count(fault, request, -1);
+
+    /// <summary>Tears the connection down with a TCP reset (linger 0).</summary>
+    private static void ResetConnection(HttpContext context)
+    {
+        if (context.Features.Get<IConnectionSocketFeature>()?.Socket is { } socket)
+        {
+            try { socket.LingerState = new LingerOption(true, 0); }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException) { /* already gone */ }
+        }
+        context.Abort();
     }
 
     private void Arrive(HttpContext context)
@@ -263,6 +384,28 @@ public sealed class FaultProxy : IAsyncDisposable
             case Fault.BadRequest:
                 await WriteS3ErrorAsync(context, 400, "InvalidArgument", "Invalid Argument");
                 return;
+            case Fault.InternalError:
+                await WriteS3ErrorAsync(context, 500, "InternalError", "We encountered an internal error. Please try again.");
+                return;
+            case Fault.ResetMidBody when UploadsBody(context.Request):
+                // Half the upload is taken, then the connection breaks under the client as it sends the rest.
+                var buffer = new byte[64 * 1024];
+                var left = Math.Max(1, context.Request.ContentLength!.Value / 2);
+                try
+                {
+                    while (left > 0)
+                    {
+                        var n = await context.Request.Body.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, left)), context.RequestAborted);
+                        if (n == 0) break;
+                        left -= n;
+                    }
+                }
+                catch (Exception e) when (e is IOException or OperationCanceledException or BadHttpRequestException)
+                {
+                    // The client gave up first.
+                }
+                ResetConnection(context);
+                return;
         }
 
         var settings = Emulation.Snapshot();
@@ -276,6 +419,10 @@ public sealed class FaultProxy : IAsyncDisposable
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
             // The client gave up (a stall or a hang it timed out on).
+        }
+        catch (Exception e) when (WholeUploadsOnly && e is BadHttpRequestException or IOException)
+        {
+            // The client broke its upload off: nothing of it went on.
         }
     }
 
@@ -444,7 +591,7 @@ public sealed class FaultProxy : IAsyncDisposable
             await released.WaitAsync(aborted);
             body = [.. half, .. await ReadAllAsync(request.Body, aborted)];
         }
-        if (body is null && hasBody && (checksumHeaders.Count > 0 || fault == Fault.CorruptUpload || (call.IsComplete && (encrypting || s.RequireEqualParts))))
+        if (body is null && hasBody && (checksumHeaders.Count > 0 || fault == Fault.CorruptUpload || (call.IsComplete && (encrypting || s.RequireEqualParts)) || WholeUploadsOnly))
         {
             body = await ReadAllAsync(request.Body, aborted);
         }
@@ -580,7 +727,8 @@ public sealed class FaultProxy : IAsyncDisposable
         var rewriteETags = encrypting && success && (call.IsListing || call.IsComplete || call.IsCopy || call.IsListParts);
         var wholeGet = call.Method == "GET" && call.IsObject && status == 200 && !request.Headers.ContainsKey("Range") && !call.Query.ContainsKey("partNumber");
         var checksumWanted = s.ProvideChecksums && string.Equals(request.Headers["x-amz-checksum-mode"].ToString(), "ENABLED", StringComparison.OrdinalIgnoreCase);
-        if (rewriteETags || (checksumWanted && wholeGet) || fault is Fault.CorruptBody or Fault.Trickle or Fault.Stall)
+        var cut = fault is Fault.TruncatedBody or Fault.ResetMidBody or Fault.ShortContentLength or Fault.LongContentLength;
+        if (rewriteETags || (checksumWanted && wholeGet) || fault is Fault.CorruptBody or Fault.Trickle or Fault.Stall || cut)
         {
             responseBody = await ReadAllAsync(upstreamBody, aborted);
         }
@@ -606,15 +754,12 @@ public sealed class FaultProxy : IAsyncDisposable
         context.Response.StatusCode = status;
         foreach (var (name, values) in responseHeaders) context.Response.Headers[name] = values;
 
-        if (fault == Fault.TruncatedBody && response.Content.Headers.ContentLength is { } length && length > 1)
+        if (cut && call.Method != "HEAD" && responseBody is { Length: > 1 })
         {
-            var half = new byte[length / 2];
-            await upstreamBody.ReadExactlyAsync(half, aborted);
-            await context.Response.Body.WriteAsync(half, aborted);
-            await context.Response.Body.FlushAsync(aborted);
-            context.Abort();
+            await CutAsync(context, fault!.Value, responseBody, aborted);
             return;
         }
+        if (cut) NotApplied(fault!.Value, request);
         if (fault == Fault.CorruptBody && responseBody is not null)
         {
             if (responseBody.Length > 0) responseBody[responseBody.Length / 2] ^= 0xFF;
@@ -649,6 +794,34 @@ public sealed class FaultProxy : IAsyncDisposable
             return;
         }
         await upstreamBody.CopyToAsync(context.Response.Body, aborted);
+    }
+
+    /// <summary>Sends <paramref name="body"/> broken the way <paramref name="fault"/> says (the headers are set already).</summary>
+    private static async Task CutAsync(HttpContext context, Fault fault, byte[] body, CancellationToken aborted)
+    {
+        var half = body.Length / 2;
+        switch (fault)
+        {
+            case Fault.ShortContentLength:
+                // The rest would follow on the connection as garbage before the next answer: the connection closes instead.
+                context.Response.Headers.ContentLength = half;
+                context.Response.Headers.Connection = "close";
+                await context.Response.Body.WriteAsync(body.AsMemory(0, half), aborted);
+                return;
+            case Fault.LongContentLength:
+                context.Response.Headers.ContentLength = body.Length + Math.Max(1, half);
+                // Kestrel ends a response shorter than its Content-Length by closing the connection in order, after what was sent.
+                await context.Response.Body.WriteAsync(body, aborted);
+                return;
+            case Fault.ResetMidBody:
+                await context.Response.Body.WriteAsync(body.AsMemory(0, half), aborted);
+                await context.Response.Body.FlushAsync(aborted);
+                ResetConnection(context);
+                return;
+            default:
+                await context.Response.Body.WriteAsync(body.AsMemory(0, half), aborted);
+                return;
+        }
     }
 
     private bool CanResign(S3Call call) =>

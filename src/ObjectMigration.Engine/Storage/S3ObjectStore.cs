@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Authentication;
+using System.Xml;
 using Amazon.Runtime;
 using Amazon.S3;
 using Amazon.S3.Model;
@@ -28,6 +29,9 @@ public sealed class S3ObjectStore : IObjectStore
 
     public ProviderProfile Profile => _data.Profile;
 
+    /// <summary>Paces every request of this store: a throttle slows all its workers together (see <see cref="Storage.Pacer"/>).</summary>
+    internal Pacer Pacer { get; }
+
     public event Action<string>? Notice
     {
         add => _data.Notice += value;
@@ -37,8 +41,9 @@ public sealed class S3ObjectStore : IObjectStore
     /// <summary>The default no-progress timeout: a request fails when no byte moved for this long.</summary>
     public static readonly TimeSpan DefaultNoProgressTimeout = TimeSpan.FromSeconds(60);
 
-    public S3ObjectStore(ConnectorAccess access, int maxConnections = 64, TimeSpan? noProgressTimeout = null)
+    public S3ObjectStore(ConnectorAccess access, int maxConnections = 64, TimeSpan? noProgressTimeout = null, PacerSettings? pacing = null)
     {
+        Pacer = new Pacer(pacing);
         var connector = access.Connector;
         var timeout = noProgressTimeout ?? DefaultNoProgressTimeout;
         _sdk = new Lazy<AmazonS3Client>(() => CreateSdkClient(access, maxConnections, timeout));
@@ -83,14 +88,27 @@ public sealed class S3ObjectStore : IObjectStore
 
     private async Task<T> Call<T>(string what, string? bucket, Func<Task<T>> call, CancellationToken cancellationToken)
     {
+        var sent = await Pacer.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return await call().ConfigureAwait(false);
+            var result = await call().ConfigureAwait(false);
+            Pacer.Succeeded();
+            return result;
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
+            if (IsThrottle(e)) Pacer.Throttled(sent);
             throw Classify(e, what, bucket);
         }
+    }
+
+    /// <summary>The server asks for fewer requests: 503 (SlowDown, ServiceUnavailable), 429, or a throttling code in any answer.</summary>
+    private static bool IsThrottle(Exception e)
+    {
+        var (status, code) = FindInner<S3ErrorResponse>(e) is { } r ? (r.StatusCode, r.Code)
+            : FindInner<AmazonS3Exception>(e) is { } s3 ? ((int)s3.StatusCode, s3.ErrorCode ?? "")
+            : (0, "");
+        return status is 503 or 429 || code is "SlowDown" or "Throttling" or "ThrottlingException" or "TooManyRequests" or "RequestLimitExceeded" or "ServiceUnavailable";
     }
 
     /// <summary>Maps SDK, socket and TLS failures onto the engine's error classes.</summary>
@@ -126,6 +144,11 @@ public sealed class S3ObjectStore : IObjectStore
         if (e is AmazonServiceException service && (int)service.StatusCode >= 500)
         {
             return new StorageException(ErrorClass.Retryable, $"{where} failed: HTTP {(int)service.StatusCode}.", e);
+        }
+        if (FindInner<XmlException>(e) is not null)
+        {
+            // A listing or result cut short on the way (or garbled): asked again, like a body that broke off.
+            return new StorageException(ErrorClass.Retryable, $"{where} failed: the answer was not a whole document ({e.GetBaseException().Message}).", e);
         }
         if (FindInner<IOException>(e) is not null || FindInner<HttpRequestException>(e) is not null)
         {

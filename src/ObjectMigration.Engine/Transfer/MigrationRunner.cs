@@ -10,6 +10,8 @@ namespace ObjectMigration.Engine.Transfer;
 public sealed class RunnerOptions
 {
     public RetryPolicy Retry { get; init; } = RetryPolicy.Default;
+    /// <summary>How each store of the run paces its requests under throttling (one pacer per store, shared by all workers).</summary>
+    public PacerSettings Pacing { get; init; } = PacerSettings.Default;
     /// <summary>Keys per listing request; OBJECTMIGRATION_LIST_PAGE_SIZE overrides the default of 1000 (the kill tests list many pages of a small bucket).</summary>
     public int ListPageSize { get; init; } =
         int.TryParse(Environment.GetEnvironmentVariable("OBJECTMIGRATION_LIST_PAGE_SIZE"), out var size) && size is > 0 and <= 1000 ? size : 1000;

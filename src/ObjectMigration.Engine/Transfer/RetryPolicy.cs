@@ -2,7 +2,10 @@ using ObjectMigration.Engine.Storage;
 
 namespace ObjectMigration.Engine.Transfer;
 
-/// <summary>Exponential backoff with full jitter for retryable storage failures.</summary>
+/// <summary>
+/// Exponential backoff with full jitter for retryable storage failures: each request's own. Throttling is also answered
+/// across all workers of a store by its <see cref="Storage.Pacer"/>, which every attempt waits on.
+/// </summary>
 public sealed class RetryPolicy
 {
     public int MaxAttempts { get; init; } = 6;

@@ -119,6 +119,12 @@ internal sealed class MigrateKind : JobKind
         {
             throw new StorageException(ErrorClass.SourceChanged, $"The source object '{o.Key}' is now ETag {head.ETag}; it was listed as {o.ETag}.");
         }
+        // The listed version in another size: the answer is wrong, not the object (a Content-Length cut on the way). Where
+        // the ETag is no MD5 nothing else would notice a short body, so nothing of this answer is written.
+        if (o.ETag is not null && head.ETag is not null && head.Size != o.Size)
+        {
+            throw new StorageException(ErrorClass.Integrity, $"The source answered for '{o.Key}' with {head.Size} bytes of the version listed with {o.Size}: the answer is read again.");
+        }
     }
 
     /// <summary>
@@ -453,8 +459,20 @@ internal sealed class MigrateKind : JobKind
                     throw new StorageException(ErrorClass.SourceChanged, $"The source object '{o.Key}' is now ETag {source?.ETag ?? "(deleted)"}; it was listed as {o.ETag}.");
                 }
             }
-            var completed = await Options.Retry.RunAsync(c => Target.CompleteMultipartAsync(Job.TargetBucket, Run.TargetKey(o.Key), upload.UploadId, parts, c), Run.OnRetry(o.Key), ct)
-                .ConfigureAwait(false);
+            // The composite ETag (MD5 of the parts' MD5s) is checked only where every part ETag was an MD5 and the object
+            // is not encrypted opaquely; part ETags that are not hex are never parsed as such.
+            var partMd5s = parts.Select(p => Checksums.Clean(p.ETag)!).ToList();
+            var expected = partMd5s.All(Checksums.IsPlainMd5) ? Checksums.MultipartETag(partMd5s) : null;
+            StoredETag completed;
+            try
+            {
+                completed = await Options.Retry.RunAsync(c => Target.CompleteMultipartAsync(Job.TargetBucket, Run.TargetKey(o.Key), upload.UploadId, parts, c), Run.OnRetry(o.Key), ct)
+                    .ConfigureAwait(false);
+            }
+            catch (StorageException e) when (e.ErrorClass != ErrorClass.SourceChanged)
+            {
+                completed = await CompletedAfterAllAsync(upload, expected, e, ct).ConfigureAwait(false);
+            }
             // Complete: the upload no longer exists, so a resume must not try to complete or abort it again.
             Store.ForgetUpload(Job.Id, o.Key);
             // Some servers answer CompleteMultipartUpload without an ETag; HEAD tells the truth, and the size too.
@@ -464,10 +482,6 @@ internal sealed class MigrateKind : JobKind
             {
                 throw new StorageException(ErrorClass.Integrity, $"After completing '{o.Key}' the target reports {head?.Size.ToString() ?? "no object"}, expected {o.Size} bytes.");
             }
-            // The composite ETag (MD5 of the parts' MD5s) is checked only where every part ETag was an MD5 and the object
-            // is not encrypted opaquely; part ETags that are not hex are never parsed as such.
-            var partMd5s = parts.Select(p => Checksums.Clean(p.ETag)!).ToList();
-            var expected = partMd5s.All(Checksums.IsPlainMd5) ? Checksums.MultipartETag(partMd5s) : null;
             var cleanETag = Checksums.Clean(etag);
             var streamed = !CopiesPartsServerSide;
             var comparable = streamed && expected is not null && upload.OpaqueParts == 0
@@ -492,5 +506,30 @@ internal sealed class MigrateKind : JobKind
         {
             Run.Fail(o, e);
         }
+    }
+
+    /// <summary>
+    /// A completion whose answer was lost on the way may have completed the upload: its retries then find the upload gone
+    /// (NoSuchUpload; s3rver answers 500). The target tells: an object with the composite ETag of exactly these parts is
+    /// this upload, done. Otherwise the upload is aborted and forgotten, so that -RetryFailed starts the object over
+    /// rather than completing, again and again, an upload that is no more.
+    /// </summary>
+    private async Task<StoredETag> CompletedAfterAllAsync(MultipartUpload upload, string? expected, StorageException failure, CancellationToken ct)
+    {
+        var o = upload.Object;
+        if (expected is not null)
+        {
+            try
+            {
+                var head = await Options.Retry.RunAsync(c => Target.HeadAsync(Job.TargetBucket, Run.TargetKey(o.Key), c), Run.OnRetry(o.Key), ct).ConfigureAwait(false);
+                if (head is not null && head.Size == o.Size && Checksums.Clean(head.ETag) == expected) return new StoredETag(head.ETag, false);
+            }
+            catch (StorageException)
+            {
+                // Not known: taken as not completed.
+            }
+        }
+        await Run.AbortUploadQuietlyAsync(o.Key, upload.UploadId).ConfigureAwait(false);
+        throw failure;
     }
 }
