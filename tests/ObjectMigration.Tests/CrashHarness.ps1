@@ -1,6 +1,6 @@
 # Dot-sourced by Crash.Tests.ps1 and by tests/Soak/Invoke-KillSoak.ps1 (build.ps1 -Task Soak), in a process that has
-# imported the module: runner processes to kill with SIGKILL, read-only looks into the state database, a synthetic S3
-# listing, and the checks that follow a kill. Checks return the problems they find as sentences; none means all is well.
+# imported the module: runner processes to kill with SIGKILL, looks into the state database (opened as a fresh process
+# opens it, which recovers the WAL), a synthetic S3 listing, and the checks that follow a kill. Checks return the problems they find as sentences; none means all is well.
 
 # ---- Processes ----
 
