@@ -1,6 +1,6 @@
 # Dot-sourced by Crash.Tests.ps1 and by tests/Soak/Invoke-KillSoak.ps1 (build.ps1 -Task Soak), in a process that has
-# imported the module: runner processes to kill with SIGKILL, read-only looks into the state database, a synthetic S3
-# listing, and the checks that follow a kill. Checks return the problems they find as sentences; none means all is well.
+# imported the module: runner processes to kill with SIGKILL, looks into the state database (opened as a fresh process
+# opens it, which recovers the WAL), a synthetic S3 listing, and the checks that follow a kill. Checks return the problems they find as sentences; none means all is well.
 
 # ---- Processes ----
 
@@ -253,11 +253,14 @@ function Invoke-KillSoak {
     $state = { Read-JobRow $database $name }
     $plan = 'Listing', 'Multipart', 'Flush', 'Settle'
 
-    for ($n = 1; $n -le $Kills; $n++) {
-        $kind = $plan[($n - 1) % $plan.Count]
+    # Only a SIGKILL that found the runner alive counts: one that came after its run had ended (a pause settled and the
+    # process exited) is recorded as missed, and another run is killed in its place.
+    $killed = 0
+    for ($n = 1; $killed -lt $Kills -and $n -le 2 * $Kills; $n++) {
+        $kind = $plan[$killed % $plan.Count]
         $command = if ($job) { "`$null = Resume-MigrationJob -Id $($job.Id) -Wait" } else { "`$null = New-MigrationJob $definition -Wait" }
         $runner = Start-ModuleProcess -Script $command -StateHome $StateHome -ModulePath $ModulePath -Environment $environment
-        $record = [ordered]@{ Kill = $n; Kind = $kind; DelayMs = 0; Runner = $runner.Id; ListingDone = $null; OpenUploads = $null; PartsKept = $null; Done = $null; TornFrames = 0; After = $null }
+        $record = [ordered]@{ Kill = $n; Kind = $kind; DelayMs = 0; Runner = $runner.Id; Killed = $false; ListingDone = $null; OpenUploads = $null; PartsKept = $null; Done = $null; TornFrames = 0; After = $null }
         $alive = { if ($runner.Process.HasExited) { throw "Runner $($runner.Id) ended by itself before kill $n (exit $($runner.Process.ExitCode)): $($runner.Errors.GetAwaiter().GetResult())" } }
         try {
             # This runner holds the job: Running under a runner id that names its process.
@@ -269,7 +272,7 @@ function Invoke-KillSoak {
             if ($kind -eq 'Listing' -and $now.listing -ne 0) { $kind = 'Early' }
             # Paced so that the job outlives every kill: a run that would copy for a while (Multipart, Flush) is killed
             # early instead once the job is ahead of its share of 85 % of the bytes.
-            $paced = ($kind -in 'Multipart', 'Flush') -and ($now.bytes -gt 0.85 * $source.Bytes * $n / $Kills)
+            $paced = ($kind -in 'Multipart', 'Flush') -and ($now.bytes -gt 0.85 * $source.Bytes * ($killed + 1) / $Kills)
             if ($paced) { $kind = 'Early' }
             if ($kind -eq 'Multipart' -and $now.listing -ne 0 -and $now.large -eq 0) { $kind = 'Flush' }
             switch ($kind) {
@@ -304,8 +307,10 @@ function Invoke-KillSoak {
             }
             if ($record.DelayMs -gt 0) { Start-Sleep -Milliseconds $record.DelayMs }
         } finally {
+            $record.Killed = -not $runner.Process.HasExited
             $outputs.Add((Stop-ModuleProcess $runner))
         }
+        if ($record.Killed) { $killed++ }
         # Read before anything opens the database again: the first connection recovers the WAL.
         $record.TornFrames = Get-TornWalFrames $database
         $after = & $state
@@ -318,11 +323,12 @@ function Invoke-KillSoak {
         $record.After = "$($settled.State)"
         foreach ($problem in Test-StateDatabase $database $job.Id) { $problems.Add("After kill $n ($kind): $problem") }
         $records.Add([pscustomobject]$record)
-        & $Say ("[{8,5:N1} s] Kill {0,2}: {1,-9} +{2,4} ms  listing {3}, uploads open {4} ({9} parts kept), objects done {5,5}, torn WAL frames {6}, then {7}" -f
+        & $Say ("[{8,5:N1} s] Kill {0,2}: {1,-9} +{2,4} ms  listing {3}, uploads open {4} ({9} parts kept), objects done {5,5}, torn WAL frames {6}, then {7}{10}" -f
             $n, $kind, $record.DelayMs, $(if ($record.ListingDone) { 'done' } else { 'open' }), $record.OpenUploads, $record.Done, $record.TornFrames, $record.After,
-            $clock.Elapsed.TotalSeconds, $record.PartsKept)
+            $clock.Elapsed.TotalSeconds, $record.PartsKept, $(if ($record.Killed) { '' } else { ' (missed: the run had ended)' }))
         if ($settled.State -eq 'Completed') { $problems.Add("The job completed before kill $n could land: give it more to copy (objects, sizes) or less bandwidth."); break }
     }
+    if ($killed -lt $Kills) { $problems.Add("Only $killed of $Kills kills found a runner alive.") }
 
     # The last run, from a fresh process, unkilled.
     $final = Start-ModuleProcess -Script "(Resume-MigrationJob -Id $($job.Id) -Wait).State" -StateHome $StateHome -ModulePath $ModulePath -Environment $environment
@@ -334,7 +340,8 @@ function Invoke-KillSoak {
     $verified = Test-KillSoakResult -Job $job -Source $source -TargetClient $TargetClient -TargetBucket $target -Database $database -StateHome $StateHome -Outputs $outputs
     foreach ($problem in $verified.Problems) { $problems.Add($problem) }
     [pscustomobject]@{
-        JobId = $job.Id; Kills = $records; KillsSurvived = @($records | Where-Object After -In 'Interrupted', 'Paused').Count
+        JobId = $job.Id; Kills = $records; KillsSurvived = @($records | Where-Object { $_.Killed -and $_.After -in 'Interrupted', 'Paused' }).Count
+        Missed = @($records | Where-Object { -not $_.Killed }).Count
         Objects = $source.Objects.Count; Bytes = $source.Bytes; ObjectsChecked = $verified.ObjectsChecked; ExtraVersions = $verified.ExtraVersions
         Runs = $outputs.Count; Problems = $problems
     }

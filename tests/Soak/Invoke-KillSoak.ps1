@@ -35,10 +35,10 @@ $problems += $flush.Problems
 $concurrent = Invoke-ConcurrentControl -ModulePath $ModulePath -Pollers 4 -Pauses 5 -Objects 60000
 $problems += $concurrent.Problems
 
-$kinds = ($soak.Kills | Group-Object Kind | ForEach-Object { "$($_.Name) $($_.Count)" }) -join ', '
 Write-Host ''
-Write-Host ("Migrate job: {0} kills survived ({1}); {2} objects ({3:N1} MiB) checked byte for byte on the target, each key once; " -f
-    $soak.KillsSurvived, $kinds, $soak.ObjectsChecked, ($soak.Bytes / 1MB)) -NoNewline
+$kinds = ($soak.Kills | Where-Object Killed | Group-Object Kind | ForEach-Object { "$($_.Name) $($_.Count)" }) -join ', '
+Write-Host ("Migrate job: {0} kills survived ({1}; {4} more came after the run had ended); {2} objects ({3:N1} MiB) checked byte for byte on the target, each key once; " -f
+    $soak.KillsSurvived, $kinds, $soak.ObjectsChecked, ($soak.Bytes / 1MB), $soak.Missed) -NoNewline
 Write-Host ("{0} objects written a second time after a kill lost their recorded result (extra versions)." -f $soak.ExtraVersions)
 Write-Host ("Inventory: {0} kills survived while writing state, {1} of them tore a WAL write; {2} objects counted once; integrity_check ok after each." -f
     $flush.KillsSurvived, $flush.TornKills, $flush.Objects)
