@@ -19,7 +19,7 @@ AfterAll { Remove-Module ObjectMigration -ErrorAction SilentlyContinue }
 Describe 'Kill and crash' {
     It 'completes one job through ten SIGKILLs at random points, every object on the target once and intact, nothing left open' {
         $result = Invoke-KillSoak -SourceClient $SourceClient -TargetClient $TargetClient -SourceConnector src -TargetConnector dst -ModulePath $ModulePath `
-            -Kills 10 -Seed 19 -SmallObjects 300 -LargeMegabytes 12, 17 -MaxBytesPerSecond 8MB -Concurrency 4 -ListPageSize 3 -Say $Say
+            -Kills 10 -Seed 19 -SmallObjects 300 -LargeMegabytes 12, 17 -MaxBytesPerSecond 3MB -Concurrency 4 -ListPageSize 3 -Say $Say
         & $Say ("Kills survived: {0} ({4} missed a run that had ended); objects checked: {1} ({2:N1} MiB); extra versions (objects written again after a kill lost their result): {3}" -f
             $result.KillsSurvived, $result.ObjectsChecked, ($result.Bytes / 1MB), $result.ExtraVersions, $result.Missed)
         $result.Problems | Should -BeNullOrEmpty
@@ -32,7 +32,7 @@ Describe 'Kill and crash' {
     }
 
     It 'keeps the database whole when a run is killed while it writes results as fast as it can' {
-        $result = Invoke-FlushKills -ModulePath $ModulePath -Kills 4 -Objects 60000 -Seed 23 -Say $Say
+        $result = Invoke-FlushKills -ModulePath $ModulePath -Kills 4 -Objects 200000 -Seed 23 -Say $Say
         & $Say ("Kills survived: {0}; kills that tore a WAL write: {1}; objects counted: {2}" -f $result.KillsSurvived, $result.TornKills, $result.Objects)
         $result.Problems | Should -BeNullOrEmpty
         $result.KillsSurvived | Should -Be 4
