@@ -1,5 +1,6 @@
 BeforeAll {
     . (Join-Path $PSScriptRoot 'TestSetup.ps1')
+    . (Join-Path $PSScriptRoot 'CrashHarness.ps1')   # Start-/Stop-ModuleProcess: a runner to kill
     # A killed runner reads as Interrupted after this many seconds without a heartbeat (default 10).
     $env:OBJECTMIGRATION_STALE_SECONDS = '2'
     $clients = Initialize-TestSession
@@ -151,12 +152,7 @@ Describe 'Control from another process' {
         $source = New-SlowBucket -Count 12 -Size 200KB
         $target = New-TestBucket $TargetClient
         $script = "New-MigrationJob -Name killed-runner -SourceConnector src -SourceBucket $($source.Bucket) -TargetConnector dst -TargetBucket $target -MaxBytesPerSecond 300KB -Concurrency 2 -Wait"
-        $host0 = [Environment]::ProcessPath
-        $startInfo = [System.Diagnostics.ProcessStartInfo]::new($host0)
-        if ([System.IO.Path]::GetFileNameWithoutExtension($host0) -eq 'dotnet') { $startInfo.ArgumentList.Add([Environment]::GetCommandLineArgs()[0]) }
-        foreach ($a in '-NoProfile', '-NonInteractive', '-Command', "`$env:OBJECTMIGRATION_HOME = '$env:OBJECTMIGRATION_HOME'; Import-Module '$ModulePath'; $script") { $startInfo.ArgumentList.Add($a) }
-        $startInfo.RedirectStandardOutput = $true
-        $runner = [System.Diagnostics.Process]::Start($startInfo)
+        $runner = Start-ModuleProcess -Script "$script" -StateHome $env:OBJECTMIGRATION_HOME -ModulePath $ModulePath
         try {
             $deadline = [DateTime]::UtcNow.AddSeconds(60)
             do {
@@ -166,8 +162,7 @@ Describe 'Control from another process' {
             } until (($progress -and $progress.TransferredObjects -ge 3) -or [DateTime]::UtcNow -gt $deadline)
             $progress.TransferredObjects | Should -BeLessThan 12
         } finally {
-            $runner.Kill()   # SIGKILL: no cleanup runs in the runner
-            $runner.WaitForExit()
+            $null = Stop-ModuleProcess $runner   # SIGKILL: no cleanup runs in the runner
         }
         (Wait-JobState $job.Id Interrupted -TimeoutSeconds 15).State | Should -Be 'Interrupted'
 
@@ -187,12 +182,7 @@ Describe 'A runbook restarted from the top' {
         $source = New-SlowBucket -Count 10 -Size 200KB
         $target = New-TestBucket $TargetClient
         $command = "New-MigrationJob -Name nightly-copy -SourceConnector src -SourceBucket $($source.Bucket) -TargetConnector dst -TargetBucket $target -MaxBytesPerSecond 300KB -Concurrency 2"
-        $host0 = [Environment]::ProcessPath
-        $startInfo = [System.Diagnostics.ProcessStartInfo]::new($host0)
-        if ([System.IO.Path]::GetFileNameWithoutExtension($host0) -eq 'dotnet') { $startInfo.ArgumentList.Add([Environment]::GetCommandLineArgs()[0]) }
-        foreach ($a in '-NoProfile', '-NonInteractive', '-Command', "`$env:OBJECTMIGRATION_HOME = '$env:OBJECTMIGRATION_HOME'; Import-Module '$ModulePath'; $command -Wait") { $startInfo.ArgumentList.Add($a) }
-        $startInfo.RedirectStandardOutput = $true
-        $first = [System.Diagnostics.Process]::Start($startInfo)
+        $first = Start-ModuleProcess -Script "$command -Wait" -StateHome $env:OBJECTMIGRATION_HOME -ModulePath $ModulePath
         try {
             $deadline = [DateTime]::UtcNow.AddSeconds(60)
             do {
@@ -209,8 +199,7 @@ Describe 'A runbook restarted from the top' {
             { Invoke-Expression "$command -TargetPrefix elsewhere/ -ErrorAction Stop" } |
                 Should -Throw -ErrorId 'InvalidArgument,Name,ObjectMigration.Commands.NewMigrationJobCommand' -ExpectedMessage "*-TargetPrefix was (none), now 'elsewhere/'*"
         } finally {
-            $first.Kill()   # the runbook's host unloads it: SIGKILL, no cleanup
-            $first.WaitForExit()
+            $null = Stop-ModuleProcess $first   # the runbook's host unloads it: SIGKILL, no cleanup
         }
         (Wait-JobState $job.Id Interrupted -TimeoutSeconds 15).State | Should -Be 'Interrupted'
 

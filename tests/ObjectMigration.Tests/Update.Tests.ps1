@@ -1,5 +1,6 @@
 BeforeAll {
     . (Join-Path $PSScriptRoot 'TestSetup.ps1')
+    . (Join-Path $PSScriptRoot 'CrashHarness.ps1')   # Start-/Stop-ModuleProcess: a runner to kill
     # A killed runner reads as Interrupted after this many seconds without a heartbeat (default 10).
     $env:OBJECTMIGRATION_STALE_SECONDS = '2'
     # Ceph RGW as the bucket changed in place: it keeps storage classes (the fixture adds STANDARD_IA) and drops an
@@ -93,12 +94,7 @@ Describe 'New-MigrationJob -Type Update' {
         foreach ($version in $listing.Versions) { $before[$version.Key] = 1 + [int]$before[$version.Key] }
         $command = "New-MigrationJob -Type Update -Name killed-update -SourceConnector src -SourceBucket $($source.Bucket) -SourcePrefix logs/ " +
             "-SetStorageClass STANDARD_IA -AddTags @{ project = 'apollo' } -RemoveTags temp -MaxBytesPerSecond 300KB -Concurrency 2 -Wait"
-        $host0 = [Environment]::ProcessPath
-        $startInfo = [System.Diagnostics.ProcessStartInfo]::new($host0)
-        if ([System.IO.Path]::GetFileNameWithoutExtension($host0) -eq 'dotnet') { $startInfo.ArgumentList.Add([Environment]::GetCommandLineArgs()[0]) }
-        foreach ($a in '-NoProfile', '-NonInteractive', '-Command', "`$env:OBJECTMIGRATION_HOME = '$env:OBJECTMIGRATION_HOME'; Import-Module '$ModulePath'; $command") { $startInfo.ArgumentList.Add($a) }
-        $startInfo.RedirectStandardOutput = $true
-        $runner = [System.Diagnostics.Process]::Start($startInfo)
+        $runner = Start-ModuleProcess -Script "$command" -StateHome $env:OBJECTMIGRATION_HOME -ModulePath $ModulePath
         try {
             $deadline = [DateTime]::UtcNow.AddSeconds(60)
             do {
@@ -108,8 +104,7 @@ Describe 'New-MigrationJob -Type Update' {
             } until (($progress -and $progress.TransferredObjects -ge 3) -or [DateTime]::UtcNow -gt $deadline)
             $progress.TransferredObjects | Should -BeLessThan 10
         } finally {
-            $runner.Kill()   # SIGKILL: no cleanup runs in the runner
-            $runner.WaitForExit()
+            $null = Stop-ModuleProcess $runner   # SIGKILL: no cleanup runs in the runner
         }
         $deadline = [DateTime]::UtcNow.AddSeconds(15)
         while ((Get-MigrationJob -Id $job.Id).State -ne 'Interrupted' -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
