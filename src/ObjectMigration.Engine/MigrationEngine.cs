@@ -632,25 +632,24 @@ public sealed class MigrationEngine
             Store.SetControlRequest(id, ControlRequest.Stop);
             return true;
         }
-        var open = Store.GetOpenUploads(id);
-        if (open.Count > 0)
-        {
-            var (connectorId, bucket, prefix) = job.UploadSide;
-            var connector = Store.FindConnector(connectorId);
-            if (connector is not null)
-            {
-                using var store = OpenObjectStore(GetAccess(connector));
-                foreach (var upload in open)
-                {
-                    try { await store.AbortMultipartAsync(bucket, prefix + upload.Key, upload.UploadId, ct).ConfigureAwait(false); }
-                    catch (StorageException) { /* already gone or unreachable: nothing more to free here */ }
-                    Store.ForgetUpload(id, upload.Key);
-                }
-            }
-        }
+        await AbortUploadsAsync(job, ct).ConfigureAwait(false);
         if (!Store.TryTransition(id, [JobState.Pending, JobState.Paused, JobState.Interrupted], JobState.Cancelled)) return false;
         Store.AddLogs(id, [new LogRecord(LogType.MigrationAbort, null, "Stopped on request.")]);
         return true;
+    }
+
+    /// <summary>Aborts the multipart uploads a job without a runner has open (recorded, or asked for and never recorded).</summary>
+    private async Task AbortUploadsAsync(MigrationJob job, CancellationToken ct)
+    {
+        if (Store.GetOpenUploads(job.Id).Count == 0 && Store.GetRequestedUploads(job.Id).Count == 0) return;
+        if (Store.FindConnector(job.UploadSide.ConnectorId) is not { } connector) return;
+        using var store = OpenObjectStore(GetAccess(connector));
+        var logs = new List<LogRecord>();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(30));
+        await new JobUploads(Store, job, store).AbortAllAsync(logs.Add, timeout.Token).ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+        if (logs.Count > 0) Store.AddLogs(job.Id, logs);
     }
 
     /// <summary>
@@ -768,13 +767,15 @@ public sealed class MigrationEngine
         }
     }
 
-    public void RemoveJob(Guid id)
+    /// <summary>Removes a job that no runner holds, with its records; the multipart uploads a paused job keeps open are aborted first.</summary>
+    public async Task RemoveJobAsync(Guid id, CancellationToken ct)
     {
         var job = GetJob(id);
         if (!JobStates.IsTerminal(job.State) && job.State != JobState.Interrupted && job.State != JobState.Paused)
         {
             throw new JobStateException($"Job '{job.Name}' is {job.State}; stop it first or use -Force.");
         }
+        await AbortUploadsAsync(job, ct).ConfigureAwait(false);
         Store.RemoveJob(id);
     }
 }

@@ -194,7 +194,7 @@ public sealed class HiddenConnectorTests : IDisposable
         Assert.NotNull(engine.Store.FindConnector(removed.SourceConnectorId));
 
         await engine.RequestStopAsync(removed.Id, CancellationToken.None);
-        engine.RemoveJob(removed.Id);
+        await engine.RemoveJobAsync(removed.Id, CancellationToken.None);
 
         Assert.Null(engine.Store.FindConnector(removed.SourceConnectorId));
         Assert.Throws<KeyNotFoundException>(() => engine.Store.GetConnectorCredential(removed.SourceConnectorId));

@@ -30,7 +30,6 @@ $large = @(0..($largeCount - 1) | ForEach-Object { 12 + (($_ * 3) % 9) })
 $soak = Invoke-KillSoak -SourceClient $clients.Source -TargetClient $clients.Target -SourceConnector src -TargetConnector dst -ModulePath $ModulePath `
     -Kills $Kills -Seed $Seed -SmallObjects ([Math]::Clamp(30 * $Kills, 300, 3000)) -LargeMegabytes $large -MaxBytesPerSecond 8MB -Concurrency 4 -ListPageSize 5
 $problems += $soak.Problems
-if ($soak.LeakedUploads) { $problems += "$(@($soak.LeakedUploads).Count) multipart uploads left open on the target: $($soak.LeakedUploads -join ', ')." }
 $flush = Invoke-FlushKills -ModulePath $ModulePath -Kills $FlushKills -Objects ([Math]::Max(100000, 25000 * $FlushKills)) -Seed ($Seed + 4)
 $problems += $flush.Problems
 $concurrent = Invoke-ConcurrentControl -ModulePath $ModulePath -Pollers 4 -Pauses 5 -Objects 60000

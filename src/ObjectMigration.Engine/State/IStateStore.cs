@@ -42,6 +42,9 @@ public sealed record UploadedPart(int PartNumber, string ETag, long Size);
 
 public sealed record OpenUpload(string Key, string UploadId);
 
+/// <summary>A multipart upload asked for whose id the state never got (a kill or a lost answer came between): it may be open on the server.</summary>
+public sealed record RequestedUpload(string Key, DateTimeOffset RequestedAt);
+
 public sealed class LogQuery
 {
     public LogType[] Types { get; set; } = [];
@@ -152,8 +155,13 @@ public interface IStateStore
     int ResetFailedObjects(Guid id);
 
     // Multipart uploads
+    /// <summary>The recorded id of the key's open upload; null when there is none, or when one was asked for and its id never came.</summary>
     string? GetUploadId(Guid id, string key);
+    /// <summary>Written before CreateMultipartUpload is sent: until <see cref="SaveUploadId"/> replaces it, an upload may be open that the state cannot name.</summary>
+    void SaveUploadRequested(Guid id, string key, DateTimeOffset requestedAt);
     void SaveUploadId(Guid id, string key, string uploadId);
+    /// <summary>Uploads asked for whose id was never saved (see <see cref="SaveUploadRequested"/>).</summary>
+    IReadOnlyList<RequestedUpload> GetRequestedUploads(Guid id);
     IReadOnlyList<UploadedPart> GetUploadedParts(Guid id, string key);
     void SavePart(Guid id, string key, UploadedPart part);
     void ForgetUpload(Guid id, string key);

@@ -115,6 +115,11 @@ internal static class SchemaMigrations
             job_seq INTEGER NOT NULL, key TEXT NOT NULL, tags TEXT NOT NULL,
             PRIMARY KEY (job_seq, key)) WITHOUT ROWID;
         """,
+        // 9: A multipart upload is recorded before it is asked for (upload_id '' with the time asked), so an upload whose
+        // id a kill kept from the state is still known: the next run finds it by listing the key's uploads and aborts it.
+        """
+        ALTER TABLE uploads ADD COLUMN requested_at TEXT;
+        """,
     ];
 
     public static int LatestVersion => Steps.Length;

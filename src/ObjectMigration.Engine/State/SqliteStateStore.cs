@@ -692,8 +692,16 @@ public sealed class SqliteStateStore : IStateStore
     // ---- Multipart ----
 
     public string? GetUploadId(Guid id, string key) =>
-        Query("SELECT u.upload_id FROM uploads u JOIN jobs j ON j.seq = u.job_seq WHERE j.id = $id AND u.key = $key",
+        Query("SELECT u.upload_id FROM uploads u JOIN jobs j ON j.seq = u.job_seq WHERE j.id = $id AND u.key = $key AND u.upload_id <> ''",
             r => r.GetString(0), ("$id", id.ToString()), ("$key", key)).FirstOrDefault();
+
+    public void SaveUploadRequested(Guid id, string key, DateTimeOffset requestedAt) =>
+        Execute("INSERT OR REPLACE INTO uploads (job_seq, key, upload_id, requested_at) SELECT seq, $key, '', $at FROM jobs WHERE id = $id",
+            ("$id", id.ToString()), ("$key", key), ("$at", Format(requestedAt)));
+
+    public IReadOnlyList<RequestedUpload> GetRequestedUploads(Guid id) =>
+        Query("SELECT u.key, u.requested_at FROM uploads u JOIN jobs j ON j.seq = u.job_seq WHERE j.id = $id AND u.upload_id = ''",
+            r => new RequestedUpload(r.GetString(0), Parse(r.GetString(1))), ("$id", id.ToString()));
 
     public void SaveUploadId(Guid id, string key, string uploadId) =>
         Execute("INSERT OR REPLACE INTO uploads (job_seq, key, upload_id) SELECT seq, $key, $upload FROM jobs WHERE id = $id",
@@ -734,7 +742,7 @@ public sealed class SqliteStateStore : IStateStore
     }
 
     public IReadOnlyList<OpenUpload> GetOpenUploads(Guid id) =>
-        Query("SELECT u.key, u.upload_id FROM uploads u JOIN jobs j ON j.seq = u.job_seq WHERE j.id = $id",
+        Query("SELECT u.key, u.upload_id FROM uploads u JOIN jobs j ON j.seq = u.job_seq WHERE j.id = $id AND u.upload_id <> ''",
             r => new OpenUpload(r.GetString(0), r.GetString(1)), ("$id", id.ToString()));
 
     // ---- Reading ----

@@ -78,6 +78,9 @@ public sealed class ObjectDownload(ObjectHead head, Stream body, IDisposable own
     public void Dispose() { Body.Dispose(); owner.Dispose(); }
 }
 
+/// <summary>A multipart upload open on the server, as ListMultipartUploads names it.</summary>
+public sealed record OpenMultipartUpload(string Key, string UploadId, DateTimeOffset Initiated);
+
 public sealed record BucketInfo(string Name, DateTimeOffset? CreationDate);
 
 /// <summary>What the server is asked to check on receipt of a body: its MD5 (Content-MD5) and/or a full checksum (x-amz-checksum-*).</summary>
@@ -119,6 +122,8 @@ public interface IObjectStore : IDisposable
     Task<StoredETag> UploadPartAsync(string bucket, string key, string uploadId, int partNumber, Stream body, long length, PayloadChecks checks, CancellationToken cancellationToken);
     Task<StoredETag> CompleteMultipartAsync(string bucket, string key, string uploadId, IReadOnlyList<(int PartNumber, string ETag)> parts, CancellationToken cancellationToken);
     Task AbortMultipartAsync(string bucket, string key, string uploadId, CancellationToken cancellationToken);
+    /// <summary>ListMultipartUploads of exactly <paramref name="key"/> (not of keys it is a prefix of). Fails as Unsupported where the server has none.</summary>
+    Task<IReadOnlyList<OpenMultipartUpload>> ListUploadsAsync(string bucket, string key, CancellationToken cancellationToken);
     /// <summary>CopyObject, metadata and tags copied by the server, pinned to the source's <paramref name="ifMatch"/> ETag.</summary>
     Task<StoredETag> CopyAsync(string sourceBucket, string sourceKey, string targetBucket, string targetKey, string? ifMatch, string? storageClass, CancellationToken cancellationToken);
     /// <summary>

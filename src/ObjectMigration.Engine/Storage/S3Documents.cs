@@ -104,6 +104,83 @@ internal static class S3Documents
         return new ListedObject(key, size, etag.Length == 0 ? null : etag, lastModified, storageClass.Length == 0 ? null : storageClass);
     }
 
+    /// <summary>
+    /// One page of ListMultipartUploads, and where the next starts (null when this is the last). A server without it
+    /// (s3rver answers the bucket's object listing) is Unsupported.
+    /// </summary>
+    public static (List<OpenMultipartUpload> Uploads, (string Key, string UploadId)? Next) ReadUploadListing(string xml)
+    {
+        var uploads = new List<OpenMultipartUpload>();
+        bool truncated = false, urlEncoded = false;
+        string nextKey = "", nextUploadId = "";
+        using var reader = XmlReader.Create(new StringReader(xml), XmlSettings);
+        reader.MoveToContent();
+        if (reader.LocalName != "ListMultipartUploadsResult")
+        {
+            throw new StorageException(ErrorClass.Unsupported, $"ListMultipartUploads answered with <{reader.LocalName}>: the server cannot list open uploads.");
+        }
+        reader.Read();
+        while (!reader.EOF)
+        {
+            if (reader.NodeType != XmlNodeType.Element || reader.Depth != 1)
+            {
+                reader.Read();
+                continue;
+            }
+            switch (reader.LocalName)
+            {
+                case "Upload": uploads.Add(ReadUpload(reader)); break;
+                case "IsTruncated": truncated = reader.ReadElementContentAsString() == "true"; break;
+                case "NextKeyMarker": nextKey = reader.ReadElementContentAsString(); break;
+                case "NextUploadIdMarker": nextUploadId = reader.ReadElementContentAsString(); break;
+                case "EncodingType": urlEncoded = reader.ReadElementContentAsString() == "url"; break;
+                default: reader.Skip(); break;
+            }
+        }
+        if (urlEncoded)
+        {
+            uploads = uploads.ConvertAll(u => u with { Key = WebUtility.UrlDecode(u.Key) });
+            nextKey = WebUtility.UrlDecode(nextKey);
+        }
+        if (truncated && nextKey.Length == 0 && nextUploadId.Length == 0)
+        {
+            throw new S3ErrorResponse("", 200, "ListMultipartUploads said the listing goes on but gave no marker.");
+        }
+        return (uploads, truncated ? (nextKey, nextUploadId) : null);
+    }
+
+    private static OpenMultipartUpload ReadUpload(XmlReader reader)
+    {
+        string key = "", uploadId = "";
+        var initiated = DateTimeOffset.UnixEpoch;
+        var depth = reader.Depth;
+        if (reader.IsEmptyElement)
+        {
+            reader.Read();
+            return new OpenMultipartUpload(key, uploadId, initiated);
+        }
+        reader.Read();
+        while (!(reader.NodeType == XmlNodeType.EndElement && reader.Depth == depth))
+        {
+            if (reader.NodeType != XmlNodeType.Element)
+            {
+                reader.Read();
+                continue;
+            }
+            switch (reader.LocalName)
+            {
+                case "Key": key = reader.ReadElementContentAsString(); break;
+                case "UploadId": uploadId = reader.ReadElementContentAsString(); break;
+                case "Initiated":
+                    initiated = DateTimeOffset.Parse(reader.ReadElementContentAsString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
+                    break;
+                default: reader.Skip(); break;
+            }
+        }
+        reader.Read();
+        return new OpenMultipartUpload(key, uploadId, initiated);
+    }
+
     /// <summary>GetObjectTagging's document in x-amz-tagging form (URL-encoded pairs), or null when there are no tags.</summary>
     public static string? ReadTagging(string xml)
     {

@@ -274,6 +274,28 @@ internal sealed class S3HttpDataPath : IDisposable
     public async Task AbortMultipartAsync(string bucket, string key, string uploadId, CancellationToken cancellationToken) =>
         await SendForDocumentAsync(bucket, () => CreateRequest(HttpMethod.Delete, bucket, key, UploadIdQuery(uploadId)), cancellationToken).ConfigureAwait(false);
 
+    /// <summary>ListMultipartUploads with the key as prefix, page by page, keeping the uploads of exactly that key.</summary>
+    public async Task<IReadOnlyList<OpenMultipartUpload>> ListUploadsAsync(string bucket, string key, CancellationToken cancellationToken)
+    {
+        var found = new List<OpenMultipartUpload>();
+        (string? Key, string? UploadId) marker = (null, null);
+        while (true)
+        {
+            // Names in order and values encoded once, so the query as sent is also its canonical form.
+            var query = new StringBuilder("encoding-type=url");
+            if (marker.Key is not null) query.Append("&key-marker=").Append(SigV4Signer.UriEncode(marker.Key, keepSlash: false));
+            query.Append("&prefix=").Append(SigV4Signer.UriEncode(key, keepSlash: false));
+            if (marker.UploadId is not null) query.Append("&upload-id-marker=").Append(SigV4Signer.UriEncode(marker.UploadId, keepSlash: false));
+            var queryText = query.ToString();
+            var xml = await SendForDocumentAsync(bucket, () => CreateRequest(HttpMethod.Get, bucket, "", queryText + "&uploads", queryText + "&uploads="), cancellationToken).ConfigureAwait(false);
+            var page = S3Documents.ReadUploadListing(xml);
+            found.AddRange(page.Uploads.Where(u => u.Key == key));
+            // Keys come in order: once the page ends past this key, no later page has it.
+            if (page.Next is null || string.CompareOrdinal(page.Next.Value.Key, key) > 0) return found;
+            marker = page.Next.Value;
+        }
+    }
+
     /// <summary>CopyObject within this endpoint; metadata and tags are copied by the server.</summary>
     public async Task<StoredETag> CopyAsync(string sourceBucket, string sourceKey, string targetBucket, string targetKey, string? ifMatch, string? storageClass, CancellationToken cancellationToken)
     {

@@ -287,6 +287,9 @@ public sealed class S3ObjectStore : IObjectStore
             return true;
         }, cancellationToken);
 
+    public Task<IReadOnlyList<OpenMultipartUpload>> ListUploadsAsync(string bucket, string key, CancellationToken cancellationToken) =>
+        Call("ListMultipartUploads", bucket, () => _data.ListUploadsAsync(bucket, key, cancellationToken), cancellationToken);
+
     public Task<StoredETag> CopyAsync(string sourceBucket, string sourceKey, string targetBucket, string targetKey, string? ifMatch, string? storageClass, CancellationToken cancellationToken) =>
         Call("CopyObject", targetBucket, () => _data.CopyAsync(sourceBucket, sourceKey, targetBucket, targetKey, ifMatch, storageClass, cancellationToken), cancellationToken);
 

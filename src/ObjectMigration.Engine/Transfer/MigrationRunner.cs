@@ -133,6 +133,8 @@ public sealed class MigrationRunner
     private async Task RunStagesAsync(CancellationToken ct)
     {
         await CheckBucketsAsync(ct).ConfigureAwait(false);
+        // Uploads an earlier run asked for but did not record (it was killed in between) are found before any new one starts.
+        await _run.Uploads.ClearRequestedAsync(_run.Log, ct).ConfigureAwait(false);
         await ListTargetAsync(ct).ConfigureAwait(false);
         var listing = ListSourceAsync(ct);
         _phase = _kind.WorkPhase;
@@ -184,6 +186,8 @@ public sealed class MigrationRunner
             row.Bytes += bytes;
         }
         await CheckBucketsAsync(ct).ConfigureAwait(false);
+        // Uploads an earlier run asked for but did not record (it was killed in between) are found before any new one starts.
+        await _run.Uploads.ClearRequestedAsync(_run.Log, ct).ConfigureAwait(false);
         await ListTargetAsync(ct).ConfigureAwait(false);
         await (_job.Keys.Length > 0
             ? ListExplicitKeysAsync(ct)
@@ -389,7 +393,7 @@ public sealed class MigrationRunner
     private async Task AbortOpenUploadsAsync()
     {
         using var timeout = new CancellationTokenSource(_options.AbortTimeout);
-        await Task.WhenAll(_store.GetOpenUploads(_job.Id).Select(u => _run.AbortUploadQuietlyAsync(u.Key, u.UploadId, timeout.Token))).ConfigureAwait(false);
+        await _run.Uploads.AbortAllAsync(_run.Log, timeout.Token).ConfigureAwait(false);
     }
 
     /// <summary>Writes the settled state if this run still holds the job; otherwise reports what the job is now.</summary>
@@ -447,6 +451,13 @@ public sealed class MigrationRunner
             var message = $"{progress.PendingObjects} of {progress.Objects} objects were still pending when the run ended. Resume-MigrationJob -RetryFailed copies them.";
             _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationError, null, message)]);
             return Settle(JobState.Failed, message);
+        }
+        // Objects that failed while their upload was being asked for may have one open: the job ends with none.
+        using (var timeout = new CancellationTokenSource(_options.AbortTimeout))
+        {
+            try { await _run.Uploads.ClearRequestedAsync(_run.Log, timeout.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) { /* out of time: they stay recorded, and a stop or removal tries again */ }
+            _run.FlushResults();
         }
         var final = progress.FailedObjects > 0 ? JobState.CompletedWithErrors : JobState.Completed;
         _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationComplete, null, _kind.Summary(progress))]);

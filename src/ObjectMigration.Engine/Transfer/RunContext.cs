@@ -31,6 +31,7 @@ internal sealed class RunContext
         Selector = new ObjectSelector(job, options.TargetMaxObjectSize);
         Queue = new WorkQueue(Math.Max(2, job.Concurrency * 2));
         Limiter = job.MaxBytesPerSecond > 0 ? new BandwidthLimiter(job.MaxBytesPerSecond) : null;
+        Uploads = new JobUploads(store, job, JobTypes.HasTarget(job.Type) ? target : source);
     }
 
     public IStateStore Store { get; }
@@ -43,6 +44,8 @@ internal sealed class RunContext
     public WorkQueue Queue { get; }
     /// <summary>The job's bandwidth cap; every byte read or copied for the job goes through it.</summary>
     public BandwidthLimiter? Limiter { get; }
+    /// <summary>The multipart uploads the job opens, and the one way they are started and aborted.</summary>
+    public JobUploads Uploads { get; }
 
     /// <summary>What stopped the whole job, if anything; the first cause wins.</summary>
     public Exception? Fatal => Volatile.Read(ref _fatal);
@@ -144,17 +147,7 @@ internal sealed class RunContext
 
     public async Task AbortUploadQuietlyAsync(string key, string uploadId, CancellationToken timeout = default)
     {
-        try
-        {
-            using var own = timeout.CanBeCanceled ? null : new CancellationTokenSource(Options.AbortTimeout);
-            var (_, bucket, prefix) = Job.UploadSide;
-            var store = JobTypes.HasTarget(Job.Type) ? Target : Source;
-            await store.AbortMultipartAsync(bucket, prefix + key, uploadId, own?.Token ?? timeout).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is StorageException or OperationCanceledException)
-        {
-            _logs.Enqueue(new LogRecord(LogType.MigrationError, key, $"Could not abort the multipart upload: {e.Message}"));
-        }
-        Store.ForgetUpload(Job.Id, key);
+        using var own = timeout.CanBeCanceled ? null : new CancellationTokenSource(Options.AbortTimeout);
+        await Uploads.AbortQuietlyAsync(key, uploadId, own?.Token ?? timeout, _logs.Enqueue).ConfigureAwait(false);
     }
 }

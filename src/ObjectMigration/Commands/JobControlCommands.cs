@@ -127,7 +127,7 @@ public sealed class RemoveMigrationJobCommand : JobTargetCmdlet
             Await(Engine.RequestStopAsync(job.Id, Cancellation));
             WaitForState(job.Id, JobStates.IsTerminal, TimeSpan.FromSeconds(60));
         }
-        Engine.RemoveJob(job.Id);
+        Await(Engine.RemoveJobAsync(job.Id, Cancellation));
         // The session's PowerShell job for it goes with it.
         if (MigrationJobSourceAdapter.Find(job.Id) is { } psJob)
         {

@@ -309,17 +309,7 @@ internal sealed class MigrateKind : JobKind
             }
             // Tags go on once the object is complete (not every server takes them with CreateMultipartUpload: Ceph drops them).
             var metadata = await _attributes.ForTargetAsync(o.Key, head, withTags: false, ct).ConfigureAwait(false);
-            uploadId = await Options.Retry.RunAsync(c => Target.StartMultipartAsync(Job.TargetBucket, Run.TargetKey(o.Key), metadata, c), Run.OnRetry(o.Key), ct).ConfigureAwait(false);
-            try
-            {
-                Store.SaveUploadId(Job.Id, o.Key, uploadId);
-            }
-            catch
-            {
-                // Not recorded (a full state folder): no later run would know this upload, so it is aborted now.
-                await Run.AbortUploadQuietlyAsync(o.Key, uploadId).ConfigureAwait(false);
-                throw;
-            }
+            uploadId = await Run.Uploads.StartAsync(o.Key, metadata, Options.Retry, Run.OnRetry(o.Key), ct).ConfigureAwait(false);
         }
         var upload = new MultipartUpload(o, uploadId, partSize, partCount, done);
         var missing = Enumerable.Range(1, partCount).Where(n => !upload.Parts.ContainsKey(n)).ToList();
