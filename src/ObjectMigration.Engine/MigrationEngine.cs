@@ -334,6 +334,7 @@ public sealed class MigrationEngine
             Overwrite = request.Overwrite,
             Filter = request.Filter,
             Concurrency = request.Concurrency,
+            FixedConcurrency = request.FixedConcurrency,
             MaxBytesPerSecond = request.MaxBytesPerSecond,
             MultipartThreshold = request.MultipartThreshold,
             PartSize = request.PartSize,

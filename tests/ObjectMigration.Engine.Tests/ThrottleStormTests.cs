@@ -8,7 +8,7 @@ using Xunit.Abstractions;
 namespace ObjectMigration.Engine.Tests;
 
 /// <summary>
-/// A 503 storm on the target while sixteen workers copy: with the store's shared pacer the requests the storm sees stay
+/// A 503 storm on the target while sixteen workers copy (a fixed level: the pacer alone is under test): with the store's shared pacer the requests the storm sees stay
 /// about one per spacing plus those already under way, and the job goes on to complete once it passes; without it, each
 /// worker retries on its own schedule and the requests multiply.
 /// </summary>
@@ -54,7 +54,7 @@ public sealed class ThrottleStormTests(ITestOutputHelper output) : IAsyncLifetim
         var target = await targetClient.NewBucketAsync();
         var id = _engine.CreateJob(new MigrationJobRequest
         {
-            SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, Concurrency = Workers,
+            SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, Concurrency = Workers, FixedConcurrency = true,
         }).Id;
 
         // The storm starts once the copy is in full swing: every target request for two seconds gets 503 SlowDown.

@@ -93,7 +93,7 @@ BeforeDiscovery {
         @{ Command = 'New-MigrationJob'; Parameter = 'MaxSize'; Case = 'smaller than -MinSize'; Arguments = @{ MinSize = 10MB; MaxSize = 1MB }; ErrorId = 'InvalidArgument,MinSize'; Message = '*-MinSize 10485760 is larger than -MaxSize 1048576*'; Names = 'MinSize' }
         @{ Command = 'New-MigrationJob'; Parameter = 'Concurrency'; Case = 'zero'; Arguments = @{ Concurrency = 0 }; ErrorId = 'ParameterArgumentValidationError'; Message = "*parameter 'Concurrency'*greater than or equal to 1*" }
         @{ Command = 'New-MigrationJob'; Parameter = 'Concurrency'; Case = 'negative'; Arguments = @{ Concurrency = -8 }; ErrorId = 'ParameterArgumentValidationError'; Message = '*greater than or equal to 1*' }
-        @{ Command = 'New-MigrationJob'; Parameter = 'Concurrency'; Case = 'over 256'; Arguments = @{ Concurrency = 257 }; ErrorId = 'ParameterArgumentValidationError'; Message = '*less than or equal to 256*' }
+        @{ Command = 'New-MigrationJob'; Parameter = 'Concurrency'; Case = 'over 1024'; Arguments = @{ Concurrency = 1025 }; ErrorId = 'ParameterArgumentValidationError'; Message = '*less than or equal to 1024*' }
         @{ Command = 'New-MigrationJob'; Parameter = 'MaxBytesPerSecond'; Case = 'negative'; Arguments = @{ MaxBytesPerSecond = -1 }; ErrorId = 'ParameterArgumentValidationError'; Message = '*greater than or equal to 0*' }
         @{ Command = 'New-MigrationJob'; Parameter = 'MultipartThreshold'; Case = 'zero'; Arguments = @{ MultipartThreshold = 0 }; ErrorId = 'ParameterArgumentValidationError'; Message = '*greater than or equal to 5242880*' }
         @{ Command = 'New-MigrationJob'; Parameter = 'MultipartThreshold'; Case = 'under S3''s smallest part'; Arguments = @{ MultipartThreshold = 1MB }; ErrorId = 'ParameterArgumentValidationError'; Message = '*greater than or equal to 5242880*' }
@@ -248,7 +248,7 @@ BeforeDiscovery {
 
         # ---- Workers
         @{ Command = 'Start-MigrationWorker'; Parameter = 'Concurrency'; Case = 'zero'; Arguments = @{ Concurrency = 0 }; ErrorId = 'ParameterArgumentValidationError'; Message = '*greater than or equal to 1*' }
-        @{ Command = 'Start-MigrationWorker'; Parameter = 'Concurrency'; Case = 'over 256'; Arguments = @{ Concurrency = 257 }; ErrorId = 'ParameterArgumentValidationError'; Message = '*less than or equal to 256*' }
+        @{ Command = 'Start-MigrationWorker'; Parameter = 'Concurrency'; Case = 'over 1024'; Arguments = @{ Concurrency = 1025 }; ErrorId = 'ParameterArgumentValidationError'; Message = '*less than or equal to 1024*' }
         @{ Command = 'Start-MigrationWorker'; Parameter = 'MaxJobs'; Case = 'zero'; Arguments = @{ MaxJobs = 0 }; ErrorId = 'ParameterArgumentValidationError'; Message = '*greater than or equal to 1*' }
         @{ Command = 'Start-MigrationWorker'; Parameter = 'MaxJobs'; Case = 'negative'; Arguments = @{ MaxJobs = -3 }; ErrorId = 'ParameterArgumentValidationError'; Message = '*greater than or equal to 1*' }
         @{ Command = 'Start-MigrationWorker'; Parameter = 'IdleExit'; Case = 'negative'; Arguments = @{ IdleExit = -5 }; ErrorId = 'InvalidArgument,IdleExit'; Message = '*-IdleExit cannot be negative: give seconds or a TimeSpan*' }

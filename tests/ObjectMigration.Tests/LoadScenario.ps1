@@ -170,7 +170,7 @@ function Invoke-LoadScenario {
         $definitions = [ordered]@{
             'other-synthetic' = @{ Name = 'other-synthetic'; SourceConnector = 'syn-source'; SourceBucket = "src-$MediumObjects"; TargetConnector = 'syn-target'; TargetBucket = 'other-synthetic'; Concurrency = 16 }
             'other-s3rver'    = $small + @{ Name = 'other-s3rver'; TargetBucket = $smallTargets[0] }
-            'big-synthetic'   = @{ Name = 'big-synthetic'; SourceConnector = 'syn-source'; SourceBucket = "src-$BigObjects"; TargetConnector = 'syn-target'; TargetBucket = 'big-synthetic'; Concurrency = $BigConcurrency }
+            'big-synthetic'   = @{ Name = 'big-synthetic'; SourceConnector = 'syn-source'; SourceBucket = "src-$BigObjects"; TargetConnector = 'syn-target'; TargetBucket = 'big-synthetic'; Concurrency = $BigConcurrency; FixedConcurrency = $true }
             'session-s3rver-1' = $small + @{ Name = 'session-s3rver-1'; TargetBucket = $smallTargets[1] }
             'session-s3rver-2' = $small + @{ Name = 'session-s3rver-2'; TargetBucket = $smallTargets[2] }
         }

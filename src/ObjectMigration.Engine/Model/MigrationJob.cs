@@ -40,7 +40,10 @@ public sealed class MigrationJobRequest
     public string TargetPrefix { get; set; } = "";
     public OverwriteMode Overwrite { get; set; } = OverwriteMode.IfDifferent;
     public ObjectFilter Filter { get; set; } = new();
+    /// <summary>The most transfers in flight at once: the ceiling of the adaptive level, or the level itself with <see cref="FixedConcurrency"/>.</summary>
     public int Concurrency { get; set; } = TransferOptions.DefaultConcurrency;
+    /// <summary>Run exactly <see cref="Concurrency"/> transfers at once instead of finding the level that pays.</summary>
+    public bool FixedConcurrency { get; set; }
     public long MaxBytesPerSecond { get; set; }
     public long MultipartThreshold { get; set; } = TransferOptions.DefaultMultipartThreshold;
     public long PartSize { get; set; } = TransferOptions.DefaultPartSize;
@@ -58,7 +61,12 @@ public sealed class MigrationJobRequest
 
 public static class TransferOptions
 {
-    public static int DefaultConcurrency => Math.Clamp(Environment.ProcessorCount * 8, 8, 64);
+    /// <summary>
+    /// The default ceiling of the adaptive level: high, since across a WAN small objects need hundreds in flight; the
+    /// level itself starts at 8 and rises only while throughput does.
+    /// </summary>
+    public const int DefaultConcurrency = 256;
+    public const int MaxConcurrency = 1024;
     public const long DefaultMultipartThreshold = 64L * 1024 * 1024;
     public const long DefaultPartSize = 8L * 1024 * 1024;
     public const long MinPartSize = 5L * 1024 * 1024;
@@ -92,7 +100,9 @@ public sealed class MigrationJob
     public string TargetPrefix { get; set; } = "";
     public OverwriteMode Overwrite { get; set; }
     public ObjectFilter Filter { get; set; } = new();
+    /// <summary>The most transfers in flight at once (the adaptive level's ceiling, or the level with <see cref="FixedConcurrency"/>).</summary>
     public int Concurrency { get; set; }
+    public bool FixedConcurrency { get; set; }
     public long MaxBytesPerSecond { get; set; }
     public long MultipartThreshold { get; set; }
     public long PartSize { get; set; }
@@ -149,6 +159,8 @@ public sealed class MigrationJobProgress
     public long TransferredBytes { get; set; }
     public double BytesPerSecond { get; set; }
     public double ObjectsPerSecond { get; set; }
+    /// <summary>Transfers the run keeps in flight now: the level the adaptive scheme found (at most the job's -Concurrency); 0 when no run holds the job.</summary>
+    public int ActiveConcurrency { get; set; }
     public double PercentComplete { get; set; }
     public TimeSpan? EstimatedTimeRemaining { get; set; }
     public bool ListingComplete { get; set; }

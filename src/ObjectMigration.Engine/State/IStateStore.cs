@@ -150,7 +150,8 @@ public interface IStateStore
     /// The runner's live measures: rates, and the bytes of unfinished objects already moved (finished parts, parts and
     /// objects streaming now), which progress adds to the finished objects' bytes.
     /// </summary>
-    void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond, long movingBytes);
+    /// <param name="concurrencyLevel">Transfers the run keeps in flight now (the adaptive level); 0 once it ends.</param>
+    void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond, long movingBytes, int concurrencyLevel);
     /// <summary>Puts failed objects back to pending for Resume -RetryFailed; returns how many.</summary>
     int ResetFailedObjects(Guid id);
 

@@ -120,6 +120,11 @@ internal static class SchemaMigrations
         """
         ALTER TABLE uploads ADD COLUMN requested_at TEXT;
         """,
+        // 10: Adaptive concurrency. Whether a job runs at exactly its -Concurrency, and the level a run is at now.
+        """
+        ALTER TABLE jobs ADD COLUMN fixed_concurrency INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN concurrency_level INTEGER NOT NULL DEFAULT 0;
+        """,
     ];
 
     public static int LatestVersion => Steps.Length;

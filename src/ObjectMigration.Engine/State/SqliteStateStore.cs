@@ -211,7 +211,7 @@ public sealed class SqliteStateStore : IStateStore
         @"SELECT j.seq, j.id, j.name, j.type, j.state, j.phase, j.source_connector_id, COALESCE(CASE WHEN s.hidden = 1 THEN s.endpoint ELSE s.name END, '(removed)'), j.source_bucket, j.source_prefix,
                  j.keys_json, j.target_connector_id, CASE WHEN j.target_connector_id = 0 THEN '' ELSE COALESCE(t.name, '(removed)') END, j.target_bucket, j.target_prefix, j.overwrite, j.filter_json,
                  j.concurrency, j.max_bytes_per_second, j.multipart_threshold, j.part_size, j.created_at, j.started_at, j.finished_at, j.error, j.no_progress_timeout_seconds, j.storage_class_map,
-                 j.detached, j.runner, j.verify_deep, j.verify_metadata, j.update_json
+                 j.detached, j.runner, j.verify_deep, j.verify_metadata, j.update_json, j.fixed_concurrency
           FROM jobs j LEFT JOIN connectors s ON s.id = j.source_connector_id LEFT JOIN connectors t ON t.id = j.target_connector_id";
 
     private static MigrationJob ReadJob(SqliteDataReader r) => new()
@@ -250,6 +250,7 @@ public sealed class SqliteStateStore : IStateStore
         Deep = r.GetInt64(29) != 0,
         CompareMetadata = r.GetInt64(30) != 0,
         Update = r.IsDBNull(31) ? null : ObjectUpdate.FromJson(r.GetString(31)),
+        FixedConcurrency = r.GetInt64(32) != 0,
     };
 
     public void AddJob(MigrationJob job)
@@ -257,9 +258,9 @@ public sealed class SqliteStateStore : IStateStore
         using var connection = Open();
         using var command = Command(connection,
             @"INSERT INTO jobs (id, name, type, state, source_connector_id, source_bucket, source_prefix, keys_json, target_connector_id,
-                target_bucket, target_prefix, overwrite, filter_json, concurrency, max_bytes_per_second, multipart_threshold, part_size, created_at, no_progress_timeout_seconds, storage_class_map, detached, verify_deep, verify_metadata, update_json)
+                target_bucket, target_prefix, overwrite, filter_json, concurrency, max_bytes_per_second, multipart_threshold, part_size, created_at, no_progress_timeout_seconds, storage_class_map, detached, verify_deep, verify_metadata, update_json, fixed_concurrency)
               VALUES ($id, $name, $type, $state, $src, $sbucket, $sprefix, $keys, $tgt, $tbucket, $tprefix, $overwrite, $filter,
-                $concurrency, $bps, $threshold, $part, $created, $stall, $classes, $detached, $deep, $metadata, $update) RETURNING seq",
+                $concurrency, $bps, $threshold, $part, $created, $stall, $classes, $detached, $deep, $metadata, $update, $fixed) RETURNING seq",
             ("$id", job.Id.ToString()), ("$name", job.Name), ("$type", job.Type.ToString()), ("$state", job.State.ToString()),
             ("$src", job.SourceConnectorId), ("$sbucket", job.SourceBucket), ("$sprefix", job.SourcePrefix),
             ("$keys", JsonSerializer.Serialize(job.Keys)), ("$tgt", job.TargetConnectorId), ("$tbucket", job.TargetBucket),
@@ -267,7 +268,7 @@ public sealed class SqliteStateStore : IStateStore
             ("$concurrency", job.Concurrency), ("$bps", job.MaxBytesPerSecond), ("$threshold", job.MultipartThreshold),
             ("$part", job.PartSize), ("$created", Format(job.CreatedAt)), ("$stall", job.NoProgressTimeout?.TotalSeconds ?? 0),
             ("$classes", job.StorageClassMap.Count == 0 ? null : JsonSerializer.Serialize(job.StorageClassMap)), ("$detached", job.Detached ? 1 : 0),
-            ("$deep", job.Deep ? 1 : 0), ("$metadata", job.CompareMetadata ? 1 : 0), ("$update", job.Update?.ToJson()));
+            ("$deep", job.Deep ? 1 : 0), ("$metadata", job.CompareMetadata ? 1 : 0), ("$update", job.Update?.ToJson()), ("$fixed", job.FixedConcurrency ? 1 : 0));
         job.Seq = (long)command.ExecuteScalar()!;
     }
 
@@ -765,7 +766,7 @@ public sealed class SqliteStateStore : IStateStore
         return Query(
             @"SELECT id, name, state, phase, objects_found, transferred_objects, skipped_objects, failed_objects, bytes_found,
                      transferred_bytes + moving_bytes, skipped_bytes, listing_done, bytes_per_second, objects_per_second,
-                     type, missing_objects, mismatched_objects, extra_objects
+                     type, missing_objects, mismatched_objects, extra_objects, concurrency_level
               FROM jobs WHERE id = $id",
             r =>
             {
@@ -784,9 +785,10 @@ public sealed class SqliteStateStore : IStateStore
                     ListingComplete = r.GetInt64(11) != 0,
                     BytesPerSecond = r.GetDouble(12),
                     ObjectsPerSecond = r.GetDouble(13),
+                    ActiveConcurrency = r.GetInt32(18),
                 };
                 // Rates are of a run; a job no runner holds (a killed one never wrote its last zero) moves nothing.
-                if (progress.State != JobState.Running) (progress.BytesPerSecond, progress.ObjectsPerSecond) = (0, 0);
+                if (progress.State != JobState.Running) (progress.BytesPerSecond, progress.ObjectsPerSecond, progress.ActiveConcurrency) = (0, 0, 0);
                 var skippedBytes = r.GetInt64(10);
                 progress.PendingObjects = progress.Objects - progress.TransferredObjects - progress.SkippedObjects - progress.FailedObjects;
                 if (r.GetString(14) == nameof(JobType.Verify))
@@ -805,9 +807,9 @@ public sealed class SqliteStateStore : IStateStore
     }
 
     /// <summary>Rates are measured by the runner in memory and stored with its periodic flush.</summary>
-    public void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond, long movingBytes) =>
-        Execute("UPDATE jobs SET bytes_per_second = $b, objects_per_second = $o, moving_bytes = $m WHERE id = $id",
-            ("$id", id.ToString()), ("$b", bytesPerSecond), ("$o", objectsPerSecond), ("$m", movingBytes));
+    public void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond, long movingBytes, int concurrencyLevel) =>
+        Execute("UPDATE jobs SET bytes_per_second = $b, objects_per_second = $o, moving_bytes = $m, concurrency_level = $c WHERE id = $id",
+            ("$id", id.ToString()), ("$b", bytesPerSecond), ("$o", objectsPerSecond), ("$m", movingBytes), ("$c", concurrencyLevel));
 
     public IReadOnlyList<MigrationJobLogEntry> GetLogs(Guid id, LogQuery query)
     {

@@ -28,6 +28,8 @@ public sealed class RunnerOptions
     public long? LargestSingleCopy { get; init; }
     /// <summary>Called once the run holds the job (it was Pending and is Running now), before any work.</summary>
     public Action? Started { get; init; }
+    /// <summary>How long the adaptive level is measured at least before each step.</summary>
+    public TimeSpan AdaptWindow { get; init; } = TimeSpan.FromSeconds(1);
 }
 
 /// <summary>Thrown inside a run when the job as a whole cannot go on.</summary>
@@ -59,6 +61,11 @@ public sealed class MigrationRunner
     private volatile bool _settling;
     /// <summary>Another runner, a stop or a removal took the job: this run ends without writing anything more.</summary>
     private volatile bool _lost;
+    /// <summary>How many workers may transfer at once; the adaptive level moves it unless the job's concurrency is fixed.</summary>
+    private readonly ConcurrencyGate _gate;
+    private readonly AdaptiveConcurrency? _adaptive;
+    /// <summary>Work items (objects and parts) finished this run: the adaptive level's measure with the bytes moved.</summary>
+    private long _completedItems;
 
     public MigrationRunner(IStateStore store, MigrationJob job, IObjectStore source, IObjectStore target, RunnerOptions? options = null)
     {
@@ -70,6 +77,9 @@ public sealed class MigrationRunner
         _run = new RunContext(store, job, source, target, _options);
         _kind = Kinds.JobKind.For(_run);
         _runnerId = $"{_options.RunnerId}#{Interlocked.Increment(ref s_runs)}";
+        var ceiling = Math.Max(1, job.Concurrency);
+        _adaptive = job.FixedConcurrency ? null : new AdaptiveConcurrency(ceiling);
+        _gate = new ConcurrencyGate(_adaptive?.Limit ?? ceiling);
         // What the stores find out by themselves (a bucket's region, the server's clock) is said once in the job's log.
         _source.Notice += message => _run.Log(new LogRecord(LogType.MigrationNotice, null, message));
         if (!ReferenceEquals(_source, _target)) _target.Notice += message => _run.Log(new LogRecord(LogType.MigrationNotice, null, message));
@@ -139,7 +149,10 @@ public sealed class MigrationRunner
         var listing = ListSourceAsync(ct);
         _phase = _kind.WorkPhase;
         _store.SetPhase(_job.Id, _phase);
+        // A worker per slot of the ceiling; the gate lets the current level of them transfer.
         var workers = Enumerable.Range(0, Math.Max(1, _job.Concurrency)).Select(_ => WorkerAsync(ct)).ToArray();
+        using var adaptEnd = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var adapt = _adaptive is null ? Task.CompletedTask : AdaptAsync(_adaptive, adaptEnd.Token);
         try
         {
             await ScheduleAsync(listing, ct).ConfigureAwait(false);
@@ -148,6 +161,8 @@ public sealed class MigrationRunner
         {
             _run.Queue.Complete();
             await Task.WhenAll(workers).ConfigureAwait(false);
+            adaptEnd.Cancel();
+            await adapt.ConfigureAwait(false);
         }
         if (_run.Fatal is not null) throw _run.Fatal;
     }
@@ -324,9 +339,55 @@ public sealed class MigrationRunner
     private async Task WorkerAsync(CancellationToken ct)
     {
         await Task.Yield();
+        // Work is taken first and the gate entered after: a worker waiting at the gate holds work, so a level below the
+        // ceiling shows as a full gate (the measure of whether more would pay), and an idle one as an empty gate.
         while (await _run.Queue.DequeueAsync(ct).ConfigureAwait(false) is { } item)
         {
-            await _kind.ActAsync(item, ct).ConfigureAwait(false);
+            await _gate.EnterAsync(ct).ConfigureAwait(false);
+            try
+            {
+                await _kind.ActAsync(item, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                _gate.Exit();
+                Interlocked.Increment(ref _completedItems);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Measures the run in windows of at least <see cref="RunnerOptions.AdaptWindow"/> (longer while too little finished
+    /// to tell) and moves the level the adaptive scheme finds.
+    /// </summary>
+    private async Task AdaptAsync(AdaptiveConcurrency adaptive, CancellationToken ct)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var (since, completed, bytes, congestion) = (clock.Elapsed, Interlocked.Read(ref _completedItems), _run.Counters.BytesMoved, _run.Congestion);
+        _gate.TakePeak();
+        var lastWasCut = false;
+        using var ticks = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Max(10, _options.AdaptWindow.TotalMilliseconds / 4)));
+        try
+        {
+            while (await ticks.WaitForNextTickAsync(ct).ConfigureAwait(false))
+            {
+                var elapsed = clock.Elapsed - since;
+                var done = Interlocked.Read(ref _completedItems) - completed;
+                var pushedBack = _run.Congestion - congestion;
+                // Throttling is acted on at once, but a whole window after a cut: the retries of requests sent before it
+                // must not cut again. Otherwise a window needs some finished work to say anything.
+                var soonest = pushedBack > 0 && !lastWasCut ? TimeSpan.Zero : _options.AdaptWindow;
+                if (elapsed < soonest || (pushedBack == 0 && done < 8 && elapsed < 5 * _options.AdaptWindow)) continue;
+                var moved = _run.Counters.BytesMoved - bytes;
+                var level = adaptive.Observe(new ThroughputSample(elapsed, done, moved, pushedBack, _gate.TakePeak()));
+                lastWasCut = pushedBack > 0;
+                _gate.SetLimit(level);
+                (since, completed, bytes, congestion) = (clock.Elapsed, completed + done, bytes + moved, congestion + pushedBack);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The work ended.
         }
     }
 
@@ -371,7 +432,7 @@ public sealed class MigrationRunner
                     // one that finished meanwhile is missing until the next tick.
                     _run.FlushResults();
                     var (bytesPerSecond, objectsPerSecond) = _run.Counters.SampleRates();
-                    _store.SaveRates(_job.Id, bytesPerSecond, objectsPerSecond, _run.Counters.MovingBytes);
+                    _store.SaveRates(_job.Id, bytesPerSecond, objectsPerSecond, _run.Counters.MovingBytes, _gate.Limit);
                     lastFlush = DateTime.UtcNow;
                 }
             }
@@ -418,13 +479,13 @@ public sealed class MigrationRunner
         }
         _run.FlushResults();
         // Parts of unfinished uploads stay on the target for a resume (a stop aborts them below).
-        _store.SaveRates(_job.Id, 0, 0, _run.Counters.MovingBytes);
+        _store.SaveRates(_job.Id, 0, 0, _run.Counters.MovingBytes, 0);
         var control = _control;
         if (control == ControlRequest.Stop || (externallyCancelled && control is not (ControlRequest.Pause or ControlRequest.Interrupt)))
         {
             await AbortOpenUploadsAsync().ConfigureAwait(false);
             _run.FlushResults();
-            _store.SaveRates(_job.Id, 0, 0, 0);
+            _store.SaveRates(_job.Id, 0, 0, 0, 0);
             _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationAbort, null, "Stopped on request; open multipart uploads were aborted.")]);
             return Settle(JobState.Cancelled);
         }

@@ -19,6 +19,7 @@ internal sealed class RunContext
     private readonly ConcurrentDictionary<string, byte> _inFlight = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _loggedOnce = new(StringComparer.Ordinal);
     private int _outstanding;
+    private int _congestion;
     private Exception? _fatal;
 
     public RunContext(IStateStore store, MigrationJob job, IObjectStore source, IObjectStore target, RunnerOptions options)
@@ -120,7 +121,15 @@ internal sealed class RunContext
         Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Failed, 0, type, e.Message));
     }
 
-    public Action<StorageException, int> OnRetry(string key) => (_, _) => Counters.CountRetry();
+    public Action<StorageException, int> OnRetry(string key) => (e, _) =>
+    {
+        Counters.CountRetry();
+        // Throttling, server errors, resets and timeouts: the servers or the link want fewer requests at once.
+        if (e.ErrorClass is ErrorClass.Retryable or ErrorClass.Timeout) Interlocked.Increment(ref _congestion);
+    };
+
+    /// <summary>Retries for throttling, server errors or timeouts so far this run: the adaptive level backs off on them.</summary>
+    public int Congestion => Volatile.Read(ref _congestion);
 
     /// <summary>Writes the queued results and log entries in one transaction, with the counters.</summary>
     public void FlushResults()

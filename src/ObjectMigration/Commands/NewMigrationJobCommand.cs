@@ -64,7 +64,10 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
     [Parameter] [ValidateRange(0, long.MaxValue)] public long? MaxSize { get; set; }
     [Parameter] [SupportsWildcards] public string[] ExcludeContentType { get; set; } = [];
 
-    [Parameter] [ValidateRange(1, 256)] public int Concurrency { get; set; } = TransferOptions.DefaultConcurrency;
+    [Parameter] [ValidateRange(1, TransferOptions.MaxConcurrency)] public int Concurrency { get; set; } = TransferOptions.DefaultConcurrency;
+
+    /// <summary>Runs exactly -Concurrency transfers at once, instead of raising the level from 8 while throughput rises.</summary>
+    [Parameter] public SwitchParameter FixedConcurrency { get; set; }
     [Parameter] [ValidateRange(0, long.MaxValue)] public long MaxBytesPerSecond { get; set; }
     [Parameter] [ValidateRange(5L * 1024 * 1024, long.MaxValue)] public long MultipartThreshold { get; set; } = TransferOptions.DefaultMultipartThreshold;
     [Parameter] [ValidateRange(5L * 1024 * 1024, int.MaxValue)] public long PartSize { get; set; } = TransferOptions.DefaultPartSize;
@@ -156,6 +159,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
             ExcludeContentType = ExcludeContentType,
         },
         Concurrency = Concurrency,
+        FixedConcurrency = FixedConcurrency,
         MaxBytesPerSecond = MaxBytesPerSecond,
         MultipartThreshold = MultipartThreshold,
         PartSize = PartSize,

@@ -16,7 +16,7 @@ namespace ObjectMigration.Commands;
 public sealed class StartMigrationWorkerCommand : ObjectMigrationCmdlet
 {
     /// <summary>The most transfers one job runs at once on this worker (default: each job's own -Concurrency).</summary>
-    [Parameter] [ValidateRange(1, 256)] public int? Concurrency { get; set; }
+    [Parameter] [ValidateRange(1, ObjectMigration.Engine.Model.TransferOptions.MaxConcurrency)] public int? Concurrency { get; set; }
 
     /// <summary>How many jobs run at once at most.</summary>
     [Parameter] [ValidateRange(1, 64)] public int MaxJobs { get; set; } = WorkerOptions.DefaultMaxJobs;

@@ -1,0 +1,131 @@
+namespace ObjectMigration.Engine.Scheduling;
+
+/// <summary>One window of a run's work at one concurrency level: what finished, and whether the servers pushed back.</summary>
+/// <param name="Completed">Objects and parts finished in the window.</param>
+/// <param name="Bytes">Bytes moved in the window.</param>
+/// <param name="Congestion">Retries for throttling (503 SlowDown, 429), server errors and timeouts in the window.</param>
+/// <param name="PeakInFlight">The most transfers in flight at once: below the limit, the run had less work than slots.</param>
+public readonly record struct ThroughputSample(TimeSpan Elapsed, long Completed, long Bytes, int Congestion, int PeakInFlight)
+{
+    public double CompletedPerSecond => Completed / Math.Max(Elapsed.TotalSeconds, 1e-3);
+    public double BytesPerSecond => Bytes / Math.Max(Elapsed.TotalSeconds, 1e-3);
+}
+
+/// <summary>
+/// Finds how many transfers to keep in flight, between 1 and the job's -Concurrency. Across a WAN small objects are bound
+/// by round trips, so throughput rises with the level until the link, the servers or the client's CPU are full; past
+/// that knee more transfers only add load. The level doubles while a doubling raises throughput by
+/// <see cref="ClimbGain"/> (measured, not assumed: objects/s or bytes/s, whichever the workload is bound by); once one
+/// does not, it goes back and holds, probing a quarter up and a fifth down now and then, keeping a step only when it
+/// pays. Throttling or timeouts cut it to <see cref="Backoff"/> of itself at once (multiplicative decrease, as TCP and
+/// rclone's pacer do). Deterministic: fed the same samples it takes the same steps, which the tests rely on.
+/// </summary>
+public sealed class AdaptiveConcurrency
+{
+    /// <summary>A doubling is kept when throughput rises by at least this share.</summary>
+    public const double ClimbGain = 0.10;
+    /// <summary>A quarter more is kept when throughput rises by at least this share.</summary>
+    public const double ProbeGain = 0.05;
+    /// <summary>A fifth less is kept when throughput falls by less than this share: the same work with fewer requests in flight.</summary>
+    public const double ShrinkLoss = 0.04;
+    public const double Backoff = 0.7;
+    /// <summary>Windows held at a level before the next probe.</summary>
+    public const int HoldWindows = 3;
+    public const int DefaultStart = 8;
+
+    private enum Mode { Climb, Hold }
+
+    private Mode _mode = Mode.Climb;
+    /// <summary>The level a trial started from and its throughput there; null when no trial is running.</summary>
+    private (int Level, double Completed, double Bytes)? _trial;
+    private (double Completed, double Bytes)? _baseline;
+    private int _held;
+    private bool _probeDownNext;
+    private int _acceptedProbes;
+
+    public AdaptiveConcurrency(int ceiling, int start = DefaultStart)
+    {
+        if (ceiling < 1) throw new ArgumentOutOfRangeException(nameof(ceiling), ceiling, "The ceiling must be at least 1.");
+        Ceiling = ceiling;
+        Limit = Math.Clamp(start, 1, ceiling);
+    }
+
+    public int Ceiling { get; }
+    /// <summary>The level to run at now.</summary>
+    public int Limit { get; private set; }
+
+    /// <summary>Takes one window measured at <see cref="Limit"/>; returns the level for the next.</summary>
+    public int Observe(ThroughputSample sample)
+    {
+        if (sample.Congestion > 0)
+        {
+            // The servers push back: fewer at once now, and the throughput measured before says nothing about this moment.
+            Limit = Math.Max(1, (int)(Limit * Backoff));
+            _mode = Mode.Hold;
+            (_trial, _baseline, _held, _acceptedProbes) = (null, null, 0, 0);
+            return Limit;
+        }
+        // Fewer transfers than slots (listing behind, the last objects): the window says nothing about the level.
+        if (sample.PeakInFlight < Limit) return Limit;
+
+        var rate = (sample.CompletedPerSecond, sample.BytesPerSecond);
+        if (_trial is { } trial)
+        {
+            _trial = null;
+            var (completed, bytes) = (Relative(trial.Completed, rate.CompletedPerSecond), Relative(trial.Bytes, rate.BytesPerSecond));
+            // Up: kept when what the workload is bound by (objects/s or bytes/s) rose enough. Down: when neither fell much.
+            var kept = Limit > trial.Level
+                ? Math.Max(completed, bytes) >= (_mode == Mode.Climb ? ClimbGain : ProbeGain)
+                : Math.Min(completed, bytes) > -ShrinkLoss;
+            var wentUp = Limit > trial.Level;
+            // Up and kept: up again next (twice in a row, it climbs again). Up and not kept: down next. Down: up next.
+            _probeDownNext = wentUp && !kept;
+            if (kept)
+            {
+                _baseline = rate;
+                if (wentUp && _mode == Mode.Hold && ++_acceptedProbes >= 2) _mode = Mode.Climb;
+            }
+            else
+            {
+                Limit = trial.Level;
+                _baseline = (trial.Completed, trial.Bytes);
+                _mode = Mode.Hold;
+            }
+            if (wentUp && !kept) _acceptedProbes = 0;
+            _held = 0;
+            if (_mode == Mode.Hold) return Limit;
+        }
+        else
+        {
+            // Held: the level's throughput follows what the servers give now.
+            _baseline = _baseline is { } b ? (Blend(b.Completed, rate.CompletedPerSecond), Blend(b.Bytes, rate.BytesPerSecond)) : rate;
+        }
+        var from = _baseline!.Value;
+        if (_mode == Mode.Climb)
+        {
+            if (Limit >= Ceiling)
+            {
+                _mode = Mode.Hold;
+                return Limit;
+            }
+            _trial = (Limit, from.Completed, from.Bytes);
+            Limit = Math.Min(Ceiling, Limit * 2);
+            return Limit;
+        }
+        if (++_held < HoldWindows) return Limit;
+        _held = 0;
+        var next = _probeDownNext ? Math.Max(1, Limit - Math.Max(1, Limit / 5)) : Math.Min(Ceiling, Limit + Math.Max(1, Limit / 4));
+        if (next == Limit)
+        {
+            _probeDownNext = !_probeDownNext;
+            return Limit;
+        }
+        _trial = (Limit, from.Completed, from.Bytes);
+        Limit = next;
+        return Limit;
+    }
+
+    private static double Blend(double old, double now) => 0.5 * old + 0.5 * now;
+
+    private static double Relative(double before, double after) => before <= 0 ? (after > 0 ? 1 : 0) : (after - before) / before;
+}

@@ -1,0 +1,122 @@
+using ObjectMigration.Engine.Scheduling;
+using Xunit;
+
+namespace ObjectMigration.Engine.Tests;
+
+/// <summary>
+/// The adaptive level against a simulated server: throughput as a function of transfers in flight (a knee where the
+/// link or the server is full, a decline past it under contention), with seeded noise, and throttling bursts. Each
+/// window is one second of the model; the controller sees only what a run measures.
+/// </summary>
+public sealed class AdaptiveConcurrencyTests
+{
+    /// <summary>Objects/s at <paramref name="level"/>: rising linearly to <paramref name="knee"/>, then flat or falling by <paramref name="declinePerLevel"/>.</summary>
+    private sealed class SimulatedServer(int knee, double perTransfer, double declinePerLevel = 0, double bytesPerObject = 16 * 1024, int seed = 7)
+    {
+        private readonly Random _noise = new(seed);
+        public Func<int, int, bool> Throttles { get; init; } = (_, _) => false;
+
+        public double Throughput(int level) =>
+            perTransfer * Math.Min(level, knee) * Math.Max(0.2, 1 - declinePerLevel * Math.Max(0, level - knee));
+
+        public ThroughputSample Window(int window, int level)
+        {
+            var objects = Throughput(level) * (1 + (_noise.NextDouble() - 0.5) * 0.06);
+            return new ThroughputSample(TimeSpan.FromSeconds(1), (long)objects, (long)(objects * bytesPerObject), Throttles(window, level) ? level : 0, level);
+        }
+
+        public double Best(int ceiling) => Enumerable.Range(1, ceiling).Max(Throughput);
+    }
+
+    private static List<int> Run(AdaptiveConcurrency controller, SimulatedServer server, int windows)
+    {
+        var levels = new List<int>();
+        for (var w = 0; w < windows; w++)
+        {
+            levels.Add(controller.Limit);
+            controller.Observe(server.Window(w, controller.Limit));
+        }
+        return levels;
+    }
+
+    [Theory]
+    [InlineData(40, 0.0)]     // a link that fills at 40 in flight
+    [InlineData(40, 0.004)]   // ... and loses 0.4 % per transfer past it (contention)
+    [InlineData(200, 0.0)]    // a long round trip: hundreds in flight pay
+    [InlineData(3, 0.01)]     // a server that is full at once
+    public void Finds_the_knee_by_itself_and_runs_within_ten_percent_of_the_best_fixed_level(int knee, double decline)
+    {
+        var server = new SimulatedServer(knee, perTransfer: 10, decline);
+        var controller = new AdaptiveConcurrency(ceiling: 256);
+
+        var levels = Run(controller, server, windows: 60);
+
+        var best = server.Best(256);
+        var settled = levels.Skip(20).Select(server.Throughput).Average();
+        Assert.True(settled >= 0.9 * best, $"settled at {settled:N0}/s of a best {best:N0}/s; levels {string.Join(",", levels)}");
+        // It does not run far past the knee for nothing.
+        Assert.True(levels.Skip(20).Max() <= Math.Max(8, 4 * knee), $"levels {string.Join(",", levels)}");
+    }
+
+    [Fact]
+    public void Reaches_hundreds_in_flight_within_a_few_windows_where_round_trips_bind()
+    {
+        var server = new SimulatedServer(knee: 250, perTransfer: 10);
+        var levels = Run(new AdaptiveConcurrency(ceiling: 256), server, windows: 8);
+
+        // 8, 16, 32, 64, 128, 256: six windows.
+        Assert.Equal(256, levels[^1]);
+    }
+
+    [Fact]
+    public void A_throttling_burst_cuts_the_level_at_once_keeps_requests_down_while_it_lasts_and_is_recovered_from_after()
+    {
+        // From window 15 to 35 the server answers SlowDown whenever more than 24 transfers are in flight.
+        var server = new SimulatedServer(knee: 64, perTransfer: 10) { Throttles = (w, level) => w is >= 15 and < 35 && level > 24 };
+        var levels = Run(new AdaptiveConcurrency(ceiling: 256), server, windows: 80);
+
+        Assert.True(levels[14] >= 64, $"before the burst: {string.Join(",", levels)}");
+        var burst = levels.Skip(15).Take(20).ToList();
+        // Each throttled window cuts the level; only the probes upward hit the limit again.
+        var throttledWindows = burst.Count(l => l > 24);
+        Assert.True(throttledWindows <= 8, $"{throttledWindows} of 20 windows throttled: {string.Join(",", burst)}");
+        // Fewer requests than holding the level from before the burst would have sent: a storm does not multiply them.
+        Assert.True(burst.Sum() < 0.6 * levels[14] * burst.Count, string.Join(",", burst));
+        // After the burst it finds the knee again.
+        var after = levels.Skip(60).Select(server.Throughput).Average();
+        Assert.True(after >= 0.9 * server.Best(256), $"after the burst: {string.Join(",", levels.Skip(35))}");
+    }
+
+    [Fact]
+    public void Windows_with_fewer_transfers_than_slots_leave_the_level_alone()
+    {
+        var controller = new AdaptiveConcurrency(ceiling: 256);
+        for (var w = 0; w < 10; w++) controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), 30, 30 * 1024, 0, PeakInFlight: 3));
+        Assert.Equal(AdaptiveConcurrency.DefaultStart, controller.Limit);
+    }
+
+    [Fact]
+    public void Large_objects_bound_by_bandwidth_keep_a_small_level()
+    {
+        // 8 MiB parts through a link that is full with 4 in flight: bytes/s decide, not objects/s.
+        var server = new SimulatedServer(knee: 4, perTransfer: 0.75, declinePerLevel: 0.002, bytesPerObject: 8 << 20);
+        var levels = Run(new AdaptiveConcurrency(ceiling: 256), server, windows: 40);
+
+        Assert.True(levels.Skip(10).Max() <= 16, string.Join(",", levels));
+        Assert.True(levels.Skip(10).Select(server.Throughput).Average() >= 0.9 * server.Best(256));
+    }
+
+    [Fact]
+    public void Never_leaves_one_to_the_ceiling()
+    {
+        var controller = new AdaptiveConcurrency(ceiling: 5, start: 8);
+        Assert.Equal(5, controller.Limit);
+        for (var w = 0; w < 30; w++)
+        {
+            controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), 100, 100, Congestion: 1, PeakInFlight: controller.Limit));
+            Assert.InRange(controller.Limit, 1, 5);
+        }
+        Assert.Equal(1, controller.Limit);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new AdaptiveConcurrency(ceiling: 0));
+    }
+}

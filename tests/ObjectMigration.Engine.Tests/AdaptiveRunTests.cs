@@ -1,0 +1,124 @@
+using System.Collections.Concurrent;
+using ObjectMigration.Engine.Model;
+using ObjectMigration.Engine.Scheduling;
+using ObjectMigration.Engine.Transfer;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace ObjectMigration.Engine.Tests;
+
+/// <summary>
+/// The adaptive level in a real run against s3rver, through the fault proxy: it starts at 8, is what the progress
+/// shows, backs off when the target answers SlowDown, and with -FixedConcurrency stays the job's concurrency.
+/// </summary>
+public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private const int ObjectCount = 300;
+    private readonly string _home = Path.Combine(Path.GetTempPath(), "om-adaptive-" + Guid.NewGuid().ToString("n")[..8]);
+    private MigrationEngine _engine = null!;
+    private FaultProxy _targetProxy = null!;
+
+    private static readonly Lazy<Task<(string Bucket, Dictionary<string, byte[]> Seeded)>> Source = new(async () =>
+    {
+        using var client = TestEndpoints.S3rverSource.Client();
+        var bucket = await client.NewBucketAsync();
+        var seeded = Enumerable.Range(0, ObjectCount).ToDictionary(i => $"a/{i:d3}.bin", i => TestEndpoints.Bytes(1000 + i, i));
+        await Parallel.ForEachAsync(seeded, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (o, _) => await client.PutAsync(bucket, o.Key, o.Value));
+        return (bucket, seeded);
+    });
+
+    private static readonly RunnerOptions Options = new()
+    {
+        Retry = new RetryPolicy { MaxAttempts = 8, BaseDelay = TimeSpan.FromMilliseconds(20), MaxDelay = TimeSpan.FromMilliseconds(200) },
+        ControlInterval = TimeSpan.FromMilliseconds(50), FlushInterval = TimeSpan.FromMilliseconds(50),
+        AdaptWindow = TimeSpan.FromMilliseconds(150),
+    };
+
+    public async Task InitializeAsync()
+    {
+        _engine = MigrationEngine.Open(_home);
+        _targetProxy = await FaultProxy.StartAsync(TestEndpoints.S3rverTarget);
+        _engine.AddConnector(new CloudConnector { Name = "source", Endpoint = TestEndpoints.S3rverSource.Endpoint }, "S3RVER", "S3RVER", pathStyleGiven: true);
+        _engine.AddConnector(new CloudConnector { Name = "target", Endpoint = _targetProxy.Endpoint }, "S3RVER", "S3RVER", pathStyleGiven: true);
+    }
+
+    public async Task DisposeAsync() => await _targetProxy.DisposeAsync();
+
+    /// <summary>Runs the job while another thread reads its progress as Get-MigrationJobProgress does; returns the levels it saw in order.</summary>
+    private async Task<(JobState State, List<int> Levels)> RunWatchingAsync(Guid id)
+    {
+        var levels = new ConcurrentQueue<int>();
+        using var stop = new CancellationTokenSource();
+        var watcher = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var level = _engine.Store.GetProgress(id).ActiveConcurrency;
+                if (level > 0 && (levels.IsEmpty || levels.Last() != level)) levels.Enqueue(level);
+                await Task.Delay(10);
+            }
+        });
+        var state = await _engine.RunJobAsync(id, Options, CancellationToken.None);
+        stop.Cancel();
+        await watcher;
+        Assert.Equal(0, _engine.Store.GetProgress(id).ActiveConcurrency);
+        return (state, levels.ToList());
+    }
+
+    private async Task AssertCopiedAsync(string target, Dictionary<string, byte[]> seeded)
+    {
+        using var client = TestEndpoints.S3rverTarget.Client();
+        Assert.Equal(seeded.Count, (await client.KeysAsync(target)).Count);
+        foreach (var key in seeded.Keys.Where((_, i) => i % 25 == 0))
+        {
+            var (content, _) = await client.GetAsync(target, key);
+            Assert.True(seeded[key].AsSpan().SequenceEqual(content), key);
+        }
+    }
+
+    [Fact]
+    public async Task The_level_starts_at_eight_and_falls_when_the_target_throttles()
+    {
+        var (source, seeded) = await Source.Value;
+        using var targetClient = TestEndpoints.S3rverTarget.Client();
+        var target = await targetClient.NewBucketAsync();
+        var id = _engine.CreateJob(new MigrationJobRequest { SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target }).Id;
+        Assert.Equal(TransferOptions.DefaultConcurrency, _engine.GetJob(id).Concurrency);
+        // Once a third of the objects are on the target, every target request for a second answers SlowDown.
+        var puts = 0;
+        _targetProxy.RequestArrived += r =>
+        {
+            if (FaultProxy.IsObjectPut(r) && Interlocked.Increment(ref puts) == ObjectCount / 3) _targetProxy.InjectFor(Fault.SlowDown, TimeSpan.FromSeconds(1), _ => true);
+        };
+
+        var (state, levels) = await RunWatchingAsync(id);
+
+        output.WriteLine($"levels seen: {string.Join(", ", levels)}; SlowDown answers: {_targetProxy.Served(Fault.SlowDown)}");
+        Assert.Equal(JobState.Completed, state);
+        Assert.True(_targetProxy.Served(Fault.SlowDown) > 0);
+        Assert.Equal(AdaptiveConcurrency.DefaultStart, levels[0]);
+        // Somewhere after the storm began the level is below what it was before: it backed off.
+        Assert.Contains(levels.Zip(levels.Skip(1)), pair => pair.Second < pair.First);
+        Assert.All(levels, l => Assert.InRange(l, 1, TransferOptions.DefaultConcurrency));
+        await AssertCopiedAsync(target, seeded);
+    }
+
+    [Fact]
+    public async Task A_fixed_concurrency_is_the_level_throughout()
+    {
+        var (source, seeded) = await Source.Value;
+        using var targetClient = TestEndpoints.S3rverTarget.Client();
+        var target = await targetClient.NewBucketAsync();
+        var id = _engine.CreateJob(new MigrationJobRequest
+        {
+            SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, Concurrency = 12, FixedConcurrency = true,
+        }).Id;
+        Assert.True(_engine.GetJob(id).FixedConcurrency);
+
+        var (state, levels) = await RunWatchingAsync(id);
+
+        Assert.Equal(JobState.Completed, state);
+        Assert.Equal([12], levels);
+        await AssertCopiedAsync(target, seeded);
+    }
+}
