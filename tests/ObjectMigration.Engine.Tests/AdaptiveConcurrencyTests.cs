@@ -120,3 +120,44 @@ public sealed class AdaptiveConcurrencyTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new AdaptiveConcurrency(ceiling: 0));
     }
 }
+
+/// <summary>The gate that holds workers to the level: it can be lowered and raised while in use, and a waiter can be cancelled.</summary>
+public sealed class ConcurrencyGateTests
+{
+    [Fact]
+    public async Task Lowering_the_limit_takes_effect_as_transfers_finish_and_raising_it_lets_waiters_in_at_once()
+    {
+        var gate = new ConcurrencyGate(3);
+        for (var i = 0; i < 3; i++) await gate.EnterAsync(CancellationToken.None);
+        gate.SetLimit(1);
+        var waiter = gate.EnterAsync(CancellationToken.None);
+        gate.Exit();
+        gate.Exit();
+        // Two finished, one still in flight: at the new limit of one, the waiter still waits.
+        Assert.False(waiter.IsCompleted);
+        gate.Exit();
+        await waiter;
+        Assert.Equal(3, gate.TakePeak());
+        Assert.Equal(1, gate.TakePeak());
+
+        var more = new[] { gate.EnterAsync(CancellationToken.None), gate.EnterAsync(CancellationToken.None) };
+        Assert.DoesNotContain(more, t => t.IsCompleted);
+        gate.SetLimit(3);
+        await Task.WhenAll(more);
+        Assert.Equal(3, gate.TakePeak());
+    }
+
+    [Fact]
+    public async Task A_cancelled_waiter_leaves_and_takes_no_slot()
+    {
+        var gate = new ConcurrencyGate(1);
+        await gate.EnterAsync(CancellationToken.None);
+        using var cancel = new CancellationTokenSource();
+        var waiter = gate.EnterAsync(cancel.Token);
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiter);
+        gate.Exit();
+        // The slot the cancelled waiter would have taken is free.
+        await gate.EnterAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
+    }
+}
