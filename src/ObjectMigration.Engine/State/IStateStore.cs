@@ -150,6 +150,12 @@ public interface IStateStore
     /// The runner's live measures: rates, and the bytes of unfinished objects already moved (finished parts, parts and
     /// objects streaming now), which progress adds to the finished objects' bytes.
     /// </summary>
+    /// <summary>
+    /// Raises the highest key handed to a worker (never lowers it); written before the batch is dispatched, so after a
+    /// kill every object a run may have copied without recording is at or below it.
+    /// </summary>
+    void SaveDispatchedThrough(Guid id, string key);
+    string? GetDispatchedThrough(Guid id);
     /// <param name="concurrencyLevel">Transfers the run keeps in flight now (the adaptive level); 0 once it ends.</param>
     void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond, long movingBytes, int concurrencyLevel);
     /// <summary>Puts failed objects back to pending for Resume -RetryFailed; returns how many.</summary>

@@ -807,6 +807,13 @@ public sealed class SqliteStateStore : IStateStore
     }
 
     /// <summary>Rates are measured by the runner in memory and stored with its periodic flush.</summary>
+    public void SaveDispatchedThrough(Guid id, string key) =>
+        Execute("UPDATE jobs SET dispatched_through = $key WHERE id = $id AND (dispatched_through IS NULL OR dispatched_through < $key)",
+            ("$id", id.ToString()), ("$key", key));
+
+    public string? GetDispatchedThrough(Guid id) =>
+        Query("SELECT dispatched_through FROM jobs WHERE id = $id", r => r.IsDBNull(0) ? null : r.GetString(0), ("$id", id.ToString())).FirstOrDefault();
+
     public void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond, long movingBytes, int concurrencyLevel) =>
         Execute("UPDATE jobs SET bytes_per_second = $b, objects_per_second = $o, moving_bytes = $m, concurrency_level = $c WHERE id = $id",
             ("$id", id.ToString()), ("$b", bytesPerSecond), ("$o", objectsPerSecond), ("$m", movingBytes), ("$c", concurrencyLevel));

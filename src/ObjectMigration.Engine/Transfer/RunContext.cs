@@ -33,6 +33,7 @@ internal sealed class RunContext
         Queue = new WorkQueue(Math.Max(2, job.Concurrency * 2));
         Limiter = job.MaxBytesPerSecond > 0 ? new BandwidthLimiter(job.MaxBytesPerSecond) : null;
         Uploads = new JobUploads(store, job, JobTypes.HasTarget(job.Type) ? target : source);
+        EarlierRunsDispatchedThrough = store.GetDispatchedThrough(job.Id);
     }
 
     public IStateStore Store { get; }
@@ -45,6 +46,11 @@ internal sealed class RunContext
     public WorkQueue Queue { get; }
     /// <summary>The job's bandwidth cap; every byte read or copied for the job goes through it.</summary>
     public BandwidthLimiter? Limiter { get; }
+    /// <summary>
+    /// The highest key earlier runs handed to a worker (null on a first run): a pending object up to it may be on the
+    /// target already, copied by a run that was killed before it recorded the result.
+    /// </summary>
+    public string? EarlierRunsDispatchedThrough { get; }
     /// <summary>The multipart uploads the job opens, and the one way they are started and aborted.</summary>
     public JobUploads Uploads { get; }
 

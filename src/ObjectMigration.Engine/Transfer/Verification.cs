@@ -27,5 +27,7 @@ internal static class Verification
 
     public const string PartsSizeOnly = "size only: the target's part ETags are not MD5s (parts hashed here while streaming)";
 
+    public const string FoundCopied = "found on the target after a resume: the target's ETag = the listed source MD5; size";
+
     public const string ServerSideParts = "server-side part copies of the listed version, the source unchanged at completion; size";
 }

@@ -67,6 +67,11 @@ internal sealed class MigrateKind : JobKind
     {
         try
         {
+            if (await CopiedByEarlierRunAsync(o, ct).ConfigureAwait(false) is { } found)
+            {
+                Run.Finish(o.Key, found);
+                return;
+            }
             if (ObjectSelector.NeedsArchiveCheck(o))
             {
                 var head = await Options.Retry.RunAsync(c => Source.HeadAsync(Job.SourceBucket, o.Key, c), Run.OnRetry(o.Key), ct).ConfigureAwait(false);
@@ -108,6 +113,30 @@ internal sealed class MigrateKind : JobKind
         {
             Run.Fail(o, e);
         }
+    }
+
+    /// <summary>
+    /// A pending object an earlier run handed to a worker may be on the target already: that run copied it and was killed
+    /// before recording it. Copying it again would write it twice (another version in a versioned bucket). It counts as
+    /// copied when the target holds it in the listed size with the listed MD5 as its ETag, written since the job first
+    /// started. Where the ETag is no MD5 (multipart, SSE-KMS) the bytes cannot be told from the ETag: it is copied again.
+    /// </summary>
+    private async Task<ObjectResult?> CopiedByEarlierRunAsync(PendingObject o, CancellationToken ct)
+    {
+        if (Run.EarlierRunsDispatchedThrough is not { } through || string.CompareOrdinal(o.Key, through) > 0) return null;
+        if (!Checksums.IsPlainMd5(o.ETag) || Job.StartedAt is null) return null;
+        var started = Job.StartedAt.Value;
+        var target = await Options.Retry.RunAsync(c => Target.HeadAsync(Job.TargetBucket, Run.TargetKey(o.Key), c), Run.OnRetry(o.Key), ct).ConfigureAwait(false);
+        // The server's clock dates the object, ours the job: SigV4 keeps the two within 15 minutes.
+        if (target is null || target.Size != o.Size || !target.ETagIsContentMd5 || !Checksums.SameETag(target.ETag, o.ETag)
+            || target.LastModified < started - TimeSpan.FromMinutes(15))
+        {
+            return null;
+        }
+        Counters.Moved(o.Key, o.Size, measured: false);
+        return new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null,
+            "Found on the target as an earlier run copied it; that run ended before it recorded the copy.",
+            Checksums.Clean(o.ETag), Verification.FoundCopied, target.ETag);
     }
 
     // ---- Pinning: every read after listing is of the listed version ----
