@@ -66,6 +66,8 @@ public sealed class ResumeAfterKillTests : IAsyncLifetime
         var state = await _engine.RunJobAsync(id, TestEndpoints.QuickRunner, CancellationToken.None);
 
         Assert.Equal(JobState.Completed, state);
+        // The run saved how far it dispatched, as the killed one had.
+        Assert.Equal("k5", _engine.Store.GetDispatchedThrough(id));
         var puts = _targetRequests.Where(r => r.Method == "PUT").Select(r => r.Key).Order().ToList();
         Assert.Equal(["k2", "k3", "k4", "k5"], puts);
         // Only keys up to what the killed run dispatched are looked for on the target.

@@ -40,6 +40,7 @@ $kinds = ($soak.Kills | Where-Object Killed | Group-Object Kind | ForEach-Object
 Write-Host ("Migrate job: {0} kills survived ({1}; {4} more came after the run had ended); {2} objects ({3:N1} MiB) checked byte for byte on the target, each key once; " -f
     $soak.KillsSurvived, $kinds, $soak.ObjectsChecked, ($soak.Bytes / 1MB), $soak.Missed) -NoNewline
 Write-Host ("{0} objects written a second time after a kill lost their recorded result (extra versions)." -f $soak.ExtraVersions)
+if ($soak.ExtraVersions -gt 0) { $problems += "$($soak.ExtraVersions) objects were written a second time (extra versions on the target)." }
 Write-Host ("Inventory: {0} kills survived while writing state, {1} of them tore a WAL write; {2} objects counted once; integrity_check ok after each." -f
     $flush.KillsSurvived, $flush.TornKills, $flush.Objects)
 Write-Host ("Concurrency: {0} processes, {1} polls, 99th percentile {2} ms, slowest {3} ms, {4} pauses and resumes across processes; no 'database is locked'." -f

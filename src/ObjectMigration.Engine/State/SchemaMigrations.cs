@@ -120,12 +120,14 @@ internal static class SchemaMigrations
         """
         ALTER TABLE uploads ADD COLUMN requested_at TEXT;
         """,
-        // 10: Adaptive concurrency: whether a job runs at exactly its -Concurrency, and the level a run is at now. And the
-        // highest key any run handed to a worker, saved before each batch: a resumed run checks the target for the
-        // pending objects up to it, which a killed run may have copied without recording.
+        // 10: Adaptive concurrency: whether a job runs at exactly its -Concurrency, and the level a run is at now.
         """
         ALTER TABLE jobs ADD COLUMN fixed_concurrency INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE jobs ADD COLUMN concurrency_level INTEGER NOT NULL DEFAULT 0;
+        """,
+        // 11: The highest key any run handed to a worker, saved before each batch: a resumed run checks the target for
+        // the pending objects up to it, which a killed run may have copied without recording.
+        """
         ALTER TABLE jobs ADD COLUMN dispatched_through TEXT;
         """,
     ];

@@ -211,8 +211,6 @@ public sealed class MigrationRunner
         var cursor = "";
         while (_store.GetPendingObjects(_job.Id, cursor, 1000) is { Count: > 0 } batch)
         {
-            // Before any of the batch goes to a worker: a kill from here on leaves each object it may copy within the bound.
-            _store.SaveDispatchedThrough(_job.Id, batch[^1].Key);
             foreach (var o in batch)
             {
                 cursor = o.Key;
@@ -319,6 +317,8 @@ public sealed class MigrationRunner
                 if (_store.GetPendingObjects(_job.Id, cursor, 1).Count == 0) return;
                 continue;
             }
+            // Before any of the batch goes to a worker: a kill from here on leaves each object it may copy within the bound.
+            _store.SaveDispatchedThrough(_job.Id, batch[^1].Key);
             foreach (var o in batch)
             {
                 cursor = o.Key;
