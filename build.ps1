@@ -117,12 +117,17 @@ function Install-Pester {
 }
 
 function Start-TestEndpoints {
-    param([switch] $WithCeph)
+    param([switch] $WithCeph, [switch] $WithPostgres)
     Import-Module (Join-Path $Root 'tests/Fixtures/S3Fixtures.psm1') -Force
     $fixtures = [ordered]@{}
     try {
         $fixtures.S3rverSource = Start-S3rverFixture -Name source
         $fixtures.S3rverTarget = Start-S3rverFixture -Name target
+        if ($WithPostgres) {
+            # The shared state store's tests: ~1 s from a cached template (~3 s the first time on a machine), ~20 MiB.
+            Import-Module (Join-Path $Root 'tests/Fixtures/PostgresFixture.psm1') -Force
+            $fixtures.Postgres = Start-PostgresFixture
+        }
         if ($WithCeph) { $fixtures.Ceph = Start-CephRgwFixture -Gateways 2 }
     } catch {
         $fixtures.Values | Stop-S3Fixture
@@ -140,7 +145,7 @@ function Write-FixtureFile($Fixtures) {
 function Invoke-Test {
     Invoke-Build
     $pester = Install-Pester
-    $fixtures = Start-TestEndpoints -WithCeph
+    $fixtures = Start-TestEndpoints -WithCeph -WithPostgres
     $fixtureFile = Write-FixtureFile $fixtures
     $env:OBJECTMIGRATION_TEST_FIXTURES = $fixtureFile
     $results = Join-Path $Out 'test-results'

@@ -226,6 +226,14 @@ function Read-PidFile([string] $Path) {
     [int](Get-Content $Path -Raw).Trim()
 }
 
+function Test-ProcessRunning([int] $ProcessId) {
+    # A zombie counts as stopped: a daemon's parent is an init that may reap it a second or more later.
+    if (-not (Test-Path '/proc/self/stat')) { return [bool](Get-Process -Id $ProcessId -ErrorAction SilentlyContinue) }
+    try { $stat = [System.IO.File]::ReadAllText("/proc/$ProcessId/stat") } catch { return $false }
+    # The state follows the command name, which is in parentheses and may itself hold ') '.
+    $stat.Substring($stat.LastIndexOf(')') + 2, 1) -notin 'Z', 'X'
+}
+
 function Stop-S3Fixture {
     param([Parameter(ValueFromPipeline)] $Fixture)
     process {
@@ -233,10 +241,22 @@ function Stop-S3Fixture {
         # Gateways first, the monitor last, each by the PID this fixture recorded.
         $pids = @($Fixture.Pids)
         [array]::Reverse($pids)
+        # A fixture that names a signal is asked with it first (PostgreSQL: SIGQUIT, an immediate shutdown that
+        # releases its shared memory, which a SIGKILL would leave behind); a few seconds, then the kill below.
+        $signal = if ($Fixture.PSObject.Properties['StopSignal']) { $Fixture.StopSignal }
+        if ($signal) {
+            $kill = (Get-Command kill -CommandType Application | Select-Object -First 1).Source
+            foreach ($processId in $pids) { if (Test-ProcessRunning $processId) { & $kill -s $signal $processId 2>$null } }
+            try {
+                Wait-Until -What "$($Fixture.Kind) to stop" -TimeoutSeconds 10 -Condition { -not @($pids | Where-Object { Test-ProcessRunning $_ }) }
+            } catch { Write-Verbose "$($Fixture.Kind) did not stop on SIG$($signal): killed" }
+        }
         foreach ($processId in $pids) {
+            if (-not (Test-ProcessRunning $processId)) { continue }
             $process = Get-Process -Id $processId -ErrorAction SilentlyContinue
             if ($process) {
-                try { $process.Kill($true); $process.WaitForExit(10000) | Out-Null } catch { Write-Verbose "pid $processId already gone" }
+                try { $process.Kill($true) } catch { Write-Verbose "pid $processId already gone" }
+                try { Wait-Until -What "pid $processId to end" -TimeoutSeconds 10 -Condition { -not (Test-ProcessRunning $processId) } } catch { Write-Verbose $_ }
             }
         }
         if ($Fixture.WorkFolder -and (Test-Path $Fixture.WorkFolder)) {
@@ -245,4 +265,4 @@ function Stop-S3Fixture {
     }
 }
 
-Export-ModuleMember -Function Start-S3rverFixture, Start-CephRgwFixture, Clear-CephGarbage, Stop-S3Fixture, Get-FreeTcpPort, Wait-Until
+Export-ModuleMember -Function Start-S3rverFixture, Start-CephRgwFixture, Clear-CephGarbage, Stop-S3Fixture, Get-FreeTcpPort, Wait-Until, Test-ProcessRunning
