@@ -100,6 +100,7 @@ internal sealed class SyntheticSource(int count, string serverSideCopyKey = "syn
     public Task<StoredETag> CompleteMultipartAsync(string b, string k, string u, IReadOnlyList<(int PartNumber, string ETag)> p, CancellationToken ct) => throw new NotSupportedException();
     public Task AbortMultipartAsync(string b, string k, string u, CancellationToken ct) => throw new NotSupportedException();
     public Task<IReadOnlyList<OpenMultipartUpload>> ListUploadsAsync(string b, string k, CancellationToken ct) => throw new NotSupportedException();
+    public DateTimeOffset ServerNow => DateTimeOffset.UtcNow;
     public Task<StoredETag> CopyAsync(string sb, string sk, string tb, string tk, string? i, string? c, CancellationToken ct) => throw new NotSupportedException();
     public Task<StoredETag> UploadPartCopyAsync(string sb, string sk, string tb, string tk, string u, int p, long f, long l, string? i, CancellationToken ct) => throw new NotSupportedException();
     public Task<StoredETag> RewriteInPlaceAsync(string b, string k, ObjectMetadata h, string? i, CancellationToken ct) => throw new NotSupportedException();
@@ -133,6 +134,7 @@ internal sealed class DiscardingTarget : IObjectStore
     public Task<StoredETag> CompleteMultipartAsync(string b, string k, string u, IReadOnlyList<(int PartNumber, string ETag)> p, CancellationToken ct) => throw new NotSupportedException();
     public Task AbortMultipartAsync(string b, string k, string u, CancellationToken ct) => throw new NotSupportedException();
     public Task<IReadOnlyList<OpenMultipartUpload>> ListUploadsAsync(string b, string k, CancellationToken ct) => throw new NotSupportedException();
+    public DateTimeOffset ServerNow => DateTimeOffset.UtcNow;
     public Task<StoredETag> CopyAsync(string sb, string sk, string tb, string tk, string? i, string? c, CancellationToken ct) => throw new NotSupportedException();
     public Task<StoredETag> UploadPartCopyAsync(string sb, string sk, string tb, string tk, string u, int p, long f, long l, string? i, CancellationToken ct) => throw new NotSupportedException();
     public Task<StoredETag> RewriteInPlaceAsync(string b, string k, ObjectMetadata h, string? i, CancellationToken ct) => throw new NotSupportedException();

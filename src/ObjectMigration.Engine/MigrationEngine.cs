@@ -648,7 +648,7 @@ public sealed class MigrationEngine
         var logs = new List<LogRecord>();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(TimeSpan.FromSeconds(30));
-        await new JobUploads(Store, job, store).AbortAllAsync(logs.Add, timeout.Token).ConfigureAwait(false);
+        await new JobUploads(Store, job, store, RetryPolicy.Default).AbortAllAsync(logs.Add, timeout.Token).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
         if (logs.Count > 0) Store.AddLogs(job.Id, logs);
     }

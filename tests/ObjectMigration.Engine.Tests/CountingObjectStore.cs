@@ -54,6 +54,7 @@ internal sealed class CountingObjectStore(IObjectStore inner) : IObjectStore
         inner.CompleteMultipartAsync(bucket, key, uploadId, parts, ct);
 
     public Task AbortMultipartAsync(string bucket, string key, string uploadId, CancellationToken ct) => inner.AbortMultipartAsync(bucket, key, uploadId, ct);
+    public DateTimeOffset ServerNow => inner.ServerNow;
     public Task<IReadOnlyList<OpenMultipartUpload>> ListUploadsAsync(string bucket, string key, CancellationToken ct) => inner.ListUploadsAsync(bucket, key, ct);
     public Task<StoredETag> CopyAsync(string sb, string sk, string tb, string tk, string? ifMatch, string? storageClass, CancellationToken ct) =>
         inner.CopyAsync(sb, sk, tb, tk, ifMatch, storageClass, ct);

@@ -76,6 +76,19 @@ public sealed class JobRulesTests
         Assert.Equal(parameter, Assert.Throws<ArgumentException>(() => JobRules.Check(request)).ParamName);
     }
 
+    [Theory]
+    [InlineData(1, true)]
+    [InlineData(257, true)]
+    [InlineData(TransferOptions.MaxConcurrency, true)]
+    [InlineData(TransferOptions.MaxConcurrency + 1, false)]
+    [InlineData(0, false)]
+    public void Concurrency_is_taken_from_one_to_the_ceiling(int concurrency, bool accepted)
+    {
+        var request = new MigrationJobRequest { SourceConnector = "s", SourceBucket = "source", TargetConnector = "t", TargetBucket = "target", Concurrency = concurrency };
+        Assert.Equal(accepted, Accepts(() => JobRules.Check(request)));
+        if (!accepted) Assert.Contains($"1 to {TransferOptions.MaxConcurrency}", Assert.Throws<ArgumentException>(() => JobRules.Check(request)).Message);
+    }
+
     [Fact]
     public void A_copy_within_one_bucket_is_refused_only_when_it_lands_among_its_source_keys()
     {

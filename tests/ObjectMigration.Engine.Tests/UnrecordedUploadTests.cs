@@ -110,6 +110,27 @@ public sealed class UnrecordedUploadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_key_with_spaces_plus_percent_and_non_ASCII_is_found_and_an_upload_begun_outside_the_request_is_left_alone()
+    {
+        var id = CreateJob();
+        const string odd = "dir/a b+c%2Fü.bin", foreignKey = "other.bin";
+        _engine.Store.SaveUploadRequested(id, odd, DateTimeOffset.UtcNow);
+        var orphan = await OpenUploadAsync(odd);
+        // Marked as asked for an hour from now: an upload begun now is before that request could have opened one.
+        _engine.Store.SaveUploadRequested(id, foreignKey, DateTimeOffset.UtcNow.AddHours(1));
+        var someoneElses = await OpenUploadAsync(foreignKey);
+
+        await _engine.RequestStopAsync(id, CancellationToken.None);
+
+        var open = await OpenUploadsAsync();
+        var logs = string.Join(" | ", _engine.Store.GetLogs(id, new LogQuery()).Select(l => l.Message));
+        Assert.False(open.Any(u => u.UploadId == orphan), logs);
+        Assert.Equal([someoneElses], open.Select(u => u.UploadId));
+        Assert.Empty(_engine.Store.GetRequestedUploads(id));
+        await _client.AbortMultipartUploadAsync(_target, foreignKey, someoneElses);
+    }
+
+    [Fact]
     public async Task Removing_a_paused_job_aborts_the_uploads_it_kept_for_its_resume()
     {
         var id = CreateJob();

@@ -42,8 +42,12 @@ public sealed record UploadedPart(int PartNumber, string ETag, long Size);
 
 public sealed record OpenUpload(string Key, string UploadId);
 
-/// <summary>A multipart upload asked for whose id the state never got (a kill or a lost answer came between): it may be open on the server.</summary>
-public sealed record RequestedUpload(string Key, DateTimeOffset RequestedAt);
+/// <summary>
+/// A multipart upload asked for at <paramref name="RequestedAt"/> (the server's time) whose request may have opened
+/// uploads the state cannot name: a kill came before the id was saved, or an answer was lost and the request sent again.
+/// <paramref name="RecordedUploadId"/> is the one whose id did arrive, if any.
+/// </summary>
+public sealed record RequestedUpload(string Key, DateTimeOffset RequestedAt, string? RecordedUploadId);
 
 public sealed class LogQuery
 {
@@ -164,13 +168,20 @@ public interface IStateStore
     // Multipart uploads
     /// <summary>The recorded id of the key's open upload; null when there is none, or when one was asked for and its id never came.</summary>
     string? GetUploadId(Guid id, string key);
-    /// <summary>Written before CreateMultipartUpload is sent: until <see cref="SaveUploadId"/> replaces it, an upload may be open that the state cannot name.</summary>
+    /// <summary>
+    /// Written before CreateMultipartUpload is sent: until <see cref="ClearUploadRequested"/>, an upload may be open that
+    /// the state cannot name. A request still marked keeps its earlier time.
+    /// </summary>
     void SaveUploadRequested(Guid id, string key, DateTimeOffset requestedAt);
+    /// <summary>Records the upload's id; a request mark stays until cleared.</summary>
     void SaveUploadId(Guid id, string key, string uploadId);
-    /// <summary>Uploads asked for whose id was never saved (see <see cref="SaveUploadRequested"/>).</summary>
+    /// <summary>No upload of the key is open but the recorded one: the request mark goes.</summary>
+    void ClearUploadRequested(Guid id, string key);
+    /// <summary>Keys whose upload requests are still marked (see <see cref="SaveUploadRequested"/>).</summary>
     IReadOnlyList<RequestedUpload> GetRequestedUploads(Guid id);
     IReadOnlyList<UploadedPart> GetUploadedParts(Guid id, string key);
     void SavePart(Guid id, string key, UploadedPart part);
+    /// <summary>The recorded upload is completed or aborted: its id and parts go (a request mark stays until cleared).</summary>
     void ForgetUpload(Guid id, string key);
 
     /// <summary>

@@ -697,15 +697,31 @@ public sealed class SqliteStateStore : IStateStore
             r => r.GetString(0), ("$id", id.ToString()), ("$key", key)).FirstOrDefault();
 
     public void SaveUploadRequested(Guid id, string key, DateTimeOffset requestedAt) =>
-        Execute("INSERT OR REPLACE INTO uploads (job_seq, key, upload_id, requested_at) SELECT seq, $key, '', $at FROM jobs WHERE id = $id",
+        // Times in one format and zone compare as text: the earlier mark wins.
+        Execute(@"INSERT INTO uploads (job_seq, key, upload_id, requested_at) SELECT seq, $key, '', $at FROM jobs WHERE id = $id
+                  ON CONFLICT (job_seq, key) DO UPDATE SET upload_id = '', requested_at = MIN(COALESCE(requested_at, excluded.requested_at), excluded.requested_at)",
             ("$id", id.ToString()), ("$key", key), ("$at", Format(requestedAt)));
 
+    public void ClearUploadRequested(Guid id, string key)
+    {
+        using var connection = Open();
+        using var tx = connection.BeginTransaction();
+        var seq = JobSeq(connection, id);
+        foreach (var sql in new[] { "DELETE FROM uploads WHERE job_seq = $seq AND key = $key AND upload_id = ''", "UPDATE uploads SET requested_at = NULL WHERE job_seq = $seq AND key = $key" })
+        {
+            using var command = Command(connection, sql, ("$seq", seq), ("$key", key));
+            command.ExecuteNonQuery();
+        }
+        tx.Commit();
+    }
+
     public IReadOnlyList<RequestedUpload> GetRequestedUploads(Guid id) =>
-        Query("SELECT u.key, u.requested_at FROM uploads u JOIN jobs j ON j.seq = u.job_seq WHERE j.id = $id AND u.upload_id = ''",
-            r => new RequestedUpload(r.GetString(0), Parse(r.GetString(1))), ("$id", id.ToString()));
+        Query("SELECT u.key, u.requested_at, u.upload_id FROM uploads u JOIN jobs j ON j.seq = u.job_seq WHERE j.id = $id AND u.requested_at IS NOT NULL",
+            r => new RequestedUpload(r.GetString(0), Parse(r.GetString(1)), r.GetString(2) is { Length: > 0 } recorded ? recorded : null), ("$id", id.ToString()));
 
     public void SaveUploadId(Guid id, string key, string uploadId) =>
-        Execute("INSERT OR REPLACE INTO uploads (job_seq, key, upload_id) SELECT seq, $key, $upload FROM jobs WHERE id = $id",
+        Execute(@"INSERT INTO uploads (job_seq, key, upload_id) SELECT seq, $key, $upload FROM jobs WHERE id = $id
+                  ON CONFLICT (job_seq, key) DO UPDATE SET upload_id = excluded.upload_id",
             ("$id", id.ToString()), ("$key", key), ("$upload", uploadId));
 
     public IReadOnlyList<UploadedPart> GetUploadedParts(Guid id, string key) =>
@@ -734,10 +750,15 @@ public sealed class SqliteStateStore : IStateStore
         using var connection = Open();
         using var tx = connection.BeginTransaction();
         var seq = JobSeq(connection, id);
-        foreach (var table in new[] { "parts", "uploads" })
+        foreach (var sql in new[]
         {
-            using var delete = Command(connection, $"DELETE FROM {table} WHERE job_seq = $seq AND key = $key", ("$seq", seq), ("$key", key));
-            delete.ExecuteNonQuery();
+            "DELETE FROM parts WHERE job_seq = $seq AND key = $key",
+            "DELETE FROM uploads WHERE job_seq = $seq AND key = $key AND requested_at IS NULL",
+            "UPDATE uploads SET upload_id = '' WHERE job_seq = $seq AND key = $key",
+        })
+        {
+            using var command = Command(connection, sql, ("$seq", seq), ("$key", key));
+            command.ExecuteNonQuery();
         }
         tx.Commit();
     }

@@ -102,6 +102,9 @@ public interface IObjectStore : IDisposable
     /// <summary>What the provider behind this store supports.</summary>
     ProviderProfile Profile { get; }
 
+    /// <summary>Now by the server's clock, as far as this store has learned it (requests are dated by it).</summary>
+    DateTimeOffset ServerNow { get; }
+
     /// <summary>Things worth one log line that the store found out by itself (a bucket's region, the server's clock).</summary>
     event Action<string>? Notice;
 

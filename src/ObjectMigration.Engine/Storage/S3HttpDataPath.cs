@@ -281,10 +281,11 @@ internal sealed class S3HttpDataPath : IDisposable
         (string? Key, string? UploadId) marker = (null, null);
         while (true)
         {
-            // Names in order and values encoded once, so the query as sent is also its canonical form.
-            var query = new StringBuilder("encoding-type=url");
-            if (marker.Key is not null) query.Append("&key-marker=").Append(SigV4Signer.UriEncode(marker.Key, keepSlash: false));
-            query.Append("&prefix=").Append(SigV4Signer.UriEncode(key, keepSlash: false));
+            // Names in order and values encoded once, so the query as sent is also its canonical form. No encoding-type:
+            // Ceph RGW answers "url" but sends the keys as they are, and decoding them then breaks a key with '%' or '+'.
+            var query = new StringBuilder();
+            if (marker.Key is not null) query.Append("key-marker=").Append(SigV4Signer.UriEncode(marker.Key, keepSlash: false)).Append('&');
+            query.Append("prefix=").Append(SigV4Signer.UriEncode(key, keepSlash: false));
             if (marker.UploadId is not null) query.Append("&upload-id-marker=").Append(SigV4Signer.UriEncode(marker.UploadId, keepSlash: false));
             var queryText = query.ToString();
             var xml = await SendForDocumentAsync(bucket, () => CreateRequest(HttpMethod.Get, bucket, "", queryText + "&uploads", queryText + "&uploads="), cancellationToken).ConfigureAwait(false);
@@ -292,6 +293,8 @@ internal sealed class S3HttpDataPath : IDisposable
             found.AddRange(page.Uploads.Where(u => u.Key == key));
             // Keys come in order: once the page ends past this key, no later page has it.
             if (page.Next is null || string.CompareOrdinal(page.Next.Value.Key, key) > 0) return found;
+            // A server whose markers do not move on would page forever.
+            if (page.Next.Value == marker) throw new S3ErrorResponse("", 200, "ListMultipartUploads gave the same markers twice: the listing does not advance.");
             marker = page.Next.Value;
         }
     }
@@ -389,6 +392,9 @@ internal sealed class S3HttpDataPath : IDisposable
     }
 
     private DateTime Now => DateTime.UtcNow + TimeSpan.FromTicks(Interlocked.Read(ref _clockOffsetTicks));
+
+    /// <summary>Now by the server's clock as far as it is known: ours, shifted by the skew a server reported.</summary>
+    public DateTimeOffset ServerNow => new(Now, TimeSpan.Zero);
 
     /// <summary>
     /// Signs and sends a request made by <paramref name="build"/>, and follows what the server says about where and when:

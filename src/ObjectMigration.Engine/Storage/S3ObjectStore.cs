@@ -29,6 +29,8 @@ public sealed class S3ObjectStore : IObjectStore
 
     public ProviderProfile Profile => _data.Profile;
 
+    public DateTimeOffset ServerNow => _data.ServerNow;
+
     /// <summary>Paces every request of this store: a throttle slows all its workers together (see <see cref="Storage.Pacer"/>).</summary>
     internal Pacer Pacer { get; }
 

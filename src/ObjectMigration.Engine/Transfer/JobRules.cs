@@ -46,7 +46,10 @@ public static class JobRules
         CheckPatterns(r.Filter.Include, "Include", "wildcards for the keys to copy, such as 'photos/*.jpg'");
         CheckPatterns(r.Filter.Exclude, "Exclude", "wildcards for the keys to leave out, such as '*.tmp'");
         CheckPatterns(r.Filter.ExcludeContentType, "ExcludeContentType", "content types to leave out, such as 'video/*'");
-        if (r.Concurrency is < 1 or > 256) throw new ArgumentException($"-Concurrency {r.Concurrency} is out of range: use 1 to 256.", "Concurrency");
+        if (r.Concurrency is < 1 or > TransferOptions.MaxConcurrency)
+        {
+            throw new ArgumentException($"-Concurrency {r.Concurrency} is out of range: use 1 to {TransferOptions.MaxConcurrency}.", "Concurrency");
+        }
         if (r.MaxBytesPerSecond < 0) throw new ArgumentException("-MaxBytesPerSecond cannot be negative; 0 means no limit.", "MaxBytesPerSecond");
         if (r.PartSize < TransferOptions.MinPartSize) throw new ArgumentException($"-PartSize must be at least {TransferOptions.MinPartSize} bytes (S3's minimum part).", "PartSize");
         if (r.PartSize > int.MaxValue) throw new ArgumentException("-PartSize must be under 2 GiB.", "PartSize");

@@ -6,24 +6,26 @@ namespace ObjectMigration.Engine.Transfer;
 
 /// <summary>
 /// The multipart uploads a job opens on its upload side (the target; the source itself for Update), tracked so that none
-/// is left open by a stop or a kill: each is recorded before it is asked for, then by its id once that comes, and
-/// forgotten once completed or aborted. An upload asked for whose id never reached the state (a kill, or an answer lost
-/// and the request sent again) is found by listing the key's open uploads and aborted.
+/// is left open by a stop or a kill. A request is marked before it is sent and its id recorded when it comes. One answered
+/// request opens one upload, so the mark goes at once; after a retry (an answer may have been lost) or a kill, uploads may
+/// be open that the state cannot name: they are found by listing the key's uploads begun while the request was live, and
+/// aborted, before the mark goes.
 /// </summary>
-internal sealed class JobUploads(IStateStore state, MigrationJob job, IObjectStore side)
+internal sealed class JobUploads(IStateStore state, MigrationJob job, IObjectStore side, RetryPolicy retry)
 {
-    // SigV4 refuses a request dated more than 15 minutes off the server's clock, so the server's Initiated time of an
-    // upload asked for at T is no earlier than T minus that: older uploads on the key are someone else's.
+    // Requests are dated by the server's clock as the store learned it; one it has not corrected is within SigV4's 15
+    // minutes of it. An upload of the key begun outside [asked - that, asked + that + the retries' span] is someone else's.
     private static readonly TimeSpan ClockAllowance = TimeSpan.FromMinutes(15);
+    private static readonly TimeSpan RetrySpan = TimeSpan.FromMinutes(10);
 
     private string Bucket => job.UploadSide.Bucket;
     private string ServerKey(string key) => job.UploadSide.Prefix + key;
 
-    /// <summary>CreateMultipartUpload, recorded before and after; an attempt whose answer was lost leaves nothing open.</summary>
-    public async Task<string> StartAsync(string key, ObjectMetadata metadata, RetryPolicy retry, Action<StorageException, int> onRetry, CancellationToken ct)
+    /// <summary>CreateMultipartUpload, marked before and recorded after; an attempt whose answer was lost leaves nothing open.</summary>
+    public async Task<string> StartAsync(string key, ObjectMetadata metadata, Action<StorageException, int> onRetry, CancellationToken ct)
     {
-        var requested = new RequestedUpload(key, DateTimeOffset.UtcNow);
-        state.SaveUploadRequested(job.Id, key, requested.RequestedAt);
+        var requestedAt = side.ServerNow;
+        state.SaveUploadRequested(job.Id, key, requestedAt);
         var attempts = 0;
         var uploadId = await retry.RunAsync(c =>
         {
@@ -41,32 +43,47 @@ internal sealed class JobUploads(IStateStore state, MigrationJob job, IObjectSto
             await AbortQuietlyAsync(key, uploadId, timeout.Token).ConfigureAwait(false);
             throw;
         }
-        if (attempts > 1)
+        if (attempts == 1)
         {
-            // A failed attempt may have opened an upload whose answer never came: only listing finds it.
-            try { await AbortUnrecordedAsync(requested, uploadId, ct).ConfigureAwait(false); }
-            catch (StorageException) { /* best effort: the object goes on with the upload it has */ }
+            state.ClearUploadRequested(job.Id, key);
+            return uploadId;
+        }
+        // A failed attempt may have opened an upload whose answer never came: only listing finds it. Where that fails
+        // the mark stays, and the next sweep (run start, completion, stop, removal) looks again.
+        try
+        {
+            await AbortUnrecordedAsync(new RequestedUpload(key, requestedAt, uploadId), ct).ConfigureAwait(false);
+            state.ClearUploadRequested(job.Id, key);
+        }
+        catch (StorageException)
+        {
+            // Left marked, as said.
         }
         return uploadId;
     }
 
-    /// <summary>Aborts the key's uploads that began since <paramref name="requested"/> was asked for, except <paramref name="keep"/>; returns how many.</summary>
-    private async Task<int> AbortUnrecordedAsync(RequestedUpload requested, string? keep, CancellationToken ct)
+    /// <summary>Aborts the key's uploads begun while <paramref name="requested"/> was live, except the recorded one; returns how many.</summary>
+    private async Task<int> AbortUnrecordedAsync(RequestedUpload requested, CancellationToken ct)
     {
-        var open = await side.ListUploadsAsync(Bucket, ServerKey(requested.Key), ct).ConfigureAwait(false);
+        var open = await retry.RunAsync(c => side.ListUploadsAsync(Bucket, ServerKey(requested.Key), c), null, ct).ConfigureAwait(false);
+        var (from, to) = (requested.RequestedAt - ClockAllowance, requested.RequestedAt + ClockAllowance + RetrySpan);
         var aborted = 0;
-        foreach (var upload in open.Where(u => u.UploadId != keep && u.Initiated >= requested.RequestedAt - ClockAllowance))
+        foreach (var upload in open.Where(u => u.UploadId != requested.RecordedUploadId && u.Initiated >= from && u.Initiated <= to))
         {
-            await side.AbortMultipartAsync(Bucket, upload.Key, upload.UploadId, ct).ConfigureAwait(false);
+            await retry.RunAsync(async c =>
+            {
+                await side.AbortMultipartAsync(Bucket, upload.Key, upload.UploadId, c).ConfigureAwait(false);
+                return true;
+            }, null, ct).ConfigureAwait(false);
             aborted++;
         }
         return aborted;
     }
 
     /// <summary>
-    /// Finds and aborts the uploads the job asked for but never recorded, and forgets them. Where the server cannot list
-    /// uploads they are forgotten with a notice (a bucket lifecycle rule is then what frees them); where it cannot be
-    /// reached they stay recorded for the next run.
+    /// Sweeps every key whose upload request is still marked: aborts the uploads it may have opened unrecorded, then
+    /// clears the mark. Where the server cannot list uploads the mark goes with a notice (a bucket lifecycle rule is then
+    /// what frees them); where it cannot be reached the mark stays for the next sweep.
     /// </summary>
     public async Task ClearRequestedAsync(Action<LogRecord> log, CancellationToken ct)
     {
@@ -74,25 +91,25 @@ internal sealed class JobUploads(IStateStore state, MigrationJob job, IObjectSto
         {
             try
             {
-                var aborted = await AbortUnrecordedAsync(requested, keep: null, ct).ConfigureAwait(false);
+                var aborted = await AbortUnrecordedAsync(requested, ct).ConfigureAwait(false);
                 if (aborted > 0)
                 {
                     log(new LogRecord(LogType.MigrationNotice, requested.Key,
-                        $"Aborted {aborted} multipart upload(s) an earlier run had opened but not recorded (it ended between asking for the upload and saving its id)."));
+                        $"Aborted {aborted} multipart upload(s) opened for this key but never recorded (a run ended, or an answer was lost, between asking for the upload and saving its id)."));
                 }
             }
             catch (StorageException e) when (e.ErrorClass == ErrorClass.Unsupported)
             {
                 log(new LogRecord(LogType.MigrationNotice, requested.Key,
-                    $"An earlier run may have left a multipart upload open on this key, and the server cannot list uploads ({e.Message}). " +
+                    $"A multipart upload may have been left open on this key, and the server cannot list uploads ({e.Message}). " +
                     "A lifecycle rule with AbortIncompleteMultipartUpload on the bucket frees such uploads."));
             }
             catch (StorageException e)
             {
-                log(new LogRecord(LogType.MigrationError, requested.Key, $"Could not look for a multipart upload an earlier run left open: {e.Message} The next run looks again."));
+                log(new LogRecord(LogType.MigrationError, requested.Key, $"Could not look for a multipart upload left open on this key: {e.Message} It is looked for again when the job runs, stops or is removed."));
                 continue;
             }
-            state.ForgetUpload(job.Id, requested.Key);
+            state.ClearUploadRequested(job.Id, requested.Key);
         }
     }
 
@@ -110,7 +127,7 @@ internal sealed class JobUploads(IStateStore state, MigrationJob job, IObjectSto
         state.ForgetUpload(job.Id, key);
     }
 
-    /// <summary>A stop: every upload the job has open, recorded or only asked for, is aborted within <paramref name="timeout"/>.</summary>
+    /// <summary>A stop or a removal: every upload the job has open, recorded or only asked for, is aborted within <paramref name="timeout"/>.</summary>
     public async Task AbortAllAsync(Action<LogRecord>? log, CancellationToken timeout)
     {
         await Task.WhenAll(state.GetOpenUploads(job.Id).Select(u => AbortQuietlyAsync(u.Key, u.UploadId, timeout, log))).ConfigureAwait(false);
@@ -120,7 +137,7 @@ internal sealed class JobUploads(IStateStore state, MigrationJob job, IObjectSto
         }
         catch (OperationCanceledException)
         {
-            // Out of time: what is still recorded stays for whoever removes or resumes the job.
+            // Out of time: what is still marked stays for whoever resumes or removes the job.
         }
     }
 }

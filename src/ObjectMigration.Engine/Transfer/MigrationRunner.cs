@@ -201,8 +201,6 @@ public sealed class MigrationRunner
             row.Bytes += bytes;
         }
         await CheckBucketsAsync(ct).ConfigureAwait(false);
-        // Uploads an earlier run asked for but did not record (it was killed in between) are found before any new one starts.
-        await _run.Uploads.ClearRequestedAsync(_run.Log, ct).ConfigureAwait(false);
         await ListTargetAsync(ct).ConfigureAwait(false);
         await (_job.Keys.Length > 0
             ? ListExplicitKeysAsync(ct)

@@ -32,7 +32,7 @@ internal sealed class RunContext
         Selector = new ObjectSelector(job, options.TargetMaxObjectSize);
         Queue = new WorkQueue(Math.Max(2, job.Concurrency * 2));
         Limiter = job.MaxBytesPerSecond > 0 ? new BandwidthLimiter(job.MaxBytesPerSecond) : null;
-        Uploads = new JobUploads(store, job, JobTypes.HasTarget(job.Type) ? target : source);
+        Uploads = new JobUploads(store, job, JobTypes.HasTarget(job.Type) ? target : source, options.Retry);
         EarlierRunsDispatchedThrough = store.GetDispatchedThrough(job.Id);
     }
 

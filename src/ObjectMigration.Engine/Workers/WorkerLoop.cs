@@ -43,7 +43,10 @@ public sealed class WorkerLoop
     public WorkerLoop(MigrationEngine engine, WorkerOptions options)
     {
         if (options.MaxJobs < 1) throw new ArgumentException("-MaxJobs must be at least 1.", "MaxJobs");
-        if (options.Concurrency is < 1 or > 256) throw new ArgumentException("-Concurrency is out of range: use 1 to 256.", "Concurrency");
+        if (options.Concurrency is < 1 or > Model.TransferOptions.MaxConcurrency)
+        {
+            throw new ArgumentException($"-Concurrency is out of range: use 1 to {Model.TransferOptions.MaxConcurrency}.", "Concurrency");
+        }
         if (options.IdleExit is { } idle && idle < TimeSpan.Zero) throw new ArgumentException("-IdleExit cannot be negative: give seconds or a TimeSpan, e.g. -IdleExit 300.", "IdleExit");
         _engine = engine;
         _options = options;

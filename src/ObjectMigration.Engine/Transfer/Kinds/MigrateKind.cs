@@ -338,7 +338,7 @@ internal sealed class MigrateKind : JobKind
             }
             // Tags go on once the object is complete (not every server takes them with CreateMultipartUpload: Ceph drops them).
             var metadata = await _attributes.ForTargetAsync(o.Key, head, withTags: false, ct).ConfigureAwait(false);
-            uploadId = await Run.Uploads.StartAsync(o.Key, metadata, Options.Retry, Run.OnRetry(o.Key), ct).ConfigureAwait(false);
+            uploadId = await Run.Uploads.StartAsync(o.Key, metadata, Run.OnRetry(o.Key), ct).ConfigureAwait(false);
         }
         var upload = new MultipartUpload(o, uploadId, partSize, partCount, done);
         var missing = Enumerable.Range(1, partCount).Where(n => !upload.Parts.ContainsKey(n)).ToList();

@@ -173,7 +173,7 @@ internal sealed class UpdateKind(RunContext run) : JobKind(run)
         var profile = Source.Profile;
         var partSize = Math.Min(Math.Max(Math.Max(Job.PartSize, profile.MinPartSize), (head.Size + profile.MaxParts - 1) / profile.MaxParts), profile.MaxPartSize);
         // Tags go on once the object is complete (PutObjectTagging): not every server takes them with CreateMultipartUpload.
-        var uploadId = await Run.Uploads.StartAsync(key, headers, Options.Retry, Run.OnRetry(key), ct).ConfigureAwait(false);
+        var uploadId = await Run.Uploads.StartAsync(key, headers, Run.OnRetry(key), ct).ConfigureAwait(false);
         var parts = new List<(int, string)>();
         for (var (number, first) = (1, 0L); first < head.Size; number++, first += partSize)
         {
