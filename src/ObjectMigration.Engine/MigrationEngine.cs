@@ -639,18 +639,30 @@ public sealed class MigrationEngine
         return true;
     }
 
-    /// <summary>Aborts the multipart uploads a job without a runner has open (recorded, or asked for and never recorded).</summary>
-    private async Task AbortUploadsAsync(MigrationJob job, CancellationToken ct)
+    /// <summary>
+    /// Aborts the multipart uploads a job without a runner has open (recorded, or asked for and never recorded); returns
+    /// what could not be done (also in the job's log).
+    /// </summary>
+    private async Task<IReadOnlyList<LogRecord>> AbortUploadsAsync(MigrationJob job, CancellationToken ct)
     {
-        if (Store.GetOpenUploads(job.Id).Count == 0 && Store.GetRequestedUploads(job.Id).Count == 0) return;
-        if (Store.FindConnector(job.UploadSide.ConnectorId) is not { } connector) return;
-        using var store = OpenObjectStore(GetAccess(connector));
+        if (Store.GetOpenUploads(job.Id).Count == 0 && Store.GetRequestedUploads(job.Id).Count == 0) return [];
         var logs = new List<LogRecord>();
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(TimeSpan.FromSeconds(30));
-        await new JobUploads(Store, job, store, RetryPolicy.Default).AbortAllAsync(logs.Add, timeout.Token).ConfigureAwait(false);
+        try
+        {
+            if (Store.FindConnector(job.UploadSide.ConnectorId) is not { } connector) return [];
+            using var store = OpenObjectStore(GetAccess(connector));
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(30));
+            await new JobUploads(Store, job, store, RetryPolicy.Default).AbortAllAsync(logs.Add, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is StorageException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+        {
+            // The connector cannot be used here (its secret, its endpoint): the uploads stay, and the caller says so.
+            logs.Add(new LogRecord(LogType.MigrationError, null, $"Could not abort the job's open multipart uploads: {e.Message}"));
+        }
         ct.ThrowIfCancellationRequested();
         if (logs.Count > 0) Store.AddLogs(job.Id, logs);
+        return logs.Where(l => l.Type == LogType.MigrationError).ToList();
     }
 
     /// <summary>
@@ -768,15 +780,25 @@ public sealed class MigrationEngine
         }
     }
 
-    /// <summary>Removes a job that no runner holds, with its records; the multipart uploads a paused job keeps open are aborted first.</summary>
-    public async Task RemoveJobAsync(Guid id, CancellationToken ct)
+    /// <summary>
+    /// Removes a job that no runner holds, with its records. The multipart uploads a paused or interrupted job keeps for
+    /// its resume are aborted first; it is Cancelled before that, so no worker takes it meanwhile. Returns what could not
+    /// be cleaned up (uploads that stay open), for the caller to warn of.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> RemoveJobAsync(Guid id, CancellationToken ct)
     {
         var job = GetJob(id);
         if (!JobStates.IsTerminal(job.State) && job.State != JobState.Interrupted && job.State != JobState.Paused)
         {
             throw new JobStateException($"Job '{job.Name}' is {job.State}; stop it first or use -Force.");
         }
-        await AbortUploadsAsync(job, ct).ConfigureAwait(false);
+        if (!JobStates.IsTerminal(job.State) && !Store.TryTransition(id, [JobState.Paused, JobState.Interrupted], JobState.Cancelled))
+        {
+            job = GetJob(id);
+            throw new JobStateException($"Job '{job.Name}' became {job.State} meanwhile; stop it first or use -Force.");
+        }
+        var problems = await AbortUploadsAsync(job, ct).ConfigureAwait(false);
         Store.RemoveJob(id);
+        return problems.Select(p => $"Job '{job.Name}': {p.Message} They stay on the target until its lifecycle rules remove them.").ToList();
     }
 }

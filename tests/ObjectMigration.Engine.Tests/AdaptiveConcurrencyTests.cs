@@ -88,6 +88,26 @@ public sealed class AdaptiveConcurrencyTests
     }
 
     [Fact]
+    public void A_steady_trickle_of_throttled_requests_does_not_hold_the_level_down()
+    {
+        // One in two thousand requests answered SlowDown: the pacer's business, not a reason to run fewer at once.
+        var server = new SimulatedServer(knee: 200, perTransfer: 10) { Throttles = (_, _) => false };
+        var controller = new AdaptiveConcurrency(ceiling: 256);
+        var owed = 0.0;
+        var levels = new List<int>();
+        for (var w = 0; w < 30; w++)
+        {
+            levels.Add(controller.Limit);
+            var s = server.Window(w, controller.Limit);
+            owed += s.Completed / 2000.0;
+            var throttled = (int)owed;
+            owed -= throttled;
+            controller.Observe(s with { Congestion = throttled });
+        }
+        Assert.True(levels.Skip(10).Select(server.Throughput).Average() >= 0.9 * server.Best(256), string.Join(",", levels));
+    }
+
+    [Fact]
     public void Windows_with_fewer_transfers_than_slots_leave_the_level_alone()
     {
         var controller = new AdaptiveConcurrency(ceiling: 256);
@@ -113,7 +133,7 @@ public sealed class AdaptiveConcurrencyTests
         Assert.Equal(5, controller.Limit);
         for (var w = 0; w < 30; w++)
         {
-            controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), 100, 100, Congestion: 1, PeakInFlight: controller.Limit));
+            controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), 100, 100, Congestion: 5, PeakInFlight: controller.Limit));
             Assert.InRange(controller.Limit, 1, 5);
         }
         Assert.Equal(1, controller.Limit);
@@ -145,6 +165,20 @@ public sealed class ConcurrencyGateTests
         gate.SetLimit(3);
         await Task.WhenAll(more);
         Assert.Equal(3, gate.TakePeak());
+    }
+
+    [Fact]
+    public async Task Priority_waiters_go_first()
+    {
+        var gate = new ConcurrencyGate(1);
+        await gate.EnterAsync(CancellationToken.None);
+        var whole = gate.EnterAsync(CancellationToken.None);
+        var part = gate.EnterAsync(CancellationToken.None, priority: true);
+        gate.Exit();
+        await part;
+        Assert.False(whole.IsCompleted);
+        gate.Exit();
+        await whole;
     }
 
     [Fact]

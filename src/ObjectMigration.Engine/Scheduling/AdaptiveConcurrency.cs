@@ -3,7 +3,7 @@ namespace ObjectMigration.Engine.Scheduling;
 /// <summary>One window of a run's work at one concurrency level: what finished, and whether the servers pushed back.</summary>
 /// <param name="Completed">Objects and parts finished in the window.</param>
 /// <param name="Bytes">Bytes moved in the window.</param>
-/// <param name="Congestion">Retries for throttling (503 SlowDown, 429), server errors and timeouts in the window.</param>
+/// <param name="Congestion">Retries for throttling (503 SlowDown, 429) and timeouts in the window.</param>
 /// <param name="PeakInFlight">The most transfers in flight at once: below the limit, the run had less work than slots.</param>
 public readonly record struct ThroughputSample(TimeSpan Elapsed, long Completed, long Bytes, int Congestion, int PeakInFlight)
 {
@@ -17,7 +17,7 @@ public readonly record struct ThroughputSample(TimeSpan Elapsed, long Completed,
 /// that knee more transfers only add load. The level doubles while a doubling raises throughput by
 /// <see cref="ClimbGain"/> (measured, not assumed: objects/s or bytes/s, whichever the workload is bound by); once one
 /// does not, it goes back and holds, probing a quarter up and a fifth down now and then, keeping a step only when it
-/// pays. Throttling or timeouts cut it to <see cref="Backoff"/> of itself at once (multiplicative decrease, as TCP and
+/// pays. Throttling or timeouts (more than a stray one) cut it to <see cref="Backoff"/> of itself at once (multiplicative decrease, as TCP and
 /// rclone's pacer do). Deterministic: fed the same samples it takes the same steps, which the tests rely on.
 /// </summary>
 public sealed class AdaptiveConcurrency
@@ -29,6 +29,8 @@ public sealed class AdaptiveConcurrency
     /// <summary>A fifth less is kept when throughput falls by less than this share: the same work with fewer requests in flight.</summary>
     public const double ShrinkLoss = 0.04;
     public const double Backoff = 0.7;
+    /// <summary>Throttled or timed-out requests (two at least) as a share of what finished that make a window congested: a stray one is the pacer's business.</summary>
+    public const double CongestedShare = 0.01;
     /// <summary>Windows held at a level before the next probe.</summary>
     public const int HoldWindows = 3;
     public const int DefaultStart = 8;
@@ -57,7 +59,7 @@ public sealed class AdaptiveConcurrency
     /// <summary>Takes one window measured at <see cref="Limit"/>; returns the level for the next.</summary>
     public int Observe(ThroughputSample sample)
     {
-        if (sample.Congestion > 0)
+        if (IsCongested(sample.Completed, sample.Congestion))
         {
             // The servers push back: fewer at once now, and the throughput measured before says nothing about this moment.
             Limit = Math.Max(1, (int)(Limit * Backoff));
@@ -124,6 +126,9 @@ public sealed class AdaptiveConcurrency
         Limit = next;
         return Limit;
     }
+
+    /// <summary>Whether a window with <paramref name="congestion"/> throttled or timed-out retries beside <paramref name="completed"/> finished items calls for a cut.</summary>
+    public static bool IsCongested(long completed, int congestion) => congestion >= Math.Max(2, CongestedShare * (completed + congestion));
 
     private static double Blend(double old, double now) => 0.5 * old + 0.5 * now;
 

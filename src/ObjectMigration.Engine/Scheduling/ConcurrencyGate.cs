@@ -2,12 +2,14 @@ namespace ObjectMigration.Engine.Scheduling;
 
 /// <summary>
 /// How many of a run's workers may be transferring at once: a semaphore whose size changes while it is used (the
-/// adaptive level). Lowering it takes effect as transfers finish; none is interrupted.
+/// adaptive level). Lowering it takes effect as transfers finish; none is interrupted. Priority waiters (parts of an
+/// upload already open) go before the others (whole objects), so open uploads finish before new ones start.
 /// </summary>
 internal sealed class ConcurrencyGate(int limit)
 {
     private readonly object _lock = new();
     private readonly LinkedList<TaskCompletionSource> _waiting = new();
+    private readonly LinkedList<TaskCompletionSource> _waitingFirst = new();
     private int _limit = Math.Max(1, limit);
     private int _inFlight;
     private int _peak;
@@ -34,19 +36,21 @@ internal sealed class ConcurrencyGate(int limit)
         }
     }
 
-    public Task EnterAsync(CancellationToken ct)
+    public Task EnterAsync(CancellationToken ct, bool priority = false)
     {
         TaskCompletionSource waiter;
         LinkedListNode<TaskCompletionSource> node;
+        LinkedList<TaskCompletionSource> queue;
         lock (_lock)
         {
-            if (_inFlight < _limit && _waiting.Count == 0)
+            if (_inFlight < _limit && _waiting.Count == 0 && _waitingFirst.Count == 0)
             {
                 Take();
                 return Task.CompletedTask;
             }
             waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            node = _waiting.AddLast(waiter);
+            queue = priority ? _waitingFirst : _waiting;
+            node = queue.AddLast(waiter);
         }
         if (!ct.CanBeCanceled) return waiter.Task;
         var registration = ct.Register(() =>
@@ -55,7 +59,7 @@ internal sealed class ConcurrencyGate(int limit)
             {
                 // Granted meanwhile: the slot is the caller's, who sees the task completed and must Exit as usual.
                 if (node.List is null) return;
-                _waiting.Remove(node);
+                queue.Remove(node);
             }
             waiter.TrySetCanceled(ct);
         });
@@ -79,9 +83,9 @@ internal sealed class ConcurrencyGate(int limit)
 
     private void GrantWhileRoom()
     {
-        while (_inFlight < _limit && _waiting.First is { } first)
+        while (_inFlight < _limit && (_waitingFirst.First ?? _waiting.First) is { } first)
         {
-            _waiting.RemoveFirst();
+            first.List!.Remove(first);
             Take();
             first.Value.TrySetResult();
         }

@@ -99,8 +99,13 @@ public sealed class S3ObjectStore : IObjectStore
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            if (IsThrottle(e)) Pacer.Throttled(sent);
-            throw Classify(e, what, bucket);
+            var error = Classify(e, what, bucket);
+            if (IsThrottle(e))
+            {
+                Pacer.Throttled(sent);
+                error.IsThrottle = true;
+            }
+            throw error;
         }
     }
 

@@ -29,6 +29,8 @@ public sealed class StorageException(ErrorClass errorClass, string message, Exce
     public ErrorClass ErrorClass { get; } = errorClass;
     /// <summary>A SourceChanged that is the server's answer to a condition (412), not a change the client saw itself.</summary>
     public bool ConditionRefused { get; init; }
+    /// <summary>The server asked for fewer requests (503 SlowDown, 429, a throttling code): the adaptive level backs off on these.</summary>
+    public bool IsThrottle { get; internal set; }
     public bool IsRetryable => ErrorClass is ErrorClass.Retryable or ErrorClass.Timeout or ErrorClass.Integrity;
     /// <summary>True when the whole job cannot go on (the failure is not about one object).</summary>
     public bool IsJobFatal => ErrorClass is ErrorClass.Authentication or ErrorClass.AccessDenied or ErrorClass.BucketNotFound or ErrorClass.Connection;

@@ -49,6 +49,7 @@ public static class JobDefinition
             if (!Equals(was, now)) kept.Add($"-{parameter} stays {was} (given {now})");
         }
         Compare("Concurrency", job.Concurrency, request.Concurrency);
+        Compare("FixedConcurrency", job.FixedConcurrency, request.FixedConcurrency);
         Compare("MaxBytesPerSecond", job.MaxBytesPerSecond, request.MaxBytesPerSecond);
         Compare("MultipartThreshold", job.MultipartThreshold, request.MultipartThreshold);
         Compare("PartSize", job.PartSize, request.PartSize);

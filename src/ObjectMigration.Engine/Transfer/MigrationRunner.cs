@@ -66,6 +66,9 @@ public sealed class MigrationRunner
     private readonly AdaptiveConcurrency? _adaptive;
     /// <summary>Work items (objects and parts) finished this run: the adaptive level's measure with the bytes moved.</summary>
     private long _completedItems;
+    /// <summary>Stopwatch ticks spent on those items: how long one takes, which is how long a new level needs to show.</summary>
+    private long _itemTicks;
+    private int _highestLevel;
 
     public MigrationRunner(IStateStore store, MigrationJob job, IObjectStore source, IObjectStore target, RunnerOptions? options = null)
     {
@@ -80,6 +83,7 @@ public sealed class MigrationRunner
         var ceiling = Math.Max(1, job.Concurrency);
         _adaptive = job.FixedConcurrency ? null : new AdaptiveConcurrency(ceiling);
         _gate = new ConcurrencyGate(_adaptive?.Limit ?? ceiling);
+        _highestLevel = _gate.Limit;
         // What the stores find out by themselves (a bucket's region, the server's clock) is said once in the job's log.
         _source.Notice += message => _run.Log(new LogRecord(LogType.MigrationNotice, null, message));
         if (!ReferenceEquals(_source, _target)) _target.Notice += message => _run.Log(new LogRecord(LogType.MigrationNotice, null, message));
@@ -98,7 +102,7 @@ public sealed class MigrationRunner
         _options.Started?.Invoke();
         var where = JobTypes.HasTarget(_job.Type) ? $"{_job.Source} -> {_job.Target}" : _job.Type == JobType.Update ? $"{_job.Source} in place ({_job.Update})" : _job.Source;
         _store.AddLogs(_job.Id, [new LogRecord(wasStarted ? LogType.MigrationResume : LogType.MigrationStart, null,
-            $"{_job.Type} {where} with {_job.Concurrency} transfers at once on {_runnerId}.")]);
+            $"{_job.Type} {where} with {(_adaptive is null ? $"{_job.Concurrency} transfers at once" : $"an adaptive number of transfers at once (up to {_job.Concurrency})")} on {_runnerId}.")]);
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var work = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
@@ -160,9 +164,15 @@ public sealed class MigrationRunner
         finally
         {
             _run.Queue.Complete();
-            await Task.WhenAll(workers).ConfigureAwait(false);
-            adaptEnd.Cancel();
-            await adapt.ConfigureAwait(false);
+            try
+            {
+                await Task.WhenAll(workers).ConfigureAwait(false);
+            }
+            finally
+            {
+                adaptEnd.Cancel();
+                await adapt.ConfigureAwait(false);
+            }
         }
         if (_run.Fatal is not null) throw _run.Fatal;
     }
@@ -340,10 +350,12 @@ public sealed class MigrationRunner
     {
         await Task.Yield();
         // Work is taken first and the gate entered after: a worker waiting at the gate holds work, so a level below the
-        // ceiling shows as a full gate (the measure of whether more would pay), and an idle one as an empty gate.
+        // ceiling shows as a full gate (the measure of whether more would pay), and an idle one as an empty gate. Parts
+        // go through first, as in the queue: an open upload finishes before another object starts.
         while (await _run.Queue.DequeueAsync(ct).ConfigureAwait(false) is { } item)
         {
-            await _gate.EnterAsync(ct).ConfigureAwait(false);
+            await _gate.EnterAsync(ct, priority: item is PartWork).ConfigureAwait(false);
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 await _kind.ActAsync(item, ct).ConfigureAwait(false);
@@ -351,6 +363,7 @@ public sealed class MigrationRunner
             finally
             {
                 _gate.Exit();
+                Interlocked.Add(ref _itemTicks, System.Diagnostics.Stopwatch.GetTimestamp() - started);
                 Interlocked.Increment(ref _completedItems);
             }
         }
@@ -358,7 +371,8 @@ public sealed class MigrationRunner
 
     /// <summary>
     /// Measures the run in windows of at least <see cref="RunnerOptions.AdaptWindow"/> (longer while too little finished
-    /// to tell) and moves the level the adaptive scheme finds.
+    /// to tell) and moves the level the adaptive scheme finds. After a change the next window starts once the transfers
+    /// begun at the old level have had time to finish (the mean time of one), so a window measures one level.
     /// </summary>
     private async Task AdaptAsync(AdaptiveConcurrency adaptive, CancellationToken ct)
     {
@@ -366,6 +380,7 @@ public sealed class MigrationRunner
         var (since, completed, bytes, congestion) = (clock.Elapsed, Interlocked.Read(ref _completedItems), _run.Counters.BytesMoved, _run.Congestion);
         _gate.TakePeak();
         var lastWasCut = false;
+        TimeSpan? settleUntil = null;
         using var ticks = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Max(10, _options.AdaptWindow.TotalMilliseconds / 4)));
         try
         {
@@ -376,13 +391,26 @@ public sealed class MigrationRunner
                 var pushedBack = _run.Congestion - congestion;
                 // Throttling is acted on at once, but a whole window after a cut: the retries of requests sent before it
                 // must not cut again. Otherwise a window needs some finished work to say anything.
-                var soonest = pushedBack > 0 && !lastWasCut ? TimeSpan.Zero : _options.AdaptWindow;
-                if (elapsed < soonest || (pushedBack == 0 && done < 8 && elapsed < 5 * _options.AdaptWindow)) continue;
+                var congested = AdaptiveConcurrency.IsCongested(done, pushedBack);
+                if (settleUntil is { } settled && !(congested && !lastWasCut))
+                {
+                    if (clock.Elapsed < settled) continue;
+                    // Settled: the window of the new level starts now.
+                    settleUntil = null;
+                    (since, completed, bytes, congestion) = (clock.Elapsed, completed + done, _run.Counters.BytesMoved, congestion + pushedBack);
+                    _gate.TakePeak();
+                    continue;
+                }
+                var soonest = congested && !lastWasCut ? TimeSpan.Zero : _options.AdaptWindow;
+                if (elapsed < soonest || (!congested && done < 8 && elapsed < 5 * _options.AdaptWindow)) continue;
                 var moved = _run.Counters.BytesMoved - bytes;
+                var previous = _gate.Limit;
                 var level = adaptive.Observe(new ThroughputSample(elapsed, done, moved, pushedBack, _gate.TakePeak()));
-                lastWasCut = pushedBack > 0;
+                lastWasCut = congested;
                 _gate.SetLimit(level);
+                _highestLevel = Math.Max(_highestLevel, level);
                 (since, completed, bytes, congestion) = (clock.Elapsed, completed + done, bytes + moved, congestion + pushedBack);
+                if (level != previous) settleUntil = clock.Elapsed + MeanItemTime(cap: 5 * _options.AdaptWindow);
             }
         }
         catch (OperationCanceledException)
@@ -391,6 +419,13 @@ public sealed class MigrationRunner
         }
     }
 
+    private TimeSpan MeanItemTime(TimeSpan cap)
+    {
+        var items = Interlocked.Read(ref _completedItems);
+        if (items == 0) return TimeSpan.Zero;
+        var mean = TimeSpan.FromSeconds(Interlocked.Read(ref _itemTicks) / (double)System.Diagnostics.Stopwatch.Frequency / items);
+        return mean < cap ? mean : cap;
+    }
 
     // ---- Control, heartbeat, accounting ----
 
@@ -476,6 +511,11 @@ public sealed class MigrationRunner
                 return JobState.Cancelled;
             }
             return _store.FindJob(_job.Id)?.State ?? JobState.Cancelled;
+        }
+        if (_adaptive is not null && _highestLevel > 0)
+        {
+            _run.Log(new LogRecord(LogType.MigrationNotice, null,
+                $"Adaptive concurrency: this run went up to {_highestLevel} transfers at once and ended at {_gate.Limit} (of at most {_job.Concurrency}); {_run.Congestion} retries were for throttling or timeouts."));
         }
         _run.FlushResults();
         // Parts of unfinished uploads stay on the target for a resume (a stop aborts them below).

@@ -130,11 +130,11 @@ internal sealed class RunContext
     public Action<StorageException, int> OnRetry(string key) => (e, _) =>
     {
         Counters.CountRetry();
-        // Throttling, server errors, resets and timeouts: the servers or the link want fewer requests at once.
-        if (e.ErrorClass is ErrorClass.Retryable or ErrorClass.Timeout) Interlocked.Increment(ref _congestion);
+        // Throttling and timeouts say the servers or the link want fewer requests at once; a 500 or a reset says nothing of that.
+        if (e.IsThrottle || e.ErrorClass == ErrorClass.Timeout) Interlocked.Increment(ref _congestion);
     };
 
-    /// <summary>Retries for throttling, server errors or timeouts so far this run: the adaptive level backs off on them.</summary>
+    /// <summary>Retries for throttling or timeouts so far this run: the adaptive level backs off on them.</summary>
     public int Congestion => Volatile.Read(ref _congestion);
 
     /// <summary>Writes the queued results and log entries in one transaction, with the counters.</summary>

@@ -121,13 +121,13 @@ public sealed class RemoveMigrationJobCommand : JobTargetCmdlet
 
     protected override void ProcessRecord() => ForEachJob(job =>
     {
-        if (!ShouldProcess(job.Name, "Remove migration job, its object records and its log")) return;
+        if (!ShouldProcess(job.Name, "Remove migration job, its object records and its log, aborting the multipart uploads it keeps open")) return;
         if (Force && !JobStates.IsTerminal(job.State) && job.State != JobState.Interrupted)
         {
             Await(Engine.RequestStopAsync(job.Id, Cancellation));
             WaitForState(job.Id, JobStates.IsTerminal, TimeSpan.FromSeconds(60));
         }
-        Await(Engine.RemoveJobAsync(job.Id, Cancellation));
+        foreach (var warning in Await(Engine.RemoveJobAsync(job.Id, Cancellation))) WriteWarning(warning);
         // The session's PowerShell job for it goes with it.
         if (MigrationJobSourceAdapter.Find(job.Id) is { } psJob)
         {
