@@ -105,7 +105,7 @@ public sealed class WorkerLoopTests : IAsyncLifetime
         {
             Assert.Equal(JobState.Completed, _engine.GetJob(job.Id).State);
             var start = _engine.Store.GetLogs(job.Id, new LogQuery { Types = [LogType.MigrationStart] }).Single();
-            Assert.Contains("with 2 transfers at once", start.Message);
+            Assert.Contains("(up to 2)", start.Message);
         }
     }
 
