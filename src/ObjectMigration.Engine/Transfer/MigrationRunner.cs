@@ -69,6 +69,7 @@ public sealed class MigrationRunner
     /// <summary>Stopwatch ticks spent on those items: how long one takes, which is how long a new level needs to show.</summary>
     private long _itemTicks;
     private int _highestLevel;
+    private bool _levelMoved;
 
     public MigrationRunner(IStateStore store, MigrationJob job, IObjectStore source, IObjectStore target, RunnerOptions? options = null)
     {
@@ -409,6 +410,7 @@ public sealed class MigrationRunner
                 lastWasCut = congested;
                 _gate.SetLimit(level);
                 _highestLevel = Math.Max(_highestLevel, level);
+                _levelMoved |= level != previous;
                 (since, completed, bytes, congestion) = (clock.Elapsed, completed + done, bytes + moved, congestion + pushedBack);
                 if (level != previous) settleUntil = clock.Elapsed + MeanItemTime(cap: 5 * _options.AdaptWindow);
             }
@@ -512,7 +514,8 @@ public sealed class MigrationRunner
             }
             return _store.FindJob(_job.Id)?.State ?? JobState.Cancelled;
         }
-        if (_adaptive is not null && _highestLevel > 0)
+        // Said once the level moved (a run with little to do stays where it started and says nothing).
+        if (_adaptive is not null && _levelMoved)
         {
             _run.Log(new LogRecord(LogType.MigrationNotice, null,
                 $"Adaptive concurrency: this run went up to {_highestLevel} transfers at once and ended at {_gate.Limit} (of at most {_job.Concurrency}); {_run.Congestion} retries were for throttling or timeouts."));
