@@ -59,15 +59,9 @@ public sealed class LogQuery
     public int First { get; set; } = int.MaxValue;
 }
 
-/// <summary>
-/// The store is the plan and the control plane: one row per object, batched writes, and the requests
-/// (pause, stop) that any session or process sends to a job's runner. All SQL lives behind this.
-/// </summary>
-public interface IStateStore
+/// <summary>Connectors: named endpoints and their sealed credentials.</summary>
+public interface IConnectorStore
 {
-    string Location { get; }
-
-    // Connectors
     /// <summary>
     /// Adds a connector; a hidden one belongs to a single job and is not listed or found by name. The connector's
     /// CredentialSource, ProfileName and ProfileLocation are kept; <paramref name="protectedCredential"/> is empty
@@ -82,8 +76,11 @@ public interface IStateStore
     void UpdateConnector(CloudConnector connector, byte[]? protectedCredential);
     void RemoveConnector(long id);
     IReadOnlyList<MigrationJob> GetJobsUsingConnector(long connectorId);
+}
 
-    // Jobs
+/// <summary>Job definitions and their states.</summary>
+public interface IJobStore
+{
     void AddJob(MigrationJob job);
     MigrationJob? FindJob(Guid id);
     IReadOnlyList<MigrationJob> GetJobs();
@@ -92,13 +89,22 @@ public interface IStateStore
     /// <paramref name="detached"/> value hands the job to workers (or back to a session) in the same change.
     /// </summary>
     bool TryTransition(Guid id, JobState[] from, JobState to, JobPhase? phase = null, string? error = null, bool? detached = null);
+    void SetPhase(Guid id, JobPhase? phase);
+    /// <summary>Removes a job with its plan and log, and the hidden connector of a source given inline (with its sealed secret).</summary>
+    void RemoveJob(Guid id);
+    /// <summary>Hands a job to workers (or takes it back into a session).</summary>
+    void SetDetached(Guid id, bool detached);
+    /// <summary>Jobs handed to workers that wait for one: Pending, or Interrupted by a worker that died; oldest first.</summary>
+    IReadOnlyList<(Guid Id, JobState State)> GetDetachedJobsToRun(int limit);
+}
+
+/// <summary>Runs of jobs: who holds one (lease and heartbeat), and what it is asked to do.</summary>
+public interface IJobControl
+{
     /// <summary>Moves a Pending job to Running and makes <paramref name="runnerId"/> the runner that holds it.</summary>
     bool TryStartRun(Guid id, string runnerId, JobPhase phase);
     /// <summary>Settles a job, only while <paramref name="runnerId"/> still holds it (Running, or Interrupted by mistake).</summary>
     bool TrySettleRun(Guid id, string runnerId, JobState to, string? error = null);
-    void SetPhase(Guid id, JobPhase? phase);
-    /// <summary>Removes a job with its plan and log, and the hidden connector of a source given inline (with its sealed secret).</summary>
-    void RemoveJob(Guid id);
     void SetControlRequest(Guid id, ControlRequest request);
     /// <summary>Sets a request only where none is pending (a person's pause or stop wins over a worker's interrupt); true when set.</summary>
     bool TrySetControlRequest(Guid id, ControlRequest request);
@@ -117,12 +123,11 @@ public interface IStateStore
     IReadOnlyList<(Guid Id, string Runner)> GetRunningJobRunners();
     /// <summary>Marks a Running job Interrupted if <paramref name="runnerId"/> still holds it (its process is known to be gone).</summary>
     bool MarkInterrupted(Guid id, string runnerId);
+}
 
-    // Workers
-    /// <summary>Hands a job to workers (or takes it back into a session).</summary>
-    void SetDetached(Guid id, bool detached);
-    /// <summary>Jobs handed to workers that wait for one: Pending, or Interrupted by a worker that died; oldest first.</summary>
-    IReadOnlyList<(Guid Id, JobState State)> GetDetachedJobsToRun(int limit);
+/// <summary>Detached worker processes.</summary>
+public interface IWorkerRegistry
+{
     void AddWorker(MigrationWorker worker);
     /// <summary>Records that the worker is alive, and returns what it is asked to do.</summary>
     WorkerSignal WorkerHeartbeat(Guid id);
@@ -131,8 +136,11 @@ public interface IStateStore
     void RemoveWorker(Guid id);
     /// <summary>Every registered worker with the jobs it runs, alive or not: the engine leaves out (and removes) dead ones.</summary>
     IReadOnlyList<MigrationWorker> GetWorkers();
+}
 
-    // Listing checkpoints
+/// <summary>A job's plan: the listings saved page by page, and the objects still to do.</summary>
+public interface IPlanStore
+{
     (string? Token, bool Done) GetListingCheckpoint(Guid id, bool target);
     /// <summary>Stores one listed page and its continuation point in one transaction; returns rows that were new.</summary>
     int SaveListingPage(Guid id, IReadOnlyList<ListedObject> objects, string? continuationToken, bool done, bool target);
@@ -145,11 +153,7 @@ public interface IStateStore
     void SaveTargetOnlyObjects(Guid id, IReadOnlyList<ListedObject> objects);
     /// <summary>Replaces what was listed for one source object (it changed while it was copied); the job's found bytes follow.</summary>
     void UpdateListedObject(Guid id, ListedObject current);
-
-    // Scheduling and outcomes
     IReadOnlyList<PendingObject> GetPendingObjects(Guid id, string afterKey, int limit);
-    void SaveResults(Guid id, IReadOnlyList<ObjectResult> results, IReadOnlyList<LogRecord> logs);
-    void AddLogs(Guid id, IReadOnlyList<LogRecord> logs);
     /// <summary>
     /// The runner's live measures: rates, and the bytes of unfinished objects already moved (finished parts, parts and
     /// objects streaming now), which progress adds to the finished objects' bytes.
@@ -160,12 +164,36 @@ public interface IStateStore
     /// </summary>
     void SaveDispatchedThrough(Guid id, string key);
     string? GetDispatchedThrough(Guid id);
-    /// <param name="concurrencyLevel">Transfers the run keeps in flight now (the adaptive level); 0 once it ends.</param>
-    void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond, long movingBytes, int concurrencyLevel);
     /// <summary>Puts failed objects back to pending for Resume -RetryFailed; returns how many.</summary>
     int ResetFailedObjects(Guid id);
+    /// <summary>Every source object the job listed, in key order, read as it goes (flat memory for any listing).</summary>
+    IEnumerable<ListedObject> StreamListedObjects(Guid id);
+}
 
-    // Multipart uploads
+/// <summary>Outcomes and the counters they add to, and reading them back.</summary>
+public interface IResultStore
+{
+    void SaveResults(Guid id, IReadOnlyList<ObjectResult> results, IReadOnlyList<LogRecord> logs);
+    /// <param name="concurrencyLevel">Transfers the run keeps in flight now (the adaptive level); 0 once it ends.</param>
+    void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond, long movingBytes, int concurrencyLevel);
+    MigrationJobProgress GetProgress(Guid id);
+    /// <summary>
+    /// One row per object in key order, read forward-only while the caller enumerates (nothing is buffered): outcome,
+    /// log type and why, both ETags, how a copied object was verified. Throws KeyNotFoundException for an unknown job.
+    /// </summary>
+    IEnumerable<ObjectReportRow> StreamObjectReport(Guid id);
+}
+
+/// <summary>A job's log.</summary>
+public interface IJobLog
+{
+    void AddLogs(Guid id, IReadOnlyList<LogRecord> logs);
+    IReadOnlyList<MigrationJobLogEntry> GetLogs(Guid id, LogQuery query);
+}
+
+/// <summary>Open multipart uploads, their parts, and Update's saved tags: what a kill must not lose.</summary>
+public interface IUploadStore
+{
     /// <summary>The recorded id of the key's open upload; null when there is none, or when one was asked for and its id never came.</summary>
     string? GetUploadId(Guid id, string key);
     /// <summary>
@@ -183,7 +211,6 @@ public interface IStateStore
     void SavePart(Guid id, string key, UploadedPart part);
     /// <summary>The recorded upload is completed or aborted: its id and parts go (a request mark stays until cleared).</summary>
     void ForgetUpload(Guid id, string key);
-
     /// <summary>
     /// Update: the tags (x-amz-tagging form) an object had before its copy onto itself, kept until they are written
     /// back, so that a crash between the copy (which some servers make without tags) and the tags loses none.
@@ -193,15 +220,15 @@ public interface IStateStore
     IReadOnlyDictionary<string, string> GetUpdateIntents(Guid id);
     void ForgetUpdateIntent(Guid id, string key);
     IReadOnlyList<OpenUpload> GetOpenUploads(Guid id);
+}
 
-    // Reading
-    /// <summary>Every source object the job listed, in key order, read as it goes (flat memory for any listing).</summary>
-    IEnumerable<ListedObject> StreamListedObjects(Guid id);
-    MigrationJobProgress GetProgress(Guid id);
-    IReadOnlyList<MigrationJobLogEntry> GetLogs(Guid id, LogQuery query);
-    /// <summary>
-    /// One row per object in key order, read forward-only while the caller enumerates (nothing is buffered): outcome,
-    /// log type and why, both ETags, how a copied object was verified. Throws KeyNotFoundException for an unknown job.
-    /// </summary>
-    IEnumerable<ObjectReportRow> StreamObjectReport(Guid id);
+/// <summary>
+/// The store is the plan and the control plane: one row per object, batched writes, and the requests
+/// (pause, stop) that any session or process sends to a job's runner. All SQL lives behind this. It is the sum of the
+/// contracts above, one per concern, so that a second store (PostgreSQL, for many hosts) is written and tested one
+/// contract at a time; see docs/design/state-store-split.md.
+/// </summary>
+public interface IStateStore : IConnectorStore, IJobStore, IJobControl, IWorkerRegistry, IPlanStore, IResultStore, IJobLog, IUploadStore
+{
+    string Location { get; }
 }
