@@ -517,8 +517,9 @@ public sealed class MigrationRunner
         // Said once the level moved (a run with little to do stays where it started and says nothing).
         if (_adaptive is not null && _levelMoved)
         {
+            var pushedBack = _run.Congestion > 0 ? $"; {_run.Congestion} requests were retried after throttling or a timeout." : ".";
             _run.Log(new LogRecord(LogType.MigrationNotice, null,
-                $"Adaptive concurrency: this run went up to {_highestLevel} transfers at once and ended at {_gate.Limit} (of at most {_job.Concurrency}); {_run.Congestion} retries were for throttling or timeouts."));
+                $"Adaptive concurrency: this run went up to {_highestLevel} transfers at once and ended at {_gate.Limit} (of at most {_job.Concurrency}){pushedBack}"));
         }
         _run.FlushResults();
         // Parts of unfinished uploads stay on the target for a resume (a stop aborts them below).

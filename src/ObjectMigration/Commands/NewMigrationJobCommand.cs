@@ -297,6 +297,11 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
             {
                 throw DetachedWithAsJob();
             }
+            if (FixedConcurrency && !MyInvocation.BoundParameters.ContainsKey(nameof(Concurrency)))
+            {
+                // Fixed at the default ceiling (256) is rarely what is meant: the number is asked for.
+                throw new ArgumentException("-FixedConcurrency runs exactly -Concurrency transfers at once: give -Concurrency too (for example -Concurrency 16 -FixedConcurrency).", nameof(FixedConcurrency));
+            }
             if (Type == JobType.Update)
             {
                 // What a copy decides means nothing for a change in place: say which parameter was meant instead.
