@@ -39,8 +39,6 @@ internal sealed class LatencyRelay : IAsyncDisposable
     private const int ChunkBytes = 64 * 1024;
     private static readonly double TicksPerMs = Stopwatch.Frequency / 1000.0;
     private static readonly long BookAheadTicks = (long)(10 * TicksPerMs);
-    // Shared by all waits of the process and updated without a lock: a lost update only slows the average.
-    private static double s_timerLateMs = 1;
 
     private readonly TcpListener _listener;
     private readonly IPEndPoint _upstream;
@@ -110,7 +108,9 @@ internal sealed class LatencyRelay : IAsyncDisposable
     /// <summary>One direction: a reader that stamps each chunk with its due time and a writer that sends it then.</summary>
     private async Task PumpAsync(Socket from, Socket to, Bottleneck bottleneck, long firstByteAfter, bool isUp)
     {
-        var line = Channel.CreateUnbounded<Chunk>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        // The writer goes on in the reader's thread when a chunk arrives, and in the delay line's thread when one is due:
+        // no hop to another thread per chunk, which on a busy 2-core machine costs more than the relaying itself.
+        var line = Channel.CreateUnbounded<Chunk>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true, AllowSynchronousContinuations = true });
         var window = new ByteGate(Math.Max(ChunkBytes, _settings.WindowBytes / 2));
         var writer = WriteAsync(to, line.Reader, window, isUp);
         try
@@ -206,25 +206,73 @@ internal sealed class LatencyRelay : IAsyncDisposable
 
     private long HalfRtt() => (long)(_settings.RttMs * TicksPerMs / 2);
 
-    private static async Task WaitUntilAsync(long due)
-    {
-        // Timers fire late, by 1-3 ms on a busy 2-core machine (the timer thread, then a thread-pool thread): each wait
-        // asks for that much less, by a running average of how late the timers have been, so chunks leave on time on
-        // average rather than a few milliseconds late on every half round trip.
-        var waitMs = (due - Stopwatch.GetTimestamp()) / TicksPerMs;
-        var asked = (int)Math.Round(waitMs - s_timerLateMs);
-        if (asked < 1) return;
-        var started = Stopwatch.GetTimestamp();
-        await Task.Delay(asked);
-        var late = (Stopwatch.GetTimestamp() - started) / TicksPerMs - asked;
-        s_timerLateMs = Math.Clamp(s_timerLateMs + 0.05 * (late - s_timerLateMs), 0, 10);
-    }
+    private static Task WaitUntilAsync(long due) => DelayLine.Shared.WhenDue(due);
 
     public async ValueTask DisposeAsync()
     {
         _stop.Cancel();
         _listener.Stop();
         await _acceptLoop;
+    }
+
+    /// <summary>
+    /// The clock of every wait in the process: one thread that sleeps until the earliest due time and then completes the
+    /// waits that are due, running their continuations (a send, usually done at once) on itself. A timer per chunk would
+    /// cost a timer thread's wake-up and a thread-pool hop each, and fire 1-3 ms late on a busy machine.
+    /// </summary>
+    private sealed class DelayLine
+    {
+        public static readonly DelayLine Shared = new();
+        private static readonly long Tolerance = (long)(TicksPerMs / 4);
+        private readonly object _gate = new();
+        private readonly PriorityQueue<TaskCompletionSource, long> _waits = new();
+        private double _oversleepMs = 0.2;
+
+        private DelayLine()
+        {
+            new Thread(Run) { IsBackground = true, Name = "relay delay line" }.Start();
+        }
+
+        public Task WhenDue(long due)
+        {
+            if (due - Stopwatch.GetTimestamp() <= Tolerance) return Task.CompletedTask;
+            // Continuations run on the delay line's thread when it completes this.
+            var wait = new TaskCompletionSource();
+            lock (_gate)
+            {
+                _waits.Enqueue(wait, due);
+                if (_waits.TryPeek(out var first, out _) && first == wait) Monitor.Pulse(_gate);
+            }
+            return wait.Task;
+        }
+
+        private void Run()
+        {
+            var due = new List<TaskCompletionSource>();
+            while (true)
+            {
+                lock (_gate)
+                {
+                    while (true)
+                    {
+                        // A sleep ends late by about the same each time (more on a busy machine): the line sleeps that
+                        // much less, and what is due within it goes now (early by that at most, rather than spinning).
+                        var now = Stopwatch.GetTimestamp();
+                        var horizon = Tolerance + (long)(_oversleepMs * TicksPerMs);
+                        while (_waits.TryPeek(out _, out var at) && at - now <= horizon) due.Add(_waits.Dequeue());
+                        if (due.Count > 0) break;
+                        if (!_waits.TryPeek(out _, out var next)) { Monitor.Wait(_gate); continue; }
+                        var sleep = Math.Max(1, (int)Math.Round((next - now) / TicksPerMs - _oversleepMs));
+                        var asleep = Stopwatch.GetTimestamp();
+                        if (Monitor.Wait(_gate, sleep)) continue;
+                        var over = (Stopwatch.GetTimestamp() - asleep) / TicksPerMs - sleep;
+                        _oversleepMs = Math.Clamp(_oversleepMs + 0.05 * (over - _oversleepMs), 0, 3);
+                    }
+                }
+                foreach (var wait in due) wait.SetResult();
+                due.Clear();
+            }
+        }
     }
 
     /// <summary>A link's bottleneck: one clock of when the link is next free, shared by every connection in that direction.</summary>
