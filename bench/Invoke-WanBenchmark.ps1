@@ -112,6 +112,21 @@ function Send-Relay($Relay, [string] $Command) {
     if ($answer -notlike 'OK *') { throw "The relay refused '$Command': $answer" }
     $answer
 }
+# Per relay (source, target): connections accepted and requests by method so far.
+function Get-RelayCounts($Relay) {
+    $parts = (Send-Relay $Relay 'stats') -split ' \| ' | Select-Object -Skip 1
+    foreach ($part in $parts) {
+        $words = $part -split ' '
+        $counts = @{}
+        for ($i = 0; $i + 1 -lt $words.Count; $i += 2) { $counts[$words[$i]] = [long]$words[$i + 1] }
+        $counts
+    }
+}
+function Format-Requests($Before, $After) {
+    $letters = [ordered]@{ GET = 'G'; PUT = 'P'; HEAD = 'H'; POST = 'Po'; DELETE = 'D' }
+    $parts = foreach ($method in $letters.Keys) { $n = $After[$method] - $Before[$method]; if ($n) { "$($letters[$method]) $n" } }
+    (@($parts) -join ' ') + " ($($After.connections - $Before.connections) conn.)"
+}
 function Set-Relay($Relay, [int] $RttMs, [int] $CapMbit) {
     $null = Send-Relay $Relay "set rtt-ms $RttMs"
     $null = Send-Relay $Relay "set mbit $CapMbit"
@@ -122,6 +137,9 @@ $rows = [System.Collections.Generic.List[object]]::new()
 $checks = [ordered]@{}
 $started = Get-Date
 $commit = (& git -C $Root rev-parse --short HEAD 2>$null)
+# The engine measured: the last commit that changed src/ (the module is built from the worktree as it is).
+$engineCommit = (& git -C $Root log -1 --format=%h -- src 2>$null)
+$engineDirty = if (& git -C $Root status --porcelain -- src 2>$null) { ' + uncommitted changes' } else { '' }
 
 Write-Host '[relay] its own cost (echo server and relay in one process) ...'
 foreach ($line in (Invoke-Bench relay-cost 2000)) { if ($line -match '^CHECK (\S+) (\S+)') { $checks["cost $($Matches[1])"] = [double]$Matches[2] } }
@@ -184,12 +202,16 @@ if (`$level) { 'LEVEL ' + `$level.Name + '=' + `$level.Value }
     # One measured run into a row, with the servers' and the relay's CPU over the same time.
     function Measure-Row([string] $Name, [string] $Load, [int] $Concurrency, [scriptblock] $Action, [int] $Objects, [double] $Bytes) {
         Write-Host "[$rttMs ms/$Load] $Name ..."
-        $serverBefore = & $serverCpu; $relayBefore = Get-StatCpu $relayPid
+        $serverBefore = & $serverCpu; $relayBefore = Get-StatCpu $relayPid; $countsBefore = @(Get-RelayCounts $relay)
         $run = & $Action
+        $countsAfter = @(Get-RelayCounts $relay)
+        $requests = 0
+        foreach ($side in 0, 1) { foreach ($method in 'GET', 'PUT', 'HEAD', 'POST', 'DELETE') { $requests += $countsAfter[$side][$method] - $countsBefore[$side][$method] } }
         $rows.Add([pscustomobject]@{
             Rtt = $rttMs; Cap = $cap; Workload = $Load; Tool = $Name; Concurrency = $Concurrency; Wall = $run.Wall; Job = $run.Job
             Objects = $Objects; Bytes = $Bytes; Cpu = $run.Cpu; PeakMB = $run.PeakMB; Level = $run.Level
             ServerCpu = (& $serverCpu) - $serverBefore; RelayCpu = (Get-StatCpu $relayPid) - $relayBefore
+            Requests = $requests; SourceRequests = Format-Requests $countsBefore[0] $countsAfter[0]; TargetRequests = Format-Requests $countsBefore[1] $countsAfter[1]
         })
         $rows[-1]
     }
@@ -274,7 +296,7 @@ function Get-Best([int] $RttMs, [string] $Load) {
 }
 $form = if ($Quick) { "quick (small $($counts.small), medium $($counts.medium), large $($counts.large))" } else { 'full' }
 $lines = @(
-    "### $(Get-Date -Format 'yyyy-MM-dd HH:mm'), $form run at commit $commit, $([math]::Round(((Get-Date) - $started).TotalMinutes)) min"
+    "### $(Get-Date -Format 'yyyy-MM-dd HH:mm'), $form run at commit $commit (engine: src/ at $engineCommit$engineDirty), $([math]::Round(((Get-Date) - $started).TotalMinutes)) min"
     ''
     "Ceph RGW (memstore, two gateways) behind one relay process; RTT $($Rtt -join ', ') ms; at RTT > 0 each direction of each relay capped at $Mbit Mbit/s; a new"
     "connection waits $HandshakeRtts round trips before its first byte; window 4 MiB per connection. rclone $((rclone version 2>$null | Select-Object -First 1) -replace 'rclone ', ''); $cores cores shared"
@@ -302,9 +324,11 @@ $lines += @(
     "Rows: 'wall' is the process (for ours: pwsh start, module import and the job; the ratios use it); 'job' is the job's own"
     "StartedAt..FinishedAt. 'relay CPU' and 'server CPU' are the relay process's and the gateways' CPU during the row; 'busy' is all"
     "three with the client's over wall x $cores cores. 'vs best' is ours-best's wall over this row's (>= 0.90: within 10 %)."
+    "Requests, counted by the relays: G GET (objects, ranges and listings), P PUT (objects and parts), H HEAD, Po POST (multipart"
+    "start and completion), D DELETE, and the connections each side opened; 'req/obj' is both sides' requests over the objects."
     ''
-    '| RTT ms | workload | tool | conc. | wall s | job s | objects/s | Mbit/s | CPU s | peak MB | relay CPU s | server CPU s | busy | vs best | vs rclone-default |'
-    '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
+    '| RTT ms | workload | tool | conc. | wall s | job s | objects/s | Mbit/s | CPU s | peak MB | relay CPU s | server CPU s | busy | vs best | vs rclone-default | req/obj | source requests | target requests |'
+    '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|'
 )
 foreach ($row in $rows) {
     $best = Get-Best $row.Rtt $row.Workload
@@ -313,9 +337,10 @@ foreach ($row in $rows) {
     $vsRclone = if ($rcloneDefault -and $row -ne $rcloneDefault) { Format-Ratio ($rcloneDefault.Wall / $row.Wall) } else { '' }
     $conc = if ($row.Concurrency -gt 0) { "$($row.Concurrency)" } elseif ($row.Level) { "def. ($($row.Level))" } else { 'def.' }
     $mbits = if ($row.Bytes) { '{0:N0}' -f ($row.Bytes * 8 / 1e6 / $row.Wall) } else { '' }
-    $lines += '| {0} | {1} | {2} | {3} | {4:N1} | {5} | {6:N0} | {7} | {8:N1} | {9:N0} | {10:N1} | {11:N1} | {12:P0} | {13} | {14} |' -f $row.Rtt, $row.Workload,
+    $lines += '| {0} | {1} | {2} | {3} | {4:N1} | {5} | {6:N0} | {7} | {8:N1} | {9:N0} | {10:N1} | {11:N1} | {12:P0} | {13} | {14} | {15:N2} | {16} | {17} |' -f $row.Rtt, $row.Workload,
         $row.Tool, $conc, $row.Wall, $(if ($row.Job) { '{0:N1}' -f $row.Job } else { '' }), ($row.Objects / $row.Wall), $mbits, $row.Cpu, $row.PeakMB,
-        $row.RelayCpu, $row.ServerCpu, (($row.Cpu + $row.ServerCpu + $row.RelayCpu) / ($row.Wall * $cores)), $vsBest, $vsRclone
+        $row.RelayCpu, $row.ServerCpu, (($row.Cpu + $row.ServerCpu + $row.RelayCpu) / ($row.Wall * $cores)), $vsBest, $vsRclone,
+        ($row.Requests / $row.Objects), $row.SourceRequests, $row.TargetRequests
 }
 
 # The issue's targets, each from rows of this run.

@@ -59,7 +59,25 @@ internal sealed class LatencyRelay : IAsyncDisposable
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
-    public string Stats => $"connections {Interlocked.Read(ref _connections)} active {Interlocked.Read(ref _active)} up {Interlocked.Read(ref _bytesUp)} down {Interlocked.Read(ref _bytesDown)}";
+    public string Stats => $"connections {Interlocked.Read(ref _connections)} active {Interlocked.Read(ref _active)} up {Interlocked.Read(ref _bytesUp)} down {Interlocked.Read(ref _bytesDown)} " +
+        string.Join(' ', Methods.Select((m, i) => $"{m} {Interlocked.Read(ref _requests[i])}"));
+
+    private static readonly string[] Methods = ["GET", "PUT", "HEAD", "POST", "DELETE"];
+    private static readonly byte[][] MethodPrefixes = Methods.Select(m => System.Text.Encoding.ASCII.GetBytes(m + " /")).ToArray();
+    private readonly long[] _requests = new long[Methods.Length];
+
+    /// <summary>
+    /// Counts requests by method, from the chunks toward the server that start with one: a client writes each request's
+    /// headers after the previous response (HTTP/1.1, no pipelining), so they begin a read. A heuristic, for what a tool
+    /// asks per object; it never changes what passes.
+    /// </summary>
+    private void CountRequest(ReadOnlySpan<byte> chunk)
+    {
+        for (var i = 0; i < MethodPrefixes.Length; i++)
+        {
+            if (chunk.StartsWith(MethodPrefixes[i])) { Interlocked.Increment(ref _requests[i]); return; }
+        }
+    }
 
     private async Task AcceptAsync()
     {
@@ -128,6 +146,7 @@ internal sealed class LatencyRelay : IAsyncDisposable
                     line.Writer.TryWrite(new Chunk(null, 0, Departure(Stopwatch.GetTimestamp(), firstByteAfter) + HalfRtt()));
                     break;
                 }
+                if (isUp) CountRequest(buffer.AsSpan(0, read));
                 await window.WaitAsync(read);
                 var departure = Departure(Stopwatch.GetTimestamp(), firstByteAfter);
                 var mbit = _settings.Mbit;
