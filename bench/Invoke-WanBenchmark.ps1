@@ -10,11 +10,14 @@
     --checkers at our best concurrency (so it runs after the sweep). After a tool's copy of the small set, ours-default
     and both rclone rows copy it again into the complete target: the no-op re-run. Ratios compare rows of the same run.
     Before the runs, the relay's own cost is measured (relay-cost: an echo server and a relay in one process) and the
-    relay is probed against the real gateways (relay-probe).
+    relay is probed against the real gateways (relay-probe). Each row also has the relay's and the gateways' CPU, and the
+    requests by method and the connections each side saw (counted by the relays), so per-object round trips show.
 .EXAMPLE
     dotnet pwsh bench/Invoke-WanBenchmark.ps1 -ModulePath out/ObjectMigration/ObjectMigration.psd1 -Quick
 .EXAMPLE
-    dotnet pwsh bench/Invoke-WanBenchmark.ps1 -ModulePath out/ObjectMigration/ObjectMigration.psd1 -Rtt 50 -Workload small -Tool ours-default, rclone-default
+    dotnet pwsh -c '& bench/Invoke-WanBenchmark.ps1 -ModulePath out/ObjectMigration/ObjectMigration.psd1 -Rtt 50 -Workload small,rerun -Tool ours-default,rclone-default -ResultsPath /tmp/wan.md'
+
+    A subset, to iterate on one figure (lists need -c: a script run with -File takes each argument as one string).
 #>
 param(
     [Parameter(Mandatory)][string] $ModulePath,
