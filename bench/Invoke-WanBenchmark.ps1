@@ -297,9 +297,10 @@ function Get-Row([int] $RttMs, [string] $Load, [string] $Name) { $rows | Where-O
 function Get-Best([int] $RttMs, [string] $Load) {
     $rows | Where-Object { $_.Rtt -eq $RttMs -and $_.Workload -eq $Load -and $_.Tool -match '^ours-\d+$' } | Sort-Object Wall | Select-Object -First 1
 }
-$form = if ($Quick) { "quick (small $($counts.small), medium $($counts.medium), large $($counts.large))" } else { 'full' }
+$form = if ($Quick) { "quick (small $($counts.small), medium $($counts.medium), large $($counts.large))" } else { 'full-size' }
+$form += " run of RTT $($Rtt -join '/') ms, $($Workload -join '/')$(if ($Tool.Count -lt 4) { ', ' + ($Tool -join '/') })"
 $lines = @(
-    "### $(Get-Date -Format 'yyyy-MM-dd HH:mm'), $form run at commit $commit (engine: src/ at $engineCommit$engineDirty), $([math]::Round(((Get-Date) - $started).TotalMinutes)) min"
+    "### $(Get-Date -Format 'yyyy-MM-dd HH:mm'), $form at commit $commit (engine: src/ at $engineCommit$engineDirty), $([math]::Round(((Get-Date) - $started).TotalMinutes)) min"
     ''
     "Ceph RGW (memstore, two gateways) behind one relay process; RTT $($Rtt -join ', ') ms; at RTT > 0 each direction of each relay capped at $Mbit Mbit/s; a new"
     "connection waits $HandshakeRtts round trips before its first byte; window 4 MiB per connection. rclone $((rclone version 2>$null | Select-Object -First 1) -replace 'rclone ', ''); $cores cores shared"
