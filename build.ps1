@@ -6,6 +6,8 @@
     dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
 .EXAMPLE
     dotnet pwsh ./build.ps1 -Task Soak -Kills 100 -FlushKills 30
+.EXAMPLE
+    dotnet pwsh ./build.ps1 -Task Bench -Scenario Wan -Quick
 #>
 [CmdletBinding()]
 param(
@@ -17,7 +19,12 @@ param(
     [string] $PesterFilter = '*',
     # Soak: SIGKILLs of one migration's runners, and of an inventory writing its state (Crash.Tests.ps1 runs 10 and 5).
     [ValidateRange(1, 10000)][int] $Kills = 50,
-    [ValidateRange(1, 10000)][int] $FlushKills = 20
+    [ValidateRange(1, 10000)][int] $FlushKills = 20,
+    # Bench: Loopback compares the tools on loopback (bench/Invoke-Benchmark.ps1); Wan runs them behind the latency
+    # relay at several round-trip times (bench/Invoke-WanBenchmark.ps1).
+    [ValidateSet('Loopback', 'Wan')][string] $Scenario = 'Loopback',
+    # Bench -Scenario Wan: the quick form (smaller sets at 50 ms, a few minutes).
+    [switch] $Quick
 )
 
 Set-StrictMode -Version Latest
@@ -202,7 +209,13 @@ function Invoke-Demo {
 
 function Invoke-Bench {
     Invoke-Build
-    & $PwshHost @PwshArguments -NoProfile -File (Join-Path $Root 'bench/Invoke-Benchmark.ps1') -ModulePath (Join-Path $ModuleOut 'ObjectMigration.psd1')
+    $module = Join-Path $ModuleOut 'ObjectMigration.psd1'
+    if ($Scenario -eq 'Wan') {
+        $quickArgument = @(if ($Quick) { '-Quick' })
+        & $PwshHost @PwshArguments -NoProfile -File (Join-Path $Root 'bench/Invoke-WanBenchmark.ps1') -ModulePath $module @quickArgument
+    } else {
+        & $PwshHost @PwshArguments -NoProfile -File (Join-Path $Root 'bench/Invoke-Benchmark.ps1') -ModulePath $module
+    }
     if ($LASTEXITCODE -ne 0) { throw "The benchmark failed (exit $LASTEXITCODE)." }
 }
 

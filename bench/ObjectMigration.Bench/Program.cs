@@ -1,6 +1,7 @@
 using ObjectMigration.Bench;
 
 // bench tool: listing-memory N | kinds N | seed E A S BUCKET WORKLOAD | purge E A S BUCKET | limit SE SA SS SBUCKET TE TA TS TBUCKET CONCURRENCY
+// | relay --upstream HOST:PORT ... (LatencyRelay) | relay-cost [PINGS] | relay-probe DIRECT RELAYED A S BUCKET KEY COUNT [LARGEKEY PUTMIB] (RelayCheck)
 switch (args.FirstOrDefault())
 {
     case "listing-memory":
@@ -39,6 +40,12 @@ switch (args.FirstOrDefault())
         }
         return 0;
     }
+    case "relay":
+        return await LatencyRelay.RunAsync(args);
+    case "relay-cost":
+        return await RelayCheck.CostAsync(args);
+    case "relay-probe":
+        return await RelayCheck.ProbeAsync(args);
     case "seed-size":
         Console.WriteLine(S3Tools.Workload(args[1]).Sum(o => o.Size));
         return 0;

@@ -22,17 +22,28 @@ internal static class S3Tools
             Timeout = TimeSpan.FromMinutes(10),
         });
 
-    /// <summary>The workloads of issue 6, as (key, size) lists; sizes are deterministic.</summary>
+    /// <summary>
+    /// The workloads of issues 6 and 20, as (key, size) lists; sizes are deterministic. "NAME:COUNT" takes the first COUNT
+    /// objects of a workload (the WAN bench's quick form).
+    /// </summary>
     public static IReadOnlyList<(string Key, long Size)> Workload(string name)
     {
+        var parts = name.Split(':');
+        return Workload(parts[0], parts.Length > 1 ? int.Parse(parts[1]) : -1);
+    }
+
+    private static IReadOnlyList<(string Key, long Size)> Workload(string name, int count)
+    {
         var random = new Random(6);
+        int Count(int full) => count >= 0 ? count : full;
         return name switch
         {
-            "small" => Enumerable.Range(0, 5000).Select(i => ($"small/{i:d5}.bin", 16L * 1024)).ToList(),
-            "large" => Enumerable.Range(0, 4).Select(i => ($"large/{i}.bin", 256L * 1024 * 1024)).ToList(),
+            "small" => Enumerable.Range(0, Count(5000)).Select(i => ($"small/{i:d5}.bin", 16L * 1024)).ToList(),
+            "medium" => Enumerable.Range(0, Count(200)).Select(i => ($"medium/{i:d4}.bin", 4L * 1024 * 1024)).ToList(),
+            "large" => Enumerable.Range(0, Count(4)).Select(i => ($"large/{i}.bin", 256L * 1024 * 1024)).ToList(),
             // Log-uniform from 0 B to 8 MiB.
-            "mixed" => Enumerable.Range(0, 2000).Select(i => ($"mixed/{i:d5}.bin", (long)Math.Floor(Math.Exp(random.NextDouble() * Math.Log(8.0 * 1024 * 1024 + 1)) - 1))).ToList(),
-            _ => throw new ArgumentException($"Unknown workload '{name}': small, large or mixed."),
+            "mixed" => Enumerable.Range(0, Count(2000)).Select(i => ($"mixed/{i:d5}.bin", (long)Math.Floor(Math.Exp(random.NextDouble() * Math.Log(8.0 * 1024 * 1024 + 1)) - 1))).ToList(),
+            _ => throw new ArgumentException($"Unknown workload '{name}': small, medium, large or mixed."),
         };
     }
 
