@@ -27,8 +27,8 @@ param(
     # target (needs small's copies, which then run whether or not 'small' is listed).
     [ValidateSet('small', 'medium', 'large', 'rerun')][string[]] $Workload = @('small', 'medium', 'large', 'rerun'),
     [ValidateSet('ours-default', 'ours-sweep', 'rclone-default', 'rclone-best')][string[]] $Tool = @('ours-default', 'ours-sweep', 'rclone-default', 'rclone-best'),
-    # The fixed concurrency levels of 'ours-sweep' (New-MigrationJob -Concurrency takes 1-256).
-    [ValidateRange(1, 256)][int[]] $Sweep = @(4, 16, 64, 256),
+    # The fixed concurrency levels of 'ours-sweep' (New-MigrationJob -Concurrency N -FixedConcurrency, 1-1024).
+    [ValidateRange(1, 1024)][int[]] $Sweep = @(4, 16, 64, 256),
     # rclone-best's --transfers/--checkers when no sweep ran in the cell.
     [ValidateRange(1, 1024)][int] $RcloneConcurrency = 64,
     # Cap per direction of each relay at RTT > 0, Mbit/s; 0: none.
@@ -174,7 +174,8 @@ try {
 
     # ObjectMigration in a fresh pwsh process per run, as a user runs it; connectors made beforehand in the cell's home.
     function Measure-Ours([string] $SourceBucket, [string] $Target, [int] $Expect, [int] $Concurrency) {
-        $concurrencyArgument = if ($Concurrency -gt 0) { " -Concurrency $Concurrency" } else { '' }
+        # A sweep level is fixed; the default finds its own (adaptive, issue 20).
+        $concurrencyArgument = if ($Concurrency -gt 0) { " -Concurrency $Concurrency -FixedConcurrency" } else { '' }
         $script = @"
 `$env:OBJECTMIGRATION_HOME = '$home0'; Import-Module '$ModulePath'; `$ProgressPreference = 'SilentlyContinue'
 `$job = New-MigrationJob -SourceConnector src -SourceBucket $SourceBucket -TargetConnector dst -TargetBucket $Target$concurrencyArgument -Wait
@@ -182,9 +183,9 @@ if (`$job.State -ne 'Completed') { Write-Error "job `$(`$job.State)"; exit 1 }
 'JOBSECONDS ' + (`$job.FinishedAt - `$job.StartedAt).TotalSeconds
 `$progress = Get-MigrationJobProgress -Id `$job.Id
 'TRANSFERRED ' + `$progress.TransferredObjects
-# The adaptive level, once the progress shows one (issue 20).
-`$level = `$progress.PSObject.Properties | Where-Object Name -like '*Concurrency*' | Select-Object -First 1
-if (`$level) { 'LEVEL ' + `$level.Name + '=' + `$level.Value }
+# The adaptive level: how high the run went and where it ended, from its log (issue 20).
+`$note = Get-MigrationJobLog -Id `$job.Id -Type MigrationNotice | Where-Object Message -like 'Adaptive concurrency*' | Select-Object -Last 1
+if (`$note -and `$note.Message -match 'up to (\d+) transfers at once and ended at (\d+)') { 'LEVEL ' + `$Matches[1] + '/' + `$Matches[2] }
 "@
         $run = Measure-Run $pwshHost ($pwshArguments + @('-NoProfile', '-NonInteractive', '-Command', $script))
         $transferred = [int](Get-Tagged $run.Output 'TRANSFERRED')
