@@ -55,7 +55,7 @@ public sealed class AdaptiveConcurrencyTests
         var settled = levels.Skip(20).Select(server.Throughput).Average();
         Assert.True(settled >= 0.9 * best, $"settled at {settled:N0}/s of a best {best:N0}/s; levels {string.Join(",", levels)}");
         // It does not run far past the knee for nothing.
-        Assert.True(levels.Skip(20).Max() <= Math.Max(8, 4 * knee), $"levels {string.Join(",", levels)}");
+        Assert.True(levels.Skip(20).Max() <= Math.Max(2 * AdaptiveConcurrency.DefaultStart, 4 * knee), $"levels {string.Join(",", levels)}");
     }
 
     [Fact]

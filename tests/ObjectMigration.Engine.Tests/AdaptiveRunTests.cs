@@ -8,7 +8,7 @@ using Xunit.Abstractions;
 namespace ObjectMigration.Engine.Tests;
 
 /// <summary>
-/// The adaptive level in a real run against s3rver, through the fault proxy: it starts at 8, is what the progress
+/// The adaptive level in a real run against s3rver, through the fault proxy: it starts at 16, is what the progress
 /// shows, backs off when the target answers SlowDown, and with -FixedConcurrency stays the job's concurrency.
 /// </summary>
 public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
@@ -77,7 +77,7 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task The_level_starts_at_eight_and_falls_when_the_target_throttles()
+    public async Task The_level_starts_at_sixteen_and_falls_when_the_target_throttles()
     {
         var (source, seeded) = await Source.Value;
         using var targetClient = TestEndpoints.S3rverTarget.Client();

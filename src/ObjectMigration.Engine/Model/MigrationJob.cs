@@ -63,7 +63,7 @@ public static class TransferOptions
 {
     /// <summary>
     /// The default ceiling of the adaptive level: high, since across a WAN small objects need hundreds in flight; the
-    /// level itself starts at 8 and rises only while throughput does.
+    /// level itself starts at 16 and rises only while throughput does.
     /// </summary>
     public const int DefaultConcurrency = 256;
     public const int MaxConcurrency = 1024;

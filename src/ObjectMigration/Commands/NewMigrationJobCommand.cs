@@ -66,7 +66,7 @@ public sealed class NewMigrationJobCommand : ObjectMigrationCmdlet
 
     [Parameter] [ValidateRange(1, TransferOptions.MaxConcurrency)] public int Concurrency { get; set; } = TransferOptions.DefaultConcurrency;
 
-    /// <summary>Runs exactly -Concurrency transfers at once, instead of raising the level from 8 while throughput rises.</summary>
+    /// <summary>Runs exactly -Concurrency transfers at once, instead of raising the level from 16 while throughput rises.</summary>
     [Parameter] public SwitchParameter FixedConcurrency { get; set; }
     [Parameter] [ValidateRange(0, long.MaxValue)] public long MaxBytesPerSecond { get; set; }
     [Parameter] [ValidateRange(5L * 1024 * 1024, long.MaxValue)] public long MultipartThreshold { get; set; } = TransferOptions.DefaultMultipartThreshold;
