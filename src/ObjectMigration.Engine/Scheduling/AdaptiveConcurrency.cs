@@ -23,7 +23,7 @@ public readonly record struct ThroughputSample(TimeSpan Elapsed, long Completed,
 public sealed class AdaptiveConcurrency
 {
     /// <summary>A doubling is kept when throughput rises by at least this share.</summary>
-    public const double ClimbGain = 0.10;
+    public const double ClimbGain = 0.05;
     /// <summary>A quarter more is kept when throughput rises by at least this share.</summary>
     public const double ProbeGain = 0.05;
     /// <summary>
