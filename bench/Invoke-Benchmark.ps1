@@ -29,23 +29,7 @@ $pwshArguments = @(if ([System.IO.Path]::GetFileNameWithoutExtension($pwshHost) 
 
 function Invoke-Bench { & dotnet $benchDll @args; if ($LASTEXITCODE -ne 0) { throw "bench tool $($args[0]) failed ($LASTEXITCODE)" } }
 
-# Wall time, CPU seconds and peak resident memory of one external command, by GNU time.
-function Measure-Run {
-    param([string] $Command, [string[]] $Arguments, [hashtable] $Environment = @{})
-    $timing = [System.IO.Path]::GetTempFileName()
-    $saved = @{}
-    foreach ($name in $Environment.Keys) { $saved[$name] = [Environment]::GetEnvironmentVariable($name); [Environment]::SetEnvironmentVariable($name, $Environment[$name]) }
-    try {
-        $output = & /usr/bin/time -f '%e %U %S %M' -o $timing $Command @Arguments 2>&1
-        $exit = $LASTEXITCODE
-    } finally {
-        foreach ($name in $saved.Keys) { [Environment]::SetEnvironmentVariable($name, $saved[$name]) }
-    }
-    $fields = (Get-Content $timing | Select-Object -Last 1) -split ' '
-    Remove-Item $timing
-    if ($exit -ne 0) { throw "$Command failed ($exit): $($output | Select-Object -Last 5 | Out-String)" }
-    [pscustomobject]@{ Wall = [double]$fields[0]; Cpu = [double]$fields[1] + [double]$fields[2]; PeakMB = [double]$fields[3] / 1024; Output = $output }
-}
+. (Join-Path $PSScriptRoot 'Measure-Run.ps1')
 
 # CPU seconds (utime + stime) of a process or thread from its /proc stat file; 0 once it is gone. Defined here and in
 # each measured pwsh process, which reads its own tier-1 compiler thread.
