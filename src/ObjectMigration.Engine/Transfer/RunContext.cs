@@ -16,6 +16,8 @@ internal sealed class RunContext
 {
     private readonly ConcurrentQueue<ObjectResult> _results = new();
     private readonly ConcurrentQueue<LogRecord> _logs = new();
+    /// <summary>Keys of completed multipart uploads whose records go once their results are in the store.</summary>
+    private readonly ConcurrentQueue<string> _completedUploads = new();
     private readonly ConcurrentDictionary<string, byte> _inFlight = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _loggedOnce = new(StringComparer.Ordinal);
     private int _outstanding;
@@ -138,8 +140,17 @@ internal sealed class RunContext
     public int Congestion => Volatile.Read(ref _congestion);
 
     /// <summary>Writes the queued results and log entries in one transaction, with the counters.</summary>
+    /// <summary>
+    /// The key's upload is completed and its result queued: its record (id, parts) goes with the flush that writes the
+    /// result, not before, so a kill in between leaves a resume what it needs to recognise the completed object.
+    /// </summary>
+    public void ForgetUploadOnceRecorded(string key) => _completedUploads.Enqueue(key);
+
     public void FlushResults()
     {
+        // Taken before the results: a key is queued after its result, so each key taken here has its result in this flush.
+        var completedUploads = new List<string>();
+        while (_completedUploads.TryDequeue(out var key)) completedUploads.Add(key);
         var results = new List<ObjectResult>();
         while (_results.TryDequeue(out var r)) results.Add(r);
         var logs = new List<LogRecord>();
@@ -154,8 +165,10 @@ internal sealed class RunContext
             // objects it finished.
             foreach (var r in results) _results.Enqueue(r);
             foreach (var l in logs) _logs.Enqueue(l);
+            foreach (var k in completedUploads) _completedUploads.Enqueue(k);
             throw;
         }
+        foreach (var key in completedUploads) Store.ForgetUpload(Job.Id, key);
     }
 
     public int QueuedResults => _results.Count;

@@ -465,6 +465,7 @@ internal sealed class MigrateKind : JobKind
     private async Task CompleteMultipartAsync(MultipartUpload upload, CancellationToken ct)
     {
         var o = upload.Object;
+        var completedOnServer = false;
         try
         {
             var parts = upload.Parts.Values.OrderBy(p => p.PartNumber).Select(p => (p.PartNumber, p.ETag)).ToList();
@@ -492,8 +493,7 @@ internal sealed class MigrateKind : JobKind
             {
                 completed = await CompletedAfterAllAsync(upload, expected, e, ct).ConfigureAwait(false);
             }
-            // Complete: the upload no longer exists, so a resume must not try to complete or abort it again.
-            Store.ForgetUpload(Job.Id, o.Key);
+            completedOnServer = true;
             // Some servers answer CompleteMultipartUpload without an ETag; HEAD tells the truth, and the size too.
             var head = await Options.Retry.RunAsync(c => Target.HeadAsync(Job.TargetBucket, Run.TargetKey(o.Key), c), Run.OnRetry(o.Key), ct).ConfigureAwait(false);
             var etag = string.IsNullOrEmpty(completed.Value) ? head?.ETag : completed.Value;
@@ -512,6 +512,9 @@ internal sealed class MigrateKind : JobKind
             var verifiedBy = !streamed ? Verification.ServerSideParts : comparable ? Verification.PartsMatchETags : Verification.PartsSizeOnly;
             await _attributes.CopyTagsAfterCompletionAsync(o.Key, Run.TargetKey(o.Key), ct).ConfigureAwait(false);
             Run.Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Transferred, o.Size, null, $"Multipart, {parts.Count} parts.", expected ?? cleanETag, verifiedBy, etag));
+            // The record of the completed upload goes once the result is in the store: a kill before that leaves a resume
+            // the parts' ETags, which tell the completed object on the target (CompletedAfterAllAsync) from one to copy again.
+            Run.ForgetUploadOnceRecorded(o.Key);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -523,6 +526,8 @@ internal sealed class MigrateKind : JobKind
         }
         catch (Exception e)
         {
+            // Completed but found wrong: there is no upload any more for a resume to complete or abort.
+            if (completedOnServer) Store.ForgetUpload(Job.Id, o.Key);
             Run.Fail(o, e);
         }
     }
