@@ -18,14 +18,7 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
     private MigrationEngine _engine = null!;
     private FaultProxy _targetProxy = null!;
 
-    private static readonly Lazy<Task<(string Bucket, Dictionary<string, byte[]> Seeded)>> Source = new(async () =>
-    {
-        using var client = TestEndpoints.S3rverSource.Client();
-        var bucket = await client.NewBucketAsync();
-        var seeded = Enumerable.Range(0, ObjectCount).ToDictionary(i => $"a/{i:d3}.bin", i => TestEndpoints.Bytes(1000 + i, i));
-        await Parallel.ForEachAsync(seeded, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (o, _) => await client.PutAsync(bucket, o.Key, o.Value));
-        return (bucket, seeded);
-    });
+    private static readonly Lazy<Task<(string Bucket, Dictionary<string, byte[]> Seeded)>> Source = new(() => TestEndpoints.SeedS3rverSourceAsync("a", ObjectCount, 1000));
 
     private static readonly RunnerOptions Options = new()
     {

@@ -52,6 +52,16 @@ public static class TestEndpoints
     public static S3Endpoint Rgw => Read("Ceph", 0);
     public static S3Endpoint RgwSecondGateway => Read("Ceph", 1);
 
+    /// <summary>A new bucket on the s3rver source holding <paramref name="count"/> objects prefix/000.bin ... of distinct seeded bytes.</summary>
+    public static async Task<(string Bucket, Dictionary<string, byte[]> Seeded)> SeedS3rverSourceAsync(string prefix, int count, int baseSize)
+    {
+        using var client = S3rverSource.Client();
+        var bucket = await client.NewBucketAsync();
+        var seeded = Enumerable.Range(0, count).ToDictionary(i => $"{prefix}/{i:d3}.bin", i => Bytes(baseSize + i, i));
+        await Parallel.ForEachAsync(seeded, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (o, _) => await client.PutAsync(bucket, o.Key, o.Value));
+        return (bucket, seeded);
+    }
+
     public static async Task<string> NewBucketAsync(this AmazonS3Client client)
     {
         var name = "t-" + Guid.NewGuid().ToString("n")[..16];

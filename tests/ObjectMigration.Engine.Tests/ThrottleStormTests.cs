@@ -25,14 +25,7 @@ public sealed class ThrottleStormTests(ITestOutputHelper output) : IAsyncLifetim
     private MigrationEngine _engine = null!;
     private FaultProxy _targetProxy = null!;
 
-    private static readonly Lazy<Task<(string Bucket, Dictionary<string, byte[]> Seeded)>> Source = new(async () =>
-    {
-        using var client = TestEndpoints.S3rverSource.Client();
-        var bucket = await client.NewBucketAsync();
-        var seeded = Enumerable.Range(0, ObjectCount).ToDictionary(i => $"o/{i:d3}.bin", i => TestEndpoints.Bytes(2000 + i, i));
-        await Parallel.ForEachAsync(seeded, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (o, _) => await client.PutAsync(bucket, o.Key, o.Value));
-        return (bucket, seeded);
-    });
+    private static readonly Lazy<Task<(string Bucket, Dictionary<string, byte[]> Seeded)>> Source = new(() => TestEndpoints.SeedS3rverSourceAsync("o", ObjectCount, 2000));
 
     public async Task InitializeAsync()
     {

@@ -38,6 +38,17 @@ internal static class S3Documents
         return (root, elements);
     }
 
+    /// <summary>Calls <paramref name="element"/> for each child of the root, the reader on it; it must read or skip the element.</summary>
+    private static void ReadRootChildren(XmlReader reader, Action<string> element)
+    {
+        reader.Read();
+        while (!reader.EOF)
+        {
+            if (reader.NodeType == XmlNodeType.Element && reader.Depth == 1) element(reader.LocalName);
+            else reader.Read();
+        }
+    }
+
     public static ObjectListing ReadListing(Stream xml)
     {
         var objects = new List<ListedObject>();
@@ -47,15 +58,9 @@ internal static class S3Documents
         using var reader = XmlReader.Create(xml, XmlSettings);
         reader.MoveToContent();
         if (reader.LocalName != "ListBucketResult") throw new S3ErrorResponse("", 200, $"ListObjectsV2 answered with <{reader.LocalName}>, not a listing.");
-        reader.Read();
-        while (!reader.EOF)
+        ReadRootChildren(reader, name =>
         {
-            if (reader.NodeType != XmlNodeType.Element || reader.Depth != 1)
-            {
-                reader.Read();
-                continue;
-            }
-            switch (reader.LocalName)
+            switch (name)
             {
                 case "Contents": objects.Add(ReadListedObject(reader)); break;
                 case "IsTruncated": truncated = reader.ReadElementContentAsString() == "true"; break;
@@ -63,7 +68,7 @@ internal static class S3Documents
                 case "EncodingType": urlEncoded = reader.ReadElementContentAsString() == "url"; break;
                 default: reader.Skip(); break;
             }
-        }
+        });
         if (urlEncoded) objects = objects.ConvertAll(o => o with { Key = WebUtility.UrlDecode(o.Key) });
         if (truncated && string.IsNullOrEmpty(next))
         {
@@ -111,7 +116,7 @@ internal static class S3Documents
     public static (List<OpenMultipartUpload> Uploads, (string Key, string UploadId)? Next) ReadUploadListing(string xml)
     {
         var uploads = new List<OpenMultipartUpload>();
-        bool truncated = false, urlEncoded = false;
+        var truncated = false;
         string nextKey = "", nextUploadId = "";
         using var reader = XmlReader.Create(new StringReader(xml), XmlSettings);
         reader.MoveToContent();
@@ -119,29 +124,18 @@ internal static class S3Documents
         {
             throw new StorageException(ErrorClass.Unsupported, $"ListMultipartUploads answered with <{reader.LocalName}>: the server cannot list open uploads.");
         }
-        reader.Read();
-        while (!reader.EOF)
+        // Asked without encoding-type (see S3HttpDataPath.ListUploadsAsync): keys come as they are.
+        ReadRootChildren(reader, name =>
         {
-            if (reader.NodeType != XmlNodeType.Element || reader.Depth != 1)
-            {
-                reader.Read();
-                continue;
-            }
-            switch (reader.LocalName)
+            switch (name)
             {
                 case "Upload": uploads.Add(ReadUpload(reader)); break;
                 case "IsTruncated": truncated = reader.ReadElementContentAsString() == "true"; break;
                 case "NextKeyMarker": nextKey = reader.ReadElementContentAsString(); break;
                 case "NextUploadIdMarker": nextUploadId = reader.ReadElementContentAsString(); break;
-                case "EncodingType": urlEncoded = reader.ReadElementContentAsString() == "url"; break;
                 default: reader.Skip(); break;
             }
-        }
-        if (urlEncoded)
-        {
-            uploads = uploads.ConvertAll(u => u with { Key = WebUtility.UrlDecode(u.Key) });
-            nextKey = WebUtility.UrlDecode(nextKey);
-        }
+        });
         if (truncated && nextKey.Length == 0 && nextUploadId.Length == 0)
         {
             throw new S3ErrorResponse("", 200, "ListMultipartUploads said the listing goes on but gave no marker.");
