@@ -55,8 +55,11 @@ public sealed class MigrationEngine
     /// How long a Running job's heartbeat (every half second) may be silent before the job counts as Interrupted;
     /// OBJECTMIGRATION_STALE_SECONDS overrides the default of 10 s.
     /// </summary>
-    public static TimeSpan StaleHeartbeat { get; set; } = TimeSpan.FromSeconds(
-        double.TryParse(Environment.GetEnvironmentVariable("OBJECTMIGRATION_STALE_SECONDS"), System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds > 0 ? seconds : 10);
+    public static TimeSpan StaleHeartbeat
+    {
+        get => StaleTime.Heartbeat;
+        set => StaleTime.Heartbeat = value;
+    }
 
     public IStateStore Store { get; }
     /// <summary>The database under <see cref="Store"/> (which tests may wrap), for what works on the file itself.</summary>
@@ -531,7 +534,8 @@ public sealed class MigrationEngine
         var runner = new MigrationRunner(Store, job, source, target, options);
         // A second run of the same job in this process does not start (the job is no longer Pending); it must not
         // unregister the first.
-        var registered = _runningHere.TryAdd(id, 0);
+        // A joined run does not hold the job: the lead's heartbeat alone says whether the job is alive.
+        var registered = options?.Join != true && _runningHere.TryAdd(id, 0);
         try
         {
             return await runner.RunAsync(ct).ConfigureAwait(false);

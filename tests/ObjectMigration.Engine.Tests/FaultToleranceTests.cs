@@ -277,9 +277,9 @@ public sealed class FaultToleranceTests : IAsyncLifetime
         var store = InterceptedStateStore.Wrap(_engine.Store, (method, args, result) =>
         {
             if (method == nameof(IStateStore.SaveListingPage) && args[3] is true && args[4] is false) listingSaved.Set();
-            if (method == nameof(IStateStore.GetPendingObjects) && result is IReadOnlyList<PendingObject> { Count: 0 } && Interlocked.Exchange(ref held, 1) == 0)
+            if (method == nameof(IStateStore.ClaimBatches) && result is IReadOnlyList<ObjectBatch> { Count: 0 } && Interlocked.Exchange(ref held, 1) == 0)
             {
-                // The scheduler's first look found nothing, the listing has not saved yet: hold that answer until the
+                // The scheduler's first claim found nothing, the listing has not saved yet: hold that answer until the
                 // listing saved its last page and (a moment later, on its own thread) finished.
                 listingSaved.Wait(TimeSpan.FromSeconds(30));
                 Thread.Sleep(200);

@@ -22,6 +22,8 @@ internal sealed class JobCounters
     private long _bytesMoved;
     private long _objects;
     private long _retries;
+    private long _transferredObjects;
+    private long _transferredBytes;
 
     /// <param name="clock">Milliseconds, monotonic; tests pass their own.</param>
     public JobCounters(Func<long>? clock = null)
@@ -60,7 +62,16 @@ internal sealed class JobCounters
     public void Add(ObjectResult result)
     {
         if (result.Outcome != ObjectOutcome.Failed) Interlocked.Increment(ref _objects);
+        if (result.Outcome == ObjectOutcome.Transferred)
+        {
+            Interlocked.Increment(ref _transferredObjects);
+            Interlocked.Add(ref _transferredBytes, result.Bytes);
+        }
     }
+
+    /// <summary>Objects this run copied (its share of the job, shown per runner when several run it).</summary>
+    public long TransferredObjects => Interlocked.Read(ref _transferredObjects);
+    public long TransferredBytes => Interlocked.Read(ref _transferredBytes);
 
     public void CountRetry() => Interlocked.Increment(ref _retries);
 

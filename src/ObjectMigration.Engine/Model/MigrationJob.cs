@@ -172,6 +172,8 @@ public sealed class MigrationJobProgress
     public long MismatchedObjects { get; set; }
     /// <summary>Verify: keys only the target holds, within the job's scope.</summary>
     public long ExtraObjects { get; set; }
+    /// <summary>The runners of the job, one per worker process that takes part (the lead and those that joined it), newest heartbeat first.</summary>
+    public JobWorkerProgress[] Workers { get; set; } = [];
 
     public override string ToString() =>
         $"{Name}: {State}, {PercentComplete:0.#} % ({ByteSize.Format(TransferredBytes)} of {ByteSize.Format(TotalBytes)})";

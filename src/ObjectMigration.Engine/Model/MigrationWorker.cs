@@ -38,3 +38,36 @@ public sealed class MigrationWorker
 
 /// <summary>What a worker's heartbeat found: go on, stop (Stop-MigrationWorker), or its row was removed as stale.</summary>
 public enum WorkerSignal { Run, Stop, Gone }
+
+/// <summary>
+/// One runner's share of a job that several worker processes run at once (issue 21): the runner that started the job
+/// lists it and settles it; the others joined and copy batches of it. Counts are what this runner recorded.
+/// </summary>
+public sealed class JobWorkerProgress
+{
+    /// <summary>The runner id: host:pid#run.</summary>
+    public string Runner { get; set; } = "";
+    public string ComputerName { get; set; } = "";
+    public int ProcessId { get; set; }
+    /// <summary>Lead: started the run, lists and settles it. Joined: copies batches beside it.</summary>
+    public string Role { get; set; } = "";
+    public long TransferredObjects { get; set; }
+    public long TransferredBytes { get; set; }
+    public double BytesPerSecond { get; set; }
+    public double ObjectsPerSecond { get; set; }
+    public int ActiveConcurrency { get; set; }
+    public int HeldBatches { get; set; }
+    public DateTimeOffset JoinedAt { get; set; }
+    public DateTimeOffset LastHeartbeat { get; set; }
+    /// <summary>It left the run (work done, paused, stopped) or its heartbeat is older than the stale time.</summary>
+    public bool Active { get; set; }
+
+    public override string ToString() => $"{ComputerName}:{ProcessId} ({Role})";
+}
+
+/// <summary>The roles of <see cref="JobWorkerProgress.Role"/>.</summary>
+public static class RunnerRoles
+{
+    public const string Lead = "Lead";
+    public const string Joined = "Joined";
+}

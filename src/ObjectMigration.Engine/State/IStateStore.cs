@@ -153,7 +153,8 @@ public interface IPlanStore
     void SaveTargetOnlyObjects(Guid id, IReadOnlyList<ListedObject> objects);
     /// <summary>Replaces what was listed for one source object (it changed while it was copied); the job's found bytes follow.</summary>
     void UpdateListedObject(Guid id, ListedObject current);
-    IReadOnlyList<PendingObject> GetPendingObjects(Guid id, string afterKey, int limit);
+    /// <param name="throughKey">The last key to return (a batch's end); null: to the end of the plan.</param>
+    IReadOnlyList<PendingObject> GetPendingObjects(Guid id, string afterKey, int limit, string? throughKey = null);
     /// <summary>
     /// The runner's live measures: rates, and the bytes of unfinished objects already moved (finished parts, parts and
     /// objects streaming now), which progress adds to the finished objects' bytes.
@@ -173,7 +174,8 @@ public interface IPlanStore
 /// <summary>Outcomes and the counters they add to, and reading them back.</summary>
 public interface IResultStore
 {
-    void SaveResults(Guid id, IReadOnlyList<ObjectResult> results, IReadOnlyList<LogRecord> logs);
+    /// <param name="runner">The runner that recorded them: the objects this call counts for the job count for its share too (<see cref="IBatchLeases.SaveRunnerProgress"/>).</param>
+    void SaveResults(Guid id, IReadOnlyList<ObjectResult> results, IReadOnlyList<LogRecord> logs, string? runner = null);
     /// <param name="concurrencyLevel">Transfers the run keeps in flight now (the adaptive level); 0 once it ends.</param>
     void SaveRates(Guid id, double bytesPerSecond, double objectsPerSecond, long movingBytes, int concurrencyLevel);
     MigrationJobProgress GetProgress(Guid id);
@@ -223,12 +225,58 @@ public interface IUploadStore
 }
 
 /// <summary>
+/// A slice of a job's plan that one runner copies at a time: the keys after <paramref name="AfterKey"/> up to and
+/// including <paramref name="LastKey"/>. <paramref name="Claims"/> counts every claim including this one: above 1, an
+/// earlier holder (killed, or gone from a paused run) may have copied some of its objects without recording them.
+/// </summary>
+public sealed record ObjectBatch(int BatchNo, string AfterKey, string LastKey, int Claims);
+
+/// <summary>
+/// Batches of a job's objects leased to runners, so that several worker processes (on any hosts) run one job: each
+/// claims open batches with a lease, renews it with its heartbeat, and completes a batch once none of its objects is
+/// pending. A runner that dies only delays its batches until their leases expire. Lease times are the store's clock.
+/// </summary>
+public interface IBatchLeases
+{
+    /// <summary>
+    /// Called by the runner that starts a job: every batch that holds pending objects is open again (a -RetryFailed,
+    /// rows listed before batches existed get batches), and leases of runners that are no longer in the job (no
+    /// heartbeat within <paramref name="aliveWithin"/>, or left) are let go.
+    /// </summary>
+    void PrepareBatches(Guid id, TimeSpan aliveWithin);
+    /// <summary>Leases up to <paramref name="count"/> open batches nobody holds (or whose lease expired), lowest first.</summary>
+    IReadOnlyList<ObjectBatch> ClaimBatches(Guid id, string runner, int count, TimeSpan lease);
+    /// <summary>Extends the runner's leases; returns the batches it still holds (one missing was taken over).</summary>
+    IReadOnlyList<int> RenewBatches(Guid id, string runner, TimeSpan lease);
+    /// <summary>Marks the batch done if the runner holds it and none of its objects is pending; false otherwise.</summary>
+    bool CompleteBatch(Guid id, int batchNo, string runner);
+    /// <summary>Lets go of every batch the runner holds (it stops: paused, stopped, or its work is done).</summary>
+    void ReleaseBatches(Guid id, string runner);
+    /// <summary>Batches not done yet, held or not.</summary>
+    int CountOpenBatches(Guid id);
+    /// <summary>
+    /// The runner's heartbeat in the job, with its rates and level (its counts are added by SaveResults); the first
+    /// call joins the runner to the job. Times are the store's.
+    /// </summary>
+    void SaveRunnerProgress(Guid id, JobWorkerProgress progress);
+    /// <summary>The runner is out of the job: its row stays for progress, no longer active.</summary>
+    void LeaveJob(Guid id, string runner);
+    /// <summary>Every runner that took part in the job's current run; <see cref="JobWorkerProgress.Active"/> by the store's clock.</summary>
+    IReadOnlyList<JobWorkerProgress> GetJobRunners(Guid id, TimeSpan staleAfter);
+    /// <summary>
+    /// Running jobs handed to workers that have batches open and not held (or held past their lease), which a worker
+    /// with room can join; oldest first.
+    /// </summary>
+    IReadOnlyList<Guid> GetJoinableJobs(int limit, TimeSpan staleAfter);
+}
+
+/// <summary>
 /// The store is the plan and the control plane: one row per object, batched writes, and the requests
 /// (pause, stop) that any session or process sends to a job's runner. All SQL lives behind this. It is the sum of the
 /// contracts above, one per concern, so that a second store (PostgreSQL, for many hosts) is written and tested one
 /// contract at a time; see docs/design/state-store-split.md.
 /// </summary>
-public interface IStateStore : IConnectorStore, IJobStore, IJobControl, IWorkerRegistry, IPlanStore, IResultStore, IJobLog, IUploadStore
+public interface IStateStore : IConnectorStore, IJobStore, IJobControl, IWorkerRegistry, IPlanStore, IResultStore, IJobLog, IUploadStore, IBatchLeases
 {
     string Location { get; }
 }

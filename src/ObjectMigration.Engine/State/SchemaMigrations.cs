@@ -130,6 +130,23 @@ internal static class SchemaMigrations
         """
         ALTER TABLE jobs ADD COLUMN dispatched_through TEXT;
         """,
+        // 12: Several worker processes run one job (issue 21). Its objects are cut into batches as they are listed (each
+        // the keys after after_key up to last_key), leased to one runner at a time; and each runner that takes part
+        // keeps a row with its heartbeat and what it did, which progress sums and lists.
+        """
+        CREATE TABLE batches (
+            job_seq INTEGER NOT NULL, batch_no INTEGER NOT NULL, after_key TEXT NOT NULL, last_key TEXT NOT NULL,
+            state INTEGER NOT NULL DEFAULT 0, lease_owner TEXT, lease_until TEXT, claims INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (job_seq, batch_no)) WITHOUT ROWID;
+        CREATE INDEX batches_open ON batches(job_seq, state, batch_no);
+        CREATE TABLE job_runners (
+            job_seq INTEGER NOT NULL, runner TEXT NOT NULL, host TEXT NOT NULL, process_id INTEGER NOT NULL, role TEXT NOT NULL,
+            transferred_objects INTEGER NOT NULL DEFAULT 0, transferred_bytes INTEGER NOT NULL DEFAULT 0,
+            bytes_per_second REAL NOT NULL DEFAULT 0, objects_per_second REAL NOT NULL DEFAULT 0,
+            moving_bytes INTEGER NOT NULL DEFAULT 0, concurrency_level INTEGER NOT NULL DEFAULT 0, held_batches INTEGER NOT NULL DEFAULT 0,
+            joined_at TEXT NOT NULL, heartbeat_at TEXT NOT NULL, left_at TEXT,
+            PRIMARY KEY (job_seq, runner)) WITHOUT ROWID;
+        """,
     ];
 
     public static int LatestVersion => Steps.Length;

@@ -9,7 +9,7 @@ namespace ObjectMigration.Engine.State;
 /// The per-user SQLite store. Each call opens a pooled connection, so the store is safe to share
 /// between threads, sessions and processes; WAL lets readers go on while a runner writes.
 /// </summary>
-public sealed class SqliteStateStore : IStateStore
+public sealed partial class SqliteStateStore : IStateStore
 {
     private readonly string _connectionString;
 
@@ -319,7 +319,7 @@ public sealed class SqliteStateStore : IStateStore
         using var connection = Open();
         using var tx = connection.BeginTransaction();
         var seq = JobSeq(connection, id);
-        foreach (var table in new[] { "objects", "target_objects", "parts", "uploads", "logs", "update_intents" })
+        foreach (var table in new[] { "objects", "target_objects", "parts", "uploads", "logs", "update_intents", "batches", "job_runners" })
         {
             using var delete = Command(connection, $"DELETE FROM {table} WHERE job_seq = $seq", ("$seq", seq));
             delete.ExecuteNonQuery();
@@ -452,6 +452,8 @@ public sealed class SqliteStateStore : IStateStore
         using var tx = connection.BeginTransaction();
         var seq = JobSeq(connection, id);
         var (added, addedBytes) = InsertListed(connection, seq, target ? "target_objects" : "objects", objects, targetOnly: false);
+        // A batch exists exactly when its objects do.
+        if (!target) CoverKeys(connection, seq, objects.Select(o => o.Key));
         var prefix = target ? "target_" : "";
         var counters = target ? "" : ", objects_found = objects_found + $added, bytes_found = bytes_found + $bytes";
         using (var checkpoint = Command(connection,
@@ -511,6 +513,7 @@ public sealed class SqliteStateStore : IStateStore
         using var tx = connection.BeginTransaction();
         var seq = JobSeq(connection, id);
         var (added, _) = InsertListed(connection, seq, "objects", objects, targetOnly: true);
+        CoverKeys(connection, seq, objects.Select(o => o.Key));
         // Counted as checked keys, not as bytes to move: the source has none of them.
         using (var counters = Command(connection, "UPDATE jobs SET objects_found = objects_found + $added WHERE seq = $seq", ("$added", added), ("$seq", seq)))
         {
@@ -536,7 +539,7 @@ public sealed class SqliteStateStore : IStateStore
 
     // ---- Scheduling ----
 
-    public IReadOnlyList<PendingObject> GetPendingObjects(Guid id, string afterKey, int limit)
+    public IReadOnlyList<PendingObject> GetPendingObjects(Guid id, string afterKey, int limit, string? throughKey = null)
     {
         // One statement: the job's target prefix and listing state come from the join, not from extra round trips.
         using var connection = Open();
@@ -547,8 +550,8 @@ public sealed class SqliteStateStore : IStateStore
               JOIN objects o ON o.job_seq = j.seq
               LEFT JOIN target_objects t ON t.job_seq = j.seq AND t.key = j.target_prefix || o.key
               LEFT JOIN copies c ON c.target_connector_id = j.target_connector_id AND c.target_bucket = j.target_bucket AND c.target_key = j.target_prefix || o.key
-              WHERE j.id = $id AND o.outcome = 0 AND o.key > $after ORDER BY o.key LIMIT $limit",
-            ("$id", id.ToString()), ("$after", afterKey), ("$limit", limit));
+              WHERE j.id = $id AND o.outcome = 0 AND o.key > $after AND ($through IS NULL OR o.key <= $through) ORDER BY o.key LIMIT $limit",
+            ("$id", id.ToString()), ("$after", afterKey), ("$limit", limit), ("$through", throughKey));
         using var r = command.ExecuteReader();
         var rows = new List<PendingObject>(limit);
         while (r.Read())
@@ -561,7 +564,7 @@ public sealed class SqliteStateStore : IStateStore
         return rows;
     }
 
-    public void SaveResults(Guid id, IReadOnlyList<ObjectResult> results, IReadOnlyList<LogRecord> logs)
+    public void SaveResults(Guid id, IReadOnlyList<ObjectResult> results, IReadOnlyList<LogRecord> logs, string? runner = null)
     {
         if (results.Count == 0 && logs.Count == 0) return;
         using var connection = Open();
@@ -615,6 +618,14 @@ public sealed class SqliteStateStore : IStateStore
             ("$missing", missing), ("$mismatched", mismatched), ("$extra", extra), ("$seq", seq)))
         {
             counters.ExecuteNonQuery();
+        }
+        if (runner is not null && transferred > 0)
+        {
+            // The runner's share, counted as the job's is (an object once): the runners' shares add up to the job's.
+            using var share = Command(connection,
+                "UPDATE job_runners SET transferred_objects = transferred_objects + $t, transferred_bytes = transferred_bytes + $tb WHERE job_seq = $seq AND runner = $runner",
+                ("$t", transferred), ("$tb", transferredBytes), ("$seq", seq), ("$runner", runner));
+            share.ExecuteNonQuery();
         }
         RecordCopies(connection, seq, copies);
         var resultLogs = results.Where(r => r.LogType is not null).Select(r => new LogRecord(r.LogType!.Value, r.Key, r.Message ?? ""));
@@ -681,6 +692,10 @@ public sealed class SqliteStateStore : IStateStore
         var seq = JobSeq(connection, id);
         using var reset = Command(connection, "UPDATE objects SET outcome = 0, message = NULL, log_type = NULL WHERE job_seq = $seq AND outcome = 3", ("$seq", seq));
         var count = reset.ExecuteNonQuery();
+        using (var reopen = Command(connection, $"UPDATE batches SET state = 0 WHERE job_seq = $seq AND state = 1 AND {HasPendingRows}", ("$seq", seq)))
+        {
+            reopen.ExecuteNonQuery();
+        }
         // Every failed row goes back, so every Verify finding is decided again.
         using var counters = Command(connection,
             "UPDATE jobs SET failed_objects = failed_objects - $n, missing_objects = 0, mismatched_objects = 0, extra_objects = 0 WHERE seq = $seq",
@@ -784,7 +799,8 @@ public sealed class SqliteStateStore : IStateStore
 
     public MigrationJobProgress GetProgress(Guid id)
     {
-        return Query(
+        var runners = GetJobRunners(id, StaleTime.Heartbeat);
+        var progress = Query(
             @"SELECT id, name, state, phase, objects_found, transferred_objects, skipped_objects, failed_objects, bytes_found,
                      transferred_bytes + moving_bytes, skipped_bytes, listing_done, bytes_per_second, objects_per_second,
                      type, missing_objects, mismatched_objects, extra_objects, concurrency_level
@@ -821,10 +837,12 @@ public sealed class SqliteStateStore : IStateStore
                     progress.MismatchedObjects = r.GetInt64(16);
                     progress.ExtraObjects = r.GetInt64(17);
                 }
+                AddRunners(progress, runners);
                 Accounting.ProgressMath.Complete(progress, skippedBytes);
                 return progress;
             },
             ("$id", id.ToString())).FirstOrDefault() ?? throw new KeyNotFoundException($"No migration job has the id {id}.");
+        return progress;
     }
 
     /// <summary>Rates are measured by the runner in memory and stored with its periodic flush.</summary>

@@ -30,6 +30,13 @@ public sealed class RunnerOptions
     public Action? Started { get; init; }
     /// <summary>How long the adaptive level is measured at least before each step.</summary>
     public TimeSpan AdaptWindow { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// Join a job another runner (the lead) runs, instead of starting it: copy batches of it beside the lead, which
+    /// lists and settles the job. Workers do this to spread one job over many processes and hosts.
+    /// </summary>
+    public bool Join { get; init; }
+    /// <summary>How long a batch stays leased without a renewal; null: the stale heartbeat time.</summary>
+    public TimeSpan? BatchLease { get; init; }
 }
 
 /// <summary>Thrown inside a run when the job as a whole cannot go on.</summary>
@@ -70,6 +77,11 @@ public sealed class MigrationRunner
     private long _itemTicks;
     private int _highestLevel;
     private bool _levelMoved;
+    /// <summary>The batches of the job this runner holds a lease on.</summary>
+    private readonly HeldBatches _batches = new();
+    /// <summary>This runner joined a job that another runner leads (see <see cref="RunnerOptions.Join"/>).</summary>
+    private readonly bool _joined;
+    private TimeSpan Lease => _options.BatchLease ?? StaleTime.Heartbeat;
 
     public MigrationRunner(IStateStore store, MigrationJob job, IObjectStore source, IObjectStore target, RunnerOptions? options = null)
     {
@@ -81,6 +93,8 @@ public sealed class MigrationRunner
         _run = new RunContext(store, job, source, target, _options);
         _kind = Kinds.JobKind.For(_run);
         _runnerId = $"{_options.RunnerId}#{Interlocked.Increment(ref s_runs)}";
+        _joined = _options.Join;
+        _run.RunnerId = _runnerId;
         var ceiling = Math.Max(1, job.Concurrency);
         _adaptive = job.FixedConcurrency ? null : new AdaptiveConcurrency(ceiling);
         _gate = new ConcurrencyGate(_adaptive?.Limit ?? ceiling);
@@ -95,15 +109,28 @@ public sealed class MigrationRunner
     public async Task<JobState> RunAsync(CancellationToken cancellationToken)
     {
         var wasStarted = _job.StartedAt is not null;
+        var transfers = _adaptive is null ? $"{_job.Concurrency} transfers at once" : $"an adaptive number of transfers at once (up to {_job.Concurrency})";
+        if (_joined)
+        {
+            // Only a Running job is joined; the lead may have settled it since the worker looked.
+            if (_store.FindJob(_job.Id) is not { State: JobState.Running } current) return _store.FindJob(_job.Id)?.State ?? JobState.Failed;
+            SaveRunnerProgress();
+            _options.Started?.Invoke();
+            _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationNotice, null,
+                $"{_runnerId} joined the run of {current.Runner}: it copies batches of the job beside it, with {transfers}.")]);
+        }
         // Only a Pending job starts: new, or made Pending again by MigrationEngine.PrepareResume.
-        if (!_store.TryStartRun(_job.Id, _runnerId, _phase))
+        else if (!_store.TryStartRun(_job.Id, _runnerId, _phase))
         {
             return _store.FindJob(_job.Id)?.State ?? JobState.Failed;
         }
-        _options.Started?.Invoke();
-        var where = JobTypes.HasTarget(_job.Type) ? $"{_job.Source} -> {_job.Target}" : _job.Type == JobType.Update ? $"{_job.Source} in place ({_job.Update})" : _job.Source;
-        _store.AddLogs(_job.Id, [new LogRecord(wasStarted ? LogType.MigrationResume : LogType.MigrationStart, null,
-            $"{_job.Type} {where} with {(_adaptive is null ? $"{_job.Concurrency} transfers at once" : $"an adaptive number of transfers at once (up to {_job.Concurrency})")} on {_runnerId}.")]);
+        else
+        {
+            _options.Started?.Invoke();
+            var where = JobTypes.HasTarget(_job.Type) ? $"{_job.Source} -> {_job.Target}" : _job.Type == JobType.Update ? $"{_job.Source} in place ({_job.Update})" : _job.Source;
+            _store.AddLogs(_job.Id, [new LogRecord(wasStarted ? LogType.MigrationResume : LogType.MigrationStart, null,
+                $"{_job.Type} {where} with {transfers} on {_runnerId}.")]);
+        }
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var work = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
@@ -147,11 +174,23 @@ public sealed class MigrationRunner
 
     private async Task RunStagesAsync(CancellationToken ct)
     {
-        await CheckBucketsAsync(ct).ConfigureAwait(false);
-        // Uploads an earlier run asked for but did not record (it was killed in between) are found before any new one starts.
-        await _run.Uploads.ClearRequestedAsync(_run.Log, ct).ConfigureAwait(false);
-        await ListTargetAsync(ct).ConfigureAwait(false);
-        var listing = ListSourceAsync(ct);
+        Task listing;
+        if (_joined)
+        {
+            // The lead checked the buckets, swept the uploads and listed the target before any batch existed.
+            listing = WaitForListingAsync(ct);
+        }
+        else
+        {
+            // Batches for rows that need them, and the leases of runners that are gone let go, before any claim.
+            _store.PrepareBatches(_job.Id, 4 * _options.ControlInterval);
+            SaveRunnerProgress();
+            await CheckBucketsAsync(ct).ConfigureAwait(false);
+            // Uploads an earlier run asked for but did not record (it was killed in between) are found before any new one starts.
+            await _run.Uploads.ClearRequestedAsync(_run.Log, ct).ConfigureAwait(false);
+            await ListTargetAsync(ct).ConfigureAwait(false);
+            listing = ListSourceAsync(ct);
+        }
         _phase = _kind.WorkPhase;
         _store.SetPhase(_job.Id, _phase);
         // A worker per slot of the ceiling; the gate lets the current level of them transfer.
@@ -183,6 +222,15 @@ public sealed class MigrationRunner
     {
         await (_job.Keys.Length > 0 ? ListExplicitKeysAsync(ct) : ListIntoStoreAsync(_source, _job.SourceBucket, _job.SourcePrefix, target: false, ct)).ConfigureAwait(false);
         await _kind.AfterSourceListedAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>A joined runner's view of the lead's listing: done once the store says the source is listed.</summary>
+    private async Task WaitForListingAsync(CancellationToken ct)
+    {
+        while (!_store.GetListingCheckpoint(_job.Id, target: false).Done)
+        {
+            await Task.Delay(_options.ControlInterval, ct).ConfigureAwait(false);
+        }
     }
 
     private async Task CheckBucketsAsync(CancellationToken ct)
@@ -297,40 +345,70 @@ public sealed class MigrationRunner
 
     // ---- Scheduling ----
 
+    /// <summary>
+    /// Hands the pending objects of the batches this runner leases to the workers, in key order: claims a batch, reads
+    /// it page by page, and completes it once none of its objects is pending. The run's work ends when the listing is
+    /// done and no batch is open; the lead waits meanwhile for batches other runners hold (a dead one's lease runs out
+    /// and the batch is claimed here), a joined runner leaves them to their holders.
+    /// </summary>
     private async Task ScheduleAsync(Task listing, CancellationToken ct)
     {
-        var cursor = "";
-        const int batchSize = 256;
+        const int pageSize = 256;
+        var pages = 0;
         while (true)
         {
             ct.ThrowIfCancellationRequested();
             if (_run.Fatal is not null) return;
-            // Read before the query: a listing that had finished then has all its rows committed, so an empty answer
-            // means nothing is pending. Read after it, a page saved in between would be missed and the job end early.
+            // Read before the claim: a listing that had finished then has all its batches committed, so nothing to
+            // claim means nothing is left. Read after it, a page saved in between would be missed and the work end early.
             var listingDone = listing.IsCompleted;
-            var batch = _store.GetPendingObjects(_job.Id, cursor, batchSize);
-            if (batch.Count == 0)
+            var reading = _batches.NextToRead();
+            // More than one batch may be held: the next is read while the last objects of the one before finish.
+            if (reading is null && _batches.Count < MaxHeldBatches)
             {
+                var claimed = _store.ClaimBatches(_job.Id, _runnerId, 1, Lease);
+                foreach (var batch in claimed.Where(b => b.Claims > 1))
+                {
+                    _run.Reclaimed(batch);
+                    _run.Log(new LogRecord(LogType.MigrationNotice, null,
+                        $"{_runnerId} took over batch {batch.BatchNo} (claimed {batch.Claims - 1} time(s) before by a runner that did not finish it): its pending objects are looked for on the target before they are copied."));
+                }
+                _batches.Add(claimed);
+                reading = _batches.NextToRead();
+            }
+            if (reading is null)
+            {
+                if (_batches.Count > _batches.StuckCount)
+                {
+                    // Every held batch is read: each completes as its last objects are recorded. Looked at again soon
+                    // either way, as the listing may have saved a batch to claim meanwhile.
+                    var lookAgain = Environment.TickCount64 + 100;
+                    await WorkQueue.IdleAsync(() => Environment.TickCount64 >= lookAgain || _batches.FullyRead().Any(h => !_run.AnyInFlightBetween(h.Batch.AfterKey, h.Batch.LastKey)), ct).ConfigureAwait(false);
+                    CompleteReadBatches();
+                    continue;
+                }
                 if (!listingDone)
                 {
                     await Task.WhenAny(listing, Task.Delay(50, ct)).ConfigureAwait(false);
                     continue;
                 }
                 await listing.ConfigureAwait(false);
-                // Listing is done: once everything in flight is recorded, one pass from the start catches any
-                // pending row that arrived behind the cursor (explicit keys, a resumed listing).
-                await WorkQueue.IdleAsync(() => _run.Outstanding == 0, ct).ConfigureAwait(false);
-                _run.FlushResults();
-                if (cursor.Length == 0) return;
-                cursor = "";
-                if (_store.GetPendingObjects(_job.Id, cursor, 1).Count == 0) return;
+                if (_store.CountOpenBatches(_job.Id) == _batches.StuckCount) return;
+                // Other runners hold the rest. A joined runner leaves it to them; the lead waits for them to finish
+                // it, or for the lease of one that died to run out so the batch can be claimed here.
+                if (_joined) return;
+                await Task.Delay(_options.ControlInterval / 2, ct).ConfigureAwait(false);
                 continue;
             }
-            // Before any of the batch goes to a worker: a kill from here on leaves each object it may copy within the bound.
-            _store.SaveDispatchedThrough(_job.Id, batch[^1].Key);
-            foreach (var o in batch)
+            var batchRows = _store.GetPendingObjects(_job.Id, reading.Cursor, pageSize, reading.Batch.LastKey);
+            if (batchRows.Count < pageSize) reading.FullyRead = true;
+            reading.RowsRead += batchRows.Count;
+            if (batchRows.Count == 0) continue;
+            reading.Cursor = batchRows[^1].Key;
+            // Before any of the page goes to a worker: a kill from here on leaves each object it may copy within the bound.
+            _store.SaveDispatchedThrough(_job.Id, batchRows[^1].Key);
+            foreach (var o in batchRows)
             {
-                cursor = o.Key;
                 if (_run.IsInFlight(o.Key)) continue;
                 var decided = _kind.Decide(o);
                 if (decided is not null)
@@ -342,8 +420,42 @@ public sealed class MigrationRunner
                 await _run.Queue.EnqueueObjectAsync(new ObjectWork(o), ct).ConfigureAwait(false);
             }
             if (_run.QueuedResults >= 512) _run.FlushResults();
+            if (++pages % 4 == 0) CompleteReadBatches();
         }
     }
+
+    /// <summary>
+    /// Completes each batch read to its end whose objects are no longer in flight, once their results are written. A
+    /// batch that still has pending rows nobody works on (rows added behind the cursor) is read again from its start.
+    /// </summary>
+    private void CompleteReadBatches()
+    {
+        var ready = _batches.FullyRead().Where(h => !_run.AnyInFlightBetween(h.Batch.AfterKey, h.Batch.LastKey)).ToList();
+        if (ready.Count == 0) return;
+        _run.FlushResults();
+        foreach (var held in ready)
+        {
+            if (_store.CompleteBatch(_job.Id, held.Batch.BatchNo, _runnerId))
+            {
+                _batches.Remove(held);
+                continue;
+            }
+            // Not completed: taken over by another runner (its lease lapsed), or rows came behind the cursor.
+            if (!_store.RenewBatches(_job.Id, _runnerId, Lease).Contains(held.Batch.BatchNo))
+            {
+                _batches.Remove(held);
+                continue;
+            }
+            if (held.Reread && held.RowsRead == 0) held.Stuck = true;
+            else held.ReadAgain();
+        }
+    }
+
+    /// <summary>
+    /// Batches one runner holds at once: the one it reads and those whose last objects are still in flight; enough that
+    /// the workers never wait on a batch's tail (a batch is a listing page).
+    /// </summary>
+    private int MaxHeldBatches => Math.Max(4, 2 * _job.Concurrency / Math.Max(1, _options.ListPageSize) + 1);
 
     // ---- Workers ----
 
@@ -446,6 +558,23 @@ public sealed class MigrationRunner
             }
             try
             {
+                if (_joined)
+                {
+                    // A joined runner holds no lease on the job: it follows the lead's state and the job's requests.
+                    if (!_settling && (_store.FindJob(_job.Id) is not { State: JobState.Running } || _store.GetControlRequest(_job.Id) != ControlRequest.None))
+                    {
+                        work.Cancel();
+                    }
+                    if (!_settling) RenewHeldBatches();
+                    SaveRunnerProgress();
+                    if (_run.Fatal is not null) work.Cancel();
+                    if (DateTime.UtcNow - lastFlush >= _options.FlushInterval)
+                    {
+                        _run.FlushResults();
+                        lastFlush = DateTime.UtcNow;
+                    }
+                    continue;
+                }
                 var lease = _store.Heartbeat(_job.Id, _runnerId, _phase);
                 if (lease == RunnerLease.Lost)
                 {
@@ -459,6 +588,8 @@ public sealed class MigrationRunner
                         $"The heartbeat of {_runnerId} was late, so the job was marked Interrupted; the runner is alive and the job is Running again."));
                 }
                 if (_settling) continue;
+                RenewHeldBatches();
+                SaveRunnerProgress();
                 var request = _store.GetControlRequest(_job.Id);
                 if (request == ControlRequest.Stop) { _control = request; stop.Cancel(); }
                 else if (request is ControlRequest.Pause or ControlRequest.Interrupt) { _control = request; work.Cancel(); }
@@ -487,6 +618,48 @@ public sealed class MigrationRunner
         }
     }
 
+    /// <summary>Extends this runner's batch leases; a batch another runner took over meanwhile is no longer read here.</summary>
+    private void RenewHeldBatches()
+    {
+        if (_batches.Count == 0) return;
+        var lost = _batches.KeepOnly(_store.RenewBatches(_job.Id, _runnerId, Lease));
+        if (lost > 0)
+        {
+            _run.Log(new LogRecord(LogType.MigrationNotice, null,
+                $"{_runnerId} lost the lease of {lost} batch(es) (its heartbeat was late) and leaves them to the runner that took them over."));
+        }
+    }
+
+    /// <summary>This runner's heartbeat in the job, with what it did: progress lists each runner of the job.</summary>
+    private void SaveRunnerProgress()
+    {
+        var (bytesPerSecond, objectsPerSecond) = _run.Counters.SampleRates();
+        _store.SaveRunnerProgress(_job.Id, new JobWorkerProgress
+        {
+            Runner = _runnerId,
+            ComputerName = Environment.MachineName,
+            ProcessId = Environment.ProcessId,
+            Role = _joined ? RunnerRoles.Joined : RunnerRoles.Lead,
+            BytesPerSecond = bytesPerSecond,
+            ObjectsPerSecond = objectsPerSecond,
+            ActiveConcurrency = _settling ? 0 : _gate.Limit,
+            HeldBatches = _batches.Count,
+        });
+    }
+
+    /// <summary>
+    /// The lead settles the job only once the runners that joined it are out (they see the same request or the job's
+    /// end within a heartbeat): a paused or stopped job has nobody still copying, and a stop aborts their uploads too.
+    /// </summary>
+    private async Task WaitForJoinedRunnersAsync()
+    {
+        var deadline = DateTime.UtcNow + Lease + 4 * _options.ControlInterval;
+        while (DateTime.UtcNow < deadline && _store.GetJobRunners(_job.Id, Lease).Any(r => r.Active && r.Role == RunnerRoles.Joined))
+        {
+            await Task.Delay(_options.ControlInterval / 5).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>All at once, within one timeout: a stop on a stalled server takes seconds, not a timeout per upload.</summary>
     private async Task AbortOpenUploadsAsync()
     {
@@ -495,11 +668,44 @@ public sealed class MigrationRunner
     }
 
     /// <summary>Writes the settled state if this run still holds the job; otherwise reports what the job is now.</summary>
-    private JobState Settle(JobState to, string? error = null) =>
-        _store.TrySettleRun(_job.Id, _runnerId, to, error) ? to : _store.FindJob(_job.Id)?.State ?? JobState.Cancelled;
+    private JobState Settle(JobState to, string? error = null)
+    {
+        LeaveJob();
+        return _store.TrySettleRun(_job.Id, _runnerId, to, error) ? to : _store.FindJob(_job.Id)?.State ?? JobState.Cancelled;
+    }
+
+    /// <summary>Out of the job: its batches are free to claim, and progress shows the runner gone.</summary>
+    private void LeaveJob()
+    {
+        _store.ReleaseBatches(_job.Id, _runnerId);
+        _store.LeaveJob(_job.Id, _runnerId);
+    }
+
+    /// <summary>
+    /// A joined runner's end: its results written and its batches let go. The job is the lead's to settle; what this
+    /// runner did not finish stays pending in batches another runner claims.
+    /// </summary>
+    private JobState LeaveJoinedRun()
+    {
+        try
+        {
+            _run.FlushResults();
+            SaveRunnerProgress();
+            var why = _run.Fatal is { } fatal ? $" after an error: {fatal.Message}" : ".";
+            _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationNotice, null,
+                $"{_runnerId} left the run having copied {_run.Counters.TransferredObjects} objects ({ByteSize.Format(_run.Counters.TransferredBytes)}){why}")]);
+            LeaveJob();
+        }
+        catch (KeyNotFoundException)
+        {
+            // Removed meanwhile.
+        }
+        return _store.FindJob(_job.Id)?.State ?? JobState.Cancelled;
+    }
 
     private async Task<JobState> SettleAsync(bool externallyCancelled)
     {
+        if (_joined) return LeaveJoinedRun();
         if (_lost)
         {
             // Its results stay unrecorded: the run that holds the job now finds those objects pending and copies them.
@@ -522,6 +728,8 @@ public sealed class MigrationRunner
                 $"Adaptive concurrency: this run went up to {_highestLevel} transfers at once and ended at {_gate.Limit} (of at most {_job.Concurrency}){pushedBack}"));
         }
         _run.FlushResults();
+        // After an error of its own the lead does not wait: the runners that joined see the job Failed and leave.
+        if (_run.Fatal is null || _control != ControlRequest.None) await WaitForJoinedRunnersAsync().ConfigureAwait(false);
         // Parts of unfinished uploads stay on the target for a resume (a stop aborts them below).
         _store.SaveRates(_job.Id, 0, 0, _run.Counters.MovingBytes, 0);
         var control = _control;

@@ -39,6 +39,8 @@ internal sealed class RunContext
     }
 
     public IStateStore Store { get; }
+    /// <summary>The runner's id (host:pid#run): the results it records count for its share of the job.</summary>
+    public string? RunnerId { get; set; }
     public MigrationJob Job { get; }
     public IObjectStore Source { get; }
     public IObjectStore Target { get; }
@@ -70,6 +72,26 @@ internal sealed class RunContext
     public int Outstanding => Volatile.Read(ref _outstanding);
 
     public bool IsInFlight(string key) => _inFlight.ContainsKey(key);
+
+    /// <summary>Whether any object after <paramref name="afterKey"/> up to <paramref name="lastKey"/> is in flight (a batch's range).</summary>
+    public bool AnyInFlightBetween(string afterKey, string lastKey) =>
+        _inFlight.Keys.Any(k => KeyOrder.Compare(k, afterKey) > 0 && KeyOrder.Compare(k, lastKey) <= 0);
+
+    private readonly ConcurrentDictionary<int, ObjectBatch> _reclaimed = new();
+
+    /// <summary>
+    /// A batch claimed before by a runner that did not complete it (killed, its lease lapsed, or paused): that runner
+    /// may have copied some of its objects without recording them.
+    /// </summary>
+    public void Reclaimed(ObjectBatch batch) => _reclaimed[batch.BatchNo] = batch;
+
+    /// <summary>
+    /// Whether a pending object may be on the target already, copied by a runner that ended before it recorded the
+    /// result: it is within what earlier runs dispatched, or in a batch taken over.
+    /// </summary>
+    public bool MayBeCopiedUnrecorded(string key) =>
+        (EarlierRunsDispatchedThrough is { } through && KeyOrder.Compare(key, through) <= 0)
+        || _reclaimed.Values.Any(b => KeyOrder.Compare(key, b.AfterKey) > 0 && KeyOrder.Compare(key, b.LastKey) <= 0);
 
     public string TargetKey(string key) => Job.TargetPrefix + key;
 
@@ -157,7 +179,7 @@ internal sealed class RunContext
         while (_logs.TryDequeue(out var l)) logs.Add(l);
         try
         {
-            Store.SaveResults(Job.Id, results, logs);
+            Store.SaveResults(Job.Id, results, logs, RunnerId);
         }
         catch
         {

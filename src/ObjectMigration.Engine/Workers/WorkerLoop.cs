@@ -34,6 +34,8 @@ public sealed class WorkerLoop
     private readonly MigrationEngine _engine;
     private readonly WorkerOptions _options;
     private readonly Dictionary<Guid, Task<JobState>> _runs = [];
+    /// <summary>Runs of jobs another worker leads, joined to copy batches beside it; cancelling one makes it leave.</summary>
+    private readonly Dictionary<Guid, (Task<JobState> Run, CancellationTokenSource Leave)> _joined = [];
 
     /// <summary>What the worker does, one line each, for its log.</summary>
     public event Action<string>? Message;
@@ -95,6 +97,8 @@ public sealed class WorkerLoop
         return reason;
     }
 
+    private IEnumerable<Task> AllRuns => _runs.Values.Concat(_joined.Values.Select(j => (Task)j.Run));
+
     private async Task<WorkerExitReason> TakeAndRunJobsAsync(CancellationToken shutdown)
     {
         var idleSince = DateTime.UtcNow;
@@ -110,7 +114,7 @@ public sealed class WorkerLoop
                 // Removed as stale while this process was frozen (a suspended VM): it is alive, so it says so again.
                 if (signal == WorkerSignal.Gone) _engine.Store.AddWorker(Worker);
                 TakeJobs();
-                if (_runs.Count > 0) idleSince = DateTime.UtcNow;
+                if (_runs.Count + _joined.Count > 0) idleSince = DateTime.UtcNow;
                 else if (_options.IdleExit is { } idleExit && DateTime.UtcNow - idleSince >= idleExit && LeaveIfStillIdle()) return WorkerExitReason.Idle;
                 lastProblem = null;
             }
@@ -126,8 +130,32 @@ public sealed class WorkerLoop
 
     private void TakeJobs()
     {
-        if (_runs.Count >= _options.MaxJobs) return;
-        foreach (var id in _engine.TakeDetachedJobs(_options.MaxJobs - _runs.Count, _runs.Keys)) _runs[id] = RunOneAsync(id);
+        if (_runs.Count + _joined.Count >= _options.MaxJobs) return;
+        foreach (var id in _engine.TakeDetachedJobs(_options.MaxJobs - _runs.Count - _joined.Count, _runs.Keys)) _runs[id] = RunOneAsync(id);
+        if (_runs.Count + _joined.Count >= _options.MaxJobs) return;
+        // Room left: help with jobs other workers lead that have batches nobody holds (one job, many processes).
+        var busy = _runs.Keys.Concat(_joined.Keys).ToHashSet();
+        foreach (var id in _engine.Store.GetJoinableJobs(_options.MaxJobs + busy.Count, StaleTime.Heartbeat).Where(id => !busy.Contains(id)).Take(_options.MaxJobs - _runs.Count - _joined.Count))
+        {
+            var leave = new CancellationTokenSource();
+            _joined[id] = (JoinOneAsync(id, leave.Token), leave);
+        }
+    }
+
+    private async Task<JobState> JoinOneAsync(Guid id, CancellationToken leave)
+    {
+        await Task.Yield();
+        try
+        {
+            var name = _engine.GetJob(id).Name;
+            var options = new RunnerOptions { Join = true, Started = () => Say($"Joined job '{name}' ({id}): copying batches beside the worker that leads it.") };
+            return await _engine.RunJobAsync(id, options, leave, _options.Concurrency).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Say($"Could not join job {id}: {e.Message}");
+            return JobState.Failed;
+        }
     }
 
     /// <summary>
@@ -138,7 +166,7 @@ public sealed class WorkerLoop
     {
         _engine.Store.RemoveWorker(Worker.Id);
         TakeJobs();
-        if (_runs.Count == 0) return true;
+        if (_runs.Count + _joined.Count == 0) return true;
         _engine.Store.AddWorker(Worker);
         return false;
     }
@@ -147,7 +175,7 @@ public sealed class WorkerLoop
     private async Task WaitAsync(TimeSpan interval, CancellationToken shutdown)
     {
         var tick = Task.Delay(interval, shutdown);
-        await Task.WhenAny(_runs.Values.Append(tick)).ConfigureAwait(false);
+        await Task.WhenAny(AllRuns.Append(tick)).ConfigureAwait(false);
     }
 
     private async Task<JobState> RunOneAsync(Guid id)
@@ -172,6 +200,11 @@ public sealed class WorkerLoop
 
     private void ReapFinishedRuns()
     {
+        foreach (var (id, joined) in _joined.Where(r => r.Value.Run.IsCompleted).ToList())
+        {
+            _joined.Remove(id);
+            joined.Leave.Dispose();
+        }
         foreach (var (id, run) in _runs.Where(r => r.Value.IsCompleted).ToList())
         {
             _runs.Remove(id);
@@ -190,7 +223,14 @@ public sealed class WorkerLoop
     /// </summary>
     private async Task EndRunsAsync(WorkerExitReason reason)
     {
-        if (_runs.Count == 0) return;
+        // Joined runs leave: the job goes on with its lead and the other workers.
+        foreach (var joined in _joined.Values) joined.Leave.Cancel();
+        if (_runs.Count == 0)
+        {
+            await Task.WhenAll(_joined.Values.Select(j => j.Run)).ConfigureAwait(false);
+            ReapFinishedRuns();
+            return;
+        }
         var shutdown = reason == WorkerExitReason.Shutdown;
         Say(shutdown
             ? $"Interrupting {_runs.Count} job(s) at a checkpoint before the worker exits; the next worker continues them."
@@ -205,7 +245,7 @@ public sealed class WorkerLoop
             catch (JobStateException) { /* it settled meanwhile */ }
             catch (KeyNotFoundException) { /* removed meanwhile */ }
         }
-        var all = Task.WhenAll(_runs.Values);
+        var all = Task.WhenAll(AllRuns);
         while (!all.IsCompleted)
         {
             try { _engine.Store.WorkerHeartbeat(Worker.Id); }

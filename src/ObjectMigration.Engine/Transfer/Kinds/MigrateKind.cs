@@ -123,7 +123,7 @@ internal sealed class MigrateKind : JobKind
     /// </summary>
     private async Task<ObjectResult?> CopiedByEarlierRunAsync(PendingObject o, CancellationToken ct)
     {
-        if (Run.EarlierRunsDispatchedThrough is not { } through || string.CompareOrdinal(o.Key, through) > 0) return null;
+        if (!Run.MayBeCopiedUnrecorded(o.Key)) return null;
         if (!Checksums.IsPlainMd5(o.ETag) || Job.StartedAt is null) return null;
         var started = Job.StartedAt.Value;
         var target = await Options.Retry.RunAsync(c => Target.HeadAsync(Job.TargetBucket, Run.TargetKey(o.Key), c), Run.OnRetry(o.Key), ct).ConfigureAwait(false);

@@ -1,0 +1,118 @@
+# Scale-out (issue 21): one job run by several worker processes that share its state store. The first worker leads the
+# job (lists, settles it); the others join it and copy batches of its objects under leases. Here the workers share a
+# state folder (SQLite) on one host; the same tests run against PostgreSQL when -StateStore is given.
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'TestSetup.ps1')
+    . (Join-Path $PSScriptRoot 'CrashHarness.ps1')
+    # A killed worker's heartbeat and batch leases count as gone after this many seconds (default 10).
+    $env:OBJECTMIGRATION_STALE_SECONDS = '2'
+    # Source: s3rver; target: Ceph RGW with versioning, so an object written twice shows as a second version.
+    $clients = Initialize-TestSession -TargetFixture $Fixtures.Ceph
+    $script:SourceClient, $script:TargetClient = $clients.Source, $clients.Target
+    # Small listing pages make many small batches, so three workers share the job and a kill lands mid-batch.
+    $script:WorkerEnvironment = @{ OBJECTMIGRATION_STALE_SECONDS = '2'; OBJECTMIGRATION_LIST_PAGE_SIZE = '8' }
+
+    function New-ScaleSource([int] $Count, [int] $Size) {
+        $bucket = New-TestBucket $SourceClient
+        $objects = [ordered]@{}
+        $md5 = [System.Security.Cryptography.MD5]::Create()
+        for ($i = 0; $i -lt $Count; $i++) {
+            $key = 'part-{0:d2}/obj-{1:d4}.bin' -f ($i % 7), $i
+            $content = Get-TestBytes $Size (5000 + $i)
+            Write-TestObject $SourceClient $bucket $key $content
+            $objects[$key] = [Convert]::ToHexString($md5.ComputeHash($content))
+        }
+        [pscustomobject]@{ Bucket = $bucket; Objects = $objects }
+    }
+
+    function Start-Workers([int] $Count) {
+        $started = @(1..$Count | ForEach-Object {
+                Start-ModuleProcess -Script 'Start-MigrationWorker -MaxJobs 1' -StateHome $env:OBJECTMIGRATION_HOME -ModulePath $ModulePath -Environment $WorkerEnvironment
+            })
+        $null = Wait-Condition { @(Get-MigrationWorker).Count -eq $Count } -TimeoutSeconds 60 -What "$Count workers registered"
+        $started
+    }
+
+    function Get-ActiveRunners([guid] $Id) {
+        @((Get-MigrationJobProgress -Id $Id).Workers | Where-Object Active)
+    }
+
+    function Stop-Workers($Started) {
+        foreach ($worker in @(Get-MigrationWorker)) { Stop-MigrationWorker -Id $worker.Id -Timeout 30 -ErrorAction SilentlyContinue }
+        foreach ($process in $Started) { $null = Stop-ModuleProcess $process }
+    }
+
+    function Assert-CopiedOnce($Source, [string] $TargetBucket) {
+        $keys = @($Source.Objects.Keys)
+        $digests = Get-TargetDigests $TargetClient $TargetBucket $keys
+        foreach ($key in $keys) { $digests[$key] | Should -Be $Source.Objects[$key] -Because "$key is on the target intact" }
+        # Exactly once: one version per key on the versioned target, nothing else there, no upload left open.
+        $versions = @(Get-ObjectVersions $TargetClient $TargetBucket)
+        $versions.Count | Should -Be $keys.Count -Because 'each object is written once'
+        @(Get-OpenUploads $TargetClient $TargetBucket).Count | Should -Be 0
+    }
+}
+
+AfterAll { Remove-Module ObjectMigration -ErrorAction SilentlyContinue }
+
+Describe 'One job on many workers' {
+    It 'shares one job among three workers; one killed with SIGKILL mid-batch only delays its batches, which another takes over; every object once and intact, counters add up' {
+        $source = New-ScaleSource -Count 96 -Size 48KB
+        $target = New-VersionedBucket $TargetClient
+        $workers = Start-Workers 3
+        try {
+            # A cap per runner keeps the job running long enough to see three runners at work and kill one mid-batch.
+            $job = New-MigrationJob -Name scale-kill -SourceConnector src -SourceBucket $source.Bucket -TargetConnector dst -TargetBucket $target `
+                -Detached -Concurrency 2 -MaxBytesPerSecond 200KB
+            $victim = Wait-Condition {
+                Get-ActiveRunners $job.Id | Where-Object { $_.Role -eq 'Joined' -and $_.HeldBatches -gt 0 -and $_.TransferredObjects -gt 0 } | Select-Object -First 1
+            } -TimeoutSeconds 60 -What 'a joined runner that holds a batch and has recorded objects'
+            @(Get-ActiveRunners $job.Id).Count | Should -Be 3 -Because 'every worker takes part in the job'
+            $killed = $workers | Where-Object Id -eq $victim.ProcessId
+            $null = Stop-ModuleProcess $killed
+
+            $done = Wait-Condition { Get-MigrationJob -Id $job.Id | Where-Object State -in 'Completed', 'CompletedWithErrors', 'Failed' } -TimeoutSeconds 120 -What 'the job to settle'
+            $done.State | Should -Be 'Completed'
+            Assert-CopiedOnce $source $target
+
+            $progress = Get-MigrationJobProgress -Id $job.Id
+            $progress.TransferredObjects | Should -Be $source.Objects.Count
+            $progress.FailedObjects | Should -Be 0
+            # Each runner's share is counted as the job's is, in the same write: the shares add up to the job, the
+            # killed runner's included (what it recorded before it died).
+            ($progress.Workers | Measure-Object TransferredObjects -Sum).Sum | Should -Be $source.Objects.Count
+            ($progress.Workers | Where-Object Runner -eq $victim.Runner).TransferredObjects | Should -BeGreaterThan 0
+            $log = @(Get-MigrationJobLog -Id $job.Id -Type MigrationNotice)
+            @($log | Where-Object Message -like '*took over batch*').Count | Should -BeGreaterThan 0 -Because 'the killed runner held a batch'
+            @($log | Where-Object Message -like '*joined the run*').Count | Should -BeGreaterOrEqual 2
+        }
+        finally { Stop-Workers $workers }
+    }
+
+    It 'reaches all three workers with Suspend-, Resume- and Stop-MigrationJob within two seconds' {
+        $source = New-ScaleSource -Count 64 -Size 48KB
+        $target = New-TestBucket $TargetClient
+        $workers = Start-Workers 3
+        try {
+            $job = New-MigrationJob -Name scale-control -SourceConnector src -SourceBucket $source.Bucket -TargetConnector dst -TargetBucket $target `
+                -Detached -Concurrency 2 -MaxBytesPerSecond 100KB
+            $null = Wait-Condition { (Get-ActiveRunners $job.Id).Count -eq 3 } -TimeoutSeconds 60 -What 'three runners in the job'
+
+            # The lead settles the job only once the runners that joined it are out: Paused means nobody copies.
+            $clock = [System.Diagnostics.Stopwatch]::StartNew()
+            (Suspend-MigrationJob -Id $job.Id -PassThru).State | Should -Be 'Paused'
+            $clock.Elapsed.TotalSeconds | Should -BeLessThan 2 -Because 'a pause reaches every worker within two seconds'
+            @(Get-ActiveRunners $job.Id).Count | Should -Be 0
+            (Get-MigrationJobProgress -Id $job.Id).TransferredObjects | Should -BeLessThan $source.Objects.Count
+
+            $null = Resume-MigrationJob -Id $job.Id -Detached
+            $null = Wait-Condition { (Get-ActiveRunners $job.Id).Count -eq 3 } -TimeoutSeconds 60 -What 'three runners in the resumed job'
+            $clock.Restart()
+            (Stop-MigrationJob -Id $job.Id -PassThru).State | Should -Be 'Cancelled'
+            $clock.Elapsed.TotalSeconds | Should -BeLessThan 2 -Because 'a stop reaches every worker within two seconds'
+            @(Get-ActiveRunners $job.Id).Count | Should -Be 0
+            (Get-MigrationJobProgress -Id $job.Id).TransferredObjects | Should -BeLessThan $source.Objects.Count
+        }
+        finally { Stop-Workers $workers }
+    }
+}
