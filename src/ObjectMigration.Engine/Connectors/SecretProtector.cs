@@ -38,9 +38,27 @@ public sealed class SecretProtector
     private readonly object _gate = new();
     private byte[]? _key;
 
-    public SecretProtector(string homeFolder)
+    /// <summary>Whether the key is one the hosts of a shared state store share (AES-GCM everywhere, Windows too).</summary>
+    private readonly bool _shared;
+
+    public SecretProtector(string homeFolder) : this(homeFolder, SharedKey.FromEnvironment())
     {
-        _keyPath = Path.Combine(StateLocation.PreparePrivateFolder(homeFolder), "secret.key");
+    }
+
+    /// <param name="shared">
+    /// The key the worker hosts of a shared state store (PostgreSQL) share, given by the operator: sealed secrets are
+    /// then readable on every host that has it, and on none that has not. The key is never stored in the state.
+    /// </param>
+    public SecretProtector(string homeFolder, SharedKey? shared)
+    {
+        if (shared is null)
+        {
+            _keyPath = Path.Combine(StateLocation.PreparePrivateFolder(homeFolder), "secret.key");
+            return;
+        }
+        _shared = true;
+        _keyPath = shared.Describe;
+        _key = shared.Bytes;
     }
 
     public string KeyPath => _keyPath;
@@ -142,7 +160,7 @@ public sealed class SecretProtector
         var plain = Encode(secrets);
         try
         {
-            if (OperatingSystem.IsWindows())
+            if (OperatingSystem.IsWindows() && !_shared)
             {
                 return [DpapiFieldsFormatVersion, .. ProtectedData.Protect(plain, DpapiEntropy, DataProtectionScope.CurrentUser)];
             }
@@ -231,5 +249,47 @@ public sealed class SecretProtector
             at += length;
         }
         return new ConnectorSecrets(fields[0], fields[1], fields[2], fields[3]);
+    }
+}
+
+/// <summary>
+/// The key that seals connector secrets when worker hosts share one state store: OBJECTMIGRATION_SECRET_KEY (32 bytes,
+/// base64) or OBJECTMIGRATION_SECRET_KEY_FILE (a file of 32 bytes, this user's alone, created when missing), provided by
+/// the operator to every host (a Kubernetes secret, a systemd credential). Without either, each user keeps a key of
+/// their own in the state folder.
+/// </summary>
+public sealed class SharedKey
+{
+    public const string Variable = "OBJECTMIGRATION_SECRET_KEY";
+    public const string FileVariable = "OBJECTMIGRATION_SECRET_KEY_FILE";
+
+    private SharedKey(byte[] bytes, string describe) => (Bytes, Describe) = (bytes, describe);
+
+    internal byte[] Bytes { get; }
+    /// <summary>Where the key came from, for messages (never the key).</summary>
+    public string Describe { get; }
+
+    public static SharedKey? FromEnvironment()
+    {
+        if (Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } encoded)
+        {
+            byte[] key;
+            try
+            {
+                key = Convert.FromBase64String(encoded.Trim());
+            }
+            catch (FormatException)
+            {
+                throw new InvalidOperationException($"{Variable} is not base64. Give 32 random bytes in base64, e.g. from: openssl rand -base64 32");
+            }
+            if (key.Length != 32) throw new InvalidOperationException($"{Variable} holds {key.Length} bytes, not 32. Give 32 random bytes in base64, e.g. from: openssl rand -base64 32");
+            return new SharedKey(key, $"the key in {Variable}");
+        }
+        if (Environment.GetEnvironmentVariable(FileVariable) is { Length: > 0 } path)
+        {
+            var full = Path.GetFullPath(path);
+            return new SharedKey(SecretProtector.LoadOrCreateKey(full), full);
+        }
+        return null;
     }
 }
