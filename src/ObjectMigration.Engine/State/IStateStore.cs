@@ -259,7 +259,7 @@ public interface IBatchLeases
     /// call joins the runner to the job. Times are the store's.
     /// </summary>
     void SaveRunnerProgress(Guid id, JobWorkerProgress progress);
-    /// <summary>The runner is out of the job: its row stays for progress, no longer active.</summary>
+    /// <summary>The runner is out of the job: its batches are let go, its row stays for progress, no longer active.</summary>
     void LeaveJob(Guid id, string runner);
     /// <summary>Every runner that took part in the job's current run; <see cref="JobWorkerProgress.Active"/> by the store's clock.</summary>
     IReadOnlyList<JobWorkerProgress> GetJobRunners(Guid id, TimeSpan staleAfter);

@@ -153,7 +153,8 @@ public sealed partial class SqliteStateStore
     }
 
     public void LeaveJob(Guid id, string runner) =>
-        Execute(@"UPDATE job_runners SET left_at = $now, bytes_per_second = 0, objects_per_second = 0, moving_bytes = 0, concurrency_level = 0, held_batches = 0
+        Execute(@"UPDATE batches SET lease_owner = NULL, lease_until = NULL WHERE job_seq = (SELECT seq FROM jobs WHERE id = $id) AND lease_owner = $runner;
+                  UPDATE job_runners SET left_at = $now, bytes_per_second = 0, objects_per_second = 0, moving_bytes = 0, concurrency_level = 0, held_batches = 0
                   WHERE job_seq = (SELECT seq FROM jobs WHERE id = $id) AND runner = $runner",
             ("$id", id.ToString()), ("$runner", runner), ("$now", Now()));
 

@@ -656,7 +656,7 @@ public sealed class MigrationRunner
         var deadline = DateTime.UtcNow + Lease + 4 * _options.ControlInterval;
         while (DateTime.UtcNow < deadline && _store.GetJobRunners(_job.Id, Lease).Any(r => r.Active && r.Role == RunnerRoles.Joined))
         {
-            await Task.Delay(_options.ControlInterval / 5).ConfigureAwait(false);
+            await Task.Delay(_options.ControlInterval / 10).ConfigureAwait(false);
         }
     }
 
@@ -675,11 +675,7 @@ public sealed class MigrationRunner
     }
 
     /// <summary>Out of the job: its batches are free to claim, and progress shows the runner gone.</summary>
-    private void LeaveJob()
-    {
-        _store.ReleaseBatches(_job.Id, _runnerId);
-        _store.LeaveJob(_job.Id, _runnerId);
-    }
+    private void LeaveJob() => _store.LeaveJob(_job.Id, _runnerId);
 
     /// <summary>
     /// A joined runner's end: its results written and its batches let go. The job is the lead's to settle; what this
@@ -689,11 +685,11 @@ public sealed class MigrationRunner
     {
         try
         {
-            _run.FlushResults();
-            SaveRunnerProgress();
+            // Two writes, so that a pause or stop reaches the lead soon: the results with this line, then the leave.
             var why = _run.Fatal is { } fatal ? $" after an error: {fatal.Message}" : ".";
-            _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationNotice, null,
-                $"{_runnerId} left the run having copied {_run.Counters.TransferredObjects} objects ({ByteSize.Format(_run.Counters.TransferredBytes)}){why}")]);
+            _run.Log(new LogRecord(LogType.MigrationNotice, null,
+                $"{_runnerId} left the run having copied {_run.Counters.TransferredObjects} objects ({ByteSize.Format(_run.Counters.TransferredBytes)}){why}"));
+            _run.FlushResults();
             LeaveJob();
         }
         catch (KeyNotFoundException)
