@@ -95,7 +95,8 @@ public sealed partial class PostgresStateStore
     private bool Transition(Guid id, JobState[] from, JobState to, JobPhase? phase, string? error, string? runnerId, bool? detached = null)
     {
         // A new run starts without the error of the run before it (a Failed job resumed once its cause was fixed).
-        var started = to == JobState.Running ? ", started_at = COALESCE(started_at, now()), heartbeat_at = now(), runner = @runner, error = NULL" : "";
+        var started = to == JobState.Running ? ", started_at = COALESCE(started_at, now()), heartbeat_at = now(), runner = @runner" : "";
+        var errorSet = to == JobState.Running ? "error = NULL" : "error = COALESCE(@error, error)";
         var finished = JobStates.IsTerminal(to) ? ", finished_at = now()" : "";
         var control = to == JobState.Running || JobStates.IsSettled(to) ? ", control = 0" : "";
         var held = runnerId is not null && to != JobState.Running ? " AND runner = @runner" : "";
@@ -103,7 +104,7 @@ public sealed partial class PostgresStateStore
         // A run that settles its job as Interrupted lets go of it: its heartbeat must not take the job back.
         var released = runnerId is not null && to == JobState.Interrupted ? ", runner = NULL" : "";
         return Execute(
-            $"UPDATE jobs SET state = @to, phase = @phase, error = COALESCE(@error, error){started}{finished}{control}{handedOver}{released} WHERE id = @id AND state = ANY(@from){held}",
+            $"UPDATE jobs SET state = @to, phase = @phase, {errorSet}{started}{finished}{control}{handedOver}{released} WHERE id = @id AND state = ANY(@from){held}",
             P("id", id), P("to", to.ToString()), Text("phase", phase?.ToString()), Text("error", error), Text("runner", runnerId),
             P("detached", detached is true), P("from", from.Select(s => s.ToString()).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text)) == 1;
     }

@@ -161,13 +161,13 @@ public sealed partial class PostgresStateStore
                       RETURNING o.key, o.etag AS source_etag, r.outcome, r.bytes, r.log_type, r.target_etag),
                   counters AS (
                       UPDATE jobs SET
-                          transferred_objects = transferred_objects + s.transferred, transferred_bytes = transferred_bytes + s.transferred_bytes,
-                          skipped_objects = skipped_objects + s.skipped, skipped_bytes = skipped_bytes + s.skipped_bytes,
-                          failed_objects = failed_objects + s.failed, missing_objects = missing_objects + s.missing,
-                          mismatched_objects = mismatched_objects + s.mismatched, extra_objects = extra_objects + s.extra
-                      FROM (SELECT count(*) FILTER (WHERE outcome = 1) AS transferred, COALESCE(sum(bytes) FILTER (WHERE outcome = 1), 0) AS transferred_bytes,
-                                   count(*) FILTER (WHERE outcome = 2) AS skipped, COALESCE(sum(bytes) FILTER (WHERE outcome = 2), 0) AS skipped_bytes,
-                                   count(*) FILTER (WHERE outcome = 3) AS failed, count(*) FILTER (WHERE log_type = 'VerifyMissing') AS missing,
+                          transferred_objects = jobs.transferred_objects + s.t, transferred_bytes = jobs.transferred_bytes + s.tb,
+                          skipped_objects = jobs.skipped_objects + s.s, skipped_bytes = jobs.skipped_bytes + s.sb,
+                          failed_objects = jobs.failed_objects + s.f, missing_objects = jobs.missing_objects + s.missing,
+                          mismatched_objects = jobs.mismatched_objects + s.mismatched, extra_objects = jobs.extra_objects + s.extra
+                      FROM (SELECT count(*) FILTER (WHERE outcome = 1) AS t, COALESCE(sum(bytes) FILTER (WHERE outcome = 1), 0) AS tb,
+                                   count(*) FILTER (WHERE outcome = 2) AS s, COALESCE(sum(bytes) FILTER (WHERE outcome = 2), 0) AS sb,
+                                   count(*) FILTER (WHERE outcome = 3) AS f, count(*) FILTER (WHERE log_type = 'VerifyMissing') AS missing,
                                    count(*) FILTER (WHERE log_type = 'VerifyMismatch') AS mismatched, count(*) FILTER (WHERE log_type = 'VerifyExtra') AS extra
                             FROM changed) s
                       WHERE jobs.seq = @seq),
