@@ -99,7 +99,7 @@ public static class StateStores
         catch (ArgumentException)
         {
             // The parser's message quotes the text where it stopped: it may be a password.
-            throw new ArgumentException($"{Where} is not a connection string that can be read (a stray quote, or an entry without '='). {Forms}");
+            throw new ArgumentException($"{Where} is a connection string that cannot be read (a stray quote, or an entry without '='). {Forms}");
         }
         var settings = new NpgsqlConnectionStringBuilder();
         foreach (string keyword in parsed.Keys)
@@ -118,11 +118,17 @@ public static class StateStores
             catch (Exception e) when (e is ArgumentException or FormatException or InvalidCastException or OverflowException)
             {
                 var shown = IsSecret(keyword) ? "" : $" '{value}'";
-                throw new ArgumentException($"{Where}: the value{shown} of {keyword} is not valid for it. {Forms}");
+                throw new ArgumentException($"{Where}: the value{shown} of {Canonical(keyword)} is not valid for it. {Forms}");
             }
         }
         return settings;
     }
+
+    /// <summary>The keyword as Npgsql documents it (the parser gives it in lower case).</summary>
+    private static string Canonical(string keyword) =>
+        typeof(NpgsqlConnectionStringBuilder).GetProperties()
+            .Select(p => p.GetCustomAttributes(typeof(System.ComponentModel.DisplayNameAttribute), false).OfType<System.ComponentModel.DisplayNameAttribute>().FirstOrDefault()?.DisplayName)
+            .FirstOrDefault(name => keyword.Equals(name, StringComparison.OrdinalIgnoreCase)) ?? keyword;
 
     private static bool IsSecret(string keyword) =>
         keyword.Contains("password", StringComparison.OrdinalIgnoreCase) || keyword.Equals("pwd", StringComparison.OrdinalIgnoreCase)
