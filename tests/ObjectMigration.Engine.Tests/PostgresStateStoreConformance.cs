@@ -8,7 +8,7 @@ namespace ObjectMigration.Engine.Tests;
 
 /// <summary>
 /// The PostgreSQL server the harness started (build.ps1 -Task Test; tests/Fixtures/PostgresFixture.psm1), read from
-/// the "Postgres" entry of the fixtures file. Without one the tests fail in CI (CI=true) and are skipped elsewhere.
+/// the "Postgres" entry of the fixtures file. Without one the tests fail, naming what is missing and how to start it.
 /// </summary>
 public static class PostgresTestServer
 {
@@ -33,9 +33,9 @@ public static class PostgresTestServer
             if (Entry.Value.ConnectionString is { } connectionString) return connectionString;
             var why = $"No PostgreSQL server for the state store tests: {Entry.Value.Missing}. 'dotnet pwsh ./build.ps1 -Task Test' starts one " +
                 "(Start-PostgresFixture in tests/Fixtures/PostgresFixture.psm1, written under Postgres in the fixtures file).";
-            // CI must run them; on a workstation without the server they are reported as skipped (xunit's dynamic skip).
-            if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase)) throw new InvalidOperationException(why);
-            throw new InvalidOperationException("$XunitDynamicSkip$" + why);
+            // They fail, in CI and elsewhere, as the Ceph tests do without their gateway: xunit 2 has no skip decided at run
+            // time (its "$XunitDynamicSkip$" token is honoured from xunit 3 on; measured: the v2 runner reports a failure).
+            throw new InvalidOperationException(why);
         }
     }
 
@@ -72,8 +72,9 @@ public sealed class PostgresStateStoreConformance : StateStoreConformance, IDisp
     protected override IStateStore CreateStore()
     {
         var schema = "t_" + Guid.NewGuid().ToString("n");
+        var connectionString = PostgresTestServer.CreateSchema(schema);
         _schemas.Add(schema);
-        return Open(PostgresTestServer.CreateSchema(schema));
+        return Open(connectionString);
     }
 
     protected override IStateStore OpenAgain(IStateStore store) => Open(_connectionStrings[store]);

@@ -19,8 +19,9 @@ public sealed class PostgresStateStoreTests : IDisposable
     private string NewSchema()
     {
         var schema = "t_" + Guid.NewGuid().ToString("n");
+        var connectionString = PostgresTestServer.CreateSchema(schema);
         _schemas.Add(schema);
-        return PostgresTestServer.CreateSchema(schema);
+        return connectionString;
     }
 
     private PostgresStateStore Open(string connectionString)
