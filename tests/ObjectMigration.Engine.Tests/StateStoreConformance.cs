@@ -9,10 +9,19 @@ namespace ObjectMigration.Engine.Tests;
 /// against <see cref="IStateStore"/> only, run once per implementation (a subclass gives the store). The SQLite store
 /// passes it; the PostgreSQL store for many hosts (issue 21) is to pass it unchanged.
 /// </summary>
-public abstract class StateStoreConformance
+public abstract partial class StateStoreConformance
 {
     /// <summary>A fresh, empty store of the implementation under test.</summary>
     protected abstract IStateStore CreateStore();
+
+    /// <summary>A second handle on the same store, as another process or host opens it.</summary>
+    protected abstract IStateStore OpenAgain(IStateStore store);
+
+    /// <summary>Sets the job's heartbeat to <paramref name="age"/> ago by the store's own clock (what a runner that stopped leaves).</summary>
+    protected abstract void AgeHeartbeat(IStateStore store, Guid jobId, TimeSpan age);
+
+    /// <summary>Rows of any table that belong to the job of <paramref name="jobSeq"/> (objects, listings, uploads, parts, logs, intents, the job).</summary>
+    protected abstract long CountRowsOfJob(IStateStore store, long jobSeq);
 
     private static readonly DateTimeOffset Listed = new(2026, 1, 2, 3, 4, 5, TimeSpan.Zero);
 
@@ -194,6 +203,36 @@ public sealed class SqliteStateStoreConformance : StateStoreConformance, IDispos
     {
         Directory.CreateDirectory(_folder);
         return new SqliteStateStore(Path.Combine(_folder, Guid.NewGuid().ToString("n") + ".db"));
+    }
+
+    protected override IStateStore OpenAgain(IStateStore store) => new SqliteStateStore(store.Location);
+
+    private static Microsoft.Data.Sqlite.SqliteConnection Connect(IStateStore store)
+    {
+        var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={store.Location};Pooling=False;Default Timeout=30");
+        connection.Open();
+        return connection;
+    }
+
+    protected override void AgeHeartbeat(IStateStore store, Guid jobId, TimeSpan age)
+    {
+        // SQLite's clock is the local one: only this host uses the file.
+        using var connection = Connect(store);
+        using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE jobs SET heartbeat_at = $at WHERE id = $id";
+        command.Parameters.AddWithValue("$at", (DateTimeOffset.UtcNow - age).ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+        command.Parameters.AddWithValue("$id", jobId.ToString());
+        Assert.Equal(1, command.ExecuteNonQuery());
+    }
+
+    protected override long CountRowsOfJob(IStateStore store, long jobSeq)
+    {
+        using var connection = Connect(store);
+        using var command = connection.CreateCommand();
+        command.CommandText = string.Join(" + ", new[] { "objects", "target_objects", "uploads", "parts", "logs", "update_intents" }
+            .Select(t => $"(SELECT count(*) FROM {t} WHERE job_seq = $seq)").Prepend("SELECT (SELECT count(*) FROM jobs WHERE seq = $seq)"));
+        command.Parameters.AddWithValue("$seq", jobSeq);
+        return (long)command.ExecuteScalar()!;
     }
 
     public void Dispose()

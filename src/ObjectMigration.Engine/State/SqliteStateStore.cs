@@ -869,7 +869,7 @@ public sealed partial class SqliteStateStore : IStateStore
         if (query.KeyPatterns.Length > 0)
         {
             where += $" AND ({string.Join(" OR ", query.KeyPatterns.Select((_, i) => "l.object_key GLOB $key" + i))})";
-            parameters.AddRange(query.KeyPatterns.Select((p, i) => ("$key" + i, (object?)WildcardToGlob(p))));
+            parameters.AddRange(query.KeyPatterns.Select((p, i) => ("$key" + i, (object?)WildcardSql.ToGlob(p))));
         }
         parameters.Add(("$skip", query.Skip));
         parameters.Add(("$first", query.First == int.MaxValue ? -1 : query.First));
@@ -886,9 +886,6 @@ public sealed partial class SqliteStateStore : IStateStore
             },
             parameters.ToArray());
     }
-
-    /// <summary>PowerShell wildcards (*, ?, [a-z]) map onto SQLite GLOB directly; GLOB is case-sensitive like S3 keys.</summary>
-    private static string WildcardToGlob(string pattern) => pattern.Replace("`*", "[*]").Replace("`?", "[?]");
 
     /// <summary>
     /// Walks the objects' primary key (job, key) with one forward-only reader; the target listing is a primary-key
