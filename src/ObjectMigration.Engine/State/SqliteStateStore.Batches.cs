@@ -184,23 +184,6 @@ public sealed partial class SqliteStateStore
             ("$id", id.ToString()), ("$cutoff", cutoff));
     }
 
-    /// <summary>
-    /// The runners of a job several processes run: listed, and their rates summed (the job row has the lead's alone).
-    /// A job one runner runs shows that one runner, with the same figures.
-    /// </summary>
-    private static void AddRunners(MigrationJobProgress progress, IReadOnlyList<JobWorkerProgress> runners)
-    {
-        progress.Workers = runners.ToArray();
-        if (progress.State != JobState.Running) return;
-        foreach (var joined in runners.Where(w => w.Active && w.Role == RunnerRoles.Joined))
-        {
-            progress.BytesPerSecond += joined.BytesPerSecond;
-            progress.ObjectsPerSecond += joined.ObjectsPerSecond;
-            progress.ActiveConcurrency += joined.ActiveConcurrency;
-        }
-    }
-
-
     public IReadOnlyList<Guid> GetJoinableJobs(int limit, TimeSpan staleAfter)
     {
         var now = DateTimeOffset.UtcNow;
@@ -242,4 +225,24 @@ public static class StaleTime
 {
     public static TimeSpan Heartbeat { get; set; } = TimeSpan.FromSeconds(
         double.TryParse(Environment.GetEnvironmentVariable("OBJECTMIGRATION_STALE_SECONDS"), System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds > 0 ? seconds : 10);
+}
+
+/// <summary>How progress shows the runners of a job (both stores).</summary>
+internal static class RunnerShares
+{
+    /// <summary>
+    /// The runners of a job several processes run: listed, and their rates summed (the job row has the lead's alone).
+    /// A job one runner runs shows that one runner, with the same figures.
+    /// </summary>
+    public static void Add(MigrationJobProgress progress, IReadOnlyList<JobWorkerProgress> runners)
+    {
+        progress.Workers = runners.ToArray();
+        if (progress.State != JobState.Running) return;
+        foreach (var joined in runners.Where(w => w.Active && w.Role == RunnerRoles.Joined))
+        {
+            progress.BytesPerSecond += joined.BytesPerSecond;
+            progress.ObjectsPerSecond += joined.ObjectsPerSecond;
+            progress.ActiveConcurrency += joined.ActiveConcurrency;
+        }
+    }
 }

@@ -837,7 +837,7 @@ public sealed partial class SqliteStateStore : IStateStore
                     progress.MismatchedObjects = r.GetInt64(16);
                     progress.ExtraObjects = r.GetInt64(17);
                 }
-                AddRunners(progress, runners);
+                RunnerShares.Add(progress, runners);
                 Accounting.ProgressMath.Complete(progress, skippedBytes);
                 return progress;
             },

@@ -94,6 +94,23 @@ internal static class PostgresSchema
             max_jobs integer NOT NULL, concurrency integer, idle_exit_seconds double precision, log_path text,
             stop_requested boolean NOT NULL DEFAULT false);
         """,
+        // 2: SQLite's step 12. A job's objects in batches leased to runners on any host, and the runners taking part.
+        """
+        CREATE TABLE batches (
+            job_seq bigint NOT NULL REFERENCES jobs (seq) ON DELETE CASCADE,
+            batch_no integer NOT NULL, after_key text COLLATE "C" NOT NULL, last_key text COLLATE "C" NOT NULL,
+            state smallint NOT NULL DEFAULT 0, lease_owner text, lease_until timestamptz, claims integer NOT NULL DEFAULT 0,
+            PRIMARY KEY (job_seq, batch_no));
+        CREATE INDEX batches_open ON batches (job_seq, batch_no) WHERE state = 0;
+        CREATE TABLE job_runners (
+            job_seq bigint NOT NULL REFERENCES jobs (seq) ON DELETE CASCADE,
+            runner text NOT NULL, host text NOT NULL, process_id integer NOT NULL, role text NOT NULL,
+            transferred_objects bigint NOT NULL DEFAULT 0, transferred_bytes bigint NOT NULL DEFAULT 0,
+            bytes_per_second double precision NOT NULL DEFAULT 0, objects_per_second double precision NOT NULL DEFAULT 0,
+            moving_bytes bigint NOT NULL DEFAULT 0, concurrency_level integer NOT NULL DEFAULT 0, held_batches integer NOT NULL DEFAULT 0,
+            joined_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL, left_at timestamptz,
+            PRIMARY KEY (job_seq, runner));
+        """,
     ];
 
     public static int LatestVersion => Steps.Length;

@@ -20,6 +20,8 @@ public sealed partial class PostgresStateStore
     {
         var seq = LockJob(connection, tx, id);
         var (added, addedBytes) = InsertListed(connection, tx, seq, target ? "target_objects" : "objects", objects, targetOnly: false);
+        // A batch exists exactly when its objects do.
+        if (!target) CoverKeys(connection, tx, seq, objects.Select(o => o.Key));
         var prefix = target ? "target_" : "";
         var counters = target ? "" : ", objects_found = objects_found + @added, bytes_found = bytes_found + @bytes";
         using var checkpoint = Command(connection, tx,
@@ -76,6 +78,7 @@ public sealed partial class PostgresStateStore
         {
             var seq = LockJob(connection, tx, id);
             var (added, _) = InsertListed(connection, tx, seq, "objects", objects, targetOnly: true);
+            CoverKeys(connection, tx, seq, objects.Select(o => o.Key));
             // Counted as checked keys, not as bytes to move: the source has none of them.
             using var counters = Command(connection, tx, "UPDATE jobs SET objects_found = objects_found + @added WHERE seq = @seq", P("added", (long)added), P("seq", seq));
             counters.ExecuteNonQuery();
@@ -95,7 +98,7 @@ public sealed partial class PostgresStateStore
         update.ExecuteNonQuery();
     });
 
-    public IReadOnlyList<PendingObject> GetPendingObjects(Guid id, string afterKey, int limit) =>
+    public IReadOnlyList<PendingObject> GetPendingObjects(Guid id, string afterKey, int limit, string? throughKey = null) =>
         // One statement: the job's target prefix and listing state come from the join, not from extra round trips. The
         // page is cut first and each of its rows looked up in the target listing and the copy records by primary key
         // (LATERAL): joined whole, the planner hashes every copy record of the server when its estimates are off
@@ -105,7 +108,7 @@ public sealed partial class PostgresStateStore
                 FROM jobs j
                 CROSS JOIN LATERAL (
                     SELECT key, size, etag, last_modified, storage_class, target_only FROM objects
-                    WHERE job_seq = j.seq AND outcome = 0 AND key > @after ORDER BY key LIMIT @limit) o
+                    WHERE job_seq = j.seq AND outcome = 0 AND key > @after AND (@through::text IS NULL OR key <= @through) ORDER BY key LIMIT @limit) o
                 LEFT JOIN LATERAL (
                     SELECT size, etag, last_modified FROM target_objects WHERE job_seq = j.seq AND key = j.target_prefix || o.key) t ON true
                 LEFT JOIN LATERAL (
@@ -115,7 +118,7 @@ public sealed partial class PostgresStateStore
             r => new PendingObject(r.GetString(0), r.GetInt64(1), NullableString(r, 2), ReadTime(r, 3), NullableString(r, 4),
                 r.IsDBNull(5) ? null : r.GetInt64(5), NullableString(r, 6), ReadTimeOrNull(r, 7), r.GetBoolean(8),
                 r.IsDBNull(10) ? null : new CopyRecord(NullableString(r, 9), r.GetString(10)), r.GetBoolean(11)),
-            P("id", id), Text("after", afterKey), P("limit", limit));
+            P("id", id), Text("after", afterKey), P("limit", limit), Text("through", throughKey));
 
     public void SaveDispatchedThrough(Guid id, string key) =>
         Execute("UPDATE jobs SET dispatched_through = @key WHERE id = @id AND (dispatched_through IS NULL OR dispatched_through < @key)",
@@ -134,7 +137,9 @@ public sealed partial class PostgresStateStore
               UPDATE jobs SET failed_objects = failed_objects - counted.n, missing_objects = 0, mismatched_objects = 0, extra_objects = 0
               FROM counted WHERE seq = @seq RETURNING counted.n",
             P("seq", seq));
-        return (int)(long)reset.ExecuteScalar()!;
+        var count = (int)(long)reset.ExecuteScalar()!;
+        ReopenBatchesWithPendingRows(connection, tx, seq);
+        return count;
     });
 
     public IEnumerable<ListedObject> StreamListedObjects(Guid id)
@@ -149,7 +154,7 @@ public sealed partial class PostgresStateStore
 
     // ---- Results ----
 
-    public void SaveResults(Guid id, IReadOnlyList<ObjectResult> results, IReadOnlyList<LogRecord> logs)
+    public void SaveResults(Guid id, IReadOnlyList<ObjectResult> results, IReadOnlyList<LogRecord> logs, string? runner = null)
     {
         if (results.Count == 0 && logs.Count == 0) return;
         var entries = results.Where(r => r.LogType is not null).Select(r => new LogRecord(r.LogType!.Value, r.Key, r.Message ?? "")).Concat(logs).ToList();
@@ -179,6 +184,11 @@ public sealed partial class PostgresStateStore
                                    count(*) FILTER (WHERE log_type = 'VerifyMismatch') AS mismatched, count(*) FILTER (WHERE log_type = 'VerifyExtra') AS extra
                             FROM changed) s
                       WHERE jobs.seq = @seq),
+                  share AS (
+                      -- The runner's share, counted from the same changed rows as the job's: the shares add up to it.
+                      UPDATE job_runners SET transferred_objects = job_runners.transferred_objects + s.t, transferred_bytes = job_runners.transferred_bytes + s.tb
+                      FROM (SELECT count(*) FILTER (WHERE outcome = 1) AS t, COALESCE(sum(bytes) FILTER (WHERE outcome = 1), 0) AS tb FROM changed) s
+                      WHERE job_runners.job_seq = @seq AND job_runners.runner = @runner AND s.t > 0),
                   recorded AS (
                       -- Every copy leaves its record: which version it wrote where; one whose target ETag is unknown
                       -- removes the older record instead (it would vouch for bytes it did not see).
@@ -194,7 +204,7 @@ public sealed partial class PostgresStateStore
                   INSERT INTO logs (job_seq, created_at, type, object_key, message)
                   SELECT @seq, now(), l.type, l.key, l.message FROM unnest(@logTypesAll, @logKeys, @logMessages) WITH ORDINALITY AS l(type, key, message, n)
                   ORDER BY l.n",
-                P("seq", seq),
+                P("seq", seq), Text("runner", runner),
                 P("keys", results.Select(r => r.Key).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text),
                 P("outcomes", results.Select(r => (int)r.Outcome).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Integer),
                 P("bytes", results.Select(r => r.Bytes).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint),
@@ -214,8 +224,10 @@ public sealed partial class PostgresStateStore
         Execute("UPDATE jobs SET bytes_per_second = @b, objects_per_second = @o, moving_bytes = @m, concurrency_level = @c WHERE id = @id",
             P("id", id), P("b", bytesPerSecond), P("o", objectsPerSecond), P("m", movingBytes), P("c", concurrencyLevel));
 
-    public MigrationJobProgress GetProgress(Guid id) =>
-        Query(@"SELECT id, name, state, phase, objects_found, transferred_objects, skipped_objects, failed_objects, bytes_found,
+    public MigrationJobProgress GetProgress(Guid id)
+    {
+        var runners = GetJobRunners(id, StaleTime.Heartbeat);
+        return Query(@"SELECT id, name, state, phase, objects_found, transferred_objects, skipped_objects, failed_objects, bytes_found,
                        transferred_bytes + moving_bytes, skipped_bytes, listing_done, bytes_per_second, objects_per_second,
                        type, missing_objects, mismatched_objects, extra_objects, concurrency_level
                 FROM jobs WHERE id = @id",
@@ -251,10 +263,12 @@ public sealed partial class PostgresStateStore
                     progress.MismatchedObjects = r.GetInt64(16);
                     progress.ExtraObjects = r.GetInt64(17);
                 }
+                RunnerShares.Add(progress, runners);
                 Accounting.ProgressMath.Complete(progress, skippedBytes);
                 return progress;
             },
             P("id", id)).FirstOrDefault() ?? throw NoJob(id);
+    }
 
     /// <summary>
     /// Walks the objects' primary key (job, key) with one forward-only reader; Npgsql streams the rows as the caller

@@ -1,0 +1,163 @@
+using Npgsql;
+using ObjectMigration.Engine.Model;
+
+namespace ObjectMigration.Engine.State.Postgres;
+
+// Batches of a job's objects leased to runners on any host, and the runners that take part in a job (IBatchLeases).
+// Leases and heartbeats are the server's now(): hosts' clocks are never compared.
+public sealed partial class PostgresStateStore
+{
+    private const int LegacyBatchSize = 1000;
+
+    private const string HasPendingRows =
+        "EXISTS (SELECT 1 FROM objects o WHERE o.job_seq = batches.job_seq AND o.outcome = 0 AND o.key > batches.after_key AND o.key <= batches.last_key)";
+
+    private const string JobSeqOf = "(SELECT seq FROM jobs WHERE id = @id)";
+
+    /// <summary>
+    /// Puts newly pending <paramref name="keys"/> under open batches, in the transaction that inserted them (which holds
+    /// the job's row, so batches of one job are made one writer at a time): keys past every batch make a new one, keys
+    /// inside earlier batches open those again.
+    /// </summary>
+    private static void CoverKeys(NpgsqlConnection connection, NpgsqlTransaction tx, long seq, IEnumerable<string> keys)
+    {
+        string? min = null, max = null;
+        foreach (var key in keys)
+        {
+            if (min is null || KeyOrder.Compare(key, min) < 0) min = key;
+            if (max is null || KeyOrder.Compare(key, max) > 0) max = key;
+        }
+        if (min is null || max is null) return;
+        using var cover = Command(connection, tx,
+            @"WITH covered AS (SELECT max(last_key) AS last, COALESCE(max(batch_no), 0) AS n FROM batches WHERE job_seq = @seq),
+                   added AS (
+                       INSERT INTO batches (job_seq, batch_no, after_key, last_key)
+                       SELECT @seq, covered.n + 1, COALESCE(covered.last, ''), @max FROM covered
+                       WHERE covered.last IS NULL OR covered.last < @max)
+              UPDATE batches SET state = 0 FROM covered
+              WHERE batches.job_seq = @seq AND batches.state = 1 AND covered.last >= @min AND batches.last_key >= @min AND batches.after_key < @max",
+            P("seq", seq), Text("min", min), Text("max", max));
+        cover.ExecuteNonQuery();
+    }
+
+    private static void ReopenBatchesWithPendingRows(NpgsqlConnection connection, NpgsqlTransaction tx, long seq)
+    {
+        using var reopen = Command(connection, tx, $"UPDATE batches SET state = 0 WHERE job_seq = @seq AND state = 1 AND {HasPendingRows}", P("seq", seq));
+        reopen.ExecuteNonQuery();
+    }
+
+    public void PrepareBatches(Guid id, TimeSpan aliveWithin) => InTransaction((connection, tx) =>
+    {
+        var seq = LockJob(connection, tx, id);
+        // Rows listed before batches existed: cut in key order, as the listing would have.
+        using (var legacy = Command(connection, tx,
+            @"WITH covered AS (SELECT COALESCE(max(last_key), '') AS last, COALESCE(max(batch_no), 0) AS n FROM batches WHERE job_seq = @seq),
+                   keyed AS (SELECT o.key, (row_number() OVER (ORDER BY o.key) - 1) / @size AS part
+                             FROM objects o, covered WHERE o.job_seq = @seq AND o.key > covered.last),
+                   cut AS (SELECT part, max(key) AS last FROM keyed GROUP BY part)
+              INSERT INTO batches (job_seq, batch_no, after_key, last_key)
+              SELECT @seq, covered.n + cut.part + 1, COALESCE(lag(cut.last) OVER (ORDER BY cut.part), covered.last), cut.last
+              FROM cut, covered",
+            P("seq", seq), P("size", (long)LegacyBatchSize)))
+        {
+            legacy.ExecuteNonQuery();
+        }
+        ReopenBatchesWithPendingRows(connection, tx, seq);
+        using (var free = Command(connection, tx,
+            @"UPDATE batches SET lease_owner = NULL, lease_until = NULL WHERE job_seq = @seq AND lease_owner IS NOT NULL
+              AND lease_owner NOT IN (SELECT runner FROM job_runners WHERE job_seq = @seq AND role = 'Joined' AND left_at IS NULL
+                                       AND heartbeat_at >= now() - make_interval(secs => @alive))",
+            P("seq", seq), P("alive", aliveWithin.TotalSeconds)))
+        {
+            free.ExecuteNonQuery();
+        }
+        using var gone = Command(connection, tx,
+            "DELETE FROM job_runners WHERE job_seq = @seq AND (left_at IS NOT NULL OR heartbeat_at < now() - make_interval(secs => @alive))",
+            P("seq", seq), P("alive", aliveWithin.TotalSeconds));
+        gone.ExecuteNonQuery();
+    });
+
+    public IReadOnlyList<ObjectBatch> ClaimBatches(Guid id, string runner, int count, TimeSpan lease)
+    {
+        // SKIP LOCKED: runners claiming at once each get other batches, and none waits for another's claim.
+        var claimed = Query(
+            $@"UPDATE batches b SET lease_owner = @runner, lease_until = now() + make_interval(secs => @lease), claims = b.claims + 1
+               WHERE b.job_seq = {JobSeqOf} AND b.batch_no IN (
+                   SELECT batch_no FROM batches
+                   WHERE job_seq = {JobSeqOf} AND state = 0 AND (lease_owner IS NULL OR lease_until < now())
+                   ORDER BY batch_no LIMIT @count
+                   FOR UPDATE SKIP LOCKED)
+               RETURNING b.batch_no, b.after_key, b.last_key, b.claims",
+            r => new ObjectBatch(r.GetInt32(0), r.GetString(1), r.GetString(2), r.GetInt32(3)),
+            P("id", id), Text("runner", runner), P("lease", lease.TotalSeconds), P("count", count));
+        claimed.Sort((a, b) => a.BatchNo.CompareTo(b.BatchNo));
+        return claimed;
+    }
+
+    public IReadOnlyList<int> RenewBatches(Guid id, string runner, TimeSpan lease) =>
+        Query($@"UPDATE batches SET lease_until = now() + make_interval(secs => @lease)
+                 WHERE job_seq = {JobSeqOf} AND lease_owner = @runner AND state = 0 RETURNING batch_no",
+            r => r.GetInt32(0), P("id", id), Text("runner", runner), P("lease", lease.TotalSeconds));
+
+    public bool CompleteBatch(Guid id, int batchNo, string runner) =>
+        Execute($@"UPDATE batches SET state = 1, lease_owner = NULL, lease_until = NULL
+                   WHERE job_seq = {JobSeqOf} AND batch_no = @batch AND lease_owner = @runner AND state = 0 AND NOT {HasPendingRows}",
+            P("id", id), P("batch", batchNo), Text("runner", runner)) == 1;
+
+    public void ReleaseBatches(Guid id, string runner) =>
+        Execute($"UPDATE batches SET lease_owner = NULL, lease_until = NULL WHERE job_seq = {JobSeqOf} AND lease_owner = @runner",
+            P("id", id), Text("runner", runner));
+
+    public int CountOpenBatches(Guid id) =>
+        (int)Query($"SELECT count(*) FROM batches WHERE job_seq = {JobSeqOf} AND state = 0", r => r.GetInt64(0), P("id", id)).First();
+
+    public void SaveRunnerProgress(Guid id, JobWorkerProgress p) =>
+        Execute($@"INSERT INTO job_runners (job_seq, runner, host, process_id, role, bytes_per_second, objects_per_second, concurrency_level,
+                                            held_batches, joined_at, heartbeat_at)
+                   SELECT seq, @runner, @host, @pid, @role, @bps, @ops, @level, @held, now(), now() FROM jobs WHERE id = @id
+                   ON CONFLICT (job_seq, runner) DO UPDATE SET role = EXCLUDED.role, bytes_per_second = EXCLUDED.bytes_per_second,
+                       objects_per_second = EXCLUDED.objects_per_second, concurrency_level = EXCLUDED.concurrency_level,
+                       held_batches = EXCLUDED.held_batches, heartbeat_at = now(), left_at = NULL",
+            P("id", id), Text("runner", p.Runner), Text("host", p.ComputerName), P("pid", p.ProcessId), Text("role", p.Role),
+            P("bps", p.BytesPerSecond), P("ops", p.ObjectsPerSecond), P("level", p.ActiveConcurrency), P("held", p.HeldBatches));
+
+    public void LeaveJob(Guid id, string runner) => InTransaction((connection, tx) =>
+    {
+        using var leave = Command(connection, tx,
+            $@"UPDATE batches SET lease_owner = NULL, lease_until = NULL WHERE job_seq = {JobSeqOf} AND lease_owner = @runner;
+               UPDATE job_runners SET left_at = now(), bytes_per_second = 0, objects_per_second = 0, moving_bytes = 0, concurrency_level = 0, held_batches = 0
+               WHERE job_seq = {JobSeqOf} AND runner = @runner",
+            P("id", id), Text("runner", runner));
+        leave.ExecuteNonQuery();
+    });
+
+    public IReadOnlyList<JobWorkerProgress> GetJobRunners(Guid id, TimeSpan staleAfter) =>
+        Query($@"SELECT runner, host, process_id, role, transferred_objects, transferred_bytes, bytes_per_second, objects_per_second,
+                        concurrency_level, held_batches, joined_at, heartbeat_at,
+                        left_at IS NULL AND heartbeat_at >= now() - make_interval(secs => @stale)
+                 FROM job_runners WHERE job_seq = {JobSeqOf} ORDER BY joined_at, runner",
+            r => new JobWorkerProgress
+            {
+                Runner = r.GetString(0),
+                ComputerName = r.GetString(1),
+                ProcessId = r.GetInt32(2),
+                Role = r.GetString(3),
+                TransferredObjects = r.GetInt64(4),
+                TransferredBytes = r.GetInt64(5),
+                BytesPerSecond = r.GetDouble(6),
+                ObjectsPerSecond = r.GetDouble(7),
+                ActiveConcurrency = r.GetInt32(8),
+                HeldBatches = r.GetInt32(9),
+                JoinedAt = ReadTime(r, 10),
+                LastHeartbeat = ReadTime(r, 11),
+                Active = r.GetBoolean(12),
+            },
+            P("id", id), P("stale", staleAfter.TotalSeconds));
+
+    public IReadOnlyList<Guid> GetJoinableJobs(int limit, TimeSpan staleAfter) =>
+        Query(@"SELECT j.id FROM jobs j
+                WHERE j.detached AND j.state = 'Running' AND j.control = 0 AND j.heartbeat_at >= now() - make_interval(secs => @stale)
+                  AND EXISTS (SELECT 1 FROM batches b WHERE b.job_seq = j.seq AND b.state = 0 AND (b.lease_owner IS NULL OR b.lease_until < now()))
+                ORDER BY j.created_at, j.seq LIMIT @limit",
+            r => r.GetGuid(0), P("stale", staleAfter.TotalSeconds), P("limit", limit));
+}
