@@ -62,29 +62,51 @@ public sealed class MigrationEngine
     }
 
     public IStateStore Store { get; }
-    /// <summary>The database under <see cref="Store"/> (which tests may wrap), for what works on the file itself.</summary>
-    private readonly SqliteStateStore _database;
+    /// <summary>The SQLite database under <see cref="Store"/> (which tests may wrap), for what works on the file itself; null for PostgreSQL.</summary>
+    private readonly SqliteStateStore? _database;
     private readonly SecretProtector _secrets;
 
+    /// <summary>The state folder: the secret key (unless shared), worker logs, and the SQLite database unless another store is given.</summary>
     public string HomeFolder { get; }
 
-    private MigrationEngine(string home, Func<IStateStore, IStateStore>? wrapStore = null)
+    /// <summary>
+    /// The state store as given (-StateStore or OBJECTMIGRATION_STATE), handed on to the workers this engine starts;
+    /// null: SQLite in <see cref="HomeFolder"/>. May hold a password: never shown (<see cref="IStateStore.Location"/> is).
+    /// </summary>
+    public string? StateStoreSpec { get; }
+
+    private MigrationEngine(string home, string? stateStore, Func<IStateStore, IStateStore>? wrapStore = null)
     {
         HomeFolder = home;
-        _database = new SqliteStateStore(StateLocation.DatabasePath(home));
-        var guarded = StateFolderFullGuard.Wrap(_database);
-        Store = wrapStore is null ? guarded : wrapStore(guarded);
+        StateStoreSpec = string.IsNullOrWhiteSpace(stateStore) ? null : stateStore;
+        IStateStore opened;
+        if (StateStoreSpec is null || StateStores.Classify(StateStoreSpec) == StateStores.SpecKind.Path)
+        {
+            _database = new SqliteStateStore(StateStoreSpec is null ? StateLocation.DatabasePath(home) : StateStores.SqlitePath(StateStoreSpec.Trim()));
+            opened = StateFolderFullGuard.Wrap(_database);
+        }
+        else
+        {
+            opened = StateStores.Open(StateStoreSpec, home);
+        }
+        Store = wrapStore is null ? opened : wrapStore(opened);
         _secrets = new SecretProtector(home);
     }
 
     /// <summary>An engine of its own (not shared per folder) whose store calls pass through <paramref name="wrapStore"/>: tests time races with it.</summary>
-    internal static MigrationEngine OpenWrapped(string home, Func<IStateStore, IStateStore> wrapStore) => new(Path.GetFullPath(home), wrapStore);
+    internal static MigrationEngine OpenWrapped(string home, Func<IStateStore, IStateStore> wrapStore, string? stateStore = null) =>
+        new(Path.GetFullPath(home), stateStore, wrapStore);
 
-    /// <summary>The engine for a state folder (default: OBJECTMIGRATION_HOME, else the user's local data folder).</summary>
-    public static MigrationEngine Open(string? home = null)
+    /// <summary>
+    /// The engine for a state folder (default: OBJECTMIGRATION_HOME, else the user's local data folder) and a state store
+    /// (default: OBJECTMIGRATION_STATE, else SQLite in the folder); one per pair in a process.
+    /// </summary>
+    public static MigrationEngine Open(string? home = null, string? stateStore = null)
     {
         var folder = Path.GetFullPath(home ?? StateLocation.HomeFolder());
-        return Instances.GetOrAdd(folder, f => new MigrationEngine(f));
+        var spec = string.IsNullOrWhiteSpace(stateStore) ? Environment.GetEnvironmentVariable(StateStores.Variable) : stateStore;
+        spec = string.IsNullOrWhiteSpace(spec) ? null : spec;
+        return Instances.GetOrAdd(folder + "\n" + spec, _ => new MigrationEngine(folder, spec));
     }
 
     // ---- Connectors ----
@@ -560,7 +582,7 @@ public sealed class MigrationEngine
         var folder = Path.Combine(Path.GetTempPath(), "om-plan-" + Guid.NewGuid().ToString("n"));
         try
         {
-            var scratch = SqliteStateStore.ForPlan(Path.Combine(folder, "plan.db"), _database, job.TargetConnectorId, job.TargetBucket);
+            var scratch = SqliteStateStore.ForPlan(Path.Combine(folder, "plan.db"), _database ?? (IStateStore)Store, job.TargetConnectorId, job.TargetBucket);
             scratch.AddJob(job);
             using var source = OpenObjectStore(sourceAccess, job.Concurrency, job.NoProgressTimeout);
             using var targetStore = target is null ? null : OpenObjectStore(GetAccess(target), job.Concurrency, job.NoProgressTimeout);

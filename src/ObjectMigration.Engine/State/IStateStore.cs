@@ -184,7 +184,12 @@ public interface IResultStore
     /// log type and why, both ETags, how a copied object was verified. Throws KeyNotFoundException for an unknown job.
     /// </summary>
     IEnumerable<ObjectReportRow> StreamObjectReport(Guid id);
+    /// <summary>This module's records of the copies it made into one target bucket (a dry run decides with them), read as it goes.</summary>
+    IEnumerable<CopyRow> StreamCopies(long targetConnectorId, string targetBucket);
 }
+
+/// <summary>One copy record: what this module wrote to a target key, from which source version.</summary>
+public sealed record CopyRow(string TargetKey, string? SourceETag, string TargetETag, DateTimeOffset CopiedAt);
 
 /// <summary>A job's log.</summary>
 public interface IJobLog

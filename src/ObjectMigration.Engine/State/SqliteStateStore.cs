@@ -49,16 +49,44 @@ public sealed partial class SqliteStateStore : IStateStore
     /// records <paramref name="real"/> keeps for the target bucket: decisions that trust this module's earlier copies
     /// see them as a real run would.
     /// </summary>
-    public static SqliteStateStore ForPlan(string databasePath, SqliteStateStore real, long targetConnectorId, string targetBucket)
+    public static SqliteStateStore ForPlan(string databasePath, IStateStore real, long targetConnectorId, string targetBucket)
     {
         var plan = new SqliteStateStore(databasePath, pooling: false);
         using var connection = plan.Open();
-        using var copy = Command(connection, "ATTACH DATABASE $real AS real; INSERT INTO copies SELECT * FROM real.copies WHERE target_connector_id = $id AND target_bucket = $bucket;",
-            ("$real", real.Location), ("$id", targetConnectorId), ("$bucket", targetBucket));
-        copy.ExecuteNonQuery();
-        using var detach = Command(connection, "DETACH DATABASE real");
-        detach.ExecuteNonQuery();
+        if (real is SqliteStateStore file)
+        {
+            // The real store is a file too: one statement, no rows through this process.
+            using var copy = Command(connection, "ATTACH DATABASE $real AS real; INSERT INTO copies SELECT * FROM real.copies WHERE target_connector_id = $id AND target_bucket = $bucket;",
+                ("$real", file.Location), ("$id", targetConnectorId), ("$bucket", targetBucket));
+            copy.ExecuteNonQuery();
+            using var detach = Command(connection, "DETACH DATABASE real");
+            detach.ExecuteNonQuery();
+            return plan;
+        }
+        using var tx = connection.BeginTransaction();
+        using var insert = Command(connection,
+            "INSERT INTO copies (target_connector_id, target_bucket, target_key, source_etag, target_etag, copied_at) VALUES ($id, $bucket, $key, $source, $target, $at)");
+        insert.Parameters.AddWithValue("$id", targetConnectorId);
+        insert.Parameters.AddWithValue("$bucket", targetBucket);
+        var (key, source, target, at) = (insert.Parameters.Add("$key", SqliteType.Text), insert.Parameters.Add("$source", SqliteType.Text),
+            insert.Parameters.Add("$target", SqliteType.Text), insert.Parameters.Add("$at", SqliteType.Text));
+        foreach (var row in real.StreamCopies(targetConnectorId, targetBucket))
+        {
+            (key.Value, source.Value, target.Value, at.Value) = (row.TargetKey, (object?)row.SourceETag ?? DBNull.Value, row.TargetETag, Format(row.CopiedAt));
+            insert.ExecuteNonQuery();
+        }
+        tx.Commit();
         return plan;
+    }
+
+    public IEnumerable<CopyRow> StreamCopies(long targetConnectorId, string targetBucket)
+    {
+        using var connection = Open();
+        using var command = Command(connection,
+            "SELECT target_key, source_etag, target_etag, copied_at FROM copies WHERE target_connector_id = $id AND target_bucket = $bucket ORDER BY target_key",
+            ("$id", targetConnectorId), ("$bucket", targetBucket));
+        using var reader = command.ExecuteReader();
+        while (reader.Read()) yield return new CopyRow(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2), Parse(reader.GetString(3)));
     }
 
     internal SqliteConnection Open()

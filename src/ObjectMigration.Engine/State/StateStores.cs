@@ -67,7 +67,7 @@ public static class StateStores
 
     private static IStateStore OpenSqlite(string databasePath) => StateFolderFullGuard.Wrap(new SqliteStateStore(databasePath));
 
-    private static string SqlitePath(string path)
+    internal static string SqlitePath(string path)
     {
         var full = Path.GetFullPath(path);
         return Directory.Exists(full) || path.EndsWith(Path.DirectorySeparatorChar) || path.EndsWith(Path.AltDirectorySeparatorChar)

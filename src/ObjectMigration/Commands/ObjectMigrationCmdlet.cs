@@ -4,6 +4,7 @@ using ObjectMigration.Engine.Accounting;
 using ObjectMigration.Engine.Connectors;
 using ObjectMigration.Engine.Model;
 using ObjectMigration.Engine.State;
+using ObjectMigration.Engine.State.Postgres;
 using ObjectMigration.Engine.Storage;
 
 using JobState = ObjectMigration.Engine.Model.JobState;
@@ -15,7 +16,38 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
 {
     private readonly CancellationTokenSource _stopping = new();
 
-    protected MigrationEngine Engine => MigrationEngine.Open();
+    /// <summary>
+    /// The state store to use instead of OBJECTMIGRATION_STATE or the SQLite database in the state folder: a PostgreSQL
+    /// connection string or URI, which worker processes on many hosts share, or the path of a SQLite file.
+    /// </summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? StateStore { get; set; }
+
+    private MigrationEngine? _engine;
+
+    protected MigrationEngine Engine
+    {
+        get
+        {
+            if (_engine is not null) return _engine;
+            try
+            {
+                return _engine = MigrationEngine.Open(stateStore: StateStore);
+            }
+            catch (ArgumentException e)
+            {
+                // The store's own message names -StateStore and OBJECTMIGRATION_STATE and never repeats a password.
+                ThrowTerminatingError(ToErrorRecord(new ArgumentException(e.Message, nameof(StateStore)), null));
+                throw;
+            }
+            catch (StateStoreUnavailableException e)
+            {
+                ThrowTerminatingError(ToErrorRecord(e, null));
+                throw;
+            }
+        }
+    }
 
     /// <summary>Cancelled by Ctrl+C (StopProcessing): passed down to every HTTP call.</summary>
     protected CancellationToken Cancellation => _stopping.Token;
@@ -47,6 +79,7 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
             ArgumentException a => ($"InvalidArgument,{a.ParamName}", ErrorCategory.InvalidArgument),
             DuplicateNameException => ("NameAlreadyExists", ErrorCategory.ResourceExists),
             StateNotPrivateException => ("StateNotPrivate", ErrorCategory.SecurityError),
+            StateStoreUnavailableException => ("StateStoreUnavailable", ErrorCategory.ConnectionError),
             ReportFileExistsException => ("ReportFileExists,Path", ErrorCategory.ResourceExists),
             KeyNotFoundException => ("NotFound", ErrorCategory.ObjectNotFound),
             JobStateException => ("InvalidJobState", ErrorCategory.InvalidOperation),
@@ -88,7 +121,7 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
         }
         else
         {
-            var psJob = Jobs.MigrationJobSourceAdapter.Start(this, job.Id, job.Name);
+            var psJob = Jobs.MigrationJobSourceAdapter.Start(this, job.Id, job.Name, Engine.StateStoreSpec);
             if (asJob)
             {
                 WriteObject(psJob);

@@ -11,6 +11,8 @@ namespace ObjectMigration.Jobs;
 public sealed class MigrationJobSourceAdapter : JobSourceAdapter
 {
     public const string MigrationJobIdParameter = "MigrationJobId";
+    /// <summary>The state store the job is in (-StateStore), when not the default one.</summary>
+    public const string StateStoreParameter = "StateStore";
     private readonly ConcurrentDictionary<Guid, Job2> _jobs = new();
 
     public MigrationJobSourceAdapter() => Name = nameof(MigrationJobSourceAdapter);
@@ -24,14 +26,14 @@ public sealed class MigrationJobSourceAdapter : JobSourceAdapter
     /// Runs a migration job in this session as its PowerShell job: the one the session already has for it (a resume
     /// starts it again, so Get-Job keeps one entry per migration job), else a new one.
     /// </summary>
-    public static MigrationPSJob Start(PSCmdlet cmdlet, Guid migrationJobId, string name)
+    public static MigrationPSJob Start(PSCmdlet cmdlet, Guid migrationJobId, string name, string? stateStore = null)
     {
         if (s_sessionJobs.TryGetValue((SessionId, migrationJobId), out var existing))
         {
             // Restarted, or already the one about to run it (a re-run of New-MigrationJob right after it was started).
             if (existing.TryRestart() || existing.IsAboutToRun) return existing;
         }
-        var job = Create(cmdlet, migrationJobId, name);
+        var job = Create(cmdlet, migrationJobId, name, stateStore);
         s_sessionJobs[(SessionId, migrationJobId)] = job;
         job.StartJob();
         return job;
@@ -41,17 +43,18 @@ public sealed class MigrationJobSourceAdapter : JobSourceAdapter
     public static MigrationPSJob? Find(Guid migrationJobId) => s_sessionJobs.TryGetValue((SessionId, migrationJobId), out var job) ? job : null;
 
     /// <summary>Starts tracking a migration job as a PowerShell job; the caller starts it.</summary>
-    private static MigrationPSJob Create(PSCmdlet cmdlet, Guid migrationJobId, string name)
+    private static MigrationPSJob Create(PSCmdlet cmdlet, Guid migrationJobId, string name, string? stateStore)
     {
         var definition = new JobDefinition(typeof(MigrationJobSourceAdapter), $"MigrationJob {migrationJobId}", name);
-        var parameters = new Dictionary<string, object> { [MigrationJobIdParameter] = migrationJobId };
+        var parameters = new Dictionary<string, object> { [MigrationJobIdParameter] = migrationJobId, [StateStoreParameter] = stateStore ?? "" };
         return (MigrationPSJob)cmdlet.JobManager.NewJob(new JobInvocationInfo(definition, parameters));
     }
 
     public override Job2 NewJob(JobInvocationInfo specification)
     {
-        var id = (Guid)specification.Parameters[0][0].Value;
-        var engine = MigrationEngine.Open();
+        var given = specification.Parameters[0];
+        var id = (Guid)given.First(p => p.Name == MigrationJobIdParameter).Value;
+        var engine = MigrationEngine.Open(stateStore: given.FirstOrDefault(p => p.Name == StateStoreParameter)?.Value as string);
         var job = new MigrationPSJob(engine, engine.GetJob(id));
         _jobs[job.InstanceId] = job;
         return job;

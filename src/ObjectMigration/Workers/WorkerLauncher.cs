@@ -33,7 +33,7 @@ internal static class WorkerLauncher
         using var launchLock = AcquireLock(Path.Combine(engine.HomeFolder, "worker-start.lock"), ct);
         if (engine.GetWorkers().FirstOrDefault(w => w.State == WorkerState.Running) is { } running) return running;
         var logPath = NewLogFile(engine.HomeFolder);
-        using var process = Process.Start(StartInfo(engine.HomeFolder, moduleManifest, logPath))
+        using var process = StartWithStore(StartInfo(engine.HomeFolder, moduleManifest, logPath), engine.StateStoreSpec)
             ?? throw new InvalidOperationException("PowerShell could not be started for a migration worker.");
         started = true;
         var deadline = DateTime.UtcNow + StartTimeout;
@@ -94,6 +94,31 @@ internal static class WorkerLauncher
     }
 
     private static string Quoted(string text) => "'" + CodeGeneration.EscapeSingleQuotedStringContent(text) + "'";
+
+    /// <summary>
+    /// Starts the worker with the session's state store (-StateStore) in its environment, never on its command line,
+    /// where other users could read a password. Windows starts it through the shell, which takes this process's
+    /// environment: the variable is set for the start and put back.
+    /// </summary>
+    private static Process? StartWithStore(ProcessStartInfo info, string? stateStore)
+    {
+        if (stateStore is null) return Process.Start(info);
+        if (!info.UseShellExecute)
+        {
+            info.Environment[StateStores.Variable] = stateStore;
+            return Process.Start(info);
+        }
+        var before = Environment.GetEnvironmentVariable(StateStores.Variable);
+        Environment.SetEnvironmentVariable(StateStores.Variable, stateStore);
+        try
+        {
+            return Process.Start(info);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(StateStores.Variable, before);
+        }
+    }
 
     private static ProcessStartInfo StartInfo(string home, string moduleManifest, string logPath)
     {

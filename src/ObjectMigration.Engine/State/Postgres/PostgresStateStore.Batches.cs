@@ -154,6 +154,16 @@ public sealed partial class PostgresStateStore
             },
             P("id", id), P("stale", staleAfter.TotalSeconds));
 
+    public IEnumerable<CopyRow> StreamCopies(long targetConnectorId, string targetBucket)
+    {
+        using var connection = Open();
+        using var command = Command(connection, null,
+            "SELECT target_key, source_etag, target_etag, copied_at FROM copies WHERE target_connector_id = @id AND target_bucket = @bucket ORDER BY target_key",
+            P("id", targetConnectorId), Text("bucket", targetBucket));
+        using var reader = command.ExecuteReader();
+        while (reader.Read()) yield return new CopyRow(reader.GetString(0), NullableString(reader, 1), reader.GetString(2), ReadTime(reader, 3));
+    }
+
     public IReadOnlyList<Guid> GetJoinableJobs(int limit, TimeSpan staleAfter) =>
         Query(@"SELECT j.id FROM jobs j
                 WHERE j.detached AND j.state = 'Running' AND j.control = 0 AND j.heartbeat_at >= now() - make_interval(secs => @stale)
