@@ -257,5 +257,15 @@ function Start-PostgresFixture {
     $fixture
 }
 
+# A fresh database of the fixture's role for one test (its own schema, nothing shared with other tests); returns the
+# connection string to give as -StateStore or OBJECTMIGRATION_STATE. The fixture (a JSON copy is enough) must be running.
+function New-PostgresTestDatabase {
+    param([Parameter(Mandatory)] $Fixture, [string] $Prefix = 'om_test')
+    $name = '{0}_{1}' -f $Prefix, [guid]::NewGuid().ToString('n').Substring(0, 12)
+    $created = Invoke-Psql -Fixture $Fixture -Sql "CREATE DATABASE $name;"
+    if ($created.ExitCode -ne 0) { throw "CREATE DATABASE $name failed on the PostgreSQL fixture: $($created.Output)" }
+    "Host=$($Fixture.Host);Port=$($Fixture.Port);Username=$($Fixture.Username);Password=$($Fixture.Password);Database=$name"
+}
+
 # Stop-S3Fixture stops this fixture too; exported here so one import is enough.
-Export-ModuleMember -Function Start-PostgresFixture, Stop-S3Fixture, Test-ProcessRunning
+Export-ModuleMember -Function Start-PostgresFixture, Stop-S3Fixture, Test-ProcessRunning, New-PostgresTestDatabase

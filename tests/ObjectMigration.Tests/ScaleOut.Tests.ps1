@@ -1,9 +1,11 @@
 # Scale-out (issue 21): one job run by several worker processes that share its state store. The first worker leads the
-# job (lists, settles it); the others join it and copy batches of its objects under leases. Here the workers share a
-# state folder (SQLite) on one host; the same tests run against PostgreSQL when -StateStore is given.
+# job (lists, settles it); the others join it and copy batches of its objects under leases. Each test runs twice: with
+# the workers sharing a state folder (SQLite) on one host, and sharing a PostgreSQL store as workers on many hosts do
+# (with the key that seals connector secrets given to all of them, as an operator gives it).
 BeforeAll {
     . (Join-Path $PSScriptRoot 'TestSetup.ps1')
     . (Join-Path $PSScriptRoot 'CrashHarness.ps1')
+    Import-Module (Join-Path $PSScriptRoot '../Fixtures/PostgresFixture.psm1') -Force
     # A killed worker's heartbeat and batch leases count as gone after this many seconds (default 10).
     $env:OBJECTMIGRATION_STALE_SECONDS = '2'
     # Source: s3rver; target: Ceph RGW with versioning, so an object written twice shows as a second version.
@@ -55,14 +57,28 @@ BeforeAll {
 
 AfterAll { Remove-Module ObjectMigration -ErrorAction SilentlyContinue }
 
-Describe 'One job on many workers' {
+Describe 'One job on many workers (<Store>)' -ForEach @(@{ Store = 'SQLite' }, @{ Store = 'PostgreSQL' }) {
+    BeforeAll {
+        if ($Store -eq 'PostgreSQL') {
+            if (-not $Fixtures.Postgres) { throw 'The PostgreSQL fixture is missing from OBJECTMIGRATION_TEST_FIXTURES: build.ps1 -Task Test starts it.' }
+            # Workers inherit both from this process's environment, as a service's or pod's environment gives them.
+            $env:OBJECTMIGRATION_STATE = New-PostgresTestDatabase -Fixture $Fixtures.Postgres -Prefix om_scale
+            $env:OBJECTMIGRATION_SECRET_KEY = [Convert]::ToBase64String([System.Security.Cryptography.RandomNumberGenerator]::GetBytes(32))
+            $null = New-CloudConnector -Name src -Endpoint $Fixtures.S3rverSource.Endpoint -Credential (New-TestCredential $Fixtures.S3rverSource)
+            $null = New-CloudConnector -Name dst -Endpoint $Fixtures.Ceph.Endpoint -Credential (New-TestCredential $Fixtures.Ceph)
+        }
+    }
+    AfterAll {
+        Remove-Item Env:OBJECTMIGRATION_STATE, Env:OBJECTMIGRATION_SECRET_KEY -ErrorAction SilentlyContinue
+    }
+
     It 'shares one job among three workers; one killed with SIGKILL mid-batch only delays its batches, which another takes over; every object once and intact, counters add up' {
         $source = New-ScaleSource -Count 96 -Size 48KB
         $target = New-VersionedBucket $TargetClient
         $workers = Start-Workers 3
         try {
             # A cap per runner keeps the job running long enough to see three runners at work and kill one mid-batch.
-            $job = New-MigrationJob -Name scale-kill -SourceConnector src -SourceBucket $source.Bucket -TargetConnector dst -TargetBucket $target `
+            $job = New-MigrationJob -Name "scale-kill-$Store" -SourceConnector src -SourceBucket $source.Bucket -TargetConnector dst -TargetBucket $target `
                 -Detached -Concurrency 2 -MaxBytesPerSecond 200KB
             $victim = Wait-Condition {
                 Get-ActiveRunners $job.Id | Where-Object { $_.Role -eq 'Joined' -and $_.HeldBatches -gt 0 -and $_.TransferredObjects -gt 0 } | Select-Object -First 1
@@ -94,7 +110,7 @@ Describe 'One job on many workers' {
         $target = New-TestBucket $TargetClient
         $workers = Start-Workers 3
         try {
-            $job = New-MigrationJob -Name scale-control -SourceConnector src -SourceBucket $source.Bucket -TargetConnector dst -TargetBucket $target `
+            $job = New-MigrationJob -Name "scale-control-$Store" -SourceConnector src -SourceBucket $source.Bucket -TargetConnector dst -TargetBucket $target `
                 -Detached -Concurrency 2 -MaxBytesPerSecond 100KB
             $null = Wait-Condition { (Get-ActiveRunners $job.Id).Count -eq 3 } -TimeoutSeconds 60 -What 'three runners in the job'
 

@@ -261,7 +261,8 @@ public interface IBatchLeases
     int CountOpenBatches(Guid id);
     /// <summary>
     /// The runner's heartbeat in the job, with its rates and level (its counts are added by SaveResults); the first
-    /// call joins the runner to the job. Times are the store's.
+    /// call joins the runner to the job. A runner that left stays out (a late heartbeat does not bring it back). Times
+    /// are the store's.
     /// </summary>
     void SaveRunnerProgress(Guid id, JobWorkerProgress progress);
     /// <summary>The runner is out of the job: its batches are let go, its row stays for progress, no longer active.</summary>

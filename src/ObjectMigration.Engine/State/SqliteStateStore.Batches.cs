@@ -146,7 +146,8 @@ public sealed partial class SqliteStateStore
               SELECT seq, $runner, $host, $pid, $role, $objects, $bytes, $bps, $ops, $moving, $level, $held, $now, $now FROM jobs WHERE id = $id
               ON CONFLICT (job_seq, runner) DO UPDATE SET role = excluded.role, bytes_per_second = excluded.bytes_per_second,
                   objects_per_second = excluded.objects_per_second, moving_bytes = excluded.moving_bytes,
-                  concurrency_level = excluded.concurrency_level, held_batches = excluded.held_batches, heartbeat_at = excluded.heartbeat_at, left_at = NULL",
+                  concurrency_level = excluded.concurrency_level, held_batches = excluded.held_batches, heartbeat_at = excluded.heartbeat_at
+              WHERE job_runners.left_at IS NULL",
             ("$id", id.ToString()), ("$runner", p.Runner), ("$host", p.ComputerName), ("$pid", p.ProcessId), ("$role", p.Role),
             ("$objects", 0L), ("$bytes", 0L), ("$bps", p.BytesPerSecond), ("$ops", p.ObjectsPerSecond),
             ("$moving", 0L), ("$level", p.ActiveConcurrency), ("$held", p.HeldBatches), ("$now", now));

@@ -82,6 +82,16 @@ public sealed class MigrationRunner
     /// <summary>This runner joined a job that another runner leads (see <see cref="RunnerOptions.Join"/>).</summary>
     private readonly bool _joined;
     private TimeSpan Lease => _options.BatchLease ?? StaleTime.Heartbeat;
+    /// <summary>When the store last confirmed this runner's leases (a claim or a renewal), on this host's monotonic clock.</summary>
+    private long _leasesConfirmed = System.Diagnostics.Stopwatch.GetTimestamp();
+
+    /// <summary>
+    /// The leases may have run out without this runner hearing of it (its renewals are late: a slow store, a loaded
+    /// host): it starts nothing more from its batches until a renewal says which it still holds, so a runner that took
+    /// one over and this one overlap only on objects already in flight. Measured on this host's clock alone.
+    /// </summary>
+    private bool LeasesMayHaveLapsed =>
+        System.Diagnostics.Stopwatch.GetElapsedTime(_leasesConfirmed) > Lease - TimeSpan.FromTicks(Math.Min(Lease.Ticks / 2, 4 * _options.ControlInterval.Ticks));
 
     public MigrationRunner(IStateStore store, MigrationJob job, IObjectStore source, IObjectStore target, RunnerOptions? options = null)
     {
@@ -126,6 +136,9 @@ public sealed class MigrationRunner
         }
         else
         {
+            // A first run learns when the job started (the store's time): objects a runner that died copied since then
+            // are recognised on the target when their batch is taken over.
+            _job.StartedAt ??= _store.FindJob(_job.Id)?.StartedAt;
             _options.Started?.Invoke();
             var where = JobTypes.HasTarget(_job.Type) ? $"{_job.Source} -> {_job.Target}" : _job.Type == JobType.Update ? $"{_job.Source} in place ({_job.Update})" : _job.Source;
             _store.AddLogs(_job.Id, [new LogRecord(wasStarted ? LogType.MigrationResume : LogType.MigrationStart, null,
@@ -366,7 +379,9 @@ public sealed class MigrationRunner
             // More than one batch may be held: the next is read while the last objects of the one before finish.
             if (reading is null && _batches.Count < MaxHeldBatches)
             {
+                var asked = System.Diagnostics.Stopwatch.GetTimestamp();
                 var claimed = _store.ClaimBatches(_job.Id, _runnerId, 1, Lease);
+                if (claimed.Count > 0 && _batches.Count == 0) _leasesConfirmed = asked;
                 foreach (var batch in claimed.Where(b => b.Claims > 1))
                 {
                     _run.Reclaimed(batch);
@@ -398,6 +413,11 @@ public sealed class MigrationRunner
                 // it, or for the lease of one that died to run out so the batch can be claimed here.
                 if (_joined) return;
                 await Task.Delay(_options.ControlInterval / 2, ct).ConfigureAwait(false);
+                continue;
+            }
+            if (LeasesMayHaveLapsed)
+            {
+                await Task.Delay(_options.ControlInterval / 5, ct).ConfigureAwait(false);
                 continue;
             }
             var batchRows = _store.GetPendingObjects(_job.Id, reading.Cursor, pageSize, reading.Batch.LastKey);
@@ -566,7 +586,7 @@ public sealed class MigrationRunner
                         work.Cancel();
                     }
                     if (!_settling) RenewHeldBatches();
-                    SaveRunnerProgress();
+                    if (!_settling) SaveRunnerProgress();
                     if (_run.Fatal is not null) work.Cancel();
                     if (DateTime.UtcNow - lastFlush >= _options.FlushInterval)
                     {
@@ -622,7 +642,9 @@ public sealed class MigrationRunner
     private void RenewHeldBatches()
     {
         if (_batches.Count == 0) return;
+        var asked = System.Diagnostics.Stopwatch.GetTimestamp();
         var lost = _batches.KeepOnly(_store.RenewBatches(_job.Id, _runnerId, Lease));
+        _leasesConfirmed = asked;
         if (lost > 0)
         {
             _run.Log(new LogRecord(LogType.MigrationNotice, null,

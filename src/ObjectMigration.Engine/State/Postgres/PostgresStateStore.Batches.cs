@@ -117,7 +117,8 @@ public sealed partial class PostgresStateStore
                    SELECT seq, @runner, @host, @pid, @role, @bps, @ops, @level, @held, now(), now() FROM jobs WHERE id = @id
                    ON CONFLICT (job_seq, runner) DO UPDATE SET role = EXCLUDED.role, bytes_per_second = EXCLUDED.bytes_per_second,
                        objects_per_second = EXCLUDED.objects_per_second, concurrency_level = EXCLUDED.concurrency_level,
-                       held_batches = EXCLUDED.held_batches, heartbeat_at = now(), left_at = NULL",
+                       held_batches = EXCLUDED.held_batches, heartbeat_at = now()
+                   WHERE job_runners.left_at IS NULL",
             P("id", id), Text("runner", p.Runner), Text("host", p.ComputerName), P("pid", p.ProcessId), Text("role", p.Role),
             P("bps", p.BytesPerSecond), P("ops", p.ObjectsPerSecond), P("level", p.ActiveConcurrency), P("held", p.HeldBatches));
 
