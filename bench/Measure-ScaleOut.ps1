@@ -18,7 +18,9 @@ param(
     [int] $Size = 16KB,
     [int] $Concurrency = 32,
     # Keys of the synthetic bucket whose listing the lead saves (0: skip).
-    [int] $ListingObjects = 1000000
+    [int] $ListingObjects = 1000000,
+    # Workers for the listing run (the lead lists; the others copy batches as the pages arrive).
+    [int] $ListingWorkers = 2
 )
 $ErrorActionPreference = 'Stop'
 $Root = Split-Path $PSScriptRoot
@@ -89,6 +91,36 @@ try {
         $mine = @($rows | Where-Object Workers -eq $count)
         $mean = ($mine | Measure-Object Seconds -Average).Average
         Write-Host ("| {0} | {1:N1} | {2:N0} | {3:N2}x | {4} | {5} |" -f $count, $mean, ($Objects / $mean), ($base / $mean), ($mine | Measure-Object Peak -Maximum).Maximum, $mine[-1].Shares)
+    }
+
+    if ($ListingObjects -gt 0) {
+        # The listing of a large bucket into the shared store: an Inventory job (it lists and records each object, no
+        # copies) of a synthetic bucket, led by one worker while the others take its batches as they are saved.
+        $listing = Start-SyntheticListing -Objects $ListingObjects
+        $processes = @(1..$ListingWorkers | ForEach-Object {
+                Start-ModuleProcess -Script 'Start-MigrationWorker -MaxJobs 1' -StateHome $env:OBJECTMIGRATION_HOME -ModulePath $ModulePath
+            })
+        try {
+            $null = Wait-Condition { @(Get-MigrationWorker).Count -eq $ListingWorkers } -TimeoutSeconds 120 -What "$ListingWorkers workers"
+            $connector = New-SyntheticConnector $listing
+            $job = New-MigrationJob -Type Inventory -Name 'scale-listing' -SourceConnector $connector -SourceBucket synthetic -Detached
+            $listed = $null
+            while (($state = Get-MigrationJob -Id $job.Id).State -notin 'Completed', 'CompletedWithErrors', 'Failed', 'Cancelled') {
+                if (-not $listed -and (Get-MigrationJobProgress -Id $job.Id).ListingComplete) { $listed = [DateTimeOffset]::UtcNow }
+                Start-Sleep -Milliseconds 500
+            }
+            $progress = Get-MigrationJobProgress -Id $job.Id
+            $listSeconds = (($listed ?? $state.FinishedAt) - $state.StartedAt).TotalSeconds
+            $jobSeconds = ($state.FinishedAt - $state.StartedAt).TotalSeconds
+            Write-Host ''
+            Write-Host ("Listing {0:N0} synthetic keys ({1}): listed in {2:N1} s ({3:N0} keys/s) by the lead, job {4} in {5:N1} s; objects recorded per runner: {6}" -f
+                $ListingObjects, $Store, $listSeconds, ($ListingObjects / $listSeconds), $state.State, $jobSeconds, (($progress.Workers | ForEach-Object { $_.TransferredObjects + 0 }) -join ' / '))
+        }
+        finally {
+            foreach ($worker in @(Get-MigrationWorker)) { Stop-MigrationWorker -Id $worker.Id -Timeout 30 -ErrorAction SilentlyContinue }
+            foreach ($process in $processes) { $null = Stop-ModuleProcess $process }
+            Stop-SyntheticListing $listing
+        }
     }
 }
 finally {
