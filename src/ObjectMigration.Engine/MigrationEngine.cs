@@ -77,7 +77,8 @@ public sealed class MigrationEngine
 
     private MigrationEngine(string home, string? stateStore, Func<IStateStore, IStateStore>? wrapStore = null)
     {
-        HomeFolder = home;
+        // The folder holds more than SQLite's file (worker logs, the worker start lock, the key file): made with any store.
+        HomeFolder = StateLocation.PreparePrivateFolder(home);
         StateStoreSpec = string.IsNullOrWhiteSpace(stateStore) ? null : stateStore;
         IStateStore opened;
         if (StateStoreSpec is null || StateStores.Classify(StateStoreSpec) == StateStores.SpecKind.Path)
