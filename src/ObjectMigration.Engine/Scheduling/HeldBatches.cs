@@ -18,6 +18,8 @@ internal sealed class HeldBatches
         public bool FullyRead { get; set; }
         /// <summary>Rows read since the batch was (re)started.</summary>
         public int RowsRead { get; set; }
+        /// <summary>Times it was read again from its start, in a row, finding nothing pending, and still did not complete.</summary>
+        public int EmptyRereads { get; set; }
         /// <summary>Read again from its start because it did not complete.</summary>
         public bool Reread { get; set; }
         /// <summary>
@@ -38,6 +40,25 @@ internal sealed class HeldBatches
     public int Count
     {
         get { lock (_gate) return _held.Count; }
+    }
+
+    /// <summary>Batches being read (not yet read to their end).</summary>
+    public int Reading
+    {
+        get { lock (_gate) return _held.Count(h => !h.FullyRead && !h.Stuck); }
+    }
+
+    /// <summary>Whether this runner still holds the batch (0: work read without batches, always held).</summary>
+    public bool Holds(int batchNo)
+    {
+        if (batchNo == 0) return true;
+        lock (_gate) return _held.Any(h => h.Batch.BatchNo == batchNo);
+    }
+
+    /// <summary>The numbers of the batches held now: a renewal's answer is compared with these only.</summary>
+    public IReadOnlyList<int> Numbers()
+    {
+        lock (_gate) return _held.Select(h => h.Batch.BatchNo).ToList();
     }
 
     public void Add(IEnumerable<ObjectBatch> batches)
@@ -67,9 +88,12 @@ internal sealed class HeldBatches
         lock (_gate) _held.Remove(held);
     }
 
-    /// <summary>Keeps only the batches the store says this runner still holds; returns how many were lost.</summary>
-    public int KeepOnly(IReadOnlyCollection<int> stillHeld)
+    /// <summary>
+    /// Of the batches that were held when the renewal was asked (<paramref name="asked"/>), drops those the store no
+    /// longer says this runner holds; returns how many. A batch claimed while the renewal was on its way is kept.
+    /// </summary>
+    public int KeepOnly(IReadOnlyCollection<int> asked, IReadOnlyCollection<int> stillHeld)
     {
-        lock (_gate) return _held.RemoveAll(h => !stillHeld.Contains(h.Batch.BatchNo));
+        lock (_gate) return _held.RemoveAll(h => asked.Contains(h.Batch.BatchNo) && !stillHeld.Contains(h.Batch.BatchNo));
     }
 }

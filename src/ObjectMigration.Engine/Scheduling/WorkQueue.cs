@@ -5,7 +5,8 @@ namespace ObjectMigration.Engine.Scheduling;
 
 internal abstract record WorkItem;
 
-internal sealed record ObjectWork(PendingObject Object) : WorkItem;
+/// <param name="BatchNo">The batch it was read from (0: none); a batch this runner no longer holds is not started.</param>
+internal sealed record ObjectWork(PendingObject Object, int BatchNo = 0) : WorkItem;
 
 internal sealed record PartWork(MultipartUpload Upload, int PartNumber) : WorkItem;
 

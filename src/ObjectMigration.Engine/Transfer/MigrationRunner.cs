@@ -429,6 +429,8 @@ public sealed class MigrationRunner
             _store.SaveDispatchedThrough(_job.Id, batchRows[^1].Key);
             foreach (var o in batchRows)
             {
+                // Taken over meanwhile (this runner's lease lapsed): the rest is the new holder's.
+                if (!_batches.Holds(reading.Batch.BatchNo)) break;
                 if (_run.IsInFlight(o.Key)) continue;
                 var decided = _kind.Decide(o);
                 if (decided is not null)
@@ -437,7 +439,7 @@ public sealed class MigrationRunner
                     continue;
                 }
                 _run.Dispatch(o.Key);
-                await _run.Queue.EnqueueObjectAsync(new ObjectWork(o), ct).ConfigureAwait(false);
+                await _run.Queue.EnqueueObjectAsync(new ObjectWork(o, reading.Batch.BatchNo), ct).ConfigureAwait(false);
             }
             if (_run.QueuedResults >= 512) _run.FlushResults();
             if (++pages % 4 == 0) CompleteReadBatches();
@@ -466,16 +468,27 @@ public sealed class MigrationRunner
                 _batches.Remove(held);
                 continue;
             }
-            if (held.Reread && held.RowsRead == 0) held.Stuck = true;
-            else held.ReadAgain();
+            // A row committed a moment after a read or a complete looked (another handle's insert) is found by the next
+            // read; only a batch that keeps not completing with nothing to read is held aside.
+            held.EmptyRereads = held.Reread && held.RowsRead == 0 ? held.EmptyRereads + 1 : 0;
+            if (held.EmptyRereads >= 3)
+            {
+                held.Stuck = true;
+                _run.Log(new LogRecord(LogType.MigrationError, null,
+                    $"Batch {held.Batch.BatchNo} (keys after '{held.Batch.AfterKey}' through '{held.Batch.LastKey}') does not complete although no object of it is pending for this runner; its objects stay pending for a resume."));
+            }
+            else
+            {
+                held.ReadAgain();
+            }
         }
     }
 
     /// <summary>
-    /// Batches one runner holds at once: the one it reads and those whose last objects are still in flight; enough that
-    /// the workers never wait on a batch's tail (a batch is a listing page).
+    /// Batches one runner holds at once: the one it reads and those whose last objects are still in flight. The queue
+    /// bounds the objects in flight; this only keeps a runner whose every batch waits on one slow object from hoarding.
     /// </summary>
-    private int MaxHeldBatches => Math.Max(4, 2 * _job.Concurrency / Math.Max(1, _options.ListPageSize) + 1);
+    private const int MaxHeldBatches = 64;
 
     // ---- Workers ----
 
@@ -487,6 +500,12 @@ public sealed class MigrationRunner
         // go through first, as in the queue: an open upload finishes before another object starts.
         while (await _run.Queue.DequeueAsync(ct).ConfigureAwait(false) is { } item)
         {
+            if (item is ObjectWork { BatchNo: > 0 } queued && !_batches.Holds(queued.BatchNo))
+            {
+                // Its batch was taken over while it waited in the queue: the new holder copies it.
+                _run.Abandon(queued.Object.Key);
+                continue;
+            }
             await _gate.EnterAsync(ct, priority: item is PartWork).ConfigureAwait(false);
             var started = System.Diagnostics.Stopwatch.GetTimestamp();
             try
@@ -641,9 +660,10 @@ public sealed class MigrationRunner
     /// <summary>Extends this runner's batch leases; a batch another runner took over meanwhile is no longer read here.</summary>
     private void RenewHeldBatches()
     {
-        if (_batches.Count == 0) return;
+        var held = _batches.Numbers();
+        if (held.Count == 0) return;
         var asked = System.Diagnostics.Stopwatch.GetTimestamp();
-        var lost = _batches.KeepOnly(_store.RenewBatches(_job.Id, _runnerId, Lease));
+        var lost = _batches.KeepOnly(held, _store.RenewBatches(_job.Id, _runnerId, Lease));
         _leasesConfirmed = asked;
         if (lost > 0)
         {

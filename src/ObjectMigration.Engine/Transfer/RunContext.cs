@@ -168,7 +168,18 @@ internal sealed class RunContext
     /// </summary>
     public void ForgetUploadOnceRecorded(string key) => _completedUploads.Enqueue(key);
 
+    private readonly object _flushGate = new();
+
+    /// <summary>
+    /// One flush at a time (the scheduler and the control loop both flush): a flush that finds the queue empty returns
+    /// only once a flush under way has written its results, so whoever then reads the store sees them.
+    /// </summary>
     public void FlushResults()
+    {
+        lock (_flushGate) FlushResultsNow();
+    }
+
+    private void FlushResultsNow()
     {
         // Taken before the results: a key is queued after its result, so each key taken here has its result in this flush.
         var completedUploads = new List<string>();
