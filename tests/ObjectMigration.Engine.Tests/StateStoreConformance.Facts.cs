@@ -102,14 +102,22 @@ public abstract partial class StateStoreConformance
         // Each result's log line is written each time it is recorded (the log tells what happened, twice here).
         Assert.Equal(4, store.GetLogs(job.Id, new LogQuery()).Count);
         // The copy left its record (ETag unquoted, lower case) for the next job onto the same target key.
-        var other = new MigrationJob
+        MigrationJob SameTarget(string name)
         {
-            Id = Guid.NewGuid(), Name = "other", Type = JobType.Verify, State = JobState.Pending, SourceConnectorId = job.SourceConnectorId,
-            SourceBucket = "src", TargetConnectorId = job.TargetConnectorId, TargetBucket = job.TargetBucket, CreatedAt = Listed,
-        };
-        store.AddJob(other);
-        store.SaveListingPage(other.Id, [Object("a", 100)], null, done: true, target: false);
+            var next = new MigrationJob
+            {
+                Id = Guid.NewGuid(), Name = name, Type = JobType.Migrate, State = JobState.Pending, SourceConnectorId = job.SourceConnectorId,
+                SourceBucket = "src", TargetConnectorId = job.TargetConnectorId, TargetBucket = job.TargetBucket, CreatedAt = Listed,
+            };
+            store.AddJob(next);
+            store.SaveListingPage(next.Id, [Object("a", 100)], null, done: true, target: false);
+            return next;
+        }
+        var other = SameTarget("other");
         Assert.Equal(new CopyRecord("\"0123456789abcdef0123456789abcdef\"", "abc"), store.GetPendingObjects(other.Id, "", 1).Single().Copied);
+        // A later copy whose target ETag is unknown takes the record away: it would vouch for bytes it did not see.
+        store.SaveResults(other.Id, [new ObjectResult("a", ObjectOutcome.Transferred, 100, null, null)], []);
+        Assert.Null(store.GetPendingObjects(SameTarget("third").Id, "", 1).Single().Copied);
     }
 
     [Fact]
@@ -302,35 +310,31 @@ public abstract partial class StateStoreConformance
         "é.txt", "日本.txt", "a\nb", "[x", "a\\b", "a.b^c$",
     ];
 
-    [Theory]
-    [InlineData("*.txt")]
-    [InlineData("?.txt")]
-    [InlineData("[a-c].txt")]
-    [InlineData("[^a-c].txt")]
-    [InlineData("a`*b")]
-    [InlineData("a`?b")]
-    [InlineData("a`[1`]")]
-    [InlineData("a``b")]
-    [InlineData("a]b")]
-    [InlineData("dir/*")]
-    [InlineData("dir/*/*.txt")]
-    [InlineData("a?b")]
-    [InlineData("a*")]
-    [InlineData("[x")]
-    [InlineData("a\\b")]
-    [InlineData("a.b^c$")]
-    [InlineData("[\\]")]
-    [InlineData("?")]
-    [InlineData("A*")]
-    public void Log_key_filters_match_exactly_as_the_wildcard_rule(string pattern)
+    /// <summary>Patterns that GLOB, regular expressions and KeyPattern could read differently: escapes, classes, metacharacters.</summary>
+    private static readonly string[] LogPatterns =
+    [
+        "*.txt", "?.txt", "[a-c].txt", "[^a-c].txt", "a`*b", "a`?b", "a`[1`]", "a``b", "a]b", "dir/*", "dir/*/*.txt", "a?b", "a*", "[x", "a\\b", "a.b^c$", "[\\]", "?", "A*",
+    ];
+
+    [Fact]
+    public void Log_key_filters_match_exactly_as_the_wildcard_rule()
     {
         var (store, job) = WithJob(CreateStore());
         store.AddLogs(job.Id, LogKeys.Select(k => new LogRecord(LogType.MigrationError, k, "k " + k)).Append(new LogRecord(LogType.MigrationStart, null, "no key")).ToList());
-        var rule = new KeyPattern(pattern);
-        var expected = LogKeys.Where(rule.IsMatch).ToList();
-        Assert.Equal(expected, store.GetLogs(job.Id, new LogQuery { KeyPatterns = [pattern] }).Select(l => l.ObjectKey));
-        Assert.Equal(expected, store.GetLogs(job.Id, new LogQuery { KeyPatterns = [pattern], Types = [LogType.MigrationError, LogType.MigrationStart] }).Select(l => l.ObjectKey));
-        Assert.Empty(store.GetLogs(job.Id, new LogQuery { KeyPatterns = [pattern], Types = [LogType.VerifyMissing] }));
+        var wrong = new List<string>();
+        foreach (var pattern in LogPatterns)
+        {
+            var rule = new KeyPattern(pattern);
+            var expected = LogKeys.Where(rule.IsMatch).ToList();
+            var found = store.GetLogs(job.Id, new LogQuery { KeyPatterns = [pattern] }).Select(l => l.ObjectKey).ToList();
+            var typed = store.GetLogs(job.Id, new LogQuery { KeyPatterns = [pattern], Types = [LogType.MigrationError, LogType.MigrationStart] }).Select(l => l.ObjectKey).ToList();
+            if (!expected.SequenceEqual(found) || !expected.SequenceEqual(typed))
+            {
+                wrong.Add($"'{pattern}': expected [{string.Join(", ", expected)}], found [{string.Join(", ", found)}]");
+            }
+            Assert.Empty(store.GetLogs(job.Id, new LogQuery { KeyPatterns = [pattern], Types = [LogType.VerifyMissing] }));
+        }
+        Assert.True(wrong.Count == 0, string.Join(Environment.NewLine, wrong));
     }
 
     [Fact]

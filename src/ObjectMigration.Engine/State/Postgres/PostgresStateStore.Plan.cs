@@ -62,12 +62,12 @@ public sealed partial class PostgresStateStore
         new(r.GetString(0), r.GetInt64(1), NullableString(r, 2), ReadTime(r, 3), NullableString(r, 4));
 
     public IReadOnlyList<ListedObject> GetTargetOnlyObjects(Guid id, string afterKey, int limit) =>
-        // As in SQLite: an anti-join by the objects' primary key, each page starting after the last key by the target
-        // table's primary key (prefix || after).
+        // As in SQLite: each target key looked up by the objects' primary key (OFFSET 0 keeps the planner from making it
+        // a hash anti-join over the whole job), each page starting after the last key by the target table's primary key.
         Query(@"SELECT substr(t.key, length(j.target_prefix) + 1), t.size, t.etag, t.last_modified, t.storage_class
                 FROM jobs j JOIN target_objects t ON t.job_seq = j.seq
                 WHERE j.id = @id AND t.key > j.target_prefix || @after AND starts_with(t.key, j.target_prefix)
-                  AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.job_seq = j.seq AND o.key = substr(t.key, length(j.target_prefix) + 1))
+                  AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.job_seq = j.seq AND o.key = substr(t.key, length(j.target_prefix) + 1) OFFSET 0)
                 ORDER BY t.key LIMIT @limit",
             ReadListed, P("id", id), Text("after", afterKey), P("limit", limit));
 
@@ -162,16 +162,24 @@ public sealed partial class PostgresStateStore
         {
             var seq = LockJobForLog(connection, tx, id, lockRow: true);
             // One statement for the batch: the rows whose outcome changes (an outcome recorded again counts nothing),
-            // the job's counters from exactly those, the copy records, and the log lines.
+            // the job's counters from exactly those, the copy records, and the log lines. The rows are found one by one
+            // by primary key (the LATERAL probe, which OFFSET 0 keeps from being merged into a join) and updated by
+            // their row ids: joined whole, a job whose rows the planner's statistics do not know yet (a new job, a
+            // table not analysed since it filled) was hashed in full for every batch (measured: 66 ms instead of 2 ms a
+            // batch of 500 against 100,000 rows). Row ids stay valid within the statement because every writer of a
+            // job's objects holds the job's row lock (LockJobForLog below, LockJob elsewhere).
             using var save = Command(connection, tx,
                 @"WITH r AS (
                       SELECT * FROM unnest(@keys, @outcomes, @bytes, @logTypes, @messages, @checksums, @verified, @etags)
                           AS r(key, outcome, bytes, log_type, message, checksum, verified_by, target_etag)),
+                  hits AS (
+                      SELECT h.tid, r.* FROM r CROSS JOIN LATERAL (
+                          SELECT o.ctid AS tid FROM objects o WHERE o.job_seq = @seq AND o.key = r.key AND o.outcome <> r.outcome OFFSET 0) h),
                   changed AS (
-                      UPDATE objects o SET outcome = r.outcome, message = r.message, checksum = COALESCE(r.checksum, o.checksum),
-                             verified_by = r.verified_by, log_type = r.log_type
-                      FROM r WHERE o.job_seq = @seq AND o.key = r.key AND o.outcome <> r.outcome
-                      RETURNING o.key, o.etag AS source_etag, r.outcome, r.bytes, r.log_type, r.target_etag),
+                      UPDATE objects o SET outcome = h.outcome, message = h.message, checksum = COALESCE(h.checksum, o.checksum),
+                             verified_by = h.verified_by, log_type = h.log_type
+                      FROM hits h WHERE o.ctid = ANY(ARRAY(SELECT tid FROM hits)) AND o.ctid = h.tid
+                      RETURNING o.key, o.etag AS source_etag, h.outcome, h.bytes, h.log_type, h.target_etag),
                   counters AS (
                       UPDATE jobs SET
                           transferred_objects = jobs.transferred_objects + s.t, transferred_bytes = jobs.transferred_bytes + s.tb,
@@ -197,10 +205,16 @@ public sealed partial class PostgresStateStore
                       FROM changed c CROSS JOIN jobs j WHERE j.seq = @seq AND c.outcome = 1 AND c.target_etag IS NOT NULL
                       ON CONFLICT (target_connector_id, target_bucket, target_key)
                       DO UPDATE SET source_etag = EXCLUDED.source_etag, target_etag = EXCLUDED.target_etag, copied_at = EXCLUDED.copied_at),
-                  forgotten AS (
-                      DELETE FROM copies d USING changed c, jobs j
-                      WHERE j.seq = @seq AND c.outcome = 1 AND c.target_etag IS NULL AND d.target_connector_id = j.target_connector_id
-                        AND d.target_bucket = j.target_bucket AND d.target_key = j.target_prefix || c.key)
+                  gone AS (
+                      -- Looked up one by one by primary key (joined, the planner walked every record of the bucket
+                      -- against the batch: 2.6 s a batch at 90,000 records). A record another job rewrites meanwhile
+                      -- is left as that job wrote it.
+                      SELECT x.tid FROM changed c CROSS JOIN jobs j CROSS JOIN LATERAL (
+                          SELECT k.ctid AS tid FROM copies k
+                          WHERE k.target_connector_id = j.target_connector_id AND k.target_bucket = j.target_bucket AND k.target_key = j.target_prefix || c.key
+                          OFFSET 0) x
+                      WHERE j.seq = @seq AND c.outcome = 1 AND c.target_etag IS NULL),
+                  forgotten AS (DELETE FROM copies d WHERE d.ctid = ANY(ARRAY(SELECT tid FROM gone)))
                   INSERT INTO logs (job_seq, created_at, type, object_key, message)
                   SELECT @seq, now(), l.type, l.key, l.message FROM unnest(@logTypesAll, @logKeys, @logMessages) WITH ORDINALITY AS l(type, key, message, n)
                   ORDER BY l.n",

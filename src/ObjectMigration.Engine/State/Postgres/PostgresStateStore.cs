@@ -89,9 +89,9 @@ public sealed partial class PostgresStateStore : IStateStore, IDisposable
         {
             return _dataSource.OpenConnection();
         }
-        catch (NpgsqlException e)
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DiskFull)
         {
-            throw Translate(e);
+            throw DiskFull(e);
         }
     }
 
@@ -105,7 +105,7 @@ public sealed partial class PostgresStateStore : IStateStore, IDisposable
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DiskFull)
         {
-            throw Translate(e);
+            throw DiskFull(e);
         }
     }
 
@@ -121,9 +121,9 @@ public sealed partial class PostgresStateStore : IStateStore, IDisposable
     private void InTransaction(Action<NpgsqlConnection, NpgsqlTransaction> work) =>
         InTransaction<bool>((connection, tx) => { work(connection, tx); return true; });
 
-    private Exception Translate(NpgsqlException e) => e is PostgresException { SqlState: PostgresErrorCodes.DiskFull }
-        ? new IOException($"The PostgreSQL state store {Location} has no room left on its disk: free space on the server (or give the database more), then resume.", e)
-        : e;
+    /// <summary>SQLSTATE 53100 as an IOException naming the server, as SQLite's full disk names its folder.</summary>
+    private IOException DiskFull(PostgresException e) =>
+        new($"The PostgreSQL state store {Location} has no room left on its disk: free space on the server (or give the database more), then resume.", e);
 
     private int Execute(string sql, params NpgsqlParameter[] parameters) => Use(connection =>
     {
