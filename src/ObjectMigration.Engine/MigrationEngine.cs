@@ -801,9 +801,10 @@ public sealed class MigrationEngine
         catch (Exception e) when (e is InvalidOperationException or UnauthorizedAccessException or IOException or System.Security.Cryptography.CryptographicException
                                   && e is not StateNotPrivateException)
         {
-            throw new UnauthorizedAccessException(
-                $"The connector secrets in '{HomeFolder}' cannot be read by {Environment.UserName}: they are encrypted for the user who saved them ({e.Message}). " +
-                "Run the worker as that user (same account, same state folder), or save the connectors again as this user.", e);
+            throw new UnauthorizedAccessException(StateStoreSpec is null || _database is not null
+                ? $"The connector secrets in '{HomeFolder}' cannot be read by {Environment.UserName}: they are encrypted for the user who saved them ({e.Message}). " +
+                  "Run the worker as that user (same account, same state folder), or save the connectors again as this user."
+                : $"The connector secrets in the shared state store {Store.Location} cannot be read on this host: {e.Message}", e);
         }
     }
 

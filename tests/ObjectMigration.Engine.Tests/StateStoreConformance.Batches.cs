@@ -47,6 +47,27 @@ public abstract partial class StateStoreConformance
     }
 
     [Fact]
+    public void Six_handles_claiming_at_the_same_time_never_get_the_same_batch()
+    {
+        var first = CreateStore();
+        var (_, job) = WithJob(first);
+        for (var page = 0; page < 40; page++)
+        {
+            first.SaveListingPage(job.Id, [Object($"p/{page:d3}/a"), Object($"p/{page:d3}/b")], page < 39 ? $"t{page}" : null, page == 39, target: false);
+        }
+        var handles = Enumerable.Range(0, 6).Select(_ => OpenAgain(first)).ToList();
+        var claims = new System.Collections.Concurrent.ConcurrentBag<(string Runner, int Batch)>();
+        using var start = new Barrier(handles.Count);
+        Parallel.For(0, handles.Count, new ParallelOptions { MaxDegreeOfParallelism = handles.Count }, i =>
+        {
+            start.SignalAndWait();
+            while (handles[i].ClaimBatches(job.Id, $"r{i}#1", 1, Minute) is [var batch]) claims.Add(($"r{i}#1", batch.BatchNo));
+        });
+        Assert.Equal(Enumerable.Range(1, 40), claims.Select(c => c.Batch).Order());
+        Assert.True(claims.Select(c => c.Runner).Distinct().Count() > 1, "the claims were spread over the handles");
+    }
+
+    [Fact]
     public void A_batch_completes_only_when_none_of_its_objects_is_pending_and_only_for_its_holder()
     {
         var (store, job, keys) = WithListedJob(CreateStore());

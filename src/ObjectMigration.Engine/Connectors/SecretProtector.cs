@@ -201,7 +201,9 @@ public sealed class SecretProtector
             }
             catch (AuthenticationTagMismatchException)
             {
-                throw new InvalidOperationException("A stored credential cannot be decrypted with this user's key file; set it again with Set-CloudConnector -Credential.");
+                throw new InvalidOperationException(_shared
+                    ? $"A stored credential cannot be decrypted with {_keyPath}: it was sealed with another key. Give this host the key the others use ({SharedKey.Variable} or {SharedKey.FileVariable}); saving the credential again with this key would lock the other hosts out."
+                    : "A stored credential cannot be decrypted with this user's key file; set it again with Set-CloudConnector -Credential.");
             }
         }
         try
@@ -269,25 +271,35 @@ public sealed class SharedKey
     /// <summary>Where the key came from, for messages (never the key).</summary>
     public string Describe { get; }
 
-    public static SharedKey? FromEnvironment()
+    public static SharedKey? FromEnvironment() =>
+        From(Environment.GetEnvironmentVariable(Variable), Environment.GetEnvironmentVariable(FileVariable));
+
+    /// <summary>The key from the values of <see cref="Variable"/> and <see cref="FileVariable"/> (the first wins); null when neither is set.</summary>
+    public static SharedKey? From(string? key, string? file)
     {
-        if (Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } encoded)
+        if (key is { Length: > 0 } encoded)
         {
-            byte[] key;
+            byte[] bytes;
             try
             {
-                key = Convert.FromBase64String(encoded.Trim());
+                bytes = Convert.FromBase64String(encoded.Trim());
             }
             catch (FormatException)
             {
                 throw new InvalidOperationException($"{Variable} is not base64. Give 32 random bytes in base64, e.g. from: openssl rand -base64 32");
             }
-            if (key.Length != 32) throw new InvalidOperationException($"{Variable} holds {key.Length} bytes, not 32. Give 32 random bytes in base64, e.g. from: openssl rand -base64 32");
-            return new SharedKey(key, $"the key in {Variable}");
+            if (bytes.Length != 32) throw new InvalidOperationException($"{Variable} holds {bytes.Length} bytes, not 32. Give 32 random bytes in base64, e.g. from: openssl rand -base64 32");
+            return new SharedKey(bytes, $"the key in {Variable}");
         }
-        if (Environment.GetEnvironmentVariable(FileVariable) is { Length: > 0 } path)
+        if (file is { Length: > 0 } path)
         {
+            // Never created here: a mistyped path would silently seal with a new key that no other host has.
             var full = Path.GetFullPath(path);
+            if (!File.Exists(full))
+            {
+                throw new InvalidOperationException(
+                    $"{FileVariable} names '{full}', which does not exist. Create the key once (e.g. openssl rand 32 > '{full}'; chmod 600 '{full}') and copy it to every host, or correct the path.");
+            }
             return new SharedKey(SecretProtector.LoadOrCreateKey(full), full);
         }
         return null;

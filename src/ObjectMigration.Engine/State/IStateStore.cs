@@ -246,7 +246,8 @@ public interface IBatchLeases
     /// <summary>
     /// Called by the runner that starts a job: every batch that holds pending objects is open again (a -RetryFailed,
     /// rows listed before batches existed get batches), and leases of runners that are no longer in the job (no
-    /// heartbeat within <paramref name="aliveWithin"/>, or left) are let go.
+    /// heartbeat within <paramref name="aliveWithin"/>, or left) are let go. The rows of earlier runs' runners stay
+    /// (inactive): the runners' shares keep adding up to the job's totals.
     /// </summary>
     void PrepareBatches(Guid id, TimeSpan aliveWithin);
     /// <summary>Leases up to <paramref name="count"/> open batches nobody holds (or whose lease expired), lowest first.</summary>
@@ -271,7 +272,7 @@ public interface IBatchLeases
     IReadOnlyList<JobWorkerProgress> GetJobRunners(Guid id, TimeSpan staleAfter);
     /// <summary>
     /// Running jobs handed to workers that have batches open and not held (or held past their lease), which a worker
-    /// with room can join; oldest first.
+    /// with room can join, once their lead is past its start (buckets checked, uploads swept, target listed); oldest first.
     /// </summary>
     IReadOnlyList<Guid> GetJoinableJobs(int limit, TimeSpan staleAfter);
 }

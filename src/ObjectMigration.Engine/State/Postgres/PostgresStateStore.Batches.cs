@@ -55,8 +55,8 @@ public sealed partial class PostgresStateStore
                    keyed AS (SELECT o.key, (row_number() OVER (ORDER BY o.key) - 1) / @size AS part
                              FROM objects o, covered WHERE o.job_seq = @seq AND o.key > covered.last),
                    cut AS (SELECT part, max(key) AS last FROM keyed GROUP BY part)
-              INSERT INTO batches (job_seq, batch_no, after_key, last_key)
-              SELECT @seq, covered.n + cut.part + 1, COALESCE(lag(cut.last) OVER (ORDER BY cut.part), covered.last), cut.last
+              INSERT INTO batches (job_seq, batch_no, after_key, last_key, state)
+              SELECT @seq, covered.n + cut.part + 1, COALESCE(lag(cut.last) OVER (ORDER BY cut.part), covered.last), cut.last, 1
               FROM cut, covered",
             P("seq", seq), P("size", (long)LegacyBatchSize)))
         {
@@ -71,10 +71,6 @@ public sealed partial class PostgresStateStore
         {
             free.ExecuteNonQuery();
         }
-        using var gone = Command(connection, tx,
-            "DELETE FROM job_runners WHERE job_seq = @seq AND (left_at IS NOT NULL OR heartbeat_at < now() - make_interval(secs => @alive))",
-            P("seq", seq), P("alive", aliveWithin.TotalSeconds));
-        gone.ExecuteNonQuery();
     });
 
     public IReadOnlyList<ObjectBatch> ClaimBatches(Guid id, string runner, int count, TimeSpan lease)
@@ -99,10 +95,22 @@ public sealed partial class PostgresStateStore
                  WHERE job_seq = {JobSeqOf} AND lease_owner = @runner AND state = 0 RETURNING batch_no",
             r => r.GetInt32(0), P("id", id), Text("runner", runner), P("lease", lease.TotalSeconds));
 
-    public bool CompleteBatch(Guid id, int batchNo, string runner) =>
-        Execute($@"UPDATE batches SET state = 1, lease_owner = NULL, lease_until = NULL
-                   WHERE job_seq = {JobSeqOf} AND batch_no = @batch AND lease_owner = @runner AND state = 0 AND NOT {HasPendingRows}",
-            P("id", id), P("batch", batchNo), Text("runner", runner)) == 1;
+    public bool CompleteBatch(Guid id, int batchNo, string runner) => InTransaction((connection, tx) =>
+    {
+        // Rows are added to a job (and their batches opened) under its row lock: waiting for it here, then looking in a
+        // statement of its own (a fresh snapshot under READ COMMITTED), a row being added cannot be missed, and a batch
+        // completed first is opened again by the insert that follows.
+        long seq;
+        using (var share = Command(connection, tx, "SELECT seq FROM jobs WHERE id = @id FOR SHARE", P("id", id)))
+        {
+            seq = share.ExecuteScalar() is long found ? found : throw NoJob(id);
+        }
+        using var complete = Command(connection, tx,
+            $@"UPDATE batches SET state = 1, lease_owner = NULL, lease_until = NULL
+               WHERE job_seq = @seq AND batch_no = @batch AND lease_owner = @runner AND state = 0 AND NOT {HasPendingRows}",
+            P("seq", seq), P("batch", batchNo), Text("runner", runner));
+        return complete.ExecuteNonQuery() == 1;
+    });
 
     public void ReleaseBatches(Guid id, string runner) =>
         Execute($"UPDATE batches SET lease_owner = NULL, lease_until = NULL WHERE job_seq = {JobSeqOf} AND lease_owner = @runner",
@@ -167,7 +175,8 @@ public sealed partial class PostgresStateStore
 
     public IReadOnlyList<Guid> GetJoinableJobs(int limit, TimeSpan staleAfter) =>
         Query(@"SELECT j.id FROM jobs j
-                WHERE j.detached AND j.state = 'Running' AND j.control = 0 AND j.heartbeat_at >= now() - make_interval(secs => @stale)
+                WHERE j.detached AND j.state = 'Running' AND j.control = 0 AND j.phase IS DISTINCT FROM 'Listing'
+                  AND j.heartbeat_at >= now() - make_interval(secs => @stale)
                   AND EXISTS (SELECT 1 FROM batches b WHERE b.job_seq = j.seq AND b.state = 0 AND (b.lease_owner IS NULL OR b.lease_until < now()))
                 ORDER BY j.created_at, j.seq LIMIT @limit",
             r => r.GetGuid(0), P("stale", staleAfter.TotalSeconds), P("limit", limit));
