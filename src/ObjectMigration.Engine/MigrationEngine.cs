@@ -91,7 +91,7 @@ public sealed class MigrationEngine
             opened = StateStores.Open(StateStoreSpec, home);
         }
         Store = wrapStore is null ? opened : wrapStore(opened);
-        _secrets = new SecretProtector(home);
+        _secrets = new SecretProtector(home) { SharedStore = _database is null };
     }
 
     /// <summary>An engine of its own (not shared per folder) whose store calls pass through <paramref name="wrapStore"/>: tests time races with it.</summary>

@@ -52,9 +52,25 @@ public sealed class StateStoresTests : IDisposable
     [InlineData("PostgreSQL://db:5433/x", "PostgresUri")]
     [InlineData("/var/lib/om/state.db", "Path")]
     [InlineData("./a=b.db", "Path")]
-    [InlineData("state.db", "Path")]
-    [InlineData(@"C:\om\state.db", "Path")]
+    [InlineData("../state.db", "Path")]
+    [InlineData("Host 127.0.0.1 Password=x", "PostgresConnectionString")]
     public void A_spec_is_told_apart_by_its_form(string spec, string kind) => Assert.Equal(kind, StateStores.Classify(spec).ToString());
+
+    [Theory]
+    [InlineData("state.db", "neither a connection string")]
+    [InlineData("garbage", "neither a connection string")]
+    [InlineData("Host 127.0.0.1 Password=hunter2-secret", "keyword that PostgreSQL connection strings do not know")]
+    [InlineData("/om-no-such-folder/sub/state.db", "which does not exist")]
+    public void A_mistyped_spec_is_refused_rather_than_opening_an_empty_SQLite_file_named_after_it(string spec, string problem)
+    {
+        var before = Directory.GetFileSystemEntries(Environment.CurrentDirectory).Length;
+        var e = Assert.ThrowsAny<ArgumentException>(() => StateStores.Open(spec, _folder));
+        Assert.True(e.Message.Contains(problem, StringComparison.Ordinal), e.Message);
+        Assert.Contains("-StateStore (or OBJECTMIGRATION_STATE)", e.Message);
+        Assert.DoesNotContain("hunter2", e.ToString());
+        Assert.Equal(before, Directory.GetFileSystemEntries(Environment.CurrentDirectory).Length);
+        Assert.False(Directory.Exists("/om-no-such-folder"));
+    }
 
     [Theory]
     [InlineData("mysql://u:hunter2-secret@db/x", "'mysql://'")]

@@ -63,6 +63,9 @@ public sealed class SecretProtector
 
     public string KeyPath => _keyPath;
 
+    /// <summary>The state store is shared by hosts (PostgreSQL): a secret this host cannot open was sealed with a key it lacks.</summary>
+    public bool SharedStore { get; init; }
+
     /// <summary>The key file is read (or created) on first use, so Windows users never get one.</summary>
     private byte[] Key
     {
@@ -203,7 +206,9 @@ public sealed class SecretProtector
             {
                 throw new InvalidOperationException(_shared
                     ? $"A stored credential cannot be decrypted with {_keyPath}: it was sealed with another key. Give this host the key the others use ({SharedKey.Variable} or {SharedKey.FileVariable}); saving the credential again with this key would lock the other hosts out."
-                    : "A stored credential cannot be decrypted with this user's key file; set it again with Set-CloudConnector -Credential.");
+                    : SharedStore
+                        ? $"A stored credential cannot be decrypted: the hosts of this shared state store seal secrets with a key this host does not have. Set {SharedKey.Variable} or {SharedKey.FileVariable} to that key (docs/scale-out.md); saving the credential again from this host would lock the others out."
+                        : "A stored credential cannot be decrypted with this user's key file; set it again with Set-CloudConnector -Credential.");
             }
         }
         try

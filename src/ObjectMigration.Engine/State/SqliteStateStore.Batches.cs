@@ -11,32 +11,27 @@ public sealed partial class SqliteStateStore
     private const int LegacyBatchSize = 1000;
 
     /// <summary>
-    /// Puts newly pending <paramref name="keys"/> under open batches: keys past every batch make a new one (the
-    /// listing's next page), keys inside earlier batches open those again (keys only the target holds, resets).
+    /// Puts newly pending <paramref name="keys"/> under open batches: keys past every batch make new ones (the listing's
+    /// next page, cut into batches of <see cref="BatchCut.Size"/>), keys inside earlier batches open those again (keys
+    /// only the target holds, resets).
     /// </summary>
     private static void CoverKeys(SqliteConnection connection, long seq, IEnumerable<string> keys)
     {
-        string? min = null, max = null;
-        foreach (var key in keys)
-        {
-            if (min is null || KeyOrder.Compare(key, min) < 0) min = key;
-            if (max is null || KeyOrder.Compare(key, max) > 0) max = key;
-        }
-        if (min is null || max is null) return;
         string? lastCovered;
         using (var read = Command(connection, "SELECT MAX(last_key) FROM batches WHERE job_seq = $seq", ("$seq", seq)))
         {
             lastCovered = read.ExecuteScalar() as string;
         }
-        if (lastCovered is null || KeyOrder.Compare(max, lastCovered) > 0)
+        var (behind, cuts) = BatchCut.Plan(keys, lastCovered);
+        foreach (var (after, last) in cuts)
         {
             using var insert = Command(connection,
                 @"INSERT INTO batches (job_seq, batch_no, after_key, last_key)
                   VALUES ($seq, COALESCE((SELECT MAX(batch_no) FROM batches WHERE job_seq = $seq), 0) + 1, $after, $last)",
-                ("$seq", seq), ("$after", lastCovered ?? ""), ("$last", max));
+                ("$seq", seq), ("$after", after), ("$last", last));
             insert.ExecuteNonQuery();
         }
-        if (lastCovered is not null && KeyOrder.Compare(min, lastCovered) <= 0)
+        if (behind is var (min, max))
         {
             using var reopen = Command(connection,
                 "UPDATE batches SET state = 0 WHERE job_seq = $seq AND state = 1 AND last_key >= $min AND after_key < $max",
@@ -241,6 +236,8 @@ internal static class RunnerShares
     public static void Add(MigrationJobProgress progress, IReadOnlyList<JobWorkerProgress> runners)
     {
         progress.Workers = runners.ToArray();
+        // A runner that is gone moves nothing, whatever it last wrote (a killed one never wrote its last zero).
+        foreach (var gone in progress.Workers.Where(w => !w.Active)) (gone.BytesPerSecond, gone.ObjectsPerSecond, gone.ActiveConcurrency, gone.HeldBatches) = (0, 0, 0, 0);
         if (progress.State != JobState.Running) return;
         foreach (var joined in runners.Where(w => w.Active && w.Role == RunnerRoles.Joined))
         {
@@ -248,5 +245,45 @@ internal static class RunnerShares
             progress.ObjectsPerSecond += joined.ObjectsPerSecond;
             progress.ActiveConcurrency += joined.ActiveConcurrency;
         }
+    }
+}
+
+/// <summary>How new keys become batches (both stores).</summary>
+internal static class BatchCut
+{
+    /// <summary>
+    /// Keys per batch: small enough that a job of a few thousand objects spreads over several runners, large enough that
+    /// claiming and completing (two statements) is nothing beside copying them. A listing page (1,000) makes four.
+    /// </summary>
+    public const int Size = 250;
+
+    /// <summary>
+    /// The batches (after, last] that cover the keys past <paramref name="lastCovered"/>, in order, and the range of the
+    /// keys at or before it (which fall in batches that exist), if any.
+    /// </summary>
+    public static ((string Min, string Max)? Behind, List<(string After, string Last)> Cuts) Plan(IEnumerable<string> keys, string? lastCovered)
+    {
+        var sorted = keys.ToList();
+        sorted.Sort(KeyOrder.Compare);
+        var cuts = new List<(string After, string Last)>();
+        (string, string)? behind = null;
+        var after = lastCovered ?? "";
+        var inBatch = 0;
+        for (var i = 0; i < sorted.Count; i++)
+        {
+            var key = sorted[i];
+            if (lastCovered is not null && KeyOrder.Compare(key, lastCovered) <= 0)
+            {
+                behind = behind is var (min, _) ? (min, key) : (key, key);
+                continue;
+            }
+            if (++inBatch == Size || i == sorted.Count - 1)
+            {
+                cuts.Add((after, key));
+                after = key;
+                inBatch = 0;
+            }
+        }
+        return (behind, cuts);
     }
 }

@@ -59,9 +59,16 @@ public static class StateStores
             throw new ArgumentException(
                 $"{Where} names a '{name}://' store: only PostgreSQL is supported as a shared store. {Forms}");
         }
-        // Keyword=value before any path separator: a connection string (a file name holding '=' can be given as ./name).
-        var equals = trimmed.IndexOf('=');
-        if (equals > 0 && trimmed[..equals].All(c => char.IsAsciiLetter(c) || c == ' ')) return SpecKind.PostgresConnectionString;
+        var explicitPath = Path.IsPathRooted(trimmed) || trimmed.StartsWith("./", StringComparison.Ordinal) || trimmed.StartsWith("../", StringComparison.Ordinal)
+            || (OperatingSystem.IsWindows() && (trimmed.StartsWith(".\\", StringComparison.Ordinal) || trimmed.StartsWith("..\\", StringComparison.Ordinal)));
+        // Anything with '=' that is not a path is meant as a connection string (a file name holding '=' is given as ./name):
+        // taken as a file name, a mistyped one would open an empty SQLite store named after it, password and all.
+        if (!explicitPath && trimmed.Contains('=')) return SpecKind.PostgresConnectionString;
+        if (!explicitPath)
+        {
+            throw new ArgumentException(
+                $"{Where} is neither a connection string, a postgresql:// URI nor a path: give a SQLite path as an absolute path or one starting with ./ ({Forms})");
+        }
         return SpecKind.Path;
     }
 
@@ -70,6 +77,12 @@ public static class StateStores
     internal static string SqlitePath(string path)
     {
         var full = Path.GetFullPath(path);
+        // The store's own folder is made, not the folders above it: a mistyped path is said, not built.
+        var parent = Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(full));
+        if (!Directory.Exists(full) && (parent is null || !Directory.Exists(parent)))
+        {
+            throw new ArgumentException($"{Where} names a SQLite store under '{parent ?? full}', which does not exist: create that folder first, or correct the path.");
+        }
         return Directory.Exists(full) || path.EndsWith(Path.DirectorySeparatorChar) || path.EndsWith(Path.AltDirectorySeparatorChar)
             ? StateLocation.DatabasePath(full)
             : full;

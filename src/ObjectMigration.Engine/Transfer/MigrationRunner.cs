@@ -386,7 +386,7 @@ public sealed class MigrationRunner
                 {
                     _run.Reclaimed(batch);
                     _run.Log(new LogRecord(LogType.MigrationNotice, null,
-                        $"{_runnerId} took over batch {batch.BatchNo} (claimed {batch.Claims - 1} time(s) before by a runner that did not finish it): its pending objects are looked for on the target before they are copied."));
+                        $"{_runnerId} took over batch {batch.BatchNo} (keys after '{batch.AfterKey}' through '{batch.LastKey}'), which a runner had claimed and not finished (it paused, left or died): its pending objects are looked for on the target before they are copied."));
                 }
                 _batches.Add(claimed);
                 reading = _batches.NextToRead();

@@ -74,7 +74,7 @@ public sealed class WorkerLoop
         _engine.CheckSecretsReadable();
         Worker.StartedAt = DateTimeOffset.UtcNow;
         _engine.Store.AddWorker(Worker);
-        Say($"Worker {Worker.ComputerName}:{Worker.ProcessId} started on '{_engine.HomeFolder}': up to {_options.MaxJobs} job(s) at once" +
+        Say($"Worker {Worker.ComputerName}:{Worker.ProcessId} started on {_engine.Store.Location}: up to {_options.MaxJobs} job(s) at once" +
             (_options.IdleExit is { } idle ? $", exits after {idle} with nothing to do." : ", stays until stopped."));
         var reason = WorkerExitReason.Shutdown;
         try

@@ -16,28 +16,37 @@ public sealed partial class PostgresStateStore
 
     /// <summary>
     /// Puts newly pending <paramref name="keys"/> under open batches, in the transaction that inserted them (which holds
-    /// the job's row, so batches of one job are made one writer at a time): keys past every batch make a new one, keys
-    /// inside earlier batches open those again.
+    /// the job's row, so batches of one job are made one writer at a time): keys past every batch make new ones (cut by
+    /// <see cref="BatchCut"/>), keys inside earlier batches open those again.
     /// </summary>
     private static void CoverKeys(NpgsqlConnection connection, NpgsqlTransaction tx, long seq, IEnumerable<string> keys)
     {
-        string? min = null, max = null;
-        foreach (var key in keys)
+        string? lastCovered;
+        int lastBatch;
+        using (var read = Command(connection, tx, "SELECT max(last_key), COALESCE(max(batch_no), 0) FROM batches WHERE job_seq = @seq", P("seq", seq)))
+        using (var reader = read.ExecuteReader())
         {
-            if (min is null || KeyOrder.Compare(key, min) < 0) min = key;
-            if (max is null || KeyOrder.Compare(key, max) > 0) max = key;
+            reader.Read();
+            (lastCovered, lastBatch) = (NullableString(reader, 0), reader.GetInt32(1));
         }
-        if (min is null || max is null) return;
-        using var cover = Command(connection, tx,
-            @"WITH covered AS (SELECT max(last_key) AS last, COALESCE(max(batch_no), 0) AS n FROM batches WHERE job_seq = @seq),
-                   added AS (
-                       INSERT INTO batches (job_seq, batch_no, after_key, last_key)
-                       SELECT @seq, covered.n + 1, COALESCE(covered.last, ''), @max FROM covered
-                       WHERE covered.last IS NULL OR covered.last < @max)
-              UPDATE batches SET state = 0 FROM covered
-              WHERE batches.job_seq = @seq AND batches.state = 1 AND covered.last >= @min AND batches.last_key >= @min AND batches.after_key < @max",
-            P("seq", seq), Text("min", min), Text("max", max));
-        cover.ExecuteNonQuery();
+        var (behind, cuts) = BatchCut.Plan(keys, lastCovered);
+        if (cuts.Count > 0)
+        {
+            using var insert = Command(connection, tx,
+                @"INSERT INTO batches (job_seq, batch_no, after_key, last_key)
+                  SELECT @seq, @first + c.n::integer, c.after, c.last FROM unnest(@afters, @lasts) WITH ORDINALITY AS c(after, last, n)",
+                P("seq", seq), P("first", lastBatch),
+                P("afters", cuts.Select(c => c.After).ToArray(), NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text),
+                P("lasts", cuts.Select(c => c.Last).ToArray(), NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text));
+            insert.ExecuteNonQuery();
+        }
+        if (behind is var (min, max))
+        {
+            using var reopen = Command(connection, tx,
+                "UPDATE batches SET state = 0 WHERE job_seq = @seq AND state = 1 AND last_key >= @min AND after_key < @max",
+                P("seq", seq), Text("min", min), Text("max", max));
+            reopen.ExecuteNonQuery();
+        }
     }
 
     private static void ReopenBatchesWithPendingRows(NpgsqlConnection connection, NpgsqlTransaction tx, long seq)

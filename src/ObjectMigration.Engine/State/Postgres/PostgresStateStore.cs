@@ -39,7 +39,7 @@ public sealed partial class PostgresStateStore : IStateStore, IDisposable
             _dataSource.Dispose();
             // Npgsql's messages name the host and the role, never the password (28P01 says "password authentication failed").
             throw new StateStoreUnavailableException(
-                $"The PostgreSQL state store {Describe(builder.ConnectionStringBuilder, withPrefix: false)} cannot be used: {e.Message}" +
+                $"The PostgreSQL state store {Describe(builder.ConnectionStringBuilder, withPrefix: false)} cannot be used: {e.Message.TrimEnd().TrimEnd('.')}." +
                 (e is PostgresException { SqlState: "28P01" or "28000" } ? " Check the user name and password given in -StateStore or OBJECTMIGRATION_STATE." :
                  e is PostgresException { SqlState: "3D000" } ? " Create the database first (CREATE DATABASE ... OWNER <role>), or name another in -StateStore." :
                  e is PostgresException { SqlState: "42501" } ? " The role needs the right to create tables in the first schema of its search path (GRANT CREATE ON SCHEMA ...)." :
