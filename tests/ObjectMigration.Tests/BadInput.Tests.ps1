@@ -283,6 +283,9 @@ BeforeDiscovery {
                 @{ Command = $command.Name; Parameter = $name; Case = "wrong type ($($case.Value))"; Arguments = @{ $name = $case.Value }; ErrorId = $case.ErrorId; Message = $case.Message }
             }
         }
+        # Every cmdlet takes -StateStore: a mistyped one is refused, and no SQLite file is made up from it.
+        @{ Command = $command.Name; Parameter = 'StateStore'; Case = 'neither a connection string nor a path'; Arguments = @{ StateStore = 'garbage' }; ErrorId = 'InvalidArgument,StateStore'; Message = '*-StateStore (or OBJECTMIGRATION_STATE) is neither a connection string*' }
+        @{ Command = $command.Name; Parameter = 'StateStore'; Case = 'an unknown keyword, with a password'; Arguments = @{ StateStore = 'Host=127.0.0.1;Pasword=hunter2' }; ErrorId = 'InvalidArgument,StateStore'; Message = '*keyword that PostgreSQL connection strings do not know*' }
     }
     $script:Cases = @($hand) + @($generated)
     foreach ($case in $Cases) {

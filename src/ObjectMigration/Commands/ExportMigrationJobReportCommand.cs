@@ -30,6 +30,7 @@ public sealed class ExportMigrationJobReportCommand : JobTargetCmdlet, IDisposab
 
     protected override void BeginProcessing()
     {
+        base.BeginProcessing();
         _path = GetUnresolvedProviderPathFromPSPath(Path);
         try
         {

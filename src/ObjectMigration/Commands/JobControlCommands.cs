@@ -63,6 +63,7 @@ public sealed class ResumeMigrationJobCommand : JobTargetCmdlet
 
     protected override void BeginProcessing()
     {
+        base.BeginProcessing();
         if (Detached && AsJob)
         {
             ThrowTerminatingError(ToErrorRecord(DetachedWithAsJob(), null));

@@ -26,6 +26,12 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
 
     private MigrationEngine? _engine;
 
+    /// <summary>A -StateStore given is opened first, so a bad one is said before anything else happens (even by a cmdlet that needs no state).</summary>
+    protected override void BeginProcessing()
+    {
+        if (StateStore is not null) _ = Engine;
+    }
+
     protected MigrationEngine Engine
     {
         get
