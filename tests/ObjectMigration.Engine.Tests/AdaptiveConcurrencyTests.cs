@@ -210,6 +210,43 @@ public sealed class AdaptiveConcurrencyTests
     }
 
     [Fact]
+    public void Large_parts_that_finish_in_waves_do_not_read_as_a_gain()
+    {
+        // A link that 8 parts fill: the parts in flight share it and finish together, so a window holds no part or a whole
+        // wave (at 16 in flight one every 4 windows), while bytes/s stay the link's.
+        var controller = new AdaptiveConcurrency(ceiling: 256);
+        var levels = new List<int>();
+        for (var w = 0; w < 60; w++)
+        {
+            var level = controller.Limit;
+            levels.Add(level);
+            var windowsPerWave = Math.Max(1, level / 4);
+            var completed = w % windowsPerWave == windowsPerWave - 1 ? level : 0;
+            controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), completed, 25_000_000, 0, level));
+        }
+        // The first doubling is tried and dropped; after it, a probe a quarter up now and then.
+        Assert.Equal(32, levels[1]);
+        Assert.True(levels.Skip(2).Max() <= 20, string.Join(",", levels));
+    }
+
+    [Fact]
+    public void On_a_busy_machine_noisy_windows_do_not_walk_the_level_down_past_half_the_climb()
+    {
+        // Full at 64 and flat past it, each window 25 % above or below at random (measured at 0 ms with a load average of 20).
+        var noise = new Random(11);
+        var controller = new AdaptiveConcurrency(ceiling: 256);
+        var levels = new List<int>();
+        for (var w = 0; w < 120; w++)
+        {
+            levels.Add(controller.Limit);
+            var objects = 4.5 * Math.Min(controller.Limit, 64) * (1 + (noise.NextDouble() - 0.5) * 0.5);
+            controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), (long)objects, (long)objects * 16384, 0, controller.Limit));
+        }
+        // The climb passes 64 (each doubling below it doubles throughput, more than any noise hides), so the floor is 32 at least.
+        Assert.True(levels.Skip(10).Min() >= 32, string.Join(",", levels));
+    }
+
+    [Fact]
     public void Never_leaves_one_to_the_ceiling()
     {
         var controller = new AdaptiveConcurrency(ceiling: 5, start: 8);

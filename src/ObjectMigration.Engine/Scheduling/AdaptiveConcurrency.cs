@@ -25,10 +25,10 @@ public sealed class AdaptiveConcurrency
     /// <summary>A doubling is kept when throughput rises by at least this share.</summary>
     public const double ClimbGain = 0.05;
     /// <summary>
-    /// A step up (a doubling or a probe) is kept at this gain instead when fewer than <see cref="ClimbWindowItems"/> items
-    /// finished in its window (large parts): then bytes/s decide, and a new level's connections fill their socket buffers
-    /// at first, which reads as a gain that is not one (measured at 100 ms behind 200 Mbit/s, load average 20: +12 % from
-    /// 16 to 32 over a link already full).
+    /// A step up (a doubling or a probe) is kept at this gain instead when fewer than <see cref="ClimbWindowItems"/> items,
+    /// or twice the level, finished in its window (large parts): then bytes/s alone decide, and a new level's connections
+    /// fill their socket buffers at first, which reads as a gain that is not one (measured at 100 ms behind 200 Mbit/s,
+    /// load average 20: +12 % from 16 to 32 over a link already full).
     /// </summary>
     public const double GainFewItems = 0.15;
     /// <summary>A quarter more is kept when throughput rises by at least this share.</summary>
@@ -67,6 +67,12 @@ public sealed class AdaptiveConcurrency
     private int _held;
     private bool _probeDownNext;
     private int _acceptedProbes;
+    /// <summary>
+    /// Probes down stop at half the level a climb ended at: on a busy machine one window's throughput varies by 20 % and
+    /// more, and probes judged on single windows drifted from 64 down to 26 at 0 ms (0.82 of the best fixed level). A cut
+    /// for throttling lowers it with the level.
+    /// </summary>
+    private int _floor = 1;
 
     public AdaptiveConcurrency(int ceiling, int start = DefaultStart)
     {
@@ -101,6 +107,7 @@ public sealed class AdaptiveConcurrency
         {
             // The servers push back: fewer at once now, and the throughput measured before says nothing about this moment.
             Limit = Math.Max(1, (int)(Limit * Backoff));
+            _floor = Math.Min(_floor, Math.Max(1, Limit / 2));
             _mode = Mode.Hold;
             (_trial, _baseline, _held, _acceptedProbes) = (null, null, 0, 0);
             return Limit;
@@ -112,10 +119,13 @@ public sealed class AdaptiveConcurrency
         if (_trial is { } trial)
         {
             _trial = null;
-            var (completed, bytes) = (Relative(trial.Completed, rate.CompletedPerSecond), Relative(trial.Bytes, rate.BytesPerSecond));
+            var bytes = Relative(trial.Bytes, rate.BytesPerSecond);
+            // Items/s tell only where each slot finished two items at least: large parts end in waves (the transfers in
+            // flight share the link and finish together), and a window that holds a wave reads as a gain of many times.
+            var completed = ItemsTell(sample) ? Relative(trial.Completed, rate.CompletedPerSecond) : bytes;
             // Up: kept when what the workload is bound by (objects/s or bytes/s) rose enough. Down: when neither fell much.
             var kept = Limit > trial.Level
-                ? Math.Max(completed, bytes) >= (sample.Completed < ClimbWindowItems ? GainFewItems : _mode == Mode.Climb ? ClimbGain : ProbeGain)
+                ? Math.Max(completed, bytes) >= (!ItemsTell(sample) ? GainFewItems : _mode == Mode.Climb ? ClimbGain : ProbeGain)
                 : Math.Min(completed, bytes) > -ShrinkLoss;
             var wentUp = Limit > trial.Level;
             // Up and kept: up again next (twice in a row, it climbs again). Up and not kept: down next. Down: up next.
@@ -129,6 +139,7 @@ public sealed class AdaptiveConcurrency
             {
                 Limit = trial.Level;
                 _baseline = (trial.Completed, trial.Bytes);
+                if (_mode == Mode.Climb) _floor = Math.Max(1, Limit / 2);
                 _mode = Mode.Hold;
             }
             if (wentUp && !kept) _acceptedProbes = 0;
@@ -145,6 +156,7 @@ public sealed class AdaptiveConcurrency
         {
             if (Limit >= Ceiling)
             {
+                _floor = Math.Max(1, Limit / 2);
                 _mode = Mode.Hold;
                 return Limit;
             }
@@ -154,7 +166,7 @@ public sealed class AdaptiveConcurrency
         }
         if (++_held < HoldWindows) return Limit;
         _held = 0;
-        var next = _probeDownNext ? Math.Max(1, Limit - Math.Max(1, Limit / 5)) : Math.Min(Ceiling, Limit + Math.Max(1, Limit / 4));
+        var next = _probeDownNext ? Math.Max(Math.Min(_floor, Limit), Limit - Math.Max(1, Limit / 5)) : Math.Min(Ceiling, Limit + Math.Max(1, Limit / 4));
         if (next == Limit)
         {
             _probeDownNext = !_probeDownNext;
@@ -164,6 +176,8 @@ public sealed class AdaptiveConcurrency
         Limit = next;
         return Limit;
     }
+
+    private bool ItemsTell(ThroughputSample sample) => sample.Completed >= Math.Max(ClimbWindowItems, 2L * Limit);
 
     /// <summary>Whether a window with <paramref name="congestion"/> throttled or timed-out retries beside <paramref name="completed"/> finished items calls for a cut.</summary>
     public static bool IsCongested(long completed, int congestion) => congestion >= Math.Max(2, CongestedShare * (completed + congestion));
