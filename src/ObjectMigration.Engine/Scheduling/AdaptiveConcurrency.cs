@@ -73,6 +73,8 @@ public sealed class AdaptiveConcurrency
     /// for throttling lowers it with the level.
     /// </summary>
     private int _floor = 1;
+    /// <summary>A step up judged on bytes/s alone paid once: it is kept only if the next window says so too.</summary>
+    private bool _confirming;
 
     public AdaptiveConcurrency(int ceiling, int start = DefaultStart)
     {
@@ -109,7 +111,7 @@ public sealed class AdaptiveConcurrency
             Limit = Math.Max(1, (int)(Limit * Backoff));
             _floor = Math.Min(_floor, Math.Max(1, Limit / 2));
             _mode = Mode.Hold;
-            (_trial, _baseline, _held, _acceptedProbes) = (null, null, 0, 0);
+            (_trial, _baseline, _held, _acceptedProbes, _confirming) = (null, null, 0, 0, false);
             return Limit;
         }
         // Fewer transfers than slots (listing behind, the last objects): the window says nothing about the level.
@@ -118,7 +120,6 @@ public sealed class AdaptiveConcurrency
         var rate = (sample.CompletedPerSecond, sample.BytesPerSecond);
         if (_trial is { } trial)
         {
-            _trial = null;
             var bytes = Relative(trial.Bytes, rate.BytesPerSecond);
             // Items/s tell only where each slot finished two items at least: large parts end in waves (the transfers in
             // flight share the link and finish together), and a window that holds a wave reads as a gain of many times.
@@ -128,6 +129,15 @@ public sealed class AdaptiveConcurrency
                 ? Math.Max(completed, bytes) >= (!ItemsTell(sample) ? GainFewItems : _mode == Mode.Climb ? ClimbGain : ProbeGain)
                 : Math.Min(completed, bytes) > -ShrinkLoss;
             var wentUp = Limit > trial.Level;
+            // Bytes/s of a few large parts vary by more than a step's gain on a busy machine (measured: 16 went to 64 at
+            // 100 ms behind a full link, load average 27): such a gain must show in two windows in a row.
+            if (kept && wentUp && !ItemsTell(sample) && !_confirming)
+            {
+                _confirming = true;
+                return Limit;
+            }
+            _confirming = false;
+            _trial = null;
             // Up and kept: up again next (twice in a row, it climbs again). Up and not kept: down next. Down: up next.
             _probeDownNext = wentUp && !kept;
             if (kept)
