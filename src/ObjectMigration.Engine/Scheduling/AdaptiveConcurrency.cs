@@ -48,8 +48,8 @@ public sealed class AdaptiveConcurrency
     public const int DefaultStart = 16;
     /// <summary>
     /// While climbing, a window ends once this many items finished (or twice the level, if more) and a fifth of the
-    /// window passed: enough to tell a doubling's gain, and a climb from 16 to 256 at 50 ms takes about 1.5 s instead
-    /// of 4 to 5 (measured: those seconds at a low level were most of what the default lost to the best fixed level).
+    /// window passed: enough to tell a doubling's gain, and a climb from 16 to 256 at 50 ms takes about 3 s instead
+    /// of 5 to 6 (measured: those seconds at a low level were most of what the default lost to the best fixed level).
     /// </summary>
     public const int ClimbWindowItems = 32;
     /// <summary>The shortest window while climbing, as a share of the full one.</summary>
