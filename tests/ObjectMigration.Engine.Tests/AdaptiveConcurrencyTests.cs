@@ -69,6 +69,64 @@ public sealed class AdaptiveConcurrencyTests
     }
 
     [Fact]
+    public void While_climbing_a_window_ends_once_enough_items_finished_and_once_held_after_the_whole_window()
+    {
+        var window = TimeSpan.FromSeconds(1);
+        var controller = new AdaptiveConcurrency(ceiling: 256);
+        Assert.True(controller.Climbing);
+        // At 16: 32 items (the floor) and a fifth of the window.
+        Assert.False(controller.IsWindowComplete(TimeSpan.FromMilliseconds(150), 100, window));
+        Assert.False(controller.IsWindowComplete(TimeSpan.FromMilliseconds(300), 31, window));
+        Assert.True(controller.IsWindowComplete(TimeSpan.FromMilliseconds(300), 32, window));
+        // Too few items: the whole window with 8 of them, or five windows.
+        Assert.False(controller.IsWindowComplete(TimeSpan.FromMilliseconds(999), 31, window));
+        Assert.True(controller.IsWindowComplete(window, 8, window));
+        Assert.False(controller.IsWindowComplete(TimeSpan.FromSeconds(4), 7, window));
+        Assert.True(controller.IsWindowComplete(TimeSpan.FromSeconds(5), 0, window));
+
+        // At 64 a climbing window needs twice the level.
+        for (var w = 0; w < 2; w++) controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), 100 << w, 0, 0, controller.Limit));
+        Assert.Equal(64, controller.Limit);
+        Assert.False(controller.IsWindowComplete(TimeSpan.FromMilliseconds(300), 127, window));
+        Assert.True(controller.IsWindowComplete(TimeSpan.FromMilliseconds(300), 128, window));
+
+        // Held (the doubling to 128 did not pay): whole windows again.
+        controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), 400, 0, 0, controller.Limit));
+        controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), 400, 0, 0, controller.Limit));
+        Assert.False(controller.Climbing);
+        Assert.Equal(64, controller.Limit);
+        Assert.False(controller.IsWindowComplete(TimeSpan.FromMilliseconds(500), 10_000, window));
+        Assert.True(controller.IsWindowComplete(window, 10_000, window));
+    }
+
+    [Theory]
+    [InlineData(50, 250, 2.5)]   // 50 ms: hundreds in flight pay; from 16 to 256 in 2.5 s of the run
+    [InlineData(0, 64, 2.0)]     // a LAN, full at 64: there and holding within 2 s
+    public void The_climb_takes_a_few_round_trips_per_doubling_not_a_second(int rttMs, int knee, double withinSeconds)
+    {
+        // A run in time: each item takes a round trip and 2 ms of the servers' time, a level moves level/(item time) items
+        // per second up to the knee; the window ends as a run's does, then the level of the next window applies at once.
+        var itemSeconds = rttMs / 1000.0 + 0.002;
+        var controller = new AdaptiveConcurrency(ceiling: 256);
+        var window = TimeSpan.FromSeconds(1);
+        var (clock, tick) = (0.0, 0.01);
+        var reached = double.NaN;
+        while (clock < 10)
+        {
+            var level = controller.Limit;
+            var rate = Math.Min(level, knee) / itemSeconds;
+            var elapsed = 0.0;
+            do elapsed += tick;
+            while (!controller.IsWindowComplete(TimeSpan.FromSeconds(elapsed), (long)(rate * elapsed), window));
+            clock += elapsed;
+            controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(elapsed), (long)(rate * elapsed), (long)(rate * elapsed) * 16384, 0, level));
+            if (double.IsNaN(reached) && !controller.Climbing) reached = clock;
+        }
+        Assert.True(reached <= withinSeconds, $"climbing ended after {reached:N2} s at {controller.Limit}");
+        Assert.InRange(controller.Limit, knee, 2 * knee);
+    }
+
+    [Fact]
     public void A_throttling_burst_cuts_the_level_at_once_keeps_requests_down_while_it_lasts_and_is_recovered_from_after()
     {
         // From window 15 to 35 the server answers SlowDown whenever more than 24 transfers are in flight.
@@ -124,6 +182,68 @@ public sealed class AdaptiveConcurrencyTests
 
         Assert.True(levels.Skip(10).Max() <= 16, string.Join(",", levels));
         Assert.True(levels.Skip(10).Select(server.Throughput).Average() >= 0.9 * server.Best(256));
+    }
+
+    [Theory]
+    [InlineData(8, 16)]     // a link that 8 parts fill (200 Mbit/s at 100 ms): the start is enough, the transients are no gain
+    [InlineData(100, 128)]  // one part moves at a window per round trip, the link takes 100 of them: it climbs all the same
+    public void Large_parts_whose_new_connections_fill_buffers_at_first_climb_only_on_a_real_gain(int knee, int atLeast)
+    {
+        // A few parts finish per window, so bytes/s decide; the first window at a higher level reads 25 % more than the
+        // link carries (new connections filling their socket buffers, a busy machine), the next ones the link's rate.
+        var controller = new AdaptiveConcurrency(ceiling: 256);
+        var levels = new List<int>();
+        var (windowsAtLevel, last) = (0, 0);
+        for (var w = 0; w < 40; w++)
+        {
+            var level = controller.Limit;
+            levels.Add(level);
+            windowsAtLevel = level > last ? 0 : windowsAtLevel + 1;
+            last = level;
+            var bytesPerSecond = 25e6 / knee * Math.Min(level, knee) * (windowsAtLevel == 0 && w > 0 ? 1.25 : 1);
+            controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), 3, (long)bytesPerSecond, 0, level));
+        }
+        // Within 10 % of the link, without running far past what fills it.
+        Assert.True(levels.Skip(10).Average(l => Math.Min(l, knee)) >= 0.9 * knee, string.Join(",", levels));
+        Assert.True(levels.Skip(10).Max() <= Math.Max(16, 2 * knee), string.Join(",", levels));
+        Assert.True(levels.Max() >= atLeast, string.Join(",", levels));
+    }
+
+    [Fact]
+    public void Large_parts_that_finish_in_waves_do_not_read_as_a_gain()
+    {
+        // A link that 8 parts fill: the parts in flight share it and finish together, so a window holds no part or a whole
+        // wave (at 16 in flight one every 4 windows), while bytes/s stay the link's.
+        var controller = new AdaptiveConcurrency(ceiling: 256);
+        var levels = new List<int>();
+        for (var w = 0; w < 60; w++)
+        {
+            var level = controller.Limit;
+            levels.Add(level);
+            var windowsPerWave = Math.Max(1, level / 4);
+            var completed = w % windowsPerWave == windowsPerWave - 1 ? level : 0;
+            controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), completed, 25_000_000, 0, level));
+        }
+        // The first doubling is tried and dropped; after it, a probe a quarter up now and then.
+        Assert.Equal(32, levels[1]);
+        Assert.True(levels.Skip(2).Max() <= 20, string.Join(",", levels));
+    }
+
+    [Fact]
+    public void On_a_busy_machine_noisy_windows_do_not_walk_the_level_down_past_half_the_climb()
+    {
+        // Full at 64 and flat past it, each window 25 % above or below at random (measured at 0 ms with a load average of 20).
+        var noise = new Random(11);
+        var controller = new AdaptiveConcurrency(ceiling: 256);
+        var levels = new List<int>();
+        for (var w = 0; w < 120; w++)
+        {
+            levels.Add(controller.Limit);
+            var objects = 4.5 * Math.Min(controller.Limit, 64) * (1 + (noise.NextDouble() - 0.5) * 0.5);
+            controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), (long)objects, (long)objects * 16384, 0, controller.Limit));
+        }
+        // The climb passes 64 (each doubling below it doubles throughput, more than any noise hides), so the floor is 32 at least.
+        Assert.True(levels.Skip(10).Min() >= 32, string.Join(",", levels));
     }
 
     [Fact]

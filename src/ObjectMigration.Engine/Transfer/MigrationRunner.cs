@@ -246,13 +246,16 @@ public sealed class MigrationRunner
         }
     }
 
+    /// <summary>Both buckets at once: across a WAN each check is a new connection's handshake and a request.</summary>
     private async Task CheckBucketsAsync(CancellationToken ct)
     {
-        foreach (var (store, bucket, side) in new[] { (_source, _job.SourceBucket, "source"), (_target, _job.TargetBucket, "target") })
+        var sides = new List<(IObjectStore Store, string Bucket, string Side)> { (_source, _job.SourceBucket, "source") };
+        if (_kind.UsesTarget) sides.Add((_target, _job.TargetBucket, "target"));
+        var exists = await Task.WhenAll(sides.Select(s => _options.Retry.RunAsync(c => s.Store.BucketExistsAsync(s.Bucket, c), null, ct))).ConfigureAwait(false);
+        // In order: the source's answer is the one reported when both are missing.
+        foreach (var ((_, bucket, side), found) in sides.Zip(exists))
         {
-            if (side == "target" && !_kind.UsesTarget) continue;
-            var exists = await _options.Retry.RunAsync(c => store.BucketExistsAsync(bucket, c), null, ct).ConfigureAwait(false);
-            if (!exists) throw new JobFatalException($"The {side} bucket '{bucket}' does not exist. Create it, or correct -{(side == "source" ? "SourceBucket" : "TargetBucket")}.");
+            if (!found) throw new JobFatalException($"The {side} bucket '{bucket}' does not exist. Create it, or correct -{(side == "source" ? "SourceBucket" : "TargetBucket")}.");
         }
     }
 
@@ -522,9 +525,11 @@ public sealed class MigrationRunner
     }
 
     /// <summary>
-    /// Measures the run in windows of at least <see cref="RunnerOptions.AdaptWindow"/> (longer while too little finished
-    /// to tell) and moves the level the adaptive scheme finds. After a change the next window starts once the transfers
-    /// begun at the old level have had time to finish (the mean time of one), so a window measures one level.
+    /// Measures the run in windows (<see cref="AdaptiveConcurrency.IsWindowComplete"/>: short while climbing, at least
+    /// <see cref="RunnerOptions.AdaptWindow"/> once held) and moves the level the adaptive scheme finds. The first window
+    /// starts once the gate is full and an item has finished (the listing's first page and the first round trips are no
+    /// level's throughput); after a change the next one starts once the transfers begun at the old level have had time to
+    /// finish (the mean time of one), so a window measures one level.
     /// </summary>
     private async Task AdaptAsync(AdaptiveConcurrency adaptive, CancellationToken ct)
     {
@@ -532,8 +537,11 @@ public sealed class MigrationRunner
         var (since, completed, bytes, congestion) = (clock.Elapsed, Interlocked.Read(ref _completedItems), _run.Counters.BytesMoved, _run.Congestion);
         _gate.TakePeak();
         var lastWasCut = false;
+        var warming = true;
+        TimeSpan? fullAt = null;
         TimeSpan? settleUntil = null;
-        using var ticks = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Max(10, _options.AdaptWindow.TotalMilliseconds / 4)));
+        var window = _options.AdaptWindow;
+        using var ticks = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Max(10, window.TotalMilliseconds / 20)));
         try
         {
             while (await ticks.WaitForNextTickAsync(ct).ConfigureAwait(false))
@@ -544,17 +552,26 @@ public sealed class MigrationRunner
                 // Throttling is acted on at once, but a whole window after a cut: the retries of requests sent before it
                 // must not cut again. Otherwise a window needs some finished work to say anything.
                 var congested = AdaptiveConcurrency.IsCongested(done, pushedBack);
-                if (settleUntil is { } settled && !(congested && !lastWasCut))
+                if ((warming || settleUntil is not null) && !(congested && !lastWasCut))
                 {
-                    if (clock.Elapsed < settled) continue;
-                    // Settled: the window of the new level starts now.
-                    settleUntil = null;
+                    if (warming)
+                    {
+                        if (fullAt is null && _gate.TakePeak() >= _gate.Limit) fullAt = clock.Elapsed;
+                        // Large parts take seconds each: their first one is waited for (five windows at most) while the
+                        // new connections' handshakes and first round trips pass.
+                        var warm = fullAt is { } full && (done > 0 || clock.Elapsed - full >= AdaptiveConcurrency.LongestWindows * window);
+                        if (fullAt is not null && !warm) continue;
+                        warming = !warm;
+                    }
+                    else if (clock.Elapsed < settleUntil) continue;
+                    else settleUntil = null;
+                    // Warmed up or settled: the window of the level starts now (until then, every tick starts it again).
                     (since, completed, bytes, congestion) = (clock.Elapsed, completed + done, _run.Counters.BytesMoved, congestion + pushedBack);
                     _gate.TakePeak();
                     continue;
                 }
-                var soonest = congested && !lastWasCut ? TimeSpan.Zero : _options.AdaptWindow;
-                if (elapsed < soonest || (!congested && done < 8 && elapsed < 5 * _options.AdaptWindow)) continue;
+                var ready = congested ? !lastWasCut || elapsed >= window : adaptive.IsWindowComplete(elapsed, done, window);
+                if (!ready) continue;
                 var moved = _run.Counters.BytesMoved - bytes;
                 var previous = _gate.Limit;
                 var level = adaptive.Observe(new ThroughputSample(elapsed, done, moved, pushedBack, _gate.TakePeak()));
@@ -563,7 +580,7 @@ public sealed class MigrationRunner
                 _highestLevel = Math.Max(_highestLevel, level);
                 _levelMoved |= level != previous;
                 (since, completed, bytes, congestion) = (clock.Elapsed, completed + done, bytes + moved, congestion + pushedBack);
-                if (level != previous) settleUntil = clock.Elapsed + MeanItemTime(cap: 5 * _options.AdaptWindow);
+                if (level != previous) settleUntil = clock.Elapsed + MeanItemTime(cap: AdaptiveConcurrency.LongestWindows * window);
             }
         }
         catch (OperationCanceledException)

@@ -23,6 +23,8 @@ internal sealed class MigrateKind : JobKind
     private volatile bool _partCopyUnsupported;
     /// <summary>The source refused If-Match for an unchanged object: reads go unconditioned, checked by the ETag each answer names.</summary>
     private volatile bool _readsPinnedByAnswer;
+    /// <summary>The rate parts move at in this run, which sizes the parts of the objects started after.</summary>
+    private readonly PartSizing _partSizing = new();
 
     public MigrateKind(RunContext run) : base(run)
     {
@@ -311,13 +313,15 @@ internal sealed class MigrateKind : JobKind
 
     private async Task StartMultipartAsync(PendingObject o, CancellationToken ct)
     {
-        var partSize = PartSizeFor(o.Size);
-        var partCount = (int)((o.Size + partSize - 1) / partSize);
         var uploadId = Store.GetUploadId(Job.Id, o.Key);
         var done = uploadId is null ? [] : Store.GetUploadedParts(Job.Id, o.Key).ToList();
+        // Parts kept from an earlier run go on at their size, whatever this run's rate would choose.
+        var partSize = PartSizing.OfKept(o.Size, done.Select(p => (p.PartNumber, p.Size)).ToList(), Target.Profile.MinPartSize, Target.Profile.MaxPartSize, Target.Profile.MaxParts)
+            ?? PartSizeFor(o.Size);
+        var partCount = (int)((o.Size + partSize - 1) / partSize);
         if (done.Any(p => p.Size != Math.Min(partSize, o.Size - (long)(p.PartNumber - 1) * partSize)))
         {
-            // Parts of another size (the job's part size changed): start over rather than mix them.
+            // Parts that fit no part size the target takes: start over rather than mix them.
             await Run.AbortUploadQuietlyAsync(o.Key, uploadId!).ConfigureAwait(false);
             uploadId = null;
             done = [];
@@ -353,13 +357,14 @@ internal sealed class MigrateKind : JobKind
         foreach (var n in missing) Queue.EnqueuePart(new PartWork(upload, n));
     }
 
-    /// <summary>The job's part size, raised to the target's minimum and to what its part-count limit needs, capped at its largest part.</summary>
+    /// <summary>
+    /// The job's part size, raised to the target's minimum, to what the rate parts moved at so far makes worth it
+    /// (<see cref="PartSizing"/>) and to what the target's part-count limit needs, capped at its largest part.
+    /// </summary>
     private long PartSizeFor(long size)
     {
         var profile = Target.Profile;
-        var partSize = Math.Max(Job.PartSize, profile.MinPartSize);
-        var needed = (size + profile.MaxParts - 1) / profile.MaxParts;
-        return Math.Min(Math.Max(partSize, needed), profile.MaxPartSize);
+        return _partSizing.For(size, Job.PartSize, profile.MinPartSize, profile.MaxPartSize, profile.MaxParts);
     }
 
     /// <summary>Server-side part copies, unless the target has none (its profile says so, or it answered NotImplemented once).</summary>
@@ -373,8 +378,10 @@ internal sealed class MigrateKind : JobKind
         var length = Math.Min(upload.PartSize, upload.Object.Size - first);
         try
         {
+            var attemptStarted = 0L;
             var part = await Options.Retry.RunAsync(async c =>
             {
+                attemptStarted = System.Diagnostics.Stopwatch.GetTimestamp();
                 if (CopiesPartsServerSide)
                 {
                     try
@@ -394,6 +401,7 @@ internal sealed class MigrateKind : JobKind
                 }
                 return await UploadOnePartAsync(upload, work.PartNumber, first, length, c).ConfigureAwait(false);
             }, Run.OnRetry(upload.Object.Key), ct).ConfigureAwait(false);
+            _partSizing.Observe(length, System.Diagnostics.Stopwatch.GetElapsedTime(attemptStarted));
             Store.SavePart(Job.Id, upload.Object.Key, part);
             upload.Parts[part.PartNumber] = part;
         }
