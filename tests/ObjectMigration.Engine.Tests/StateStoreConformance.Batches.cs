@@ -63,8 +63,8 @@ public abstract partial class StateStoreConformance
             start.SignalAndWait();
             while (handles[i].ClaimBatches(job.Id, $"r{i}#1", 1, Minute) is [var batch]) claims.Add(($"r{i}#1", batch.BatchNo));
         });
+        // Every batch claimed exactly once, whichever handles got them (how they spread is up to the scheduler).
         Assert.Equal(Enumerable.Range(1, 40), claims.Select(c => c.Batch).Order());
-        Assert.True(claims.Select(c => c.Runner).Distinct().Count() > 1, "the claims were spread over the handles");
     }
 
     [Fact]
