@@ -181,7 +181,7 @@ public abstract partial class StateStoreConformance
         Assert.Contains(job.Id, store.GetJoinableJobs(10, Minute));
         store.ClaimBatches(job.Id, "lead#1", 3, Minute);
         Assert.DoesNotContain(job.Id, store.GetJoinableJobs(10, Minute));
-        store.ReleaseBatches(job.Id, "lead#1");
+        store.LeaveJob(job.Id, "lead#1");
         store.SetControlRequest(job.Id, ControlRequest.Pause);
         Assert.DoesNotContain(job.Id, store.GetJoinableJobs(10, Minute));
     }

@@ -256,8 +256,6 @@ public interface IBatchLeases
     IReadOnlyList<int> RenewBatches(Guid id, string runner, TimeSpan lease);
     /// <summary>Marks the batch done if the runner holds it and none of its objects is pending; false otherwise.</summary>
     bool CompleteBatch(Guid id, int batchNo, string runner);
-    /// <summary>Lets go of every batch the runner holds (it stops: paused, stopped, or its work is done).</summary>
-    void ReleaseBatches(Guid id, string runner);
     /// <summary>Batches not done yet, held or not.</summary>
     int CountOpenBatches(Guid id);
     /// <summary>

@@ -121,10 +121,6 @@ public sealed partial class PostgresStateStore
         return complete.ExecuteNonQuery() == 1;
     });
 
-    public void ReleaseBatches(Guid id, string runner) =>
-        Execute($"UPDATE batches SET lease_owner = NULL, lease_until = NULL WHERE job_seq = {JobSeqOf} AND lease_owner = @runner",
-            P("id", id), Text("runner", runner));
-
     public int CountOpenBatches(Guid id) =>
         (int)Query($"SELECT count(*) FROM batches WHERE job_seq = {JobSeqOf} AND state = 0", r => r.GetInt64(0), P("id", id)).First();
 
@@ -154,22 +150,7 @@ public sealed partial class PostgresStateStore
                         concurrency_level, held_batches, joined_at, heartbeat_at,
                         left_at IS NULL AND heartbeat_at >= now() - make_interval(secs => @stale)
                  FROM job_runners WHERE job_seq = {JobSeqOf} ORDER BY joined_at, runner",
-            r => new JobWorkerProgress
-            {
-                Runner = r.GetString(0),
-                ComputerName = r.GetString(1),
-                ProcessId = r.GetInt32(2),
-                Role = r.GetString(3),
-                TransferredObjects = r.GetInt64(4),
-                TransferredBytes = r.GetInt64(5),
-                BytesPerSecond = r.GetDouble(6),
-                ObjectsPerSecond = r.GetDouble(7),
-                ActiveConcurrency = r.GetInt32(8),
-                HeldBatches = r.GetInt32(9),
-                JoinedAt = ReadTime(r, 10),
-                LastHeartbeat = ReadTime(r, 11),
-                Active = r.GetBoolean(12),
-            },
+            r => RunnerShares.Read(r, i => ReadTime(r, i)),
             P("id", id), P("stale", staleAfter.TotalSeconds));
 
     public IEnumerable<CopyRow> StreamCopies(long targetConnectorId, string targetBucket)

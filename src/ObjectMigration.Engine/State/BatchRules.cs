@@ -1,0 +1,121 @@
+using ObjectMigration.Engine.Model;
+
+namespace ObjectMigration.Engine.State;
+
+// What both state stores share about batches and the runners of a job: key order, how keys are cut into batches, the
+// stale time, and how runner rows are read and shown.
+
+/// <summary>S3's key order: by the bytes of the UTF-8 form (SQLite's BINARY collation, PostgreSQL's "C").</summary>
+public static class KeyOrder
+{
+    public static int Compare(string a, string b)
+    {
+        // UTF-16 order equals UTF-8 byte order except where a surrogate pair meets U+E000..U+FFFF.
+        var length = Math.Min(a.Length, b.Length);
+        for (var i = 0; i < length; i++)
+        {
+            var (x, y) = (a[i], b[i]);
+            if (x == y) continue;
+            if (char.IsSurrogate(x) != char.IsSurrogate(y) && Math.Max(x, y) >= 0xE000)
+            {
+                return char.IsSurrogate(x) ? 1 : -1;
+            }
+            return x.CompareTo(y);
+        }
+        return a.Length.CompareTo(b.Length);
+    }
+}
+
+/// <summary>
+/// How long a heartbeat (every half second) may be silent before its runner counts as gone: a Running job becomes
+/// Interrupted, a batch lease expires, progress shows the runner inactive. OBJECTMIGRATION_STALE_SECONDS overrides 10 s.
+/// </summary>
+public static class StaleTime
+{
+    public static TimeSpan Heartbeat { get; set; } = TimeSpan.FromSeconds(
+        double.TryParse(Environment.GetEnvironmentVariable("OBJECTMIGRATION_STALE_SECONDS"), System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds > 0 ? seconds : 10);
+}
+
+/// <summary>How progress shows the runners of a job (both stores).</summary>
+internal static class RunnerShares
+{
+    /// <summary>
+    /// The runners of a job several processes run: listed, and their rates summed (the job row has the lead's alone).
+    /// A job one runner runs shows that one runner, with the same figures.
+    /// </summary>
+    /// <summary>
+    /// One row of job_runners as both stores select it: runner, host, process_id, role, transferred_objects,
+    /// transferred_bytes, bytes_per_second, objects_per_second, concurrency_level, held_batches, joined_at, heartbeat_at,
+    /// active; <paramref name="time"/> reads a time column the store's way.
+    /// </summary>
+    public static JobWorkerProgress Read(System.Data.Common.DbDataReader r, Func<int, DateTimeOffset> time) => new()
+    {
+        Runner = r.GetString(0),
+        ComputerName = r.GetString(1),
+        ProcessId = r.GetInt32(2),
+        Role = r.GetString(3),
+        TransferredObjects = r.GetInt64(4),
+        TransferredBytes = r.GetInt64(5),
+        BytesPerSecond = r.GetDouble(6),
+        ObjectsPerSecond = r.GetDouble(7),
+        ActiveConcurrency = r.GetInt32(8),
+        HeldBatches = r.GetInt32(9),
+        JoinedAt = time(10),
+        LastHeartbeat = time(11),
+        Active = Convert.ToBoolean(r.GetValue(12)),
+    };
+
+    public static void Add(MigrationJobProgress progress, IReadOnlyList<JobWorkerProgress> runners)
+    {
+        progress.Workers = runners.ToArray();
+        // A runner that is gone moves nothing, whatever it last wrote (a killed one never wrote its last zero).
+        foreach (var gone in progress.Workers.Where(w => !w.Active)) (gone.BytesPerSecond, gone.ObjectsPerSecond, gone.ActiveConcurrency, gone.HeldBatches) = (0, 0, 0, 0);
+        if (progress.State != JobState.Running) return;
+        foreach (var joined in runners.Where(w => w.Active && w.Role == RunnerRoles.Joined))
+        {
+            progress.BytesPerSecond += joined.BytesPerSecond;
+            progress.ObjectsPerSecond += joined.ObjectsPerSecond;
+            progress.ActiveConcurrency += joined.ActiveConcurrency;
+        }
+    }
+}
+
+/// <summary>How new keys become batches (both stores).</summary>
+internal static class BatchCut
+{
+    /// <summary>
+    /// Keys per batch: small enough that a job of a few thousand objects spreads over several runners, large enough that
+    /// claiming and completing (two statements) is nothing beside copying them. A listing page (1,000) makes four.
+    /// </summary>
+    public const int Size = 250;
+
+    /// <summary>
+    /// The batches (after, last] that cover the keys past <paramref name="lastCovered"/>, in order, and the range of the
+    /// keys at or before it (which fall in batches that exist), if any.
+    /// </summary>
+    public static ((string Min, string Max)? Behind, List<(string After, string Last)> Cuts) Plan(IEnumerable<string> keys, string? lastCovered)
+    {
+        var sorted = keys.ToList();
+        sorted.Sort(KeyOrder.Compare);
+        var cuts = new List<(string After, string Last)>();
+        (string, string)? behind = null;
+        var after = lastCovered ?? "";
+        var inBatch = 0;
+        for (var i = 0; i < sorted.Count; i++)
+        {
+            var key = sorted[i];
+            if (lastCovered is not null && KeyOrder.Compare(key, lastCovered) <= 0)
+            {
+                behind = behind is var (min, _) ? (min, key) : (key, key);
+                continue;
+            }
+            if (++inBatch == Size || i == sorted.Count - 1)
+            {
+                cuts.Add((after, key));
+                after = key;
+                inBatch = 0;
+            }
+        }
+        return (behind, cuts);
+    }
+}
