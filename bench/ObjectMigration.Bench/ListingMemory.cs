@@ -79,17 +79,31 @@ internal sealed class SyntheticSource(int count, string serverSideCopyKey = "syn
     public Task<string?> GetBucketLocationAsync(string bucket, CancellationToken ct) => Task.FromResult<string?>("us-east-1");
     public Task<bool> BucketExistsAsync(string bucket, CancellationToken ct) => Task.FromResult(true);
 
-    public Task<ObjectListing> ListAsync(string bucket, string prefix, string? token, int pageSize, CancellationToken ct)
+    public Task<ObjectListing> ListAsync(string bucket, string prefix, string? token, string? startAfter, int pageSize, CancellationToken ct)
     {
-        var start = token is null ? 0 : int.Parse(token);
+        // Keys in S3's order, as a listing gives them; a start-after key starts at the first key past it.
+        var start = token is not null ? int.Parse(token) : startAfter is null ? 0 : FirstAfter(startAfter);
         var end = Math.Min(count, start + pageSize);
         var page = Enumerable.Range(start, end - start)
-            .Select(i => new ListedObject($"data/{i % 100:d2}/{i:d8}.bin", Size, ETag, DateTimeOffset.UnixEpoch.AddSeconds(i), i % 10 == 0 ? "STANDARD_IA" : "STANDARD")).ToList();
+            .Select(i => new ListedObject(KeyOf(i), Size, ETag, DateTimeOffset.UnixEpoch.AddSeconds(i), i % 10 == 0 ? "STANDARD_IA" : "STANDARD")).ToList();
         return Task.FromResult(new ObjectListing(page, end < count ? end.ToString() : null));
     }
 
     public Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken ct) =>
         Task.FromResult<ObjectHead?>(new ObjectHead(Size, ETag, DateTimeOffset.UnixEpoch, null, new ObjectMetadata()));
+
+    private static string KeyOf(int i) => $"data/{i / 10000:d3}/{i:d8}.bin";
+
+    private int FirstAfter(string key)
+    {
+        var (low, high) = (0, count);
+        while (low < high)
+        {
+            var mid = (low + high) / 2;
+            if (string.CompareOrdinal(KeyOf(mid), key) <= 0) low = mid + 1; else high = mid;
+        }
+        return low;
+    }
 
     public Task<ObjectDownload> GetAsync(string bucket, string key, long? start, long? end, string? ifMatch, CancellationToken ct) =>
         Task.FromResult(new ObjectDownload(new ObjectHead(Size, null, DateTimeOffset.UnixEpoch, null, new ObjectMetadata()), new MemoryStream(new byte[Size]), new MemoryStream()));
@@ -119,7 +133,7 @@ internal sealed class DiscardingTarget : IObjectStore
     public Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<BucketInfo>>([]);
     public Task<string?> GetBucketLocationAsync(string bucket, CancellationToken ct) => Task.FromResult<string?>(null);
     public Task<bool> BucketExistsAsync(string bucket, CancellationToken ct) => Task.FromResult(true);
-    public Task<ObjectListing> ListAsync(string bucket, string prefix, string? token, int pageSize, CancellationToken ct) => Task.FromResult(new ObjectListing([], null));
+    public Task<ObjectListing> ListAsync(string bucket, string prefix, string? token, string? startAfter, int pageSize, CancellationToken ct) => Task.FromResult(new ObjectListing([], null));
     public Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken ct) => Task.FromResult<ObjectHead?>(null);
     public Task<ObjectDownload> GetAsync(string bucket, string key, long? start, long? end, string? ifMatch, CancellationToken ct) => throw new NotSupportedException();
 

@@ -263,7 +263,7 @@ public sealed class MigrationEngine
                 string? token = null;
                 do
                 {
-                    var page = await store.ListAsync(bucket.Name, "", token, 1000, ct).ConfigureAwait(false);
+                    var page = await store.ListAsync(bucket.Name, "", token, null, 1000, ct).ConfigureAwait(false);
                     count += page.Objects.Count;
                     bytes += page.Objects.Sum(o => o.Size);
                     token = page.NextContinuationToken;

@@ -6,7 +6,7 @@ namespace ObjectMigration.Engine.Tests;
 /// Passes every call to a real store and counts the upload calls, to prove what a resume did not redo, and the body
 /// bytes the HTTP client took for uploads (PUTs and parts): what is on its way to the target.
 /// </summary>
-internal sealed class CountingObjectStore(IObjectStore inner) : IObjectStore
+internal class CountingObjectStore(IObjectStore inner) : IObjectStore
 {
     private int _partsUploaded;
     private int _uploadsStarted;
@@ -32,7 +32,7 @@ internal sealed class CountingObjectStore(IObjectStore inner) : IObjectStore
     public Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken ct) => inner.ListBucketsAsync(ct);
     public Task<string?> GetBucketLocationAsync(string bucket, CancellationToken ct) => inner.GetBucketLocationAsync(bucket, ct);
     public Task<bool> BucketExistsAsync(string bucket, CancellationToken ct) => inner.BucketExistsAsync(bucket, ct);
-    public Task<ObjectListing> ListAsync(string bucket, string prefix, string? token, int pageSize, CancellationToken ct) => inner.ListAsync(bucket, prefix, token, pageSize, ct);
+    public virtual Task<ObjectListing> ListAsync(string bucket, string prefix, string? token, string? startAfter, int pageSize, CancellationToken ct) => inner.ListAsync(bucket, prefix, token, startAfter, pageSize, ct);
     public Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken ct) => inner.HeadAsync(bucket, key, ct);
     public Task<ObjectDownload> GetAsync(string bucket, string key, long? start, long? end, string? ifMatch, CancellationToken ct) => inner.GetAsync(bucket, key, start, end, ifMatch, ct);
     public Task<StoredETag> PutAsync(string bucket, string key, Stream body, long length, ObjectMetadata metadata, PayloadChecks md5, CancellationToken ct) =>

@@ -350,7 +350,7 @@ public sealed class CredentialSourceTests
         var access = MigrationEngine.Unsaved(new CloudConnector { Name = "wire", Endpoint = s3.Url }, ConnectorCredential.Environment, pathStyleGiven: false);
         using var store = MigrationEngine.OpenObjectStore(access);
 
-        await Assert.ThrowsAsync<StorageException>(() => store.ListAsync("bucket", "", null, 10, CancellationToken.None));
+        await Assert.ThrowsAsync<StorageException>(() => store.ListAsync("bucket", "", null, null, 10, CancellationToken.None));
 
         var request = Assert.Single(s3.Requests);
         Assert.True(request.Headers["x-amz-security-token"].ToString() == "wire-session-token", "the request does not carry the session token");
@@ -455,7 +455,7 @@ public sealed class StoredCredentialSourceTests
                 ALTER TABLE jobs DROP COLUMN detached; DROP TABLE workers; ALTER TABLE objects DROP COLUMN log_type;
                 ALTER TABLE jobs DROP COLUMN verify_deep; ALTER TABLE jobs DROP COLUMN verify_metadata; ALTER TABLE jobs DROP COLUMN missing_objects;
                 ALTER TABLE jobs DROP COLUMN mismatched_objects; ALTER TABLE jobs DROP COLUMN extra_objects;
-                ALTER TABLE objects DROP COLUMN target_only; DROP TABLE copies; ALTER TABLE jobs DROP COLUMN update_json; DROP TABLE update_intents; ALTER TABLE uploads DROP COLUMN requested_at; ALTER TABLE jobs DROP COLUMN fixed_concurrency; ALTER TABLE jobs DROP COLUMN concurrency_level; ALTER TABLE jobs DROP COLUMN dispatched_through; DROP TABLE batches; DROP TABLE job_runners;
+                ALTER TABLE objects DROP COLUMN target_only; DROP TABLE copies; ALTER TABLE jobs DROP COLUMN update_json; DROP TABLE update_intents; ALTER TABLE uploads DROP COLUMN requested_at; ALTER TABLE jobs DROP COLUMN fixed_concurrency; ALTER TABLE jobs DROP COLUMN concurrency_level; ALTER TABLE jobs DROP COLUMN dispatched_through; DROP TABLE listing_ranges; DROP TABLE batches; DROP TABLE job_runners;
                 DELETE FROM schema_version WHERE version > 2;
                 INSERT INTO connectors (name, provider, endpoint, region, access_key_id, path_style, chunk_encoding, credential, created_at, updated_at)
                 VALUES ('old', 'S3', 'http://127.0.0.1:9', 'us-east-1', '****DOLD', 1, 0, $cred, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');

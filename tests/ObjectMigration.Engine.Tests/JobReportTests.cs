@@ -322,7 +322,7 @@ public sealed class JobReportTests : IDisposable
                 ALTER TABLE objects DROP COLUMN log_type;
                 ALTER TABLE jobs DROP COLUMN verify_deep; ALTER TABLE jobs DROP COLUMN verify_metadata; ALTER TABLE jobs DROP COLUMN missing_objects;
                 ALTER TABLE jobs DROP COLUMN mismatched_objects; ALTER TABLE jobs DROP COLUMN extra_objects;
-                ALTER TABLE objects DROP COLUMN target_only; DROP TABLE copies; ALTER TABLE jobs DROP COLUMN update_json; DROP TABLE update_intents; ALTER TABLE uploads DROP COLUMN requested_at; ALTER TABLE jobs DROP COLUMN fixed_concurrency; ALTER TABLE jobs DROP COLUMN concurrency_level; ALTER TABLE jobs DROP COLUMN dispatched_through; DROP TABLE batches; DROP TABLE job_runners;
+                ALTER TABLE objects DROP COLUMN target_only; DROP TABLE copies; ALTER TABLE jobs DROP COLUMN update_json; DROP TABLE update_intents; ALTER TABLE uploads DROP COLUMN requested_at; ALTER TABLE jobs DROP COLUMN fixed_concurrency; ALTER TABLE jobs DROP COLUMN concurrency_level; ALTER TABLE jobs DROP COLUMN dispatched_through; DROP TABLE listing_ranges; DROP TABLE batches; DROP TABLE job_runners;
                 DELETE FROM schema_version WHERE version > 5;
                 """;
             downgrade.ExecuteNonQuery();

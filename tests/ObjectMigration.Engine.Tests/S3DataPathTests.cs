@@ -167,7 +167,7 @@ public sealed class S3DataPathTests : IDisposable
         var pages = 0;
         do
         {
-            var page = await store.ListAsync(bucket, "p/", token, 2, CancellationToken.None);
+            var page = await store.ListAsync(bucket, "p/", token, null, 2, CancellationToken.None);
             listed.AddRange(page.Objects);
             token = page.NextContinuationToken;
             pages++;
@@ -177,7 +177,7 @@ public sealed class S3DataPathTests : IDisposable
         Assert.True(pages >= 3, $"expected several pages of two, got {pages}");
         Assert.All(listed, o => Assert.Equal((1L, "\"55a54008ad1ba589aa210d2629c1df41\""), (o.Size, o.ETag)));
         Assert.All(listed, o => Assert.InRange(o.LastModified, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddMinutes(5)));
-        Assert.Empty((await store.ListAsync(bucket, "none/", null, 10, CancellationToken.None)).Objects);
+        Assert.Empty((await store.ListAsync(bucket, "none/", null, null, 10, CancellationToken.None)).Objects);
     }
 
     [Fact]

@@ -309,7 +309,7 @@ public sealed class ProxyCredentialTests : IDisposable
         // Without the credential the error says what to give.
         var without = MigrationEngine.Unsaved(new CloudConnector { Name = "no-proxy-credential", Endpoint = s3rver.Endpoint, Proxy = proxy.Endpoint }, s3rver.AccessKey, s3rver.SecretKey, pathStyleGiven: true);
         using var refused = new S3ObjectStore(without);
-        var e = await Assert.ThrowsAsync<StorageException>(() => refused.ListAsync(bucket, "", null, 10, CancellationToken.None));
+        var e = await Assert.ThrowsAsync<StorageException>(() => refused.ListAsync(bucket, "", null, null, 10, CancellationToken.None));
         Assert.Equal(ErrorClass.Authentication, e.ErrorClass);
         Assert.Contains("-ProxyCredential", e.Message);
     }
@@ -346,7 +346,7 @@ public sealed class ResponseBodyLimitTests(Xunit.Abstractions.ITestOutputHelper 
         await using var _ = server;
         using var store = StoreFor(server.Endpoint);
 
-        var e = await Assert.ThrowsAsync<StorageException>(() => store.ListAsync("bucket", "", null, 10, CancellationToken.None));
+        var e = await Assert.ThrowsAsync<StorageException>(() => store.ListAsync("bucket", "", null, null, 10, CancellationToken.None));
 
         Assert.Equal(ErrorClass.InvalidRequest, e.ErrorClass);
         Assert.Contains("HTTP 400", e.Message);
@@ -361,7 +361,7 @@ public sealed class ResponseBodyLimitTests(Xunit.Abstractions.ITestOutputHelper 
         await using var _ = server;
         using var store = StoreFor(server.Endpoint);
 
-        var e = await Assert.ThrowsAsync<StorageException>(() => store.ListAsync("bucket", "", null, 10, CancellationToken.None));
+        var e = await Assert.ThrowsAsync<StorageException>(() => store.ListAsync("bucket", "", null, null, 10, CancellationToken.None));
 
         Assert.Contains("larger than", e.Message);
         Assert.True(await SentAsync(sent) < S3HttpDataPath.MaxDocumentChars * 4L + 32L * 1024 * 1024, "the client read on past the bound");

@@ -91,13 +91,15 @@ internal static class BatchCut
 
     /// <summary>
     /// The batches (after, last] that cover the keys past <paramref name="lastCovered"/>, in order, and the range of the
-    /// keys at or before it (which fall in batches that exist), if any.
+    /// keys at or before it (which fall in batches that exist), if any. With <paramref name="closeAt"/> (a listing range
+    /// listed to its end) the last batch reaches it, so the batches leave no gap in the key space: a key added later
+    /// (one only the target holds) always falls in a batch. A cut <c>Empty</c> holds no key.
     /// </summary>
-    public static ((string Min, string Max)? Behind, List<(string After, string Last)> Cuts) Plan(IEnumerable<string> keys, string? lastCovered)
+    public static ((string Min, string Max)? Behind, List<(string After, string Last, bool Empty)> Cuts) Plan(IEnumerable<string> keys, string? lastCovered, string? closeAt = null)
     {
         var sorted = keys.ToList();
         sorted.Sort(KeyOrder.Compare);
-        var cuts = new List<(string After, string Last)>();
+        var cuts = new List<(string After, string Last, bool Empty)>();
         (string, string)? behind = null;
         var after = lastCovered ?? "";
         var inBatch = 0;
@@ -111,11 +113,39 @@ internal static class BatchCut
             }
             if (++inBatch == Size || i == sorted.Count - 1)
             {
-                cuts.Add((after, key));
+                cuts.Add((after, key, false));
                 after = key;
                 inBatch = 0;
             }
         }
+        if (closeAt is not null && KeyOrder.Compare(after, closeAt) < 0)
+        {
+            if (cuts.Count > 0) cuts[^1] = (cuts[^1].After, closeAt, false);
+            else cuts.Add((after, closeAt, true));
+        }
         return (behind, cuts);
+    }
+}
+
+/// <summary>What both stores decide about a listing range in C#, where key order is <see cref="KeyOrder"/>.</summary>
+internal static class RangeRules
+{
+    /// <summary>A range is cut only at a key its listing has not reached and that lies before its end.</summary>
+    public static bool CanSplit(ListingRange range, string splitAfter) =>
+        KeyOrder.Compare(splitAfter, range.ListFrom) > 0 && (range.LastKey is null || KeyOrder.Compare(splitAfter, range.LastKey) < 0);
+
+    /// <summary>
+    /// What a listing page means for its range: the selected objects inside it (keys past its end belong to the range
+    /// cut from it, and another runner lists them), whether the range is listed to its end, and where its listing stands.
+    /// </summary>
+    public static (List<ListedObject> Objects, bool Done, string ListedThrough) Page(ListingRange range, IReadOnlyList<ListedObject> selected, string? pageLastKey, bool listingEnded)
+    {
+        var from = range.ListFrom;
+        var objects = selected.Where(o => KeyOrder.Compare(o.Key, from) > 0 && (range.LastKey is null || KeyOrder.Compare(o.Key, range.LastKey) <= 0)).ToList();
+        var reachedEnd = range.LastKey is not null && pageLastKey is not null && KeyOrder.Compare(pageLastKey, range.LastKey) >= 0;
+        var done = listingEnded || reachedEnd;
+        var through = done && range.LastKey is not null ? range.LastKey
+            : pageLastKey is not null && KeyOrder.Compare(pageLastKey, from) > 0 ? pageLastKey : from;
+        return (objects, done, through);
     }
 }

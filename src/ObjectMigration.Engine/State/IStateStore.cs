@@ -264,7 +264,7 @@ public interface IBatchLeases
     /// are the store's.
     /// </summary>
     void SaveRunnerProgress(Guid id, JobWorkerProgress progress);
-    /// <summary>The runner is out of the job: its batches are let go, its row stays for progress, no longer active.</summary>
+    /// <summary>The runner is out of the job: its batches and listing ranges are let go, its row stays for progress, no longer active.</summary>
     void LeaveJob(Guid id, string runner);
     /// <summary>Every runner that took part in the job's current run; <see cref="JobWorkerProgress.Active"/> by the store's clock.</summary>
     IReadOnlyList<JobWorkerProgress> GetJobRunners(Guid id, TimeSpan staleAfter);
@@ -276,12 +276,60 @@ public interface IBatchLeases
 }
 
 /// <summary>
+/// A key range of a job's source listing that one runner lists at a time: the keys after <paramref name="AfterKey"/>
+/// through <paramref name="LastKey"/> (null: to the end of the prefix). <paramref name="ListedThrough"/> is where its
+/// listing stands (null: nothing listed yet) and <paramref name="Token"/> the listing's continuation token there, if a
+/// runner saved one. <paramref name="HeldBy"/> is the runner whose lease on it is alive, if any.
+/// </summary>
+public sealed record ListingRange(int RangeNo, string AfterKey, string? LastKey, string? ListedThrough, string? Token, string? HeldBy, int Claims)
+{
+    /// <summary>Where the next listing request of the range starts: after this key ("" = at the start).</summary>
+    public string ListFrom => ListedThrough ?? AfterKey;
+}
+
+/// <summary>What saving a page of a range did: objects new to the plan, whether the range is listed to its end, whether the runner still held it.</summary>
+public sealed record RangePageSaved(int Added, bool RangeDone, bool Held);
+
+/// <summary>
+/// A job's source listing split into key ranges that several runners list at once (each holds a lease on the range it
+/// lists, renewed with its heartbeat). A runner with nothing to list cuts the far part of another runner's range off for
+/// itself; the owner's listing stops where its range now ends. The source is listed when every range is.
+/// </summary>
+public interface IListingRanges
+{
+    /// <summary>
+    /// Leases an open range nobody holds (or whose lease ran out, or the runner's own), lowest first; null when none is
+    /// free or the source is listed. A job listed by an earlier version without ranges gets its first range from its
+    /// listing checkpoint.
+    /// </summary>
+    ListingRange? ClaimRange(Guid id, string runner, TimeSpan lease);
+    /// <summary>The ranges not listed to their end yet, held or not.</summary>
+    IReadOnlyList<ListingRange> GetOpenRanges(Guid id);
+    /// <summary>
+    /// Cuts range <paramref name="rangeNo"/> after <paramref name="splitAfter"/>: the keys past it become a new range
+    /// leased to <paramref name="runner"/>, and the range ends there. Only while the range is open, its listing has not
+    /// reached <paramref name="splitAfter"/>, and <paramref name="splitAfter"/> lies before its end; null otherwise.
+    /// </summary>
+    ListingRange? SplitRange(Guid id, int rangeNo, string splitAfter, string runner, TimeSpan lease);
+    /// <summary>
+    /// Saves one listing page of a range the runner holds, in one transaction: the selected objects within the range
+    /// (keys past its end, which another runner lists now, are dropped), their batches, the range's checkpoint and the
+    /// job's found counters. The range is done when the listing ended (<paramref name="listingEnded"/>) or the page
+    /// reached the range's end (<paramref name="pageLastKey"/>, the page's last key before any filter); when it was
+    /// the last open range, the source is listed. Nothing is saved for a runner that no longer holds the range.
+    /// </summary>
+    RangePageSaved SaveRangePage(Guid id, int rangeNo, string runner, IReadOnlyList<ListedObject> selected, string? pageLastKey, string? token, bool listingEnded, TimeSpan lease);
+    /// <summary>Extends the runner's range leases; returns the ranges it still holds.</summary>
+    IReadOnlyList<int> RenewRanges(Guid id, string runner, TimeSpan lease);
+}
+
+/// <summary>
 /// The store is the plan and the control plane: one row per object, batched writes, and the requests
 /// (pause, stop) that any session or process sends to a job's runner. All SQL lives behind this. It is the sum of the
 /// contracts above, one per concern, so that a second store (PostgreSQL, for many hosts) is written and tested one
 /// contract at a time; see docs/design/state-store-split.md.
 /// </summary>
-public interface IStateStore : IConnectorStore, IJobStore, IJobControl, IWorkerRegistry, IPlanStore, IResultStore, IJobLog, IUploadStore, IBatchLeases
+public interface IStateStore : IConnectorStore, IJobStore, IJobControl, IWorkerRegistry, IPlanStore, IResultStore, IJobLog, IUploadStore, IBatchLeases, IListingRanges
 {
     string Location { get; }
 }

@@ -147,6 +147,17 @@ internal static class SchemaMigrations
             joined_at TEXT NOT NULL, heartbeat_at TEXT NOT NULL, left_at TEXT,
             PRIMARY KEY (job_seq, runner)) WITHOUT ROWID;
         """,
+        // 13: The source listing split into key ranges that several runners list at once (issue 21): each range is the
+        // keys after after_key through last_key (NULL: to the end), listed as far as listed_through, leased like a batch.
+        // Batches are found by their last key when a range's page is cut.
+        """
+        CREATE TABLE listing_ranges (
+            job_seq INTEGER NOT NULL, range_no INTEGER NOT NULL, after_key TEXT NOT NULL, last_key TEXT,
+            listed_through TEXT, token TEXT, done INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT, lease_until TEXT, claims INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (job_seq, range_no)) WITHOUT ROWID;
+        CREATE INDEX batches_last_key ON batches(job_seq, last_key);
+        """,
     ];
 
     public static int LatestVersion => Steps.Length;

@@ -22,13 +22,20 @@ public sealed partial class SqliteStateStore
         {
             lastCovered = read.ExecuteScalar() as string;
         }
-        var (behind, cuts) = BatchCut.Plan(keys, lastCovered);
-        foreach (var (after, last) in cuts)
+        CutBatches(connection, seq, keys, lastCovered, closeAt: null);
+    }
+
+    /// <summary>Batches for the keys past <paramref name="lastCovered"/> (see <see cref="BatchCut.Plan"/>); keys at or before it open their batches again.</summary>
+    private static void CutBatches(SqliteConnection connection, long seq, IEnumerable<string> keys, string? lastCovered, string? closeAt)
+    {
+        var (behind, cuts) = BatchCut.Plan(keys, lastCovered, closeAt);
+        foreach (var (after, last, empty) in cuts)
         {
+            // A batch with no key is done as it is made: nothing to claim.
             using var insert = Command(connection,
-                @"INSERT INTO batches (job_seq, batch_no, after_key, last_key)
-                  VALUES ($seq, COALESCE((SELECT MAX(batch_no) FROM batches WHERE job_seq = $seq), 0) + 1, $after, $last)",
-                ("$seq", seq), ("$after", after), ("$last", last));
+                @"INSERT INTO batches (job_seq, batch_no, after_key, last_key, state)
+                  VALUES ($seq, COALESCE((SELECT MAX(batch_no) FROM batches WHERE job_seq = $seq), 0) + 1, $after, $last, $state)",
+                ("$seq", seq), ("$after", after), ("$last", last), ("$state", empty ? 1 : 0));
             insert.ExecuteNonQuery();
         }
         if (behind is var (min, max))
@@ -81,11 +88,12 @@ public sealed partial class SqliteStateStore
         {
             reopen.ExecuteNonQuery();
         }
-        using (var free = Command(connection,
-            @"UPDATE batches SET lease_owner = NULL, lease_until = NULL WHERE job_seq = $seq AND lease_owner IS NOT NULL
-              AND lease_owner NOT IN (SELECT runner FROM job_runners WHERE job_seq = $seq AND role = 'Joined' AND left_at IS NULL AND heartbeat_at >= $cutoff)",
-            ("$seq", seq), ("$cutoff", cutoff)))
+        foreach (var table in new[] { "batches", "listing_ranges" })
         {
+            using var free = Command(connection,
+                $@"UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE job_seq = $seq AND lease_owner IS NOT NULL
+                   AND lease_owner NOT IN (SELECT runner FROM job_runners WHERE job_seq = $seq AND role = 'Joined' AND left_at IS NULL AND heartbeat_at >= $cutoff)",
+                ("$seq", seq), ("$cutoff", cutoff));
             free.ExecuteNonQuery();
         }
         tx.Commit();
@@ -149,6 +157,7 @@ public sealed partial class SqliteStateStore
 
     public void LeaveJob(Guid id, string runner) =>
         Execute(@"UPDATE batches SET lease_owner = NULL, lease_until = NULL WHERE job_seq = (SELECT seq FROM jobs WHERE id = $id) AND lease_owner = $runner;
+                  UPDATE listing_ranges SET lease_owner = NULL, lease_until = NULL WHERE job_seq = (SELECT seq FROM jobs WHERE id = $id) AND lease_owner = $runner;
                   UPDATE job_runners SET left_at = $now, bytes_per_second = 0, objects_per_second = 0, moving_bytes = 0, concurrency_level = 0, held_batches = 0
                   WHERE job_seq = (SELECT seq FROM jobs WHERE id = $id) AND runner = $runner",
             ("$id", id.ToString()), ("$runner", runner), ("$now", Now()));
@@ -170,7 +179,8 @@ public sealed partial class SqliteStateStore
         return Query(
             @"SELECT j.id FROM jobs j
               WHERE j.detached = 1 AND j.state = 'Running' AND j.control = 0 AND j.phase IS NOT 'Listing' AND j.heartbeat_at >= $cutoff
-                AND EXISTS (SELECT 1 FROM batches b WHERE b.job_seq = j.seq AND b.state = 0 AND (b.lease_owner IS NULL OR b.lease_until < $now))
+                AND (j.listing_done = 0
+                     OR EXISTS (SELECT 1 FROM batches b WHERE b.job_seq = j.seq AND b.state = 0 AND (b.lease_owner IS NULL OR b.lease_until < $now)))
               ORDER BY j.created_at, j.seq LIMIT $limit",
             r => Guid.Parse(r.GetString(0)), ("$cutoff", Format(now - staleAfter)), ("$now", Format(now)), ("$limit", limit));
     }

@@ -347,7 +347,7 @@ public sealed partial class SqliteStateStore : IStateStore
         using var connection = Open();
         using var tx = connection.BeginTransaction();
         var seq = JobSeq(connection, id);
-        foreach (var table in new[] { "objects", "target_objects", "parts", "uploads", "logs", "update_intents", "batches", "job_runners" })
+        foreach (var table in new[] { "objects", "target_objects", "parts", "uploads", "logs", "update_intents", "batches", "job_runners", "listing_ranges" })
         {
             using var delete = Command(connection, $"DELETE FROM {table} WHERE job_seq = $seq", ("$seq", seq));
             delete.ExecuteNonQuery();

@@ -111,7 +111,8 @@ public interface IObjectStore : IDisposable
     Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken cancellationToken);
     Task<string?> GetBucketLocationAsync(string bucket, CancellationToken cancellationToken);
     Task<bool> BucketExistsAsync(string bucket, CancellationToken cancellationToken);
-    Task<ObjectListing> ListAsync(string bucket, string prefix, string? continuationToken, int pageSize, CancellationToken cancellationToken);
+    /// <summary>One page of the keys under <paramref name="prefix"/>: from <paramref name="continuationToken"/>, or else after <paramref name="startAfter"/> (a whole key), or else from the start.</summary>
+    Task<ObjectListing> ListAsync(string bucket, string prefix, string? continuationToken, string? startAfter, int pageSize, CancellationToken cancellationToken);
     Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken cancellationToken);
     /// <summary>A GET, whole or ranged; with <paramref name="ifMatch"/> it fails with PreconditionFailed once the object is another version.</summary>
     Task<ObjectDownload> GetAsync(string bucket, string key, long? rangeStart, long? rangeEndInclusive, string? ifMatch, CancellationToken cancellationToken);

@@ -224,7 +224,7 @@ internal sealed class S3HttpDataPath : IDisposable
     }
 
     /// <summary>One page of ListObjectsV2.</summary>
-    public async Task<ObjectListing> ListAsync(string bucket, string prefix, string? continuationToken, int pageSize, CancellationToken cancellationToken)
+    public async Task<ObjectListing> ListAsync(string bucket, string prefix, string? continuationToken, string? startAfter, int pageSize, CancellationToken cancellationToken)
     {
         // Names in order and values encoded once, so the query as sent is also its canonical form. Keys come back
         // URL-encoded: XML 1.0 cannot carry every character a key may hold (control characters, a lone CR).
@@ -232,6 +232,8 @@ internal sealed class S3HttpDataPath : IDisposable
         if (continuationToken is not null) query.Append("continuation-token=").Append(SigV4Signer.UriEncode(continuationToken, keepSlash: false)).Append('&');
         query.Append("encoding-type=url&list-type=2&max-keys=").Append(pageSize.ToString(CultureInfo.InvariantCulture));
         if (prefix.Length > 0) query.Append("&prefix=").Append(SigV4Signer.UriEncode(prefix, keepSlash: false));
+        // A continuation token already says where the page starts; start-after is for a listing started at a key.
+        if (continuationToken is null && !string.IsNullOrEmpty(startAfter)) query.Append("&start-after=").Append(SigV4Signer.UriEncode(startAfter, keepSlash: false));
         var queryText = query.ToString();
         using var timer = new StallTimer(_noProgressTimeout, cancellationToken);
         using var response = await SendAsync(bucket, () => CreateRequest(HttpMethod.Get, bucket, "", queryText),

@@ -228,7 +228,7 @@ public sealed class S3ObjectStore : IObjectStore
     {
         try
         {
-            await ListAsync(bucket, "", null, 1, cancellationToken).ConfigureAwait(false);
+            await ListAsync(bucket, "", null, null, 1, cancellationToken).ConfigureAwait(false);
             return true;
         }
         catch (StorageException e) when (e.ErrorClass == ErrorClass.BucketNotFound)
@@ -237,8 +237,8 @@ public sealed class S3ObjectStore : IObjectStore
         }
     }
 
-    public Task<ObjectListing> ListAsync(string bucket, string prefix, string? continuationToken, int pageSize, CancellationToken cancellationToken) =>
-        Call("ListObjectsV2", bucket, () => _data.ListAsync(bucket, prefix, continuationToken, pageSize, cancellationToken), cancellationToken);
+    public Task<ObjectListing> ListAsync(string bucket, string prefix, string? continuationToken, string? startAfter, int pageSize, CancellationToken cancellationToken) =>
+        Call("ListObjectsV2", bucket, () => _data.ListAsync(bucket, prefix, continuationToken, startAfter, pageSize, cancellationToken), cancellationToken);
 
     public Task<ObjectHead?> HeadAsync(string bucket, string key, CancellationToken cancellationToken) =>
         Call("HeadObject", bucket, () => _data.HeadAsync(bucket, key, cancellationToken), cancellationToken);

@@ -79,6 +79,8 @@ public sealed class MigrationRunner
     private bool _levelMoved;
     /// <summary>The batches of the job this runner holds a lease on.</summary>
     private readonly HeldBatches _batches = new();
+    /// <summary>This runner's share of listing the source, in key ranges beside the job's other runners.</summary>
+    private readonly SourceListing _sourceListing;
     /// <summary>This runner joined a job that another runner leads (see <see cref="RunnerOptions.Join"/>).</summary>
     private readonly bool _joined;
     private TimeSpan Lease => _options.BatchLease ?? StaleTime.Heartbeat;
@@ -105,6 +107,7 @@ public sealed class MigrationRunner
         _runnerId = $"{_options.RunnerId}#{Interlocked.Increment(ref s_runs)}";
         _joined = _options.Join;
         _run.RunnerId = _runnerId;
+        _sourceListing = new SourceListing(_run, store, job, source, _options, _runnerId, Lease);
         var ceiling = Math.Max(1, job.Concurrency);
         _adaptive = job.FixedConcurrency ? null : new AdaptiveConcurrency(ceiling);
         _gate = new ConcurrencyGate(_adaptive?.Limit ?? ceiling);
@@ -190,8 +193,9 @@ public sealed class MigrationRunner
         Task listing;
         if (_joined)
         {
-            // The lead checked the buckets, swept the uploads and listed the target before any batch existed.
-            listing = WaitForListingAsync(ct);
+            // The lead checked the buckets, swept the uploads and listed the target before any runner joined; a runner
+            // that joins while the source is listed lists part of it.
+            listing = _sourceListing.RunAsync(null, ct);
         }
         else
         {
@@ -233,17 +237,8 @@ public sealed class MigrationRunner
     /// <summary>The source into the store, then what the kind adds once both sides are listed (the scheduler runs meanwhile).</summary>
     private async Task ListSourceAsync(CancellationToken ct)
     {
-        await (_job.Keys.Length > 0 ? ListExplicitKeysAsync(ct) : ListIntoStoreAsync(_source, _job.SourceBucket, _job.SourcePrefix, target: false, ct)).ConfigureAwait(false);
+        await (_job.Keys.Length > 0 ? ListExplicitKeysAsync(ct) : _sourceListing.RunAsync(null, ct)).ConfigureAwait(false);
         await _kind.AfterSourceListedAsync(ct).ConfigureAwait(false);
-    }
-
-    /// <summary>A joined runner's view of the lead's listing: done once the store says the source is listed.</summary>
-    private async Task WaitForListingAsync(CancellationToken ct)
-    {
-        while (!_store.GetListingCheckpoint(_job.Id, target: false).Done)
-        {
-            await Task.Delay(_options.ControlInterval, ct).ConfigureAwait(false);
-        }
     }
 
     /// <summary>Both buckets at once: across a WAN each check is a new connection's handshake and a request.</summary>
@@ -279,7 +274,7 @@ public sealed class MigrationRunner
         await ListTargetAsync(ct).ConfigureAwait(false);
         await (_job.Keys.Length > 0
             ? ListExplicitKeysAsync(ct)
-            : ListIntoStoreAsync(_source, _job.SourceBucket, _job.SourcePrefix, target: false, ct, o => Add(PlannedAction.Exclude, "Filter", o.Size))).ConfigureAwait(false);
+            : _sourceListing.RunAsync(o => Add(PlannedAction.Exclude, "Filter", o.Size), ct)).ConfigureAwait(false);
         await _kind.AfterSourceListedAsync(ct).ConfigureAwait(false);
         var cursor = "";
         while (_store.GetPendingObjects(_job.Id, cursor, 1000) is { Count: > 0 } batch)
@@ -306,39 +301,31 @@ public sealed class MigrationRunner
 
     // ---- Listing ----
 
-    /// <summary>The target into the store, where the kind decides by it.</summary>
+    /// <summary>
+    /// The target into the store, where the kind decides by it: by the lead alone, before other runners join (the source
+    /// is listed in ranges by all of them, see <see cref="SourceListing"/>).
+    /// </summary>
     private async Task ListTargetAsync(CancellationToken ct)
     {
         if (!_kind.ListsTarget) return;
         // Only target keys a listed source key can map to; explicit keys may lie outside the source prefix.
         var scope = _job.Keys.Length > 0 ? _job.TargetPrefix : _job.TargetPrefix + _job.SourcePrefix;
-        await ListIntoStoreAsync(_target, _job.TargetBucket, scope, target: true, ct).ConfigureAwait(false);
-    }
-
-    /// <param name="excluded">Told of each source object the filters leave out (a dry run counts them).</param>
-    private async Task ListIntoStoreAsync(IObjectStore store, string bucket, string prefix, bool target, CancellationToken ct, Action<ListedObject>? excluded = null)
-    {
-        var (token, done) = _store.GetListingCheckpoint(_job.Id, target);
+        var (token, done) = _store.GetListingCheckpoint(_job.Id, target: true);
         while (!done)
         {
             ObjectListing page;
             try
             {
-                page = await _options.Retry.RunAsync(c => store.ListAsync(bucket, prefix, token, _options.ListPageSize, c), null, ct).ConfigureAwait(false);
+                page = await _options.Retry.RunAsync(c => _target.ListAsync(_job.TargetBucket, scope, token, null, _options.ListPageSize, c), null, ct).ConfigureAwait(false);
             }
             catch (StorageException e)
             {
-                throw new JobFatalException($"Listing the {(target ? "target" : "source")} bucket '{bucket}' failed: {e.Message} " +
+                throw new JobFatalException($"Listing the target bucket '{_job.TargetBucket}' failed: {e.Message} " +
                     "Fix the cause, then Resume-MigrationJob continues the listing from its last page.", e);
-            }
-            var selected = target ? page.Objects : page.Objects.Where(_run.Selector.Selects).ToList();
-            if (excluded is not null && selected.Count < page.Objects.Count)
-            {
-                foreach (var o in page.Objects.Except(selected)) excluded(o);
             }
             token = page.NextContinuationToken;
             done = token is null;
-            _store.SaveListingPage(_job.Id, selected, token, done, target);
+            _store.SaveListingPage(_job.Id, page.Objects, token, done, target: true);
         }
     }
 
@@ -621,7 +608,7 @@ public sealed class MigrationRunner
                     {
                         work.Cancel();
                     }
-                    if (!_settling) RenewHeldBatches();
+                    if (!_settling) RenewLeases();
                     if (!_settling) SaveRunnerProgress();
                     if (_run.Fatal is not null) work.Cancel();
                     if (DateTime.UtcNow - lastFlush >= _options.FlushInterval)
@@ -644,7 +631,7 @@ public sealed class MigrationRunner
                         $"The heartbeat of {_runnerId} was late, so the job was marked Interrupted; the runner is alive and the job is Running again."));
                 }
                 if (_settling) continue;
-                RenewHeldBatches();
+                RenewLeases();
                 SaveRunnerProgress();
                 var request = _store.GetControlRequest(_job.Id);
                 if (request == ControlRequest.Stop) { _control = request; stop.Cancel(); }
@@ -674,9 +661,10 @@ public sealed class MigrationRunner
         }
     }
 
-    /// <summary>Extends this runner's batch leases; a batch another runner took over meanwhile is no longer read here.</summary>
-    private void RenewHeldBatches()
+    /// <summary>Extends this runner's leases: of the range it lists, and of its batches (one another runner took over meanwhile is no longer read here).</summary>
+    private void RenewLeases()
     {
+        _sourceListing.Renew();
         var held = _batches.Numbers();
         if (held.Count == 0) return;
         var asked = System.Diagnostics.Stopwatch.GetTimestamp();

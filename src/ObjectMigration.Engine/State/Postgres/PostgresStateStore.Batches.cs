@@ -22,22 +22,31 @@ public sealed partial class PostgresStateStore
     private static void CoverKeys(NpgsqlConnection connection, NpgsqlTransaction tx, long seq, IEnumerable<string> keys)
     {
         string? lastCovered;
-        int lastBatch;
-        using (var read = Command(connection, tx, "SELECT max(last_key), COALESCE(max(batch_no), 0) FROM batches WHERE job_seq = @seq", P("seq", seq)))
-        using (var reader = read.ExecuteReader())
+        using (var read = Command(connection, tx, "SELECT max(last_key) FROM batches WHERE job_seq = @seq", P("seq", seq)))
         {
-            reader.Read();
-            (lastCovered, lastBatch) = (NullableString(reader, 0), reader.GetInt32(1));
+            lastCovered = read.ExecuteScalar() as string;
         }
-        var (behind, cuts) = BatchCut.Plan(keys, lastCovered);
+        CutBatches(connection, tx, seq, keys, lastCovered, closeAt: null);
+    }
+
+    /// <summary>
+    /// Batches for the keys past <paramref name="lastCovered"/> (see <see cref="BatchCut.Plan"/>); keys at or before it
+    /// open their batches again. Called holding the job's row, so batches of one job are numbered one writer at a time.
+    /// </summary>
+    private static void CutBatches(NpgsqlConnection connection, NpgsqlTransaction tx, long seq, IEnumerable<string> keys, string? lastCovered, string? closeAt)
+    {
+        var (behind, cuts) = BatchCut.Plan(keys, lastCovered, closeAt);
         if (cuts.Count > 0)
         {
+            // A batch with no key is done as it is made: nothing to claim.
             using var insert = Command(connection, tx,
-                @"INSERT INTO batches (job_seq, batch_no, after_key, last_key)
-                  SELECT @seq, @first + c.n::integer, c.after, c.last FROM unnest(@afters, @lasts) WITH ORDINALITY AS c(after, last, n)",
-                P("seq", seq), P("first", lastBatch),
+                @"INSERT INTO batches (job_seq, batch_no, after_key, last_key, state)
+                  SELECT @seq, (SELECT COALESCE(max(batch_no), 0) FROM batches WHERE job_seq = @seq) + c.n::integer, c.after, c.last, c.state
+                  FROM unnest(@afters, @lasts, @states) WITH ORDINALITY AS c(after, last, state, n)",
+                P("seq", seq),
                 P("afters", cuts.Select(c => c.After).ToArray(), NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text),
-                P("lasts", cuts.Select(c => c.Last).ToArray(), NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text));
+                P("lasts", cuts.Select(c => c.Last).ToArray(), NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text),
+                P("states", cuts.Select(c => (short)(c.Empty ? 1 : 0)).ToArray(), NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Smallint));
             insert.ExecuteNonQuery();
         }
         if (behind is var (min, max))
@@ -72,12 +81,13 @@ public sealed partial class PostgresStateStore
             legacy.ExecuteNonQuery();
         }
         ReopenBatchesWithPendingRows(connection, tx, seq);
-        using (var free = Command(connection, tx,
-            @"UPDATE batches SET lease_owner = NULL, lease_until = NULL WHERE job_seq = @seq AND lease_owner IS NOT NULL
-              AND lease_owner NOT IN (SELECT runner FROM job_runners WHERE job_seq = @seq AND role = 'Joined' AND left_at IS NULL
-                                       AND heartbeat_at >= now() - make_interval(secs => @alive))",
-            P("seq", seq), P("alive", aliveWithin.TotalSeconds)))
+        foreach (var table in new[] { "batches", "listing_ranges" })
         {
+            using var free = Command(connection, tx,
+                $@"UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE job_seq = @seq AND lease_owner IS NOT NULL
+                   AND lease_owner NOT IN (SELECT runner FROM job_runners WHERE job_seq = @seq AND role = 'Joined' AND left_at IS NULL
+                                            AND heartbeat_at >= now() - make_interval(secs => @alive))",
+                P("seq", seq), P("alive", aliveWithin.TotalSeconds));
             free.ExecuteNonQuery();
         }
     });
@@ -139,6 +149,7 @@ public sealed partial class PostgresStateStore
     {
         using var leave = Command(connection, tx,
             $@"UPDATE batches SET lease_owner = NULL, lease_until = NULL WHERE job_seq = {JobSeqOf} AND lease_owner = @runner;
+               UPDATE listing_ranges SET lease_owner = NULL, lease_until = NULL WHERE job_seq = {JobSeqOf} AND lease_owner = @runner;
                UPDATE job_runners SET left_at = now(), bytes_per_second = 0, objects_per_second = 0, moving_bytes = 0, concurrency_level = 0, held_batches = 0
                WHERE job_seq = {JobSeqOf} AND runner = @runner",
             P("id", id), Text("runner", runner));
@@ -167,7 +178,8 @@ public sealed partial class PostgresStateStore
         Query(@"SELECT j.id FROM jobs j
                 WHERE j.detached AND j.state = 'Running' AND j.control = 0 AND j.phase IS DISTINCT FROM 'Listing'
                   AND j.heartbeat_at >= now() - make_interval(secs => @stale)
-                  AND EXISTS (SELECT 1 FROM batches b WHERE b.job_seq = j.seq AND b.state = 0 AND (b.lease_owner IS NULL OR b.lease_until < now()))
+                  AND (NOT j.listing_done
+                       OR EXISTS (SELECT 1 FROM batches b WHERE b.job_seq = j.seq AND b.state = 0 AND (b.lease_owner IS NULL OR b.lease_until < now())))
                 ORDER BY j.created_at, j.seq LIMIT @limit",
             r => r.GetGuid(0), P("stale", staleAfter.TotalSeconds), P("limit", limit));
 }
