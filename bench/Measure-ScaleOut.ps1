@@ -1,7 +1,8 @@
 <#
 .SYNOPSIS
     Scale-out figures (issue 21), not run by CI: one job run by 1, 2 and 4 worker processes that share its state store,
-    against Ceph RGW (two gateways, memstore); and the lead's listing of a large synthetic bucket.
+    against Ceph RGW (two gateways, memstore); and the listing of a 1,000,000-key synthetic bucket split across 1, 2 and
+    4 workers.
 .DESCRIPTION
     Each round seeds nothing new: one source bucket of -Objects objects of -Size bytes is copied by a fresh job into a
     fresh target bucket, by N workers started beforehand (Start-MigrationWorker in processes of their own). The job's
@@ -17,13 +18,27 @@ param(
     [int] $Objects = 3000,
     [int] $Size = 16KB,
     [int] $Concurrency = 32,
-    # Keys of the synthetic bucket whose listing the lead saves (0: skip).
+    # Keys of the synthetic bucket whose listing is split across the workers (0: skip).
     [int] $ListingObjects = 1000000,
-    # Workers for the listing run (the lead lists; the others copy batches as the pages arrive).
-    [int] $ListingWorkers = 2
+    # Worker counts for the listing runs.
+    [int[]] $ListingWorkers = @(1, 2, 4)
 )
 $ErrorActionPreference = 'Stop'
 $Root = Split-Path $PSScriptRoot
+
+# tests/Fixtures/synthetic-s3.js on a free loopback port: source buckets src-N of N keys that exist only as arithmetic.
+function Start-SyntheticS3Endpoint {
+    $port = Get-FreeTcpPort
+    $startInfo = [System.Diagnostics.ProcessStartInfo]::new('node')
+    foreach ($a in @((Join-Path $Root 'tests/Fixtures/synthetic-s3.js'), "$port")) { $startInfo.ArgumentList.Add($a) }
+    $startInfo.UseShellExecute = $false
+    $process = [System.Diagnostics.Process]::Start($startInfo)
+    $endpoint = "http://127.0.0.1:$port"
+    Wait-Until -What "the synthetic S3 endpoint on port $port" -TimeoutSeconds 30 -Condition {
+        try { $null = Invoke-RestMethod "$endpoint/__stats?bucket=probe" -TimeoutSec 2; $true } catch { $false }
+    }
+    [pscustomobject]@{ Process = $process; Endpoint = $endpoint }
+}
 $ModulePath = (Resolve-Path $ModulePath).Path
 Import-Module (Join-Path $Root 'tests/Fixtures/S3Fixtures.psm1') -Force
 Import-Module (Join-Path $Root 'tests/Fixtures/PostgresFixture.psm1') -Force
@@ -94,32 +109,54 @@ try {
     }
 
     if ($ListingObjects -gt 0) {
-        # The listing of a large bucket into the shared store: an Inventory job (it lists and records each object, no
-        # copies) of a synthetic bucket, led by one worker while the others take its batches as they are saved.
-        $listing = Start-SyntheticListing -Objects $ListingObjects
-        $processes = @(1..$ListingWorkers | ForEach-Object {
-                Start-ModuleProcess -Script 'Start-MigrationWorker -MaxJobs 1' -StateHome $env:OBJECTMIGRATION_HOME -ModulePath $ModulePath
-            })
+        # The listing of a large bucket, split across the workers: an Inventory job (it lists and records each object,
+        # no copies) of a synthetic bucket (tests/Fixtures/synthetic-s3.js: keys data/00000000.bin ..., nothing on disk).
+        # The first worker leads; the others join once it lists, cut ranges off its listing and list them at once.
+        $synthetic = Start-SyntheticS3Endpoint
         try {
-            $null = Wait-Condition { @(Get-MigrationWorker).Count -eq $ListingWorkers } -TimeoutSeconds 120 -What "$ListingWorkers workers"
-            $connector = New-SyntheticConnector $listing
-            $job = New-MigrationJob -Type Inventory -Name 'scale-listing' -SourceConnector $connector -SourceBucket synthetic -Detached
-            $listed = $null
-            while (($state = Get-MigrationJob -Id $job.Id).State -notin 'Completed', 'CompletedWithErrors', 'Failed', 'Cancelled') {
-                if (-not $listed -and (Get-MigrationJobProgress -Id $job.Id).ListingComplete) { $listed = [DateTimeOffset]::UtcNow }
-                Start-Sleep -Milliseconds 500
+            $listingRows = [System.Collections.Generic.List[object]]::new()
+            foreach ($count in $ListingWorkers) {
+                $processes = @(1..$count | ForEach-Object {
+                        Start-ModuleProcess -Script 'Start-MigrationWorker -MaxJobs 1' -StateHome $env:OBJECTMIGRATION_HOME -ModulePath $ModulePath
+                    })
+                try {
+                    $null = Wait-Condition { @(Get-MigrationWorker).Count -eq $count } -TimeoutSeconds 120 -What "$count workers"
+                    $connector = "synthetic-$count"
+                    $null = New-CloudConnector -Name $connector -Endpoint $synthetic.Endpoint -Credential ([pscredential]::new('AKIDSYNTHETIC', (ConvertTo-SecureString 'synthetic' -AsPlainText -Force)))
+                    $job = New-MigrationJob -Type Inventory -Name "scale-listing-$count" -SourceConnector $connector -SourceBucket "src-$ListingObjects" -Detached
+                    $listed = $null
+                    $peak = 0
+                    while (($state = Get-MigrationJob -Id $job.Id).State -notin 'Completed', 'CompletedWithErrors', 'Failed', 'Cancelled') {
+                        $progress = Get-MigrationJobProgress -Id $job.Id
+                        $peak = [Math]::Max($peak, @($progress.Workers | Where-Object Active).Count)
+                        if (-not $listed -and $progress.ListingComplete) { $listed = [DateTimeOffset]::UtcNow }
+                        Start-Sleep -Milliseconds 250
+                    }
+                    $progress = Get-MigrationJobProgress -Id $job.Id
+                    $listSeconds = (($listed ?? $state.FinishedAt) - $state.StartedAt).TotalSeconds
+                    $cuts = @(Get-MigrationJobLog -Id $job.Id -Type MigrationNotice | Where-Object Message -Match 'cut from range').Count
+                    $listingRows.Add([pscustomobject]@{ Workers = $count; State = $state.State; Objects = $progress.Objects; ListSeconds = $listSeconds
+                            JobSeconds = ($state.FinishedAt - $state.StartedAt).TotalSeconds; Peak = $peak; Cuts = $cuts
+                            Shares = ($progress.Workers | ForEach-Object { $_.TransferredObjects + 0 }) -join ' / ' })
+                    Write-Host ("listing with {0} worker(s): {1} objects, listed in {2:N1} s, job {3} in {4:N1} s, {5} cuts, shares {6}" -f
+                        $count, $progress.Objects, $listSeconds, $state.State, $listingRows[-1].JobSeconds, $cuts, $listingRows[-1].Shares)
+                }
+                finally {
+                    foreach ($worker in @(Get-MigrationWorker)) { Stop-MigrationWorker -Id $worker.Id -Timeout 30 -ErrorAction SilentlyContinue }
+                    foreach ($process in $processes) { $null = Stop-ModuleProcess $process }
+                }
             }
-            $progress = Get-MigrationJobProgress -Id $job.Id
-            $listSeconds = (($listed ?? $state.FinishedAt) - $state.StartedAt).TotalSeconds
-            $jobSeconds = ($state.FinishedAt - $state.StartedAt).TotalSeconds
+            $base = ($listingRows | Select-Object -First 1).ListSeconds
             Write-Host ''
-            Write-Host ("Listing {0:N0} synthetic keys ({1}): listed in {2:N1} s ({3:N0} keys/s) by the lead, job {4} in {5:N1} s; objects recorded per runner: {6}" -f
-                $ListingObjects, $Store, $listSeconds, ($ListingObjects / $listSeconds), $state.State, $jobSeconds, (($progress.Workers | ForEach-Object { $_.TransferredObjects + 0 }) -join ' / '))
+            Write-Host ("Listing {0:N0} synthetic keys ({1}):" -f $ListingObjects, $Store)
+            Write-Host '| workers | listed in s | keys/s | speed-up | cuts | job s | objects recorded per worker |'
+            Write-Host '|---:|---:|---:|---:|---:|---:|---|'
+            foreach ($row in $listingRows) {
+                Write-Host ("| {0} | {1:N1} | {2:N0} | {3:N2}x | {4} | {5:N1} | {6} |" -f $row.Workers, $row.ListSeconds, ($ListingObjects / $row.ListSeconds), ($base / $row.ListSeconds), $row.Cuts, $row.JobSeconds, $row.Shares)
+            }
         }
         finally {
-            foreach ($worker in @(Get-MigrationWorker)) { Stop-MigrationWorker -Id $worker.Id -Timeout 30 -ErrorAction SilentlyContinue }
-            foreach ($process in $processes) { $null = Stop-ModuleProcess $process }
-            Stop-SyntheticListing $listing
+            if (-not $synthetic.Process.HasExited) { $synthetic.Process.Kill($true); $null = $synthetic.Process.WaitForExit(10000) }
         }
     }
 }

@@ -5,9 +5,9 @@
 //   node synthetic-s3.js PORT [SIZE]
 //
 // A bucket named src-<N> holds N objects data/00000000.bin ... of SIZE bytes (default 512), each body a function of its
-// key. Any other bucket is a target: it exists, starts empty and records what is PUT into it. GET /__stats?bucket=B
-// answers, as JSON, how many keys B holds, how many PUTs it took, how many keys were PUT more than once and how many
-// bodies were not the source's bytes.
+// key; listings take continuation-token and start-after. Any other bucket is a target: it exists, starts empty and
+// records what is PUT into it. GET /__stats?bucket=B answers, as JSON, how many keys B holds, how many PUTs it took,
+// how many keys were PUT more than once and how many bodies were not the source's bytes.
 'use strict';
 const http = require('http');
 const crypto = require('crypto');
@@ -47,10 +47,20 @@ const error = (res, status, code, message) => xml(res, status, `<Error><Code>${c
 function list(res, bucket, query) {
   const maxKeys = Math.min(parseInt(query.get('max-keys') || '1000', 10), 1000);
   const prefix = query.get('prefix') || '';
-  const start = parseInt(query.get('continuation-token') || '0', 10);
   const entries = [];
   let next = null;
   const count = sourceCount(bucket);
+  const sorted = count >= 0 ? null : (target(bucket).sorted = target(bucket).sorted || [...target(bucket).objects.keys()].sort());
+  const length = count >= 0 ? count : sorted.length;
+  const at = count >= 0 ? keyOf : (i) => sorted[i];
+  // A continuation token is the index to go on from; start-after starts at the first key past it (keys are in order).
+  let start = parseInt(query.get('continuation-token') || '0', 10);
+  const startAfter = query.get('start-after');
+  if (!query.has('continuation-token') && startAfter) {
+    let [low, high] = [0, length];
+    while (low < high) { const mid = (low + high) >> 1; if (at(mid) <= startAfter) low = mid + 1; else high = mid; }
+    start = low;
+  }
   if (count >= 0) {
     for (let i = start; i < count; i++) {
       if (entries.length === maxKeys) { next = String(i); break; }
@@ -59,10 +69,9 @@ function list(res, bucket, query) {
     }
   } else {
     const t = target(bucket);
-    t.sorted = t.sorted || [...t.objects.keys()].sort();
-    for (let i = start; i < t.sorted.length; i++) {
+    for (let i = start; i < sorted.length; i++) {
       if (entries.length === maxKeys) { next = String(i); break; }
-      const key = t.sorted[i];
+      const key = sorted[i];
       if (key.startsWith(prefix)) entries.push({ key, ...t.objects.get(key) });
     }
   }
