@@ -136,10 +136,9 @@ try {
                     $listSeconds = (($listed ?? $state.FinishedAt) - $state.StartedAt).TotalSeconds
                     $cuts = @(Get-MigrationJobLog -Id $job.Id -Type MigrationNotice | Where-Object Message -Match 'cut from range').Count
                     $listingRows.Add([pscustomobject]@{ Workers = $count; State = $state.State; Objects = $progress.Objects; ListSeconds = $listSeconds
-                            JobSeconds = ($state.FinishedAt - $state.StartedAt).TotalSeconds; Peak = $peak; Cuts = $cuts
-                            Shares = ($progress.Workers | ForEach-Object { $_.TransferredObjects + 0 }) -join ' / ' })
-                    Write-Host ("listing with {0} worker(s): {1} objects, listed in {2:N1} s, job {3} in {4:N1} s, {5} cuts, shares {6}" -f
-                        $count, $progress.Objects, $listSeconds, $state.State, $listingRows[-1].JobSeconds, $cuts, $listingRows[-1].Shares)
+                            JobSeconds = ($state.FinishedAt - $state.StartedAt).TotalSeconds; Peak = $peak; Cuts = $cuts })
+                    Write-Host ("listing with {0} worker(s): {1} objects, listed in {2:N1} s, job {3} in {4:N1} s, {5} cuts, {6} took part" -f
+                        $count, $progress.Objects, $listSeconds, $state.State, $listingRows[-1].JobSeconds, $cuts, $peak)
                 }
                 finally {
                     foreach ($worker in @(Get-MigrationWorker)) { Stop-MigrationWorker -Id $worker.Id -Timeout 30 -ErrorAction SilentlyContinue }
@@ -149,10 +148,10 @@ try {
             $base = ($listingRows | Select-Object -First 1).ListSeconds
             Write-Host ''
             Write-Host ("Listing {0:N0} synthetic keys ({1}):" -f $ListingObjects, $Store)
-            Write-Host '| workers | listed in s | keys/s | speed-up | cuts | job s | objects recorded per worker |'
-            Write-Host '|---:|---:|---:|---:|---:|---:|---|'
+            Write-Host '| workers | listed in s | keys/s | speed-up | ranges cut | took part | job s |'
+            Write-Host '|---:|---:|---:|---:|---:|---:|---:|'
             foreach ($row in $listingRows) {
-                Write-Host ("| {0} | {1:N1} | {2:N0} | {3:N2}x | {4} | {5:N1} | {6} |" -f $row.Workers, $row.ListSeconds, ($ListingObjects / $row.ListSeconds), ($base / $row.ListSeconds), $row.Cuts, $row.JobSeconds, $row.Shares)
+                Write-Host ("| {0} | {1:N1} | {2:N0} | {3:N2}x | {4} | {5} | {6:N1} |" -f $row.Workers, $row.ListSeconds, ($ListingObjects / $row.ListSeconds), ($base / $row.ListSeconds), $row.Cuts, $row.Peak, $row.JobSeconds)
             }
         }
         finally {

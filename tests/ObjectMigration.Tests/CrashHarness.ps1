@@ -398,9 +398,10 @@ function Test-KillSoakResult($Job, $Source, $TargetClient, [string] $TargetBucke
 
 # ---- A synthetic bucket of any size, for runs that do nothing but write the state ----
 
-# Answers ListObjectsV2 (all an Inventory job asks) for a bucket of $Objects keys that exist nowhere, on a free loopback
-# port, from a runspace of its own; signatures are not checked. A listing of hundreds of thousands of keys costs no
-# seeding, and the run it feeds is all state writes: pages of listed rows, then results flushed 512 at a time.
+# Answers ListObjectsV2 (all an Inventory job asks; continuation-token and start-after) for a bucket of $Objects keys
+# k/0000000 ... that exist nowhere, on a free loopback port, from a runspace of its own; signatures are not checked. A
+# listing of hundreds of thousands of keys costs no seeding, and the run it feeds is all state writes: pages of listed
+# rows, then results flushed 512 at a time.
 # A delay per page makes a job last a known minimum time (with a small page size) whatever the machine's speed.
 function Start-SyntheticListing([int] $Objects = 100000, [int] $PageDelayMilliseconds = 0) {
     $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
@@ -417,6 +418,15 @@ function Start-SyntheticListing([int] $Objects = 100000, [int] $PageDelayMillise
             $query = $context.Request.QueryString
             $max = if ($query['max-keys']) { [int]$query['max-keys'] } else { 1000 }
             $first = if ($query['continuation-token']) { [int]$query['continuation-token'] } else { 0 }
+            if (-not $query['continuation-token'] -and $query['start-after']) {
+                # The first key past start-after, found in the keys' order (ordinal: k/0000000 ...).
+                $after = $query['start-after']; $low = 0; $high = $Count
+                while ($low -lt $high) {
+                    $mid = [int][Math]::Floor(($low + $high) / 2)
+                    if ([string]::CompareOrdinal('k/' + $mid.ToString('d7'), $after) -le 0) { $low = $mid + 1 } else { $high = $mid }
+                }
+                $first = $low
+            }
             $last = [Math]::Min($Count, $first + $max)
             $xml = [System.Text.StringBuilder]::new('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>synthetic</Name><EncodingType>url</EncodingType>')
             for ($i = $first; $i -lt $last; $i++) {

@@ -27,9 +27,9 @@ BeforeAll {
         [pscustomobject]@{ Bucket = $bucket; Objects = $objects }
     }
 
-    function Start-Workers([int] $Count) {
+    function Start-Workers([int] $Count, [hashtable] $Environment = $WorkerEnvironment) {
         $started = @(1..$Count | ForEach-Object {
-                Start-ModuleProcess -Script 'Start-MigrationWorker -MaxJobs 1' -StateHome $env:OBJECTMIGRATION_HOME -ModulePath $ModulePath -Environment $WorkerEnvironment
+                Start-ModuleProcess -Script 'Start-MigrationWorker -MaxJobs 1' -StateHome $env:OBJECTMIGRATION_HOME -ModulePath $ModulePath -Environment $Environment
             })
         $null = Wait-Condition { @(Get-MigrationWorker).Count -eq $Count } -TimeoutSeconds 60 -What "$Count workers registered"
         $started
@@ -131,6 +131,38 @@ Describe 'One job on many workers (<Store>)' -ForEach @(@{ Store = 'SQLite' }, @
             ((Get-MigrationJobProgress -Id $job.Id).Workers | Where-Object Runner -eq $lead.Runner).BytesPerSecond | Should -Be 0
         }
         finally { Stop-Workers $workers }
+    }
+
+    It 'lists the source on every worker at once; a worker killed with SIGKILL while it lists a range leaves it to another; every key listed once' {
+        # A synthetic bucket listed slowly (a pause per page, small pages) by an Inventory job, which records each key:
+        # the lead starts listing, the others join, cut ranges off its listing and list them at once.
+        $listing = Start-SyntheticListing -Objects 12000 -PageDelayMilliseconds 25
+        $workers = Start-Workers 3 -Environment @{ OBJECTMIGRATION_STALE_SECONDS = '2'; OBJECTMIGRATION_LIST_PAGE_SIZE = '50' }
+        try {
+            $connector = New-SyntheticConnector $listing
+            $job = New-MigrationJob -Type Inventory -Name "scale-listing-$Store" -SourceConnector $connector -SourceBucket synthetic -Detached
+            $cut = Wait-Condition {
+                Get-MigrationJobLog -Id $job.Id -Type MigrationNotice | Where-Object Message -like '*cut from range*' | Select-Object -First 1
+            } -TimeoutSeconds 60 -What 'a worker cutting a range off the listing' -IntervalMilliseconds 20
+            # The runner that cut the range lists it now: its id is host:pid@scope#n.
+            $victimPid = [int]($cut.Message -replace '^[^:]+:(\d+).*$', '$1')
+            $null = Stop-ModuleProcess ($workers | Where-Object Id -eq $victimPid)
+
+            $done = Wait-Condition { Get-MigrationJob -Id $job.Id | Where-Object State -in 'Completed', 'CompletedWithErrors', 'Failed' } -TimeoutSeconds 120 -What 'the job to settle'
+            $done.State | Should -Be 'Completed'
+            # Every key once: the job found exactly the bucket's keys and recorded each (its sizes are 0, 1, 2, ...).
+            $progress = Get-MigrationJobProgress -Id $job.Id
+            $progress.Objects | Should -Be 12000
+            $progress.TotalBytes | Should -Be (12000L * 11999 / 2)
+            $progress.SkippedObjects | Should -Be 12000 -Because 'an Inventory records each key it lists'
+            $progress.PendingObjects | Should -Be 0
+            $log = @(Get-MigrationJobLog -Id $job.Id -Type MigrationNotice)
+            @($log | Where-Object Message -like '*continues the listing of range*where a runner left it*').Count | Should -BeGreaterThan 0 -Because 'the killed worker held a range'
+        }
+        finally {
+            Stop-Workers $workers
+            Stop-SyntheticListing $listing
+        }
     }
 
     It 'reaches all three workers with Suspend-, Resume- and Stop-MigrationJob within two seconds' {

@@ -27,7 +27,7 @@ internal sealed class SourceListing(RunContext run, IStateStore store, Migration
             ct.ThrowIfCancellationRequested();
             ObjectListing? firstPage = null;
             var range = store.ClaimRange(job.Id, runnerId, lease);
-            if (range is { Claims: > 1, ListedThrough: not null })
+            if (range is { Claims: > 1 })
             {
                 run.Log(new LogRecord(LogType.MigrationNotice, null,
                     $"{runnerId} continues the listing of range {range.RangeNo} after '{range.ListFrom}'{To(range)}, where a runner left it."));
