@@ -47,7 +47,8 @@ Import-Module (Join-Path $Root 'tests/Fixtures/S3TestData.psm1') -Force
 $env:OBJECTMIGRATION_HOME = Join-Path ([System.IO.Path]::GetTempPath()) ('om-bench-scale-' + [guid]::NewGuid().ToString('n').Substring(0, 8))
 $started = [ordered]@{}
 try {
-    $started.Ceph = Start-CephRgwFixture -Gateways 2
+    # -Objects 0: the listing figures alone.
+    if ($Objects -gt 0) { $started.Ceph = Start-CephRgwFixture -Gateways 2 }
     if ($Store -eq 'Postgres') {
         $started.Postgres = Start-PostgresFixture
         $env:OBJECTMIGRATION_STATE = $started.Postgres.ConnectionString
@@ -55,57 +56,59 @@ try {
     }
     Import-Module $ModulePath -Force
     Import-AwsSdk -ModulePath $ModulePath
-    $ceph = $started.Ceph
-    $credential = [pscredential]::new($ceph.AccessKey, (ConvertTo-SecureString $ceph.SecretKey -AsPlainText -Force))
-    $null = New-CloudConnector -Name src -Endpoint $ceph.Endpoints[0] -Credential $credential
-    $null = New-CloudConnector -Name dst -Endpoint $ceph.Endpoints[1] -Credential $credential
-    $client = New-TestS3Client $ceph -Endpoint $ceph.Endpoints[0]
-    $source = New-TestBucket $client -Prefix 'om-scale'
-    $content = Get-TestBytes $Size 21
-    $pending = [System.Collections.Generic.List[System.Threading.Tasks.Task]]::new()
-    for ($i = 0; $i -lt $Objects; $i++) {
-        $request = [Amazon.S3.Model.PutObjectRequest]::new()
-        $request.BucketName = $source; $request.Key = 'p{0:d2}/o{1:d6}' -f ($i % 16), $i; $request.UseChunkEncoding = $false
-        $request.InputStream = [System.IO.MemoryStream]::new($content)
-        $pending.Add($client.PutObjectAsync($request))
-        if ($pending.Count -ge 64) { [System.Threading.Tasks.Task]::WaitAll($pending.ToArray()); $pending.Clear() }
-    }
-    [System.Threading.Tasks.Task]::WaitAll($pending.ToArray())
+    if ($Objects -gt 0) {
+        $ceph = $started.Ceph
+        $credential = [pscredential]::new($ceph.AccessKey, (ConvertTo-SecureString $ceph.SecretKey -AsPlainText -Force))
+        $null = New-CloudConnector -Name src -Endpoint $ceph.Endpoints[0] -Credential $credential
+        $null = New-CloudConnector -Name dst -Endpoint $ceph.Endpoints[1] -Credential $credential
+        $client = New-TestS3Client $ceph -Endpoint $ceph.Endpoints[0]
+        $source = New-TestBucket $client -Prefix 'om-scale'
+        $content = Get-TestBytes $Size 21
+        $pending = [System.Collections.Generic.List[System.Threading.Tasks.Task]]::new()
+        for ($i = 0; $i -lt $Objects; $i++) {
+            $request = [Amazon.S3.Model.PutObjectRequest]::new()
+            $request.BucketName = $source; $request.Key = 'p{0:d2}/o{1:d6}' -f ($i % 16), $i; $request.UseChunkEncoding = $false
+            $request.InputStream = [System.IO.MemoryStream]::new($content)
+            $pending.Add($client.PutObjectAsync($request))
+            if ($pending.Count -ge 64) { [System.Threading.Tasks.Task]::WaitAll($pending.ToArray()); $pending.Clear() }
+        }
+        [System.Threading.Tasks.Task]::WaitAll($pending.ToArray())
 
-    $rows = [System.Collections.Generic.List[object]]::new()
-    for ($round = 1; $round -le $Rounds; $round++) {
-        foreach ($count in $Workers) {
-            $processes = @(1..$count | ForEach-Object {
-                    Start-ModuleProcess -Script 'Start-MigrationWorker -MaxJobs 1' -StateHome $env:OBJECTMIGRATION_HOME -ModulePath $ModulePath
-                })
-            try {
-                $null = Wait-Condition { @(Get-MigrationWorker).Count -eq $count } -TimeoutSeconds 120 -What "$count workers"
-                $target = New-TestBucket $client -Prefix 'om-scale-t'
-                $job = New-MigrationJob -Name "scale-$count-$round" -SourceConnector src -SourceBucket $source -TargetConnector dst -TargetBucket $target -Detached -Concurrency $Concurrency
-                $peak = 0
-                while (($state = Get-MigrationJob -Id $job.Id).State -notin 'Completed', 'CompletedWithErrors', 'Failed', 'Cancelled') {
-                    $peak = [Math]::Max($peak, @((Get-MigrationJobProgress -Id $job.Id).Workers | Where-Object Active).Count)
-                    Start-Sleep -Milliseconds 250
+        $rows = [System.Collections.Generic.List[object]]::new()
+        for ($round = 1; $round -le $Rounds; $round++) {
+            foreach ($count in $Workers) {
+                $processes = @(1..$count | ForEach-Object {
+                        Start-ModuleProcess -Script 'Start-MigrationWorker -MaxJobs 1' -StateHome $env:OBJECTMIGRATION_HOME -ModulePath $ModulePath
+                    })
+                try {
+                    $null = Wait-Condition { @(Get-MigrationWorker).Count -eq $count } -TimeoutSeconds 120 -What "$count workers"
+                    $target = New-TestBucket $client -Prefix 'om-scale-t'
+                    $job = New-MigrationJob -Name "scale-$count-$round" -SourceConnector src -SourceBucket $source -TargetConnector dst -TargetBucket $target -Detached -Concurrency $Concurrency
+                    $peak = 0
+                    while (($state = Get-MigrationJob -Id $job.Id).State -notin 'Completed', 'CompletedWithErrors', 'Failed', 'Cancelled') {
+                        $peak = [Math]::Max($peak, @((Get-MigrationJobProgress -Id $job.Id).Workers | Where-Object Active).Count)
+                        Start-Sleep -Milliseconds 250
+                    }
+                    $seconds = ($state.FinishedAt - $state.StartedAt).TotalSeconds
+                    $shares = ((Get-MigrationJobProgress -Id $job.Id).Workers | ForEach-Object TransferredObjects) -join ' / '
+                    $rows.Add([pscustomobject]@{ Round = $round; Workers = $count; State = $state.State; Seconds = $seconds; ObjectsPerSecond = $Objects / $seconds; Peak = $peak; Shares = $shares })
+                    Write-Host ("round {0}: {1} worker(s): {2} in {3:N1} s, {4:N0} objects/s, {5} took part, shares {6}" -f $round, $count, $state.State, $seconds, ($Objects / $seconds), $peak, $shares)
                 }
-                $seconds = ($state.FinishedAt - $state.StartedAt).TotalSeconds
-                $shares = ((Get-MigrationJobProgress -Id $job.Id).Workers | ForEach-Object TransferredObjects) -join ' / '
-                $rows.Add([pscustomobject]@{ Round = $round; Workers = $count; State = $state.State; Seconds = $seconds; ObjectsPerSecond = $Objects / $seconds; Peak = $peak; Shares = $shares })
-                Write-Host ("round {0}: {1} worker(s): {2} in {3:N1} s, {4:N0} objects/s, {5} took part, shares {6}" -f $round, $count, $state.State, $seconds, ($Objects / $seconds), $peak, $shares)
-            }
-            finally {
-                foreach ($worker in @(Get-MigrationWorker)) { Stop-MigrationWorker -Id $worker.Id -Timeout 30 -ErrorAction SilentlyContinue }
-                foreach ($process in $processes) { $null = Stop-ModuleProcess $process }
+                finally {
+                    foreach ($worker in @(Get-MigrationWorker)) { Stop-MigrationWorker -Id $worker.Id -Timeout 30 -ErrorAction SilentlyContinue }
+                    foreach ($process in $processes) { $null = Stop-ModuleProcess $process }
+                }
             }
         }
-    }
-    $base = ($rows | Where-Object Workers -eq $Workers[0] | Measure-Object Seconds -Average).Average
-    Write-Host ''
-    Write-Host ("| workers | job s (mean of {0}) | objects/s | speed-up | took part | objects per worker (last round) |" -f $Rounds)
-    Write-Host '|---:|---:|---:|---:|---:|---|'
-    foreach ($count in $Workers) {
-        $mine = @($rows | Where-Object Workers -eq $count)
-        $mean = ($mine | Measure-Object Seconds -Average).Average
-        Write-Host ("| {0} | {1:N1} | {2:N0} | {3:N2}x | {4} | {5} |" -f $count, $mean, ($Objects / $mean), ($base / $mean), ($mine | Measure-Object Peak -Maximum).Maximum, $mine[-1].Shares)
+        $base = ($rows | Where-Object Workers -eq $Workers[0] | Measure-Object Seconds -Average).Average
+        Write-Host ''
+        Write-Host ("| workers | job s (mean of {0}) | objects/s | speed-up | took part | objects per worker (last round) |" -f $Rounds)
+        Write-Host '|---:|---:|---:|---:|---:|---|'
+        foreach ($count in $Workers) {
+            $mine = @($rows | Where-Object Workers -eq $count)
+            $mean = ($mine | Measure-Object Seconds -Average).Average
+            Write-Host ("| {0} | {1:N1} | {2:N0} | {3:N2}x | {4} | {5} |" -f $count, $mean, ($Objects / $mean), ($base / $mean), ($mine | Measure-Object Peak -Maximum).Maximum, $mine[-1].Shares)
+        }
     }
 
     if ($ListingObjects -gt 0) {

@@ -84,6 +84,7 @@ Describe 'One job on many workers (<Store>)' -ForEach @(@{ Store = 'SQLite' }, @
                 Get-ActiveRunners $job.Id | Where-Object { $_.Role -eq 'Joined' -and $_.HeldBatches -gt 0 -and $_.TransferredObjects -gt 0 } | Select-Object -First 1
             } -TimeoutSeconds 60 -What 'a joined runner that holds a batch and has recorded objects'
             @(Get-ActiveRunners $job.Id).Count | Should -Be 3 -Because 'every worker takes part in the job'
+            @(Get-MigrationWorker | Where-Object Jobs -Contains "scale-kill-$Store").Count | Should -Be 3 -Because 'a worker lists the jobs it joined as well as those it leads'
             $killed = $workers | Where-Object Id -eq $victim.ProcessId
             $null = Stop-ModuleProcess $killed
 

@@ -65,6 +65,16 @@ internal static class RunnerShares
         Active = Convert.ToBoolean(r.GetValue(12)),
     };
 
+    /// <summary>
+    /// The runner and job name of every run of a running job, led or joined (runner, name): Get-MigrationWorker lists a
+    /// worker's jobs by its runner prefix. The same SQL in both stores.
+    /// </summary>
+    public const string RunningJobsByRunner =
+        @"SELECT runner, name FROM jobs WHERE state = 'Running' AND runner IS NOT NULL
+          UNION ALL
+          SELECT r.runner, j.name FROM job_runners r JOIN jobs j ON j.seq = r.job_seq
+          WHERE j.state = 'Running' AND r.role = 'Joined' AND r.left_at IS NULL";
+
     public static void Add(MigrationJobProgress progress, IReadOnlyList<JobWorkerProgress> runners)
     {
         progress.Workers = runners.ToArray();

@@ -455,12 +455,10 @@ public sealed partial class SqliteStateStore : IStateStore
             });
         if (workers.Count == 0) return workers;
         // A run's runner id is the worker's prefix and a run number: host:pid#n.
-        var running = GetRunningJobRunners();
-        var names = Query("SELECT id, name FROM jobs WHERE state = 'Running'", r => (r.GetString(0), r.GetString(1))).ToDictionary(p => p.Item1, p => p.Item2);
+        var running = Query(RunnerShares.RunningJobsByRunner, r => (Runner: r.GetString(0), Name: r.GetString(1)));
         foreach (var worker in workers)
         {
-            worker.Jobs = running.Where(j => j.Runner.StartsWith(worker.RunnerPrefix + "#", StringComparison.Ordinal))
-                .Select(j => names.GetValueOrDefault(j.Id.ToString(), j.Id.ToString())).ToArray();
+            worker.Jobs = running.Where(j => j.Runner.StartsWith(worker.RunnerPrefix + "#", StringComparison.Ordinal)).Select(j => j.Name).ToArray();
         }
         return workers;
     }

@@ -130,6 +130,13 @@ internal static class PostgresSchema
 
     internal static void Apply(NpgsqlConnection connection, string description, IReadOnlyList<string> steps)
     {
+        // A schema already current (every start but the first of a version) is read without the lock: many workers
+        // starting at once on a loaded host would otherwise queue, each behind the one whose process is slowest.
+        if (ReadVersion(connection) is { } found && found >= steps.Count)
+        {
+            if (found > steps.Count) throw Newer(description, found, steps.Count);
+            return;
+        }
         using var tx = connection.BeginTransaction();
         Execute(connection, tx, $"SELECT pg_advisory_xact_lock({MigrationLock})");
         Execute(connection, tx, "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)");
@@ -138,11 +145,7 @@ internal static class PostgresSchema
         {
             current = (int)read.ExecuteScalar()!;
         }
-        if (current > steps.Count)
-        {
-            throw new InvalidOperationException(
-                $"The state database ({description}) is at schema version {current}, newer than this module understands ({steps.Count}). Update the ObjectMigration module.");
-        }
+        if (current > steps.Count) throw Newer(description, current, steps.Count);
         for (var version = current; version < steps.Count; version++)
         {
             // DDL is transactional in PostgreSQL: a step and its version row commit together or not at all.
@@ -151,6 +154,20 @@ internal static class PostgresSchema
         }
         tx.Commit();
     }
+
+    /// <summary>The schema's version, or null when it has no version table yet.</summary>
+    private static int? ReadVersion(NpgsqlConnection connection)
+    {
+        using (var exists = new NpgsqlCommand("SELECT to_regclass('schema_version') IS NOT NULL", connection))
+        {
+            if (!(bool)exists.ExecuteScalar()!) return null;
+        }
+        using var read = new NpgsqlCommand("SELECT COALESCE(MAX(version), 0) FROM schema_version", connection);
+        return (int)read.ExecuteScalar()!;
+    }
+
+    private static InvalidOperationException Newer(string description, int found, int understood) => new(
+        $"The state database ({description}) is at schema version {found}, newer than this module understands ({understood}). Update the ObjectMigration module.");
 
     private static void Execute(NpgsqlConnection connection, NpgsqlTransaction tx, string sql)
     {

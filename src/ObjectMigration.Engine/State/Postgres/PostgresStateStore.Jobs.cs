@@ -221,8 +221,7 @@ public sealed partial class PostgresStateStore
             });
         if (workers.Count == 0) return workers;
         // A run's runner id is the worker's prefix and a run number: host:pid#n.
-        var running = Query("SELECT id, runner, name FROM jobs WHERE state = 'Running' AND runner IS NOT NULL",
-            r => (Runner: r.GetString(1), Name: r.GetString(2)));
+        var running = Query(RunnerShares.RunningJobsByRunner, r => (Runner: r.GetString(0), Name: r.GetString(1)));
         foreach (var worker in workers)
         {
             worker.Jobs = running.Where(j => j.Runner.StartsWith(worker.RunnerPrefix + "#", StringComparison.Ordinal)).Select(j => j.Name).ToArray();
