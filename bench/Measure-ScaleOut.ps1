@@ -21,16 +21,18 @@ param(
     # Keys of the synthetic bucket whose listing is split across the workers (0: skip).
     [int] $ListingObjects = 1000000,
     # Worker counts for the listing runs.
-    [int[]] $ListingWorkers = @(1, 2, 4)
+    [int[]] $ListingWorkers = @(1, 2, 4),
+    # How long the synthetic server takes to answer each listing page (a distant server's listing is latency-bound).
+    [int] $ListingPageDelay = 0
 )
 $ErrorActionPreference = 'Stop'
 $Root = Split-Path $PSScriptRoot
 
 # tests/Fixtures/synthetic-s3.js on a free loopback port: source buckets src-N of N keys that exist only as arithmetic.
-function Start-SyntheticS3Endpoint {
+function Start-SyntheticS3Endpoint([int] $PageDelay) {
     $port = Get-FreeTcpPort
     $startInfo = [System.Diagnostics.ProcessStartInfo]::new('node')
-    foreach ($a in @((Join-Path $Root 'tests/Fixtures/synthetic-s3.js'), "$port")) { $startInfo.ArgumentList.Add($a) }
+    foreach ($a in @((Join-Path $Root 'tests/Fixtures/synthetic-s3.js'), "$port", '512', "$PageDelay")) { $startInfo.ArgumentList.Add($a) }
     $startInfo.UseShellExecute = $false
     $process = [System.Diagnostics.Process]::Start($startInfo)
     $endpoint = "http://127.0.0.1:$port"
@@ -115,7 +117,7 @@ try {
         # The listing of a large bucket, split across the workers: an Inventory job (it lists and records each object,
         # no copies) of a synthetic bucket (tests/Fixtures/synthetic-s3.js: keys data/00000000.bin ..., nothing on disk).
         # The first worker leads; the others join once it lists, cut ranges off its listing and list them at once.
-        $synthetic = Start-SyntheticS3Endpoint
+        $synthetic = Start-SyntheticS3Endpoint -PageDelay $ListingPageDelay
         try {
             $listingRows = [System.Collections.Generic.List[object]]::new()
             foreach ($count in $ListingWorkers) {
@@ -150,7 +152,7 @@ try {
             }
             $base = ($listingRows | Select-Object -First 1).ListSeconds
             Write-Host ''
-            Write-Host ("Listing {0:N0} synthetic keys ({1}):" -f $ListingObjects, $Store)
+            Write-Host ("Listing {0:N0} synthetic keys ({1}, {2} ms a page):" -f $ListingObjects, $Store, $ListingPageDelay)
             Write-Host '| workers | listed in s | keys/s | speed-up | ranges cut | took part | job s |'
             Write-Host '|---:|---:|---:|---:|---:|---:|---:|'
             foreach ($row in $listingRows) {

@@ -2,7 +2,7 @@
 // target buckets that keep only each object's key, size and MD5, so a 50,000-object job needs no seeding and no disk.
 // Path-style requests only; signatures are not checked.
 //
-//   node synthetic-s3.js PORT [SIZE]
+//   node synthetic-s3.js PORT [SIZE] [LIST_DELAY_MS]
 //
 // A bucket named src-<N> holds N objects data/00000000.bin ... of SIZE bytes (default 512), each body a function of its
 // key; listings take continuation-token and start-after. Any other bucket is a target: it exists, starts empty and
@@ -14,6 +14,8 @@ const crypto = require('crypto');
 
 const port = parseInt(process.argv[2], 10);
 const size = parseInt(process.argv[3] || '512', 10);
+// How long each listing page takes to answer, as a distant server's does (0: at once).
+const listDelay = parseInt(process.argv[4] || '0', 10);
 const targets = new Map(); // bucket -> { objects: Map(key -> { etag, size }), puts, duplicates, badBodies, sorted }
 
 const keyOf = (i) => `data/${String(i).padStart(8, '0')}.bin`;
@@ -104,7 +106,7 @@ const server = http.createServer((req, res) => {
   if (!key) {
     if (req.method === 'HEAD') return send(res, 200, '');
     if (req.method === 'GET' && query.has('location')) return xml(res, 200, '<LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/"></LocationConstraint>');
-    if (req.method === 'GET') return list(res, bucket, query);
+    if (req.method === 'GET') return listDelay > 0 ? setTimeout(() => list(res, bucket, query), listDelay) : list(res, bucket, query);
     return error(res, 501, 'NotImplemented', `${req.method} on a bucket is not synthesized`);
   }
   if (query.has('tagging')) {

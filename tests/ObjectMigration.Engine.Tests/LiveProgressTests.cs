@@ -13,11 +13,7 @@ public sealed class LiveProgressTests : IDisposable
 
     public LiveProgressTests()
     {
-        _engine = MigrationEngine.Open(_home);
-        foreach (var (name, e) in new[] { ("source", TestEndpoints.S3rverSource), ("target", TestEndpoints.S3rverTarget) })
-        {
-            _engine.AddConnector(new CloudConnector { Name = name, Provider = ConnectorProvider.S3, Endpoint = e.Endpoint }, e.AccessKey, e.SecretKey, pathStyleGiven: false);
-        }
+        _engine = TestEndpoints.OpenEngineOnS3rver(_home);
     }
 
     public void Dispose()

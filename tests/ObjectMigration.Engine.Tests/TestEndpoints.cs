@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ObjectMigration.Engine.Model;
 using Amazon.Runtime;
 using Amazon.S3;
 using Amazon.S3.Model;
@@ -60,6 +61,17 @@ public static class TestEndpoints
         var seeded = Enumerable.Range(0, count).ToDictionary(i => $"{prefix}/{i:d3}.bin", i => Bytes(baseSize + i, i));
         await Parallel.ForEachAsync(seeded, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (o, _) => await client.PutAsync(bucket, o.Key, o.Value));
         return (bucket, seeded);
+    }
+
+    /// <summary>An engine in <paramref name="home"/> with connectors "source" and "target" to the two s3rver fixtures.</summary>
+    public static MigrationEngine OpenEngineOnS3rver(string home)
+    {
+        var engine = MigrationEngine.Open(home);
+        foreach (var (name, e) in new[] { ("source", S3rverSource), ("target", S3rverTarget) })
+        {
+            engine.AddConnector(new CloudConnector { Name = name, Provider = ConnectorProvider.S3, Endpoint = e.Endpoint }, e.AccessKey, e.SecretKey, pathStyleGiven: false);
+        }
+        return engine;
     }
 
     public static async Task<string> NewBucketAsync(this AmazonS3Client client)
