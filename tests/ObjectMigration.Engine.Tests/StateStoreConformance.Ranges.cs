@@ -13,10 +13,7 @@ public abstract partial class StateStoreConformance
     private static RangePageSaved SavePage(IStateStore store, Guid job, int range, string runner, string[] keys, bool last = false) =>
         store.SaveRangePage(job, range, runner, keys.Select(k => Object(k)).ToList(), keys.LastOrDefault(), last ? null : $"token-{keys.LastOrDefault()}", last, Minute);
 
-    /// <summary>
-    /// Claims every open batch of the job and checks that they tile the key space without a gap or an overlap; returns
-    /// the pending keys of each batch, in key order.
-    /// </summary>
+    /// <summary>Claims every open batch of the job; returns the pending keys of each, batch after batch in key order.</summary>
     private static List<string> PendingByBatch(IStateStore store, Guid job)
     {
         var batches = store.ClaimBatches(job, "reader#1", 10_000, Minute).OrderBy(b => b.AfterKey, Comparer<string>.Create(KeyOrder.Compare)).ToList();
@@ -25,6 +22,7 @@ public abstract partial class StateStoreConformance
         {
             keys.AddRange(store.GetPendingObjects(job, batch.AfterKey, 10_000, batch.LastKey).Select(o => o.Key));
         }
+        store.LeaveJob(job, "reader#1"); // the batches go back, to be claimed by the next look
         return keys;
     }
 
@@ -162,5 +160,49 @@ public abstract partial class StateStoreConformance
         Assert.Equal((0, "k/003", "t1"), (range!.RangeNo, range.ListedThrough, range.Token));
         Assert.Equal(new RangePageSaved(2, true, true), SavePage(store, job.Id, 0, "a#1", Keys(4, 2), last: true));
         Assert.Equal(Keys(0, 6), PendingByBatch(store, job.Id));
+    }
+
+    [Fact]
+    public void A_range_whose_last_page_a_filter_emptied_ends_in_a_batch_that_a_key_added_later_falls_in()
+    {
+        var owner = CreateStore();
+        var (_, job) = WithJob(owner);
+        owner.ClaimRange(job.Id, "a#1", Minute);
+        SavePage(owner, job.Id, 0, "a#1", Keys(0, 10));
+        Assert.NotNull(owner.SplitRange(job.Id, 0, "k/050", "b#1", Minute));
+        // The owner's last page reaches past the cut, but the job's filters select none of it: no key, no batch from
+        // it, and the range is done; what is left of it up to the cut is a batch with no key, done.
+        Assert.Equal(new RangePageSaved(0, true, true), owner.SaveRangePage(job.Id, 0, "a#1", [], "k/060", "t", false, Minute));
+        SavePage(owner, job.Id, 1, "b#1", Keys(51, 10), last: true);
+        Assert.Equal(Keys(0, 10).Concat(Keys(51, 10)), PendingByBatch(OpenAgain(owner), job.Id));
+
+        // Keys only the target holds, between the owner's last key and the cut and past everything, still get batches.
+        var store = OpenAgain(owner);
+        store.SaveTargetOnlyObjects(job.Id, [Object("k/020"), Object("k/0505"), Object("z")]);
+        Assert.Equal(["k/020", "k/0505", "z"], PendingByBatch(store, job.Id).Where(k => k is "k/020" or "k/0505" or "z"));
+    }
+
+    [Fact]
+    public void A_job_of_named_keys_has_no_listing_range_and_is_joined_only_for_its_batches()
+    {
+        var store = CreateStore();
+        var (_, job) = WithJob(store);
+        var keyed = new MigrationJob
+        {
+            Id = Guid.NewGuid(), Name = "keyed", Type = JobType.Migrate, State = JobState.Pending, Keys = ["k/001", "k/002"],
+            SourceConnectorId = job.SourceConnectorId, SourceBucket = "src", TargetConnectorId = job.TargetConnectorId, TargetBucket = "dst",
+            Concurrency = 16, PartSize = 8 << 20, MultipartThreshold = 64 << 20, CreatedAt = Listed, Detached = true,
+        };
+        store.AddJob(keyed);
+        Assert.True(store.TryStartRun(keyed.Id, "lead#1", JobPhase.Transferring));
+
+        // While the lead looks the keys up, nothing is there to list or join: a runner that joined would list the bucket.
+        Assert.Null(store.ClaimRange(keyed.Id, "b#1", Minute));
+        Assert.DoesNotContain(keyed.Id, store.GetJoinableJobs(10, Minute));
+
+        store.SaveListingPage(keyed.Id, [Object("k/001"), Object("k/002")], null, true, target: false);
+        Assert.Contains(keyed.Id, store.GetJoinableJobs(10, Minute));
+        Assert.Null(store.ClaimRange(keyed.Id, "b#1", Minute));
+        Assert.True(store.GetListingCheckpoint(keyed.Id, target: false).Done);
     }
 }

@@ -134,7 +134,7 @@ Describe 'One job on many workers (<Store>)' -ForEach @(@{ Store = 'SQLite' }, @
         finally { Stop-Workers $workers }
     }
 
-    It 'lists the source on every worker at once; a worker killed with SIGKILL while it lists a range leaves it to another; every key listed once' {
+    It 'lists the source on every worker at once; a worker killed with SIGKILL while it lists a range leaves it to another; every key recorded once' {
         # A synthetic bucket listed slowly (a pause per page, small pages) by an Inventory job, which records each key:
         # the lead starts listing, the others join, cut ranges off its listing and list them at once.
         $listing = Start-SyntheticListing -Objects 12000 -PageDelayMilliseconds 25
@@ -151,7 +151,8 @@ Describe 'One job on many workers (<Store>)' -ForEach @(@{ Store = 'SQLite' }, @
 
             $done = Wait-Condition { Get-MigrationJob -Id $job.Id | Where-Object State -in 'Completed', 'CompletedWithErrors', 'Failed' } -TimeoutSeconds 120 -What 'the job to settle'
             $done.State | Should -Be 'Completed'
-            # Every key once: the job found exactly the bucket's keys and recorded each (its sizes are 0, 1, 2, ...).
+            # Every key once: the job found exactly the bucket's keys (counted as they are first saved) and recorded each; the
+            # sizes are 0, 1, 2, ..., so the bytes found say no key was counted twice or left out.
             $progress = Get-MigrationJobProgress -Id $job.Id
             $progress.Objects | Should -Be 12000
             $progress.TotalBytes | Should -Be (12000L * 11999 / 2)

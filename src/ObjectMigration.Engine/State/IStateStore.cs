@@ -245,8 +245,8 @@ public interface IBatchLeases
 {
     /// <summary>
     /// Called by the runner that starts a job: every batch that holds pending objects is open again (a -RetryFailed,
-    /// rows listed before batches existed get batches), and leases of runners that are no longer in the job (no
-    /// heartbeat within <paramref name="aliveWithin"/>, or left) are let go. The rows of earlier runs' runners stay
+    /// rows listed before batches existed get batches), and the leases (of batches and listing ranges) of runners that
+    /// are no longer in the job (no heartbeat within <paramref name="aliveWithin"/>, or left) are let go. The rows of earlier runs' runners stay
     /// (inactive): the runners' shares keep adding up to the job's totals.
     /// </summary>
     void PrepareBatches(Guid id, TimeSpan aliveWithin);
@@ -269,8 +269,9 @@ public interface IBatchLeases
     /// <summary>Every runner that took part in the job's current run; <see cref="JobWorkerProgress.Active"/> by the store's clock.</summary>
     IReadOnlyList<JobWorkerProgress> GetJobRunners(Guid id, TimeSpan staleAfter);
     /// <summary>
-    /// Running jobs handed to workers that have batches open and not held (or held past their lease), which a worker
-    /// with room can join, once their lead is past its start (buckets checked, uploads swept, target listed); oldest first.
+    /// Running jobs handed to workers that have batches open and not held (or held past their lease), or whose source is
+    /// still listed (in ranges), which a worker with room can join, once their lead is past its start (buckets checked,
+    /// uploads swept, target listed); oldest first.
     /// </summary>
     IReadOnlyList<Guid> GetJoinableJobs(int limit, TimeSpan staleAfter);
 }

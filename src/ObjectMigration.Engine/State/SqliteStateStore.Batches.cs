@@ -179,7 +179,7 @@ public sealed partial class SqliteStateStore
         return Query(
             @"SELECT j.id FROM jobs j
               WHERE j.detached = 1 AND j.state = 'Running' AND j.control = 0 AND j.phase IS NOT 'Listing' AND j.heartbeat_at >= $cutoff
-                AND (j.listing_done = 0
+                AND ((j.listing_done = 0 AND j.keys_json = '[]')
                      OR EXISTS (SELECT 1 FROM batches b WHERE b.job_seq = j.seq AND b.state = 0 AND (b.lease_owner IS NULL OR b.lease_until < $now)))
               ORDER BY j.created_at, j.seq LIMIT $limit",
             r => Guid.Parse(r.GetString(0)), ("$cutoff", Format(now - staleAfter)), ("$now", Format(now)), ("$limit", limit));

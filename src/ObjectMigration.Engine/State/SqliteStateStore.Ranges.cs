@@ -17,15 +17,25 @@ public sealed partial class SqliteStateStore
 
     public ListingRange? ClaimRange(Guid id, string runner, TimeSpan lease)
     {
+        // Looked for first: idle runners ask often, and a read does not take the writer's lock.
+        if (Query($@"SELECT 1 FROM jobs j WHERE j.id = $id AND (
+                        (j.listing_done = 0 AND j.keys_json = '[]' AND NOT EXISTS (SELECT 1 FROM listing_ranges WHERE job_seq = j.seq))
+                        OR EXISTS (SELECT 1 FROM listing_ranges r WHERE r.job_seq = j.seq AND r.done = 0
+                                   AND (r.lease_owner IS NULL OR r.lease_until < $now OR r.lease_owner = $runner)))",
+                r => 1, ("$id", id.ToString()), ("$now", Now()), ("$runner", runner)).Count == 0)
+        {
+            return null;
+        }
         using var connection = Open();
         using var tx = connection.BeginTransaction();
         var seq = JobSeq(connection, id);
         // A job whose listing has not started, or was started without ranges, gets its first range: the whole prefix
-        // from the checkpoint it has (its continuation token, and its batches' last key).
+        // from the checkpoint it has (its continuation token, and its batches' last key). Named keys (-Key) are no
+        // listing: the lead looks each up.
         using (var first = Command(connection,
             @"INSERT INTO listing_ranges (job_seq, range_no, after_key, listed_through, token)
               SELECT seq, 0, '', (SELECT MAX(last_key) FROM batches WHERE job_seq = $seq), listing_token FROM jobs
-              WHERE seq = $seq AND listing_done = 0 AND NOT EXISTS (SELECT 1 FROM listing_ranges WHERE job_seq = $seq)",
+              WHERE seq = $seq AND listing_done = 0 AND keys_json = '[]' AND NOT EXISTS (SELECT 1 FROM listing_ranges WHERE job_seq = $seq)",
             ("$seq", seq)))
         {
             first.ExecuteNonQuery();

@@ -130,7 +130,7 @@ public sealed class MigrationRunner
             SaveRunnerProgress();
             _options.Started?.Invoke();
             _store.AddLogs(_job.Id, [new LogRecord(LogType.MigrationNotice, null,
-                $"{_runnerId} joined the run of {current.Runner}: it copies batches of the job beside it, with {transfers}.")]);
+                $"{_runnerId} joined the run of {current.Runner}: it lists and copies batches of the job beside it, with {transfers}.")]);
         }
         // Only a Pending job starts: new, or made Pending again by MigrationEngine.PrepareResume.
         else if (!_store.TryStartRun(_job.Id, _runnerId, _phase))
@@ -194,7 +194,7 @@ public sealed class MigrationRunner
         if (_joined)
         {
             // The lead checked the buckets, swept the uploads and listed the target before any runner joined; a runner
-            // that joins while the source is listed lists part of it.
+            // that joins while the source is listed lists part of it (a job of named keys it waits for: the lead looks them up).
             listing = _sourceListing.RunAsync(null, ct);
         }
         else
@@ -259,7 +259,7 @@ public sealed class MigrationRunner
     /// <summary>
     /// What a run would do, without doing it (New-MigrationJob -WhatIf): both sides are listed into this runner's store
     /// (a scratch one) and the kind decides every object exactly as a run would, with the same comparer and rules; the
-    /// objects it would act on count as its planned action. Nothing is written to either bucket, and no lease is held.
+    /// objects it would act on count as its planned action. Nothing is written to either bucket, and no lease on the job is held.
     /// </summary>
     public async Task<IReadOnlyList<MigrationPlanRow>> PlanAsync(CancellationToken ct)
     {

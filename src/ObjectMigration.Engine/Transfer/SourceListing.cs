@@ -19,9 +19,13 @@ internal sealed class SourceListing(RunContext run, IStateStore store, Migration
     /// <summary>Whether this runner lists a range now (its lease is renewed with the heartbeat).</summary>
     public bool Listing { get; private set; }
 
+    /// <summary>The source ignores start-after (found by a probe): no range is cut.</summary>
+    private bool _startAfterIgnored;
+
     /// <param name="excluded">Told of each source object the filters leave out (a dry run counts them).</param>
     public async Task RunAsync(Action<ListedObject>? excluded, CancellationToken ct)
     {
+        var (idle, nextCut) = (0, 0L);
         while (true)
         {
             ct.ThrowIfCancellationRequested();
@@ -35,13 +39,21 @@ internal sealed class SourceListing(RunContext run, IStateStore store, Migration
             if (range is null)
             {
                 if (store.GetListingCheckpoint(job.Id, target: false).Done) return;
-                if (await CutAsync(ct).ConfigureAwait(false) is not { } cut)
+                // Nothing to claim: cut part of another's range, less often the longer nothing is found (every look
+                // costs the source a few listing requests), while the end of the listing is looked for every interval.
+                if (_startAfterIgnored || Environment.TickCount64 < nextCut || await CutAsync(ct).ConfigureAwait(false) is not { } cut)
                 {
+                    if (Environment.TickCount64 >= nextCut)
+                    {
+                        idle = Math.Min(idle + 1, 4);
+                        nextCut = Environment.TickCount64 + (long)(options.ControlInterval.TotalMilliseconds * (1 << idle));
+                    }
                     await Task.Delay(options.ControlInterval, ct).ConfigureAwait(false);
                     continue;
                 }
                 (range, firstPage) = cut;
             }
+            (idle, nextCut) = (0, 0L);
             Listing = true;
             try
             {
@@ -122,31 +134,44 @@ internal sealed class SourceListing(RunContext run, IStateStore store, Migration
     /// <summary>
     /// Where to cut <paramref name="range"/>: first the shortest prefix of where its listing stands whose keys hold all
     /// the range has left (a probe per step of a binary search: any key past that prefix's keys?), then halves of the
-    /// characters after it until a probe finds keys past the point. The probe that finds them is the cut's first page.
+    /// characters after it, toward the listing's position, until a probe finds at least a page of the range's keys past
+    /// the point (a cut of less is not worth the requests). The probe that finds them is the cut's first page.
     /// </summary>
     private async Task<(string After, ObjectListing Page)?> FindCutAsync(ListingRange range, CancellationToken ct)
     {
-        var low = range.ListFrom;
+        // Keys outside the job's prefix are never listed: a point before it would cut off nothing of the owner's.
+        var prefix = job.SourcePrefix;
+        var low = KeyOrder.Compare(range.ListFrom, prefix) < 0 ? prefix : range.ListFrom;
         var probes = 0;
         try
         {
-            // The page after the point, and whether it holds keys of the range.
-            async Task<(ObjectListing Page, bool Found)> KeysAfter(string point, int pageSize)
+            // The page after the point; whether it holds keys of the range; whether a page of them or more.
+            async Task<(ObjectListing Page, bool Found, bool Enough)> KeysAfter(string point, int pageSize)
             {
                 probes++;
                 var page = await ListAsync(null, point, pageSize, ct).ConfigureAwait(false);
-                return (page, page.Objects.Count > 0 && (range.LastKey is null || KeyOrder.Compare(page.Objects[0].Key, range.LastKey) <= 0));
+                if (page.Objects.Count > 0 && KeyOrder.Compare(page.Objects[0].Key, point) <= 0)
+                {
+                    // The server ignored start-after: every cut would list its range from the start of the prefix.
+                    _startAfterIgnored = true;
+                    run.Log(new LogRecord(LogType.MigrationNotice, null,
+                        $"The source answers a listing from a key (start-after) from the start instead: {runnerId} lists no part of another runner's range."));
+                    return (page, false, false);
+                }
+                bool InRange(string key) => range.LastKey is null || KeyOrder.Compare(key, range.LastKey) <= 0;
+                var found = page.Objects.Count > 0 && InRange(page.Objects[0].Key);
+                return (page, found, found && page.NextContinuationToken is not null && InRange(page.Objects[^1].Key));
             }
-            // Beyond(m): keys of the range come after every key that starts with low's first m characters. False for
-            // m = 0 (nothing comes after every key), true for the smallest m that matters.
-            var (shortest, longest) = (1, SplitPoint.Length(low));
-            if (longest == 0 || !(await KeysAfter(SplitPoint.AfterPrefixOf(low, longest), 1).ConfigureAwait(false)).Found)
+            // Beyond(m): keys of the range come after every key that starts with low's first m characters. False up to
+            // the job's prefix (every key starts with it); the smallest m for which it holds is searched.
+            var (shortest, longest) = (SplitPoint.Length(prefix) + 1, SplitPoint.Length(low));
+            if (shortest > longest || !(await KeysAfter(SplitPoint.AfterPrefixOf(low, longest), 1).ConfigureAwait(false)).Found)
             {
                 shortest = longest + 1; // every key left starts with low
             }
             else
             {
-                while (shortest < longest)
+                while (shortest < longest && !_startAfterIgnored)
                 {
                     var m = (shortest + longest) / 2;
                     if ((await KeysAfter(SplitPoint.AfterPrefixOf(low, m), 1).ConfigureAwait(false)).Found) longest = m;
@@ -156,11 +181,11 @@ internal sealed class SourceListing(RunContext run, IStateStore store, Migration
             // Every key left starts with low's first (shortest - 1) characters.
             string? high = SplitPoint.AfterPrefixOf(low, shortest - 1);
             if (range.LastKey is not null && KeyOrder.Compare(range.LastKey, high) < 0) high = range.LastKey;
-            while (probes < MaxProbes && SplitPoint.Between(low, high) is { } point)
+            while (probes < MaxProbes && !_startAfterIgnored && SplitPoint.Between(low, high) is { } point)
             {
-                var (page, found) = await KeysAfter(point, options.ListPageSize).ConfigureAwait(false);
-                if (found) return (point, page);
-                high = point; // nothing of the range after it
+                var (page, _, enough) = await KeysAfter(point, options.ListPageSize).ConfigureAwait(false);
+                if (enough) return (point, page);
+                high = point; // less than a page of the range after it: a point nearer the listing leaves more
             }
             return null;
         }

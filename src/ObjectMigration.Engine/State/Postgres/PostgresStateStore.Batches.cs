@@ -178,7 +178,7 @@ public sealed partial class PostgresStateStore
         Query(@"SELECT j.id FROM jobs j
                 WHERE j.detached AND j.state = 'Running' AND j.control = 0 AND j.phase IS DISTINCT FROM 'Listing'
                   AND j.heartbeat_at >= now() - make_interval(secs => @stale)
-                  AND (NOT j.listing_done
+                  AND ((NOT j.listing_done AND j.keys_json = '[]')
                        OR EXISTS (SELECT 1 FROM batches b WHERE b.job_seq = j.seq AND b.state = 0 AND (b.lease_owner IS NULL OR b.lease_until < now())))
                 ORDER BY j.created_at, j.seq LIMIT @limit",
             r => r.GetGuid(0), P("stale", staleAfter.TotalSeconds), P("limit", limit));

@@ -17,11 +17,12 @@ public sealed partial class PostgresStateStore
     public ListingRange? ClaimRange(Guid id, string runner, TimeSpan lease) => InTransaction((connection, tx) =>
     {
         // A job whose listing has not started, or was started without ranges, gets its first range: the whole prefix
-        // from the checkpoint it has. Two runners starting at once make it once (the second insert conflicts).
+        // from the checkpoint it has. Two runners starting at once make it once (the second insert conflicts). Named
+        // keys (-Key) are no listing: the lead looks each up.
         using (var first = Command(connection, tx,
             $@"INSERT INTO listing_ranges (job_seq, range_no, after_key, listed_through, token)
                SELECT j.seq, 0, '', (SELECT max(last_key) FROM batches WHERE job_seq = j.seq), j.listing_token FROM jobs j
-               WHERE j.id = @id AND NOT j.listing_done AND NOT EXISTS (SELECT 1 FROM listing_ranges WHERE job_seq = j.seq)
+               WHERE j.id = @id AND NOT j.listing_done AND j.keys_json = '[]' AND NOT EXISTS (SELECT 1 FROM listing_ranges WHERE job_seq = j.seq)
                ON CONFLICT DO NOTHING",
             P("id", id)))
         {
