@@ -122,6 +122,7 @@ public sealed class FaultProxy : IAsyncDisposable
 
     private static async Task<FaultProxy> StartAsync(string upstream, S3Endpoint? keys)
     {
+        KeepWorkersFree();
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -133,6 +134,19 @@ public sealed class FaultProxy : IAsyncDisposable
         var address = app.Urls.First();
         proxy = new FaultProxy(app, address, upstream, keys);
         return proxy;
+    }
+
+    /// <summary>
+    /// The proxy stands in for a remote server yet shares the engine's thread pool, two of whose threads the test host
+    /// blocks for the whole run (vstest's message loop, xunit's runner). At the default minimum (the core count) hill
+    /// climbing can leave no worker free until starvation adds one, up to a second later: the proxy then sends nothing
+    /// and a 1 s no-progress timeout fires on a link that was meant to keep moving.
+    /// </summary>
+    private static void KeepWorkersFree()
+    {
+        const int Workers = 16;
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        if (workers < Workers) ThreadPool.SetMinThreads(Workers, io);
     }
 
     /// <summary>The next <paramref name="count"/> requests that match get <paramref name="fault"/>; int.MaxValue means always.</summary>

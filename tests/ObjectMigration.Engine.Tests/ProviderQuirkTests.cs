@@ -386,8 +386,9 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
         var seeded = new Dictionary<string, byte[]> { ["slow.bin"] = TestEndpoints.Bytes(200_000, 3) };
         await client.PutAsync(source, "slow.bin", seeded["slow.bin"]);
         var proxy = await ProxyAsync(server);
+        // Pieces a tenth of the no-progress timeout apart (1 s, below), over four times that timeout in all.
         proxy.TrickleDuration = TimeSpan.FromSeconds(4);
-        proxy.TrickleMaxPause = TimeSpan.FromMilliseconds(200);
+        proxy.TrickleMaxPause = TimeSpan.FromMilliseconds(100);
         proxy.Inject(Fault.Trickle, int.MaxValue, FaultProxy.IsObjectGet);
         Connector("slow", proxy.Endpoint, server);
         Connector("target", TestEndpoints.S3rverTarget.Endpoint, TestEndpoints.S3rverTarget);
@@ -395,7 +396,7 @@ public sealed class ProviderQuirkTests : IAsyncLifetime
 
         var clock = Stopwatch.StartNew();
         Assert.Equal(JobState.Completed, await _engine.RunJobAsync(id, Quick, CancellationToken.None));
-        Assert.True(clock.Elapsed > TimeSpan.FromSeconds(2), "the body did not trickle");
+        Assert.True(clock.Elapsed > TimeSpan.FromSeconds(3), "the body did not trickle");
         Assert.Equal(1, proxy.Served(Fault.Trickle));
         await AssertHoldsAsync(targetClient, target, seeded);
     }
