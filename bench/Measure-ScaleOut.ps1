@@ -140,6 +140,10 @@ try {
                     $progress = Get-MigrationJobProgress -Id $job.Id
                     $listSeconds = (($listed ?? $state.FinishedAt) - $state.StartedAt).TotalSeconds
                     $cuts = @(Get-MigrationJobLog -Id $job.Id -Type MigrationNotice | Where-Object Message -Match 'cut from range').Count
+                    # A figure counts only for a listing that found every key once.
+                    if ($progress.Objects -ne $ListingObjects -or $progress.PendingObjects -ne 0) {
+                        throw "The listing with $count worker(s) found $($progress.Objects) keys ($($progress.PendingObjects) pending) of $ListingObjects."
+                    }
                     $listingRows.Add([pscustomobject]@{ Workers = $count; State = $state.State; Objects = $progress.Objects; ListSeconds = $listSeconds
                             JobSeconds = ($state.FinishedAt - $state.StartedAt).TotalSeconds; Peak = $peak; Cuts = $cuts })
                     Write-Host ("listing with {0} worker(s): {1} objects, listed in {2:N1} s, job {3} in {4:N1} s, {5} cuts, {6} took part" -f
