@@ -66,6 +66,8 @@ public sealed partial class PostgresStateStore
 
     public void PrepareBatches(Guid id, TimeSpan aliveWithin) => InTransaction((connection, tx) =>
     {
+        // Ranges before the job's row, in the order a listing page takes them.
+        FreeLeasesOfGoneRunners(connection, tx, "listing_ranges", JobSeq(connection, tx, id), aliveWithin);
         var seq = LockJob(connection, tx, id);
         // Rows listed before batches existed: cut in key order, as the listing would have.
         using (var legacy = Command(connection, tx,
@@ -81,15 +83,7 @@ public sealed partial class PostgresStateStore
             legacy.ExecuteNonQuery();
         }
         ReopenBatchesWithPendingRows(connection, tx, seq);
-        foreach (var table in new[] { "batches", "listing_ranges" })
-        {
-            using var free = Command(connection, tx,
-                $@"UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE job_seq = @seq AND lease_owner IS NOT NULL
-                   AND lease_owner NOT IN (SELECT runner FROM job_runners WHERE job_seq = @seq AND role = 'Joined' AND left_at IS NULL
-                                            AND heartbeat_at >= now() - make_interval(secs => @alive))",
-                P("seq", seq), P("alive", aliveWithin.TotalSeconds));
-            free.ExecuteNonQuery();
-        }
+        FreeLeasesOfGoneRunners(connection, tx, "batches", seq, aliveWithin);
     });
 
     public IReadOnlyList<ObjectBatch> ClaimBatches(Guid id, string runner, int count, TimeSpan lease)
@@ -145,11 +139,22 @@ public sealed partial class PostgresStateStore
             P("id", id), Text("runner", p.Runner), Text("host", p.ComputerName), P("pid", p.ProcessId), Text("role", p.Role),
             P("bps", p.BytesPerSecond), P("ops", p.ObjectsPerSecond), P("level", p.ActiveConcurrency), P("held", p.HeldBatches));
 
+    /// <summary>Lets go the leases (of batches or listing ranges) of runners that are gone: not joined, left, or silent too long.</summary>
+    private static void FreeLeasesOfGoneRunners(NpgsqlConnection connection, NpgsqlTransaction tx, string table, long seq, TimeSpan aliveWithin)
+    {
+        using var free = Command(connection, tx,
+            $@"UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE job_seq = @seq AND lease_owner IS NOT NULL
+               AND lease_owner NOT IN (SELECT runner FROM job_runners WHERE job_seq = @seq AND role = 'Joined' AND left_at IS NULL
+                                        AND heartbeat_at >= now() - make_interval(secs => @alive))",
+            P("seq", seq), P("alive", aliveWithin.TotalSeconds));
+        free.ExecuteNonQuery();
+    }
+
     public void LeaveJob(Guid id, string runner) => InTransaction((connection, tx) =>
     {
         using var leave = Command(connection, tx,
-            $@"UPDATE batches SET lease_owner = NULL, lease_until = NULL WHERE job_seq = {JobSeqOf} AND lease_owner = @runner;
-               UPDATE listing_ranges SET lease_owner = NULL, lease_until = NULL WHERE job_seq = {JobSeqOf} AND lease_owner = @runner;
+            $@"UPDATE listing_ranges SET lease_owner = NULL, lease_until = NULL WHERE job_seq = {JobSeqOf} AND lease_owner = @runner;
+               UPDATE batches SET lease_owner = NULL, lease_until = NULL WHERE job_seq = {JobSeqOf} AND lease_owner = @runner;
                UPDATE job_runners SET left_at = now(), bytes_per_second = 0, objects_per_second = 0, moving_bytes = 0, concurrency_level = 0, held_batches = 0
                WHERE job_seq = {JobSeqOf} AND runner = @runner",
             P("id", id), Text("runner", runner));

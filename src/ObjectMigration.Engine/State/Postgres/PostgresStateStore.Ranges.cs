@@ -4,8 +4,10 @@ using ObjectMigration.Engine.Model;
 namespace ObjectMigration.Engine.State.Postgres;
 
 // The source listing in key ranges that runners on any host list at once (IListingRanges). Leases are the server's
-// now(); a claim skips ranges another transaction holds (SKIP LOCKED); a page, a split and the job's counters are
-// written holding the job's row, one writer of a job at a time, as batches are numbered.
+// now(); a claim skips ranges another transaction holds (SKIP LOCKED). A page and a split lock their range's row first,
+// then, as late as they can, the job's row (batch and range numbers, the job's counters): every listing runner saves
+// through that one row, so what needs no order (a page's objects) is written before it is taken. Lock order: range,
+// job, batches.
 public sealed partial class PostgresStateStore
 {
     private const string RangeColumns =
@@ -45,9 +47,10 @@ public sealed partial class PostgresStateStore
 
     public ListingRange? SplitRange(Guid id, int rangeNo, string splitAfter, string runner, TimeSpan lease) => InTransaction((connection, tx) =>
     {
-        var seq = LockJob(connection, tx, id);
+        var seq = JobSeq(connection, tx, id);
         var range = ReadOpenRange(connection, tx, seq, rangeNo);
         if (range is null || !RangeRules.CanSplit(range, splitAfter)) return null;
+        LockJob(connection, tx, id); // range numbers, one splitter of the job at a time
         using var split = Command(connection, tx,
             @"WITH added AS (
                   INSERT INTO listing_ranges (job_seq, range_no, after_key, last_key, lease_owner, lease_until, claims)
@@ -73,11 +76,13 @@ public sealed partial class PostgresStateStore
     public RangePageSaved SaveRangePage(Guid id, int rangeNo, string runner, IReadOnlyList<ListedObject> selected, string? pageLastKey, string? token, bool listingEnded, TimeSpan lease) =>
         InTransaction((connection, tx) =>
         {
-            var seq = LockJob(connection, tx, id);
+            var seq = JobSeq(connection, tx, id);
             var range = ReadOpenRange(connection, tx, seq, rangeNo);
             if (range is null || range.HeldBy != runner) return new RangePageSaved(0, range is null, Held: false);
             var page = RangeRules.Page(range, selected, pageLastKey, listingEnded);
+            // New rows only: no other writer's row moves, so the objects go in before the job's row is taken.
             var (added, addedBytes) = InsertListed(connection, tx, seq, "objects", page.Objects, targetOnly: false);
+            LockJob(connection, tx, id);
             // The range's batches go on from the last one it made (keys a filter left out make none, but leave no gap).
             string covered;
             using (var read = Command(connection, tx,

@@ -150,9 +150,11 @@ public sealed partial class PostgresStateStore : IStateStore, IDisposable
         return command.ExecuteScalar() is long seq ? seq : throw NoJob(id);
     }
 
-    private static long JobSeq(NpgsqlConnection connection, Guid id)
+    private static long JobSeq(NpgsqlConnection connection, Guid id) => JobSeq(connection, null, id);
+
+    private static long JobSeq(NpgsqlConnection connection, NpgsqlTransaction? tx, Guid id)
     {
-        using var command = Command(connection, null, "SELECT seq FROM jobs WHERE id = @id", P("id", id));
+        using var command = Command(connection, tx, "SELECT seq FROM jobs WHERE id = @id", P("id", id));
         return command.ExecuteScalar() is long seq ? seq : throw NoJob(id);
     }
 
