@@ -111,13 +111,15 @@ internal static class PostgresSchema
             joined_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL, left_at timestamptz,
             PRIMARY KEY (job_seq, runner));
         """,
-        // 3: SQLite's step 13. The source listing in key ranges that runners on any host list at once.
+        // 3: SQLite's step 13. The source listing in key ranges that runners on any host list at once; each range counts
+        // what it found (progress adds them to the job's), so listers do not all write the job's row.
         """
         CREATE TABLE listing_ranges (
             job_seq bigint NOT NULL REFERENCES jobs (seq) ON DELETE CASCADE,
             range_no integer NOT NULL, after_key text COLLATE "C" NOT NULL, last_key text COLLATE "C",
             listed_through text COLLATE "C", token text, done boolean NOT NULL DEFAULT false,
             lease_owner text, lease_until timestamptz, claims integer NOT NULL DEFAULT 0,
+            found_objects bigint NOT NULL DEFAULT 0, found_bytes bigint NOT NULL DEFAULT 0,
             PRIMARY KEY (job_seq, range_no));
         CREATE INDEX batches_last_key ON batches (job_seq, last_key);
         """,

@@ -31,11 +31,12 @@ public sealed partial class PostgresStateStore
 
     /// <summary>
     /// Batches for the keys past <paramref name="lastCovered"/> (see <see cref="BatchCut.Plan"/>); keys at or before it
-    /// open their batches again. Called holding the job's row, so batches of one job are numbered one writer at a time.
+    /// open their batches again (callers that add keys behind hold the job's row, which CompleteBatch waits for).
     /// </summary>
     private static void CutBatches(NpgsqlConnection connection, NpgsqlTransaction tx, long seq, IEnumerable<string> keys, string? lastCovered, string? closeAt)
     {
         var (behind, cuts) = BatchCut.Plan(keys, lastCovered, closeAt);
+        if (cuts.Count > 0) LockBatchNumbers(connection, tx, seq);
         if (cuts.Count > 0)
         {
             // A batch with no key is done as it is made: nothing to claim.
@@ -58,6 +59,20 @@ public sealed partial class PostgresStateStore
         }
     }
 
+    /// <summary>Key of the lock under which a job's batches are numbered (two-int advisory keys, apart from the logs' one-key locks).</summary>
+    private const int BatchNumbering = 21;
+
+    /// <summary>
+    /// Batches of one job are numbered one writer at a time (the next is the highest + 1). A lock of its own, not the
+    /// job's row: listers of several ranges save pages at once, and the row is what results, heartbeats and progress
+    /// write. Taken after the job's row by those that hold it.
+    /// </summary>
+    private static void LockBatchNumbers(NpgsqlConnection connection, NpgsqlTransaction tx, long seq)
+    {
+        using var command = Command(connection, tx, "SELECT pg_advisory_xact_lock(@kind, @seq::integer)", P("kind", BatchNumbering), P("seq", seq));
+        command.ExecuteNonQuery();
+    }
+
     private static void ReopenBatchesWithPendingRows(NpgsqlConnection connection, NpgsqlTransaction tx, long seq)
     {
         using var reopen = Command(connection, tx, $"UPDATE batches SET state = 0 WHERE job_seq = @seq AND state = 1 AND {HasPendingRows}", P("seq", seq));
@@ -69,6 +84,7 @@ public sealed partial class PostgresStateStore
         // Ranges before the job's row, in the order a listing page takes them.
         FreeLeasesOfGoneRunners(connection, tx, "listing_ranges", JobSeq(connection, tx, id), aliveWithin);
         var seq = LockJob(connection, tx, id);
+        LockBatchNumbers(connection, tx, seq);
         // Rows listed before batches existed: cut in key order, as the listing would have.
         using (var legacy = Command(connection, tx,
             @"WITH covered AS (SELECT COALESCE(max(last_key), '') AS last, COALESCE(max(batch_no), 0) AS n FROM batches WHERE job_seq = @seq),

@@ -241,10 +241,13 @@ public sealed partial class PostgresStateStore
     public MigrationJobProgress GetProgress(Guid id)
     {
         var runners = GetJobRunners(id, StaleTime.Heartbeat);
-        return Query(@"SELECT id, name, state, phase, objects_found, transferred_objects, skipped_objects, failed_objects, bytes_found,
-                       transferred_bytes + moving_bytes, skipped_bytes, listing_done, bytes_per_second, objects_per_second,
+        // What the listing ranges found is counted on them (see SaveRangePage), the rest on the job's row.
+        return Query(@"SELECT id, name, state, phase, objects_found + COALESCE(f.objects, 0), transferred_objects, skipped_objects, failed_objects,
+                       bytes_found + COALESCE(f.bytes, 0), transferred_bytes + moving_bytes, skipped_bytes, listing_done, bytes_per_second, objects_per_second,
                        type, missing_objects, mismatched_objects, extra_objects, concurrency_level
-                FROM jobs WHERE id = @id",
+                FROM jobs LEFT JOIN LATERAL (SELECT sum(found_objects)::bigint AS objects, sum(found_bytes)::bigint AS bytes
+                                             FROM listing_ranges r WHERE r.job_seq = jobs.seq) f ON true
+                WHERE id = @id",
             r =>
             {
                 var progress = new MigrationJobProgress

@@ -4,10 +4,9 @@ using ObjectMigration.Engine.Model;
 namespace ObjectMigration.Engine.State.Postgres;
 
 // The source listing in key ranges that runners on any host list at once (IListingRanges). Leases are the server's
-// now(); a claim skips ranges another transaction holds (SKIP LOCKED). A page and a split lock their range's row first,
-// then, as late as they can, the job's row (batch and range numbers, the job's counters): every listing runner saves
-// through that one row, so what needs no order (a page's objects) is written before it is taken. Lock order: range,
-// job, batches.
+// now(); a claim skips ranges another transaction holds (SKIP LOCKED). A page locks its range's row and no longer the
+// job's: what it found is counted on the range, its batches are numbered under a lock of their own, and only the page
+// that ends a range takes the job's row (to say the source is listed). Lock order: range, job, batch numbers.
 public sealed partial class PostgresStateStore
 {
     private const string RangeColumns =
@@ -80,9 +79,10 @@ public sealed partial class PostgresStateStore
             var range = ReadOpenRange(connection, tx, seq, rangeNo);
             if (range is null || range.HeldBy != runner) return new RangePageSaved(0, range is null, Held: false);
             var page = RangeRules.Page(range, selected, pageLastKey, listingEnded);
-            // New rows only: no other writer's row moves, so the objects go in before the job's row is taken.
+            // New rows only, in batches of their own (keys past the range's last batch): no row another writer reads
+            // or completes moves, so the job's row is not needed for them.
             var (added, addedBytes) = InsertListed(connection, tx, seq, "objects", page.Objects, targetOnly: false);
-            LockJob(connection, tx, id);
+            if (page.Done) LockJob(connection, tx, id);
             // The range's batches go on from the last one it made (keys a filter left out make none, but leave no gap).
             string covered;
             using (var read = Command(connection, tx,
@@ -95,11 +95,11 @@ public sealed partial class PostgresStateStore
             using var checkpoint = Command(connection, tx,
                 @"UPDATE listing_ranges SET listed_through = @through, token = @token, done = @done,
                       lease_owner = CASE WHEN @done THEN NULL ELSE lease_owner END,
-                      lease_until = CASE WHEN @done THEN NULL ELSE now() + make_interval(secs => @lease) END
+                      lease_until = CASE WHEN @done THEN NULL ELSE now() + make_interval(secs => @lease) END,
+                      found_objects = found_objects + @added, found_bytes = found_bytes + @bytes
                   WHERE job_seq = @seq AND range_no = @no;
-                  UPDATE jobs SET objects_found = objects_found + @added, bytes_found = bytes_found + @bytes,
-                      listing_done = NOT EXISTS (SELECT 1 FROM listing_ranges WHERE job_seq = @seq AND NOT done), listing_token = NULL
-                  WHERE seq = @seq;",
+                  UPDATE jobs SET listing_done = NOT EXISTS (SELECT 1 FROM listing_ranges WHERE job_seq = @seq AND NOT done), listing_token = NULL
+                  WHERE seq = @seq AND @done;",
                 P("seq", seq), P("no", rangeNo), Text("through", page.ListedThrough), Text("token", page.Done ? null : token), P("done", page.Done),
                 P("lease", lease.TotalSeconds), P("added", (long)added), P("bytes", addedBytes));
             checkpoint.ExecuteNonQuery();
@@ -107,7 +107,11 @@ public sealed partial class PostgresStateStore
         });
 
     public IReadOnlyList<int> RenewRanges(Guid id, string runner, TimeSpan lease) =>
+        // A range whose page is being saved is skipped, not waited for: the page extends its lease as it commits (and the
+        // heartbeat that renews must not wait on a lister's transaction).
         Query($@"UPDATE listing_ranges SET lease_until = now() + make_interval(secs => @lease)
-                 WHERE job_seq = {JobSeqOf} AND lease_owner = @runner AND NOT done RETURNING range_no",
+                 WHERE job_seq = {JobSeqOf} AND range_no IN (
+                     SELECT range_no FROM listing_ranges WHERE job_seq = {JobSeqOf} AND lease_owner = @runner AND NOT done FOR UPDATE SKIP LOCKED)
+                 RETURNING range_no",
             r => r.GetInt32(0), P("id", id), Text("runner", runner), P("lease", lease.TotalSeconds));
 }
