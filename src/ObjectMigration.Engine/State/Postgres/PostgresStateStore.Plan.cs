@@ -166,8 +166,9 @@ public sealed partial class PostgresStateStore
             // by primary key (the LATERAL probe, which OFFSET 0 keeps from being merged into a join) and updated by
             // their row ids: joined whole, a job whose rows the planner's statistics do not know yet (a new job, a
             // table not analysed since it filled) was hashed in full for every batch (measured: 66 ms instead of 2 ms a
-            // batch of 500 against 100,000 rows). Row ids stay valid within the statement because every writer of a
-            // job's objects holds the job's row lock (LockJobForLog below, LockJob elsewhere).
+            // batch of 500 against 100,000 rows). Row ids stay valid within the statement because every writer that
+            // changes a job's objects holds the job's row lock (LockJobForLog below, LockJob elsewhere); a listing page
+            // only inserts new rows, which move none.
             using var save = Command(connection, tx,
                 @"WITH r AS (
                       SELECT * FROM unnest(@keys, @outcomes, @bytes, @logTypes, @messages, @checksums, @verified, @etags)
