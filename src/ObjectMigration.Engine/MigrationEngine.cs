@@ -107,7 +107,10 @@ public sealed class MigrationEngine
         var folder = Path.GetFullPath(home ?? StateLocation.HomeFolder());
         var spec = string.IsNullOrWhiteSpace(stateStore) ? Environment.GetEnvironmentVariable(StateStores.Variable) : stateStore;
         spec = string.IsNullOrWhiteSpace(spec) ? null : spec;
-        return Instances.GetOrAdd(folder + "\n" + spec, _ => new MigrationEngine(folder, spec));
+        // A session that changes the shared key it is given gets an engine with that key (the key seals secrets).
+        var key = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(
+            $"{Environment.GetEnvironmentVariable(SharedKey.Variable)}\n{Environment.GetEnvironmentVariable(SharedKey.FileVariable)}")));
+        return Instances.GetOrAdd(folder + "\n" + spec + "\n" + key, _ => new MigrationEngine(folder, spec));
     }
 
     // ---- Connectors ----
@@ -128,7 +131,7 @@ public sealed class MigrationEngine
         CredentialSources.Apply(connector, credential);
         ConnectorRules.Complete(connector, pathStyleGiven);
         ConnectorRules.CheckProxyCredential(connector, proxyCredential);
-        var added = Store.AddConnector(connector, _secrets.Protect(Secrets(credential, proxyCredential)), hidden);
+        var added = Store.AddConnector(connector, Seal(Secrets(credential, proxyCredential)), hidden);
         added.ProxyUserName = proxyCredential?.UserName;
         return added;
     }
@@ -188,7 +191,7 @@ public sealed class MigrationEngine
             : (before.ProxyUserName, before.ProxyPassword);
         var after = (credential is null ? before : Secrets(credential, null)) with { ProxyUserName = proxy.User, ProxyPassword = proxy.Password };
         // Sealed again only when something changed: an unchanged connector keeps its blob (and a Windows one its DPAPI seal).
-        Store.UpdateConnector(connector, after == before ? null : _secrets.Protect(after));
+        Store.UpdateConnector(connector, after == before ? null : Seal(after));
         connector.ProxyUserName = after.ProxyUserName;
         return connector;
     }
@@ -792,20 +795,34 @@ public sealed class MigrationEngine
     /// </summary>
     internal void CheckSecretsReadable()
     {
-        var stored = Store.GetConnectors().FirstOrDefault(c => c.CredentialSource == CredentialSource.Stored);
-        if (stored is null) return;
-        try
+        // Every one on a shared store (a host whose key opens some and not others would fail the jobs of those);
+        // the first of a state folder, whose secrets are one user's.
+        var stored = Store.GetConnectors().Where(c => c.CredentialSource == CredentialSource.Stored);
+        foreach (var connector in _database is null ? stored : stored.Take(1))
         {
-            _ = _secrets.Unprotect(Store.GetConnectorCredential(stored.Id));
+            try
+            {
+                _ = _secrets.Unprotect(Store.GetConnectorCredential(connector.Id));
+            }
+            catch (Exception e) when (e is InvalidOperationException or UnauthorizedAccessException or IOException or System.Security.Cryptography.CryptographicException
+                                      && e is not StateNotPrivateException)
+            {
+                throw new UnauthorizedAccessException(StateStoreSpec is null || _database is not null
+                    ? $"The connector secrets in '{HomeFolder}' cannot be read by {Environment.UserName}: they are encrypted for the user who saved them ({e.Message}). " +
+                      "Run the worker as that user (same account, same state folder), or save the connectors again as this user."
+                    : $"The secret of connector '{connector.Name}' in the shared state store {Store.Location} cannot be read on this host: {e.Message}", e);
+            }
         }
-        catch (Exception e) when (e is InvalidOperationException or UnauthorizedAccessException or IOException or System.Security.Cryptography.CryptographicException
-                                  && e is not StateNotPrivateException)
-        {
-            throw new UnauthorizedAccessException(StateStoreSpec is null || _database is not null
-                ? $"The connector secrets in '{HomeFolder}' cannot be read by {Environment.UserName}: they are encrypted for the user who saved them ({e.Message}). " +
-                  "Run the worker as that user (same account, same state folder), or save the connectors again as this user."
-                : $"The connector secrets in the shared state store {Store.Location} cannot be read on this host: {e.Message}", e);
-        }
+    }
+
+    /// <summary>
+    /// Seals a connector's secrets. On a shared store only with the key that opens the secrets already there: sealed with
+    /// another, they would open on this host and on no other.
+    /// </summary>
+    private byte[] Seal(ConnectorSecrets secrets)
+    {
+        if (_database is null && !secrets.IsEmpty) CheckSecretsReadable();
+        return _secrets.Protect(secrets);
     }
 
     /// <summary>

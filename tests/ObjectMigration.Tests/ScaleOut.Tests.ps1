@@ -167,6 +167,22 @@ Describe 'One job on many workers (<Store>)' -ForEach @(@{ Store = 'SQLite' }, @
         }
     }
 
+    It 'seals connector secrets only with the key the hosts share: a session without it, or with another, saves none' -Skip:($Store -ne 'PostgreSQL') {
+        $shared = $env:OBJECTMIGRATION_SECRET_KEY
+        $credential = New-TestCredential $Fixtures.S3rverSource
+        try {
+            Remove-Item Env:OBJECTMIGRATION_SECRET_KEY
+            { New-CloudConnector -Name keyless -Endpoint $Fixtures.S3rverSource.Endpoint -Credential $credential } |
+                Should -Throw -ExpectedMessage '*shared by hosts*OBJECTMIGRATION_SECRET_KEY*'
+            $env:OBJECTMIGRATION_SECRET_KEY = [Convert]::ToBase64String([System.Security.Cryptography.RandomNumberGenerator]::GetBytes(32))
+            { New-CloudConnector -Name otherkey -Endpoint $Fixtures.S3rverSource.Endpoint -Credential $credential } |
+                Should -Throw -ExpectedMessage "*connector '*' in the shared state store*cannot be read on this host*would lock the other hosts out*"
+        }
+        finally { $env:OBJECTMIGRATION_SECRET_KEY = $shared }
+        @(Get-CloudConnector | Where-Object Name -In 'keyless', 'otherkey').Count | Should -Be 0 -Because 'nothing was saved'
+        (Get-CloudConnector -Name src).Name | Should -Be 'src' -Because 'the connectors sealed with the shared key still open'
+    }
+
     It 'reaches all three workers with Suspend-, Resume- and Stop-MigrationJob within two seconds' {
         $source = New-ScaleSource -Count 64 -Size 48KB
         $target = New-TestBucket $TargetClient

@@ -63,8 +63,15 @@ public sealed class SecretProtector
 
     public string KeyPath => _keyPath;
 
-    /// <summary>The state store is shared by hosts (PostgreSQL): a secret this host cannot open was sealed with a key it lacks.</summary>
+    /// <summary>
+    /// The state store is shared by hosts (PostgreSQL): secrets are sealed and opened only with the key the hosts share,
+    /// never with a key file of this host's own.
+    /// </summary>
     public bool SharedStore { get; init; }
+
+    internal static string NoSharedKey =>
+        $"This state store is shared by hosts (PostgreSQL): connector secrets are sealed with the key every host shares, and this host has none. " +
+        $"Set {SharedKey.Variable} (32 random bytes in base64) or {SharedKey.FileVariable} (a file of those bytes, mode 0600) to the key the other hosts use (docs/scale-out.md).";
 
     /// <summary>The key file is read (or created) on first use, so Windows users never get one.</summary>
     private byte[] Key
@@ -72,6 +79,8 @@ public sealed class SecretProtector
         get
         {
             if (_key is not null) return _key;
+            // A key of this host's own would seal secrets that no other host of the shared store can open.
+            if (SharedStore) throw new UnauthorizedAccessException(NoSharedKey);
             lock (_gate) return _key ??= LoadOrCreateKey(_keyPath);
         }
     }
