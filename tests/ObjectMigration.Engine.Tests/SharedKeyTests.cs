@@ -58,4 +58,21 @@ public sealed class SharedKeyTests : IDisposable
         }
         Assert.Equal(path, SharedKey.From(null, path)!.Describe);
     }
+
+    [Fact]
+    public void A_key_file_that_holds_the_key_as_base64_text_is_refused_with_how_to_write_the_bytes_not_to_seal_again()
+    {
+        var path = Path.Combine(_folder, "text.key");
+        var text = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+        File.WriteAllText(path, text + "\n");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+        var refused = Assert.Throws<InvalidOperationException>(() => SharedKey.From(null, path));
+
+        Assert.Contains("as base64 text", refused.Message);
+        Assert.Contains("openssl rand 32 >", refused.Message);
+        Assert.Contains(SharedKey.Variable, refused.Message);
+        Assert.DoesNotContain("Set-CloudConnector", refused.Message);
+        Assert.DoesNotContain(text, refused.Message);
+    }
 }

@@ -314,8 +314,27 @@ public sealed class SharedKey
                 throw new InvalidOperationException(
                     $"{FileVariable} names '{full}', which does not exist. Create the key once (e.g. openssl rand 32 > '{full}'; chmod 600 '{full}') and copy it to every host, or correct the path.");
             }
+            if (new FileInfo(full).Length != 32)
+            {
+                // Not the per-user key file's advice (remove it, save the secrets again): that would lock the other hosts out.
+                throw new InvalidOperationException(LooksLikeBase64(full)
+                    ? $"{FileVariable} names '{full}', which holds the key as base64 text; the file must hold the 32 bytes themselves. Write them with: openssl rand 32 > '{full}' (a new key: copy it to every host), or give the text in {Variable} instead."
+                    : $"{FileVariable} names '{full}', which holds {new FileInfo(full).Length} bytes, not 32. A key file holds 32 random bytes: openssl rand 32 > '{full}'; chmod 600 '{full}', copied to every host.");
+            }
             return new SharedKey(SecretProtector.LoadOrCreateKey(full), full);
         }
         return null;
+    }
+
+    private static bool LooksLikeBase64(string path)
+    {
+        try
+        {
+            return Convert.FromBase64String(File.ReadAllText(path).Trim()).Length == 32;
+        }
+        catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
     }
 }

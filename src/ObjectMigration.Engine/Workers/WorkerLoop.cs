@@ -148,8 +148,19 @@ public sealed class WorkerLoop
         try
         {
             var name = _engine.GetJob(id).Name;
-            var options = new RunnerOptions { Join = true, Started = () => Say($"Joined job '{name}' ({id}): copying batches beside the worker that leads it.") };
-            return await _engine.RunJobAsync(id, options, leave, _options.Concurrency).ConfigureAwait(false);
+            var joined = false;
+            var options = new RunnerOptions
+            {
+                Join = true,
+                Started = () =>
+                {
+                    joined = true;
+                    Say($"Joined job '{name}' ({id}): listing and copying beside the worker that leads it.");
+                },
+            };
+            var state = await _engine.RunJobAsync(id, options, leave, _options.Concurrency).ConfigureAwait(false);
+            if (joined) Say($"Left job '{name}' ({id}): nothing of it is left for this worker now (the job is {state}).");
+            return state;
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -10,6 +10,7 @@ namespace ObjectMigration.Commands;
 public sealed class GetMigrationJobProgressCommand : ObjectMigrationCmdlet
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNull]
     [ArgumentCompleter(typeof(Completers.JobIdCompleter))]
     [GuidText("migration job id", "Get-MigrationJob")]
     public Guid[] Id { get; set; } = [];

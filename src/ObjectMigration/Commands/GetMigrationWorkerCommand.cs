@@ -9,6 +9,7 @@ namespace ObjectMigration.Commands;
 public sealed class GetMigrationWorkerCommand : ObjectMigrationCmdlet
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNull]
     [GuidText("migration worker id", "Get-MigrationWorker")]
     public Guid[] Id { get; set; } = [];
 
