@@ -120,9 +120,12 @@ public static class StateStores
             var value = parsed[keyword];
             if (!settings.ContainsKey(keyword))
             {
-                // Not echoed: "Password=a;b=c" makes "b" a keyword.
+                // Not echoed: "Password=a;b=c" makes "b" a keyword. The known keyword it is one or two letters from is
+                // named instead, which tells nothing of the text.
+                var near = NearestKeyword(keyword);
                 throw new ArgumentException(
-                    $"{Where} has a keyword that PostgreSQL connection strings do not know (a password holding ';' must be quoted: Password=\"...\"). {Forms}");
+                    $"{Where} has a keyword that PostgreSQL connection strings do not know{(near is null ? "" : $" (did you mean {near}?)")} " +
+                    $"(a password holding ';' must be quoted: Password=\"...\"). {Forms}");
             }
             try
             {
@@ -135,6 +138,31 @@ public static class StateStores
             }
         }
         return settings;
+    }
+
+    /// <summary>The keyword of the usual ones (Host, Port, ...) that <paramref name="typed"/> is at most two edits from, if any.</summary>
+    private static string? NearestKeyword(string typed)
+    {
+        string[] usual = ["Host", "Port", "Username", "Password", "Database", "SSL Mode", "Timeout", "Search Path", "Pooling", "Application Name"];
+        return usual.Select(k => (Keyword: k, Distance: Edits(typed.ToLowerInvariant(), k.ToLowerInvariant())))
+            .Where(c => c.Distance <= 2).OrderBy(c => c.Distance).Select(c => c.Keyword).FirstOrDefault();
+
+        static int Edits(string a, string b)
+        {
+            var row = Enumerable.Range(0, b.Length + 1).ToArray();
+            for (var i = 1; i <= a.Length; i++)
+            {
+                var (diagonal, row0) = (row[0], i);
+                row[0] = row0;
+                for (var j = 1; j <= b.Length; j++)
+                {
+                    var above = row[j];
+                    row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), diagonal + (a[i - 1] == b[j - 1] ? 0 : 1));
+                    diagonal = above;
+                }
+            }
+            return row[b.Length];
+        }
     }
 
     /// <summary>The keyword as Npgsql documents it (the parser gives it in lower case).</summary>
