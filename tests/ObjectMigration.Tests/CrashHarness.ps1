@@ -110,7 +110,10 @@ FROM jobs j WHERE j.id = $id
 # What a job's runner has recorded, read straight from the database (a cheap read that WAL lets run beside the
 # runner's writes, so it can be polled every few milliseconds).
 function Read-JobRow([string] $Database, [string] $Name) {
-    Invoke-StateQuery $Database 'SELECT j.id, j.state, j.runner, j.listing_token AS token, j.listing_done AS listing,
+    # The listing's checkpoint is its range's (listing_ranges) since the listing is split in ranges; a job listed by an
+    # older version keeps its token on the job's row.
+    Invoke-StateQuery $Database 'SELECT j.id, j.state, j.runner, j.listing_done AS listing,
+        COALESCE(j.listing_token, (SELECT MAX(r.listed_through) FROM listing_ranges r WHERE r.job_seq = j.seq)) AS token,
         j.transferred_bytes AS bytes, (SELECT count(*) FROM uploads u WHERE u.job_seq = j.seq) AS uploads,
         (SELECT count(*) FROM parts p WHERE p.job_seq = j.seq) AS parts,
         (SELECT count(*) FROM objects o WHERE o.job_seq = j.seq AND o.outcome <> 0) AS done,
