@@ -167,7 +167,9 @@ Describe 'One job on many workers (<Store>)' -ForEach @(@{ Store = 'SQLite' }, @
         }
     }
 
-    It 'seals connector secrets only with the key the hosts share: a session without it, or with another, saves none' -Skip:($Store -ne 'PostgreSQL') {
+    # Only a shared store has a shared key (the data of -ForEach is there at discovery, so the test exists only for it).
+    if ($Store -eq 'PostgreSQL') {
+    It 'seals connector secrets only with the key the hosts share: a session without it, or with another, saves none' {
         $shared = $env:OBJECTMIGRATION_SECRET_KEY
         $credential = New-TestCredential $Fixtures.S3rverSource
         try {
@@ -181,6 +183,7 @@ Describe 'One job on many workers (<Store>)' -ForEach @(@{ Store = 'SQLite' }, @
         finally { $env:OBJECTMIGRATION_SECRET_KEY = $shared }
         @(Get-CloudConnector | Where-Object Name -In 'keyless', 'otherkey').Count | Should -Be 0 -Because 'nothing was saved'
         (Get-CloudConnector -Name src).Name | Should -Be 'src' -Because 'the connectors sealed with the shared key still open'
+    }
     }
 
     It 'reaches all three workers with Suspend-, Resume- and Stop-MigrationJob within two seconds' {
