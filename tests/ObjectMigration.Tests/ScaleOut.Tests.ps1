@@ -35,6 +35,10 @@ BeforeAll {
         $started
     }
 
+    function Wait-JobSettled([guid] $Id) {
+        Wait-Condition { Get-MigrationJob -Id $Id | Where-Object State -in 'Completed', 'CompletedWithErrors', 'Failed' } -TimeoutSeconds 120 -What 'the job to settle'
+    }
+
     function Get-ActiveRunners([guid] $Id) {
         @((Get-MigrationJobProgress -Id $Id).Workers | Where-Object Active)
     }
@@ -88,7 +92,7 @@ Describe 'One job on many workers (<Store>)' -ForEach @(@{ Store = 'SQLite' }, @
             $killed = $workers | Where-Object Id -eq $victim.ProcessId
             $null = Stop-ModuleProcess $killed
 
-            $done = Wait-Condition { Get-MigrationJob -Id $job.Id | Where-Object State -in 'Completed', 'CompletedWithErrors', 'Failed' } -TimeoutSeconds 120 -What 'the job to settle'
+            $done = Wait-JobSettled $job.Id
             $done.State | Should -Be 'Completed'
             Assert-CopiedOnce $source $target
 
@@ -119,7 +123,7 @@ Describe 'One job on many workers (<Store>)' -ForEach @(@{ Store = 'SQLite' }, @
             } -TimeoutSeconds 60 -What 'a lead with a joined runner beside it, objects recorded'
             $null = Stop-ModuleProcess ($workers | Where-Object Id -eq $lead.ProcessId)
 
-            $done = Wait-Condition { Get-MigrationJob -Id $job.Id | Where-Object State -in 'Completed', 'CompletedWithErrors', 'Failed' } -TimeoutSeconds 120 -What 'the job to settle'
+            $done = Wait-JobSettled $job.Id
             $done.State | Should -Be 'Completed'
             Assert-CopiedOnce $source $target
             $progress = Get-MigrationJobProgress -Id $job.Id
@@ -149,7 +153,7 @@ Describe 'One job on many workers (<Store>)' -ForEach @(@{ Store = 'SQLite' }, @
             $victimPid = [int]($cut.Message -replace '^[^:]+:(\d+).*$', '$1')
             $null = Stop-ModuleProcess ($workers | Where-Object Id -eq $victimPid)
 
-            $done = Wait-Condition { Get-MigrationJob -Id $job.Id | Where-Object State -in 'Completed', 'CompletedWithErrors', 'Failed' } -TimeoutSeconds 120 -What 'the job to settle'
+            $done = Wait-JobSettled $job.Id
             $done.State | Should -Be 'Completed'
             # Every key once: the job found exactly the bucket's keys (counted as they are first saved) and recorded each; the
             # sizes are 0, 1, 2, ..., so the bytes found say no key was counted twice or left out.
