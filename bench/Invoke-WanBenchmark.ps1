@@ -37,6 +37,9 @@ param(
     [ValidateRange(0, 10)][int] $HandshakeRtts = 2,
     # Smaller sets (small 500, medium 20, large 1) at 50 ms only unless -Rtt is given: a few minutes.
     [switch] $Quick,
+    # Times each cell's tools run, the order reversed every other round (and cell); the ratios use each tool's fastest
+    # run, so the first run after seeding or a burst of noise does not decide a figure alone.
+    [ValidateRange(1, 5)][int] $Rounds = 1,
     # Where the section "## Across a WAN (issue 20)" is written; each run adds a subsection at its top.
     [string] $ResultsPath = (Join-Path $PSScriptRoot 'results.md')
 )
@@ -196,7 +199,7 @@ if (`$note -and `$note.Message -match 'up to (\d+) transfers at once and ended a
         $requests = 0
         foreach ($side in 0, 1) { foreach ($method in 'GET', 'PUT', 'HEAD', 'POST', 'DELETE') { $requests += $countsAfter[$side][$method] - $countsBefore[$side][$method] } }
         $rows.Add([pscustomobject]@{
-            Rtt = $rttMs; Cap = $cap; Workload = $Load; Tool = $Name; Concurrency = $Concurrency; Wall = $run.Wall; Job = $run.Job
+            Rtt = $rttMs; Cap = $cap; Workload = $Load; Tool = $Name; Round = $round; Concurrency = $Concurrency; Wall = $run.Wall; Job = $run.Job
             Objects = $Objects; Bytes = $Bytes; Cpu = $run.Cpu; PeakMB = $run.PeakMB; Level = $run.Level
             ServerCpu = (& $serverCpu) - $serverBefore; RelayCpu = (Get-StatCpu $relayPid) - $relayBefore
             Requests = $requests; SourceRequests = Format-Requests $countsBefore[0] $countsAfter[0]; TargetRequests = Format-Requests $countsBefore[1] $countsAfter[1]
@@ -239,13 +242,17 @@ New-CloudConnector -Name dst -Endpoint '$($relayed.Target)' -Credential ([pscred
 "@
             if ($LASTEXITCODE -ne 0) { throw "Creating the connectors in $home0 failed (exit $LASTEXITCODE)." }
 
-            # The runs of this cell; rclone-best needs the sweep's result, so it always runs last.
-            $plan = [System.Collections.Generic.List[object]]::new()
-            if ('ours-default' -in $Tool) { $plan.Add(@{ Name = 'ours-default'; Concurrency = 0 }) }
-            if ('rclone-default' -in $Tool) { $plan.Add(@{ Name = 'rclone-default'; Concurrency = 0 }) }
-            if ('ours-sweep' -in $Tool) { foreach ($level in $Sweep) { $plan.Add(@{ Name = "ours-$level"; Concurrency = $level }) } }
-            if ($cell++ % 2 -eq 1) { $plan.Reverse() }
-            if ('rclone-best' -in $Tool) { $plan.Add(@{ Name = 'rclone-best'; Concurrency = -1 }) }
+            # The runs of this cell, each round in the other order; rclone-best needs the sweep's result, so in the first
+            # round it runs last (later rounds: first in the even ones).
+            $base = [System.Collections.Generic.List[object]]::new()
+            if ('ours-default' -in $Tool) { $base.Add(@{ Name = 'ours-default'; Concurrency = 0 }) }
+            if ('rclone-default' -in $Tool) { $base.Add(@{ Name = 'rclone-default'; Concurrency = 0 }) }
+            if ('ours-sweep' -in $Tool) { foreach ($level in $Sweep) { $base.Add(@{ Name = "ours-$level"; Concurrency = $level }) } }
+            $firstOrder = $cell++
+            for ($round = 1; $round -le $Rounds; $round++) {
+            $plan = [System.Collections.Generic.List[object]]::new($base)
+            if (($firstOrder + $round - 1) % 2 -eq 1) { $plan.Reverse() }
+            if ('rclone-best' -in $Tool) { $plan.Insert($(if ($round % 2 -eq 0) { 0 } else { $plan.Count }), @{ Name = 'rclone-best'; Concurrency = -1 }) }
 
             foreach ($step in $plan) {
                 $name = $step.Name; $concurrency = $step.Concurrency
@@ -265,6 +272,7 @@ New-CloudConnector -Name dst -Endpoint '$($relayed.Target)' -Credential ([pscred
                 Invoke-Bench purge $direct.Target $key $secret $target
                 Clear-CephGarbage $ceph
             }
+            }
             Remove-Item -Recurse -Force $home0 -ErrorAction SilentlyContinue
         }
         Invoke-Bench purge $direct.Source $key $secret $sourceBucket
@@ -278,12 +286,13 @@ New-CloudConnector -Name dst -Endpoint '$($relayed.Target)' -Credential ([pscred
 
 # ---- The report ---------------------------------------------------------------------------------------------------
 function Format-Ratio([double] $Value) { if ($Value) { '{0:N2}x' -f $Value } else { 'n/a' } }
-function Get-Row([int] $RttMs, [string] $Load, [string] $Name) { $rows | Where-Object { $_.Rtt -eq $RttMs -and $_.Workload -eq $Load -and $_.Tool -eq $Name } | Select-Object -First 1 }
+# A tool's figure in a cell: its fastest run over the rounds.
+function Get-Row([int] $RttMs, [string] $Load, [string] $Name) { $rows | Where-Object { $_.Rtt -eq $RttMs -and $_.Workload -eq $Load -and $_.Tool -eq $Name } | Sort-Object Wall | Select-Object -First 1 }
 function Get-Best([int] $RttMs, [string] $Load) {
     $rows | Where-Object { $_.Rtt -eq $RttMs -and $_.Workload -eq $Load -and $_.Tool -match '^ours-\d+$' } | Sort-Object Wall | Select-Object -First 1
 }
 $form = if ($Quick) { "quick (small $($counts.small), medium $($counts.medium), large $($counts.large))" } else { 'full-size' }
-$form += " run of RTT $($Rtt -join '/') ms, $($Workload -join '/')$(if ($Tool.Count -lt 4) { ', ' + ($Tool -join '/') })"
+$form += " run of RTT $($Rtt -join '/') ms, $($Workload -join '/')$(if ($Tool.Count -lt 4) { ', ' + ($Tool -join '/') })$(if ($Rounds -gt 1) { ", $Rounds rounds (#N: the round; targets from each tool's fastest)" })"
 $lines = @(
     "### $(Get-Date -Format 'yyyy-MM-dd HH:mm'), $form at commit $commit (engine: src/ at $engineCommit$engineDirty), $([math]::Round(((Get-Date) - $started).TotalMinutes)) min"
     ''
@@ -327,7 +336,7 @@ foreach ($row in $rows) {
     $conc = if ($row.Concurrency -gt 0) { "$($row.Concurrency)" } elseif ($row.Level) { "def. ($($row.Level))" } else { 'def.' }
     $mbits = if ($row.Bytes) { '{0:N0}' -f ($row.Bytes * 8 / 1e6 / $row.Wall) } else { '' }
     $lines += '| {0} | {1} | {2} | {3} | {4:N1} | {5} | {6:N0} | {7} | {8:N1} | {9:N0} | {10:N1} | {11:N1} | {12:P0} | {13} | {14} | {15:N2} | {16} | {17} |' -f $row.Rtt, $row.Workload,
-        $row.Tool, $conc, $row.Wall, $(if ($row.Job) { '{0:N1}' -f $row.Job } else { '' }), ($row.Objects / $row.Wall), $mbits, $row.Cpu, $row.PeakMB,
+        $(if ($Rounds -gt 1) { "$($row.Tool) #$($row.Round)" } else { $row.Tool }), $conc, $row.Wall, $(if ($row.Job) { '{0:N1}' -f $row.Job } else { '' }), ($row.Objects / $row.Wall), $mbits, $row.Cpu, $row.PeakMB,
         $row.RelayCpu, $row.ServerCpu, (($row.Cpu + $row.ServerCpu + $row.RelayCpu) / ($row.Wall * $cores)), $vsBest, $vsRclone,
         ($row.Requests / $row.Objects), $row.SourceRequests, $row.TargetRequests
 }
@@ -341,11 +350,11 @@ if ($small50) {
     if ($rd) { $target.Add(('| 50 ms small, ours-default vs rclone-default | >= 4x | {0} ({1:N1} vs {2:N1} s; job {3}) |' -f (Format-Ratio ($rd.Wall / $small50.Wall)), $small50.Wall, $rd.Wall, (Format-Ratio ($rd.Wall / $small50.Job)))) }
     if ($rb) { $target.Add(('| 50 ms small, ours-default vs rclone at our best ({0}) | >= 1.2x | {1} ({2:N1} vs {3:N1} s; job {4}) |' -f $rb.Concurrency, (Format-Ratio ($rb.Wall / $small50.Wall)), $small50.Wall, $rb.Wall, (Format-Ratio ($rb.Wall / $small50.Job)))) }
 }
-foreach ($group in $rows | Where-Object Tool -EQ 'ours-default' | Where-Object Workload -NE 'rerun') {
+foreach ($group in $rows | Where-Object Tool -EQ 'ours-default' | Where-Object Workload -NE 'rerun' | Sort-Object Rtt, Workload -Unique | ForEach-Object { Get-Row $_.Rtt $_.Workload 'ours-default' }) {
     $best = Get-Best $group.Rtt $group.Workload
     if ($best) { $target.Add(('| {0} ms {1}, ours-default vs ours-best ({2}) | >= 0.90 | {3:N2} ({4:N1} vs {5:N1} s) |' -f $group.Rtt, $group.Workload, $best.Concurrency, ($best.Wall / $group.Wall), $group.Wall, $best.Wall)) }
 }
-foreach ($large in $rows | Where-Object { $_.Rtt -eq 100 -and $_.Workload -eq 'large' -and $_.Cap -gt 0 }) {
+foreach ($large in $rows | Where-Object { $_.Rtt -eq 100 -and $_.Workload -eq 'large' -and $_.Cap -gt 0 } | Sort-Object Tool -Unique | ForEach-Object { Get-Row 100 'large' $_.Tool }) {
     $seconds = if ($large.Job) { $large.Job } else { $large.Wall }
     $target.Add(('| 100 ms large behind {0} Mbit/s, {1} | >= 90 % of the cap | {2:P0} ({3:N0} Mbit/s over {4}) |' -f $large.Cap, $large.Tool,
         ($large.Bytes * 8 / 1e6 / $seconds / $large.Cap), ($large.Bytes * 8 / 1e6 / $seconds), $(if ($large.Job) { 'the job' } else { 'the wall' })))
@@ -365,7 +374,7 @@ $lines | Write-Host
 $heading = '## Across a WAN (issue 20)'
 $intro = @(
     $heading, ''
-    'bench/Invoke-WanBenchmark.ps1 (`build.ps1 -Task Bench -Scenario Wan`; -Quick, -Rtt, -Workload, -Tool for a subset). Each Ceph'
+    'bench/Invoke-WanBenchmark.ps1 (`build.ps1 -Task Bench -Scenario Wan`; -Quick, -Rtt, -Workload, -Tool for a subset; -Rounds). Each Ceph'
     'gateway sits behind the bench tool''s latency relay (`relay`, bench/ObjectMigration.Bench/LatencyRelay.cs): every chunk waits half'
     'the round trip in each direction in a delay line (due times and a queue, so a long link carries a full window), an optional'
     'bottleneck per direction shared by all connections, a 4 MiB window per connection, and a new connection''s first byte held for'
