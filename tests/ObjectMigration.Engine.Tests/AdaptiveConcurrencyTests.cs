@@ -64,7 +64,7 @@ public sealed class AdaptiveConcurrencyTests
         var server = new SimulatedServer(knee: 250, perTransfer: 10);
         var levels = Run(new AdaptiveConcurrency(ceiling: 256), server, windows: 8);
 
-        // 8, 16, 32, 64, 128, 256: six windows.
+        // 16, 32, 64, 128, 256: five windows.
         Assert.Equal(256, levels[^1]);
     }
 
@@ -84,19 +84,49 @@ public sealed class AdaptiveConcurrencyTests
         Assert.False(controller.IsWindowComplete(TimeSpan.FromSeconds(4), 7, window));
         Assert.True(controller.IsWindowComplete(TimeSpan.FromSeconds(5), 0, window));
 
-        // At 64 a climbing window needs twice the level.
-        for (var w = 0; w < 2; w++) controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), 100 << w, 0, 0, controller.Limit));
+        // At 64 a climbing window needs twice the level (16 to 32 paid half as much again: a doubling follows).
+        foreach (var completed in new[] { 100, 150 }) controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), completed, 0, 0, controller.Limit));
         Assert.Equal(64, controller.Limit);
         Assert.False(controller.IsWindowComplete(TimeSpan.FromMilliseconds(300), 127, window));
         Assert.True(controller.IsWindowComplete(TimeSpan.FromMilliseconds(300), 128, window));
 
         // Held (the doubling to 128 did not pay): whole windows again.
-        controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), 400, 0, 0, controller.Limit));
-        controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), 400, 0, 0, controller.Limit));
+        controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), 200, 0, 0, controller.Limit));
+        controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), 200, 0, 0, controller.Limit));
         Assert.False(controller.Climbing);
         Assert.Equal(64, controller.Limit);
         Assert.False(controller.IsWindowComplete(TimeSpan.FromMilliseconds(500), 10_000, window));
         Assert.True(controller.IsWindowComplete(window, 10_000, window));
+    }
+
+    [Fact]
+    public void Where_a_doubling_pays_in_proportion_the_next_step_is_four_times_and_falls_back_to_a_doubling_that_pays()
+    {
+        // Round trips bind up to 60 in flight: 16 -> 32 doubles objects/s, so the next step is 32 -> 128.
+        var controller = new AdaptiveConcurrency(ceiling: 256);
+        double Rate(int level) => 10.0 * Math.Min(level, 60);
+        void Window() => controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), (long)Rate(controller.Limit), 0, 0, controller.Limit));
+        var levels = new List<int>();
+        for (var w = 0; w < 5; w++)
+        {
+            levels.Add(controller.Limit);
+            Window();
+        }
+        // 128 paid (600 vs 320 a second, +34 % a doubling: the next step is a doubling again), 256 did not: held at 128.
+        Assert.Equal([16, 32, 128, 256, 128], levels);
+        Assert.False(controller.Climbing);
+
+        // A step of four that does not pay is followed by the doubling between: 32 -> 128 loses, 64 gains.
+        var fallback = new AdaptiveConcurrency(ceiling: 256);
+        double Peaked(int level) => level <= 64 ? 10.0 * level : 10.0 * 64 * 0.4;
+        var seen = new List<int>();
+        for (var w = 0; w < 5; w++)
+        {
+            seen.Add(fallback.Limit);
+            fallback.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), (long)Peaked(fallback.Limit), 0, 0, fallback.Limit));
+        }
+        Assert.Equal([16, 32, 128, 64, 128], seen.Take(5));
+        Assert.Equal(64, fallback.Limit);
     }
 
     [Theory]
@@ -148,21 +178,25 @@ public sealed class AdaptiveConcurrencyTests
     [Fact]
     public void A_steady_trickle_of_throttled_requests_does_not_hold_the_level_down()
     {
-        // One in two thousand requests answered SlowDown: the pacer's business, not a reason to run fewer at once.
+        // One in five hundred requests answered SlowDown, a few in every window near the knee (more than the two a cut
+        // needs at least, far below 1 % of what finished): the pacer's business, not a reason to run fewer at once.
         var server = new SimulatedServer(knee: 200, perTransfer: 10) { Throttles = (_, _) => false };
         var controller = new AdaptiveConcurrency(ceiling: 256);
         var owed = 0.0;
+        var congestedWindows = 0;
         var levels = new List<int>();
         for (var w = 0; w < 30; w++)
         {
             levels.Add(controller.Limit);
             var s = server.Window(w, controller.Limit);
-            owed += s.Completed / 2000.0;
+            owed += s.Completed / 500.0;
             var throttled = (int)owed;
             owed -= throttled;
+            if (throttled >= 2) congestedWindows++;
             controller.Observe(s with { Congestion = throttled });
         }
         Assert.True(levels.Skip(10).Select(server.Throughput).Average() >= 0.9 * server.Best(256), string.Join(",", levels));
+        Assert.True(congestedWindows >= 10, $"only {congestedWindows} windows had two or more throttled requests");
     }
 
     [Fact]

@@ -114,4 +114,53 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal([12], levels);
         await AssertCopiedAsync(target, seeded);
     }
+
+    /// <summary>
+    /// Below the ceiling, workers wait at the gate holding the objects they took from the queue. When the batch of such
+    /// an object is taken over meanwhile (this runner's lease lapsed), the object is the new holder's: it must not be
+    /// copied here once it passes the gate, or both runners copy it.
+    /// </summary>
+    [Fact]
+    public async Task An_object_waiting_at_the_gate_is_not_copied_once_its_batch_was_taken_over()
+    {
+        var (source, seeded) = await Source.Value;
+        using var targetClient = TestEndpoints.S3rverTarget.Client();
+        var target = await targetClient.NewBucketAsync();
+        // Adaptive under a ceiling of 64: 16 transfer, the other 48 workers wait at the gate with an object each.
+        var id = _engine.CreateJob(new MigrationJobRequest
+        {
+            SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, Concurrency = 64,
+        }).Id;
+        var puts = new ConcurrentQueue<(string Key, DateTime At)>();
+        _targetProxy.RequestArrived += r => { if (FaultProxy.IsObjectPut(r)) puts.Enqueue((r.Path.Value!, DateTime.UtcNow)); };
+        _targetProxy.Inject(Fault.Hang, int.MaxValue, FaultProxy.IsObjectPut);
+
+        var run = _engine.RunJobAsync(id, Options, CancellationToken.None);
+        await TestEndpoints.WaitUntilAsync(() => puts.Count >= AdaptiveConcurrency.DefaultStart, TimeSpan.FromSeconds(30));
+        // Another runner takes every open batch over for three seconds, as if this one's heartbeat had been late.
+        var thiefLeaseEnds = DateTime.UtcNow.AddSeconds(3);
+        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_engine.Store.Location}"))
+        {
+            connection.Open();
+            using var steal = connection.CreateCommand();
+            steal.CommandText = "UPDATE batches SET lease_owner = 'thief', lease_until = $until WHERE state = 0";
+            // The store's own form of a time ("O", UTC), which it compares as text.
+            steal.Parameters.AddWithValue("$until", new DateTimeOffset(thiefLeaseEnds).ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+            Assert.True(steal.ExecuteNonQuery() > 0);
+        }
+        await TestEndpoints.WaitUntilAsync(() => _engine.Store.GetProgress(id).Workers.Single().HeldBatches == 0, TimeSpan.FromSeconds(30));
+        var putsBeforeRelease = puts.Count;
+        var released = DateTime.UtcNow;
+        _targetProxy.Release();
+
+        Assert.Equal(JobState.Completed, await run);
+
+        var early = puts.Skip(putsBeforeRelease).Where(p => p.At < thiefLeaseEnds).ToList();
+        output.WriteLine($"PUTs hung before the takeover: {putsBeforeRelease}; PUTs between the release ({released:HH:mm:ss.fff}) and the thief's lease end: {early.Count}; all PUTs: {puts.Count}");
+        Assert.Empty(early);
+        // Each object was sent once: the hung ones finished after the release, the rest after the batches came back.
+        Assert.Equal(ObjectCount, puts.Select(p => p.Key).Distinct().Count());
+        Assert.Equal(ObjectCount, puts.Count);
+        await AssertCopiedAsync(target, seeded);
+    }
 }

@@ -490,13 +490,15 @@ public sealed class MigrationRunner
         // go through first, as in the queue: an open upload finishes before another object starts.
         while (await _run.Queue.DequeueAsync(ct).ConfigureAwait(false) is { } item)
         {
+            await _gate.EnterAsync(ct, priority: item is PartWork).ConfigureAwait(false);
+            // Checked once through the gate, where an item may wait long below the ceiling: a batch taken over while its
+            // object waited in the queue or at the gate is the new holder's to copy.
             if (item is ObjectWork { BatchNo: > 0 } queued && !_batches.Holds(queued.BatchNo))
             {
-                // Its batch was taken over while it waited in the queue: the new holder copies it.
+                _gate.Exit();
                 _run.Abandon(queued.Object.Key);
                 continue;
             }
-            await _gate.EnterAsync(ct, priority: item is PartWork).ConfigureAwait(false);
             var started = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
