@@ -130,6 +130,9 @@ $commit = (& git -C $Root rev-parse --short HEAD 2>$null)
 # The engine measured: the last commit that changed src/ (the module is built from the worktree as it is).
 $engineCommit = (& git -C $Root log -1 --format=%h -- src 2>$null)
 $engineDirty = if (& git -C $Root status --porcelain -- src 2>$null) { ' + uncommitted changes' } else { '' }
+# What was measured is the module as built, which may be older than src/: its engine's hash and build time say which.
+$engineDll = Get-Item (Join-Path (Split-Path $ModulePath) 'dependencies/ObjectMigration.Engine.dll') -ErrorAction SilentlyContinue
+$engineBuilt = if ($engineDll) { '; module engine built {0:HH:mm}, md5 {1}' -f $engineDll.LastWriteTime, (Get-FileHash $engineDll.FullName -Algorithm MD5).Hash.Substring(0, 8).ToLowerInvariant() } else { '' }
 
 Write-Host '[relay] its own cost (echo server and relay in one process) ...'
 foreach ($line in (Invoke-Bench relay-cost 2000)) { if ($line -match '^CHECK (\S+) (\S+)') { $checks["cost $($Matches[1])"] = [double]$Matches[2] } }
@@ -172,7 +175,7 @@ if (`$job.State -ne 'Completed') { Write-Error "job `$(`$job.State)"; exit 1 }
 'TRANSFERRED ' + `$progress.TransferredObjects
 # The adaptive level: how high the run went and where it ended, from its log (issue 20).
 `$note = Get-MigrationJobLog -Id `$job.Id -Type MigrationNotice | Where-Object Message -like 'Adaptive concurrency*' | Select-Object -Last 1
-if (`$note -and `$note.Message -match 'up to (\d+) transfers at once and ended at (\d+)') { 'LEVEL ' + `$Matches[1] + '/' + `$Matches[2] }
+if (`$note -and `$note.Message -match 'up to (\d+) transfers? at once and ended at (\d+)') { 'LEVEL ' + `$Matches[1] + '/' + `$Matches[2] }
 "@
         $run = Measure-Run $pwshHost ($pwshArguments + @('-NoProfile', '-NonInteractive', '-Command', $script))
         $transferred = [int](Get-Tagged $run.Output 'TRANSFERRED')
@@ -294,7 +297,7 @@ function Get-Best([int] $RttMs, [string] $Load) {
 $form = if ($Quick) { "quick (small $($counts.small), medium $($counts.medium), large $($counts.large))" } else { 'full-size' }
 $form += " run of RTT $($Rtt -join '/') ms, $($Workload -join '/')$(if ($Tool.Count -lt 4) { ', ' + ($Tool -join '/') })$(if ($Rounds -gt 1) { ", $Rounds rounds (#N: the round; targets from each tool's fastest)" })"
 $lines = @(
-    "### $(Get-Date -Format 'yyyy-MM-dd HH:mm'), $form at commit $commit (engine: src/ at $engineCommit$engineDirty), $([math]::Round(((Get-Date) - $started).TotalMinutes)) min"
+    "### $(Get-Date -Format 'yyyy-MM-dd HH:mm'), $form at commit $commit (engine: src/ at $engineCommit$engineDirty$engineBuilt), $([math]::Round(((Get-Date) - $started).TotalMinutes)) min"
     ''
     "Ceph RGW (memstore, two gateways) behind one relay process; RTT $($Rtt -join ', ') ms; at RTT > 0 each direction of each relay capped at $Mbit Mbit/s; a new"
     "connection waits $HandshakeRtts round trips before its first byte; window 4 MiB per connection. rclone $((rclone version 2>$null | Select-Object -First 1) -replace 'rclone ', ''); $cores cores shared"

@@ -530,6 +530,7 @@ public sealed class MigrationEngine
     public async Task<JobState> RunJobAsync(Guid id, RunnerOptions? options, CancellationToken ct, int? concurrencyCap = null)
     {
         var job = GetJob(id);
+        var jobCeiling = job.Concurrency;
         if (concurrencyCap is { } cap && cap < job.Concurrency) job.Concurrency = Math.Max(1, cap);
         IObjectStore source, target;
         try
@@ -557,7 +558,7 @@ public sealed class MigrationEngine
         }
         using var sourceStore = source;
         using var targetStore = ReferenceEquals(target, source) ? null : target;
-        var runner = new MigrationRunner(Store, job, source, target, options);
+        var runner = new MigrationRunner(Store, job, source, target, options) { JobCeiling = jobCeiling };
         // A second run of the same job in this process does not start (the job is no longer Pending); it must not
         // unregister the first.
         // A joined run does not hold the job: the lead's heartbeat alone says whether the job is alive.

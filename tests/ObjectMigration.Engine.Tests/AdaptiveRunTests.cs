@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using ObjectMigration.Engine.Model;
 using ObjectMigration.Engine.Scheduling;
+using ObjectMigration.Engine.State;
 using ObjectMigration.Engine.Transfer;
 using Xunit;
 using Xunit.Abstractions;
@@ -58,6 +59,10 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
         return (state, levels.ToList());
     }
 
+    /// <summary>The notice each adaptive run ends with: how high the level went and what throttling it met.</summary>
+    private string LevelNotice(Guid id) => Assert.Single(_engine.Store.GetLogs(id, new LogQuery { Types = [LogType.MigrationNotice] }),
+        l => l.Message.StartsWith("Adaptive concurrency:", StringComparison.Ordinal)).Message;
+
     private async Task AssertCopiedAsync(string target, Dictionary<string, byte[]> seeded)
     {
         using var client = TestEndpoints.S3rverTarget.Client();
@@ -93,6 +98,7 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
         // Somewhere after the storm began the level is below what it was before: it backed off.
         Assert.Contains(levels.Zip(levels.Skip(1)), pair => pair.Second < pair.First);
         Assert.All(levels, l => Assert.InRange(l, 1, TransferOptions.DefaultConcurrency));
+        Assert.Matches(@"^Adaptive concurrency: this run went up to \d+ transfers at once and ended at \d+ \(of at most 256\); [1-9]\d* requests? (was|were) retried after throttling or a timeout\.$", LevelNotice(id));
         await AssertCopiedAsync(target, seeded);
     }
 
@@ -112,6 +118,8 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
 
         Assert.Equal(JobState.Completed, state);
         Assert.Equal([12], levels);
+        // A fixed level has nothing to report.
+        Assert.DoesNotContain(_engine.Store.GetLogs(id, new LogQuery { Types = [LogType.MigrationNotice] }), l => l.Message.StartsWith("Adaptive concurrency:", StringComparison.Ordinal));
         await AssertCopiedAsync(target, seeded);
     }
 
@@ -161,6 +169,8 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
         // Each object was sent once: the hung ones finished after the release, the rest after the batches came back.
         Assert.Equal(ObjectCount, puts.Select(p => p.Key).Distinct().Count());
         Assert.Equal(ObjectCount, puts.Count);
+        // A run that met no throttling says so too: a level that stayed low is then the link's or the machine's doing.
+        Assert.EndsWith("(of at most 64); no request was retried after throttling or a timeout.", LevelNotice(id));
         await AssertCopiedAsync(target, seeded);
     }
 }

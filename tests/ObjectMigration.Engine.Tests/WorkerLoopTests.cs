@@ -105,7 +105,9 @@ public sealed class WorkerLoopTests : IAsyncLifetime
         {
             Assert.Equal(JobState.Completed, _engine.GetJob(job.Id).State);
             var start = _engine.Store.GetLogs(job.Id, new LogQuery { Types = [LogType.MigrationStart] }).Single();
-            Assert.Contains("(up to 2)", start.Message);
+            // The log names where the lower ceiling comes from: the job keeps its own.
+            Assert.Contains("(up to 2, this worker's -Concurrency; the job's is 8)", start.Message);
+            Assert.Equal(8, _engine.GetJob(job.Id).Concurrency);
         }
     }
 
