@@ -1,6 +1,6 @@
 using ObjectMigration.Bench;
 
-// bench tool: listing-memory N | kinds N | seed E A S BUCKET WORKLOAD | purge E A S BUCKET | limit SE SA SS SBUCKET TE TA TS TBUCKET CONCURRENCY
+// bench tool: listing-memory N | kinds N | seed E A S BUCKET WORKLOAD | warm E A S BUCKET | purge E A S BUCKET | limit SE SA SS SBUCKET TE TA TS TBUCKET CONCURRENCY
 // | relay --upstream HOST:PORT ... (LatencyRelay) | relay-cost [PINGS] | relay-probe DIRECT RELAYED A S BUCKET KEY COUNT [LARGEKEY PUTMIB] (RelayCheck)
 switch (args.FirstOrDefault())
 {
@@ -51,6 +51,9 @@ switch (args.FirstOrDefault())
         return 0;
     case "mkbucket":
         using (var client = S3Tools.Client(args[1], args[2], args[3], 4)) await client.PutBucketAsync(args[4]);
+        return 0;
+    case "warm":
+        using (var client = S3Tools.Client(args[1], args[2], args[3], 32)) await S3Tools.WarmAsync(client, args[4], 16);
         return 0;
     case "purge":
         using (var client = S3Tools.Client(args[1], args[2], args[3], 32)) await S3Tools.PurgeAsync(client, args[4]);

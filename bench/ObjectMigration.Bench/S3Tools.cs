@@ -62,6 +62,30 @@ internal static class S3Tools
         });
     }
 
+    /// <summary>
+    /// Reads every object of a bucket once and drops the bytes. The first copy after seeding ran up to 25 % slower, with
+    /// a third more gateway CPU, than the same copy later (every WAN cell, whichever tool went first): the gateways'
+    /// first reads of fresh objects. Done once after seeding, no measured run pays it.
+    /// </summary>
+    public static async Task WarmAsync(AmazonS3Client client, string bucket, int concurrency)
+    {
+        var keys = new List<string>();
+        var request = new ListObjectsV2Request { BucketName = bucket };
+        ListObjectsV2Response page;
+        do
+        {
+            page = await client.ListObjectsV2Async(request);
+            keys.AddRange((page.S3Objects ?? []).Select(o => o.Key));
+            request.ContinuationToken = page.NextContinuationToken;
+        }
+        while (page.IsTruncated == true);
+        await Parallel.ForEachAsync(keys, new ParallelOptions { MaxDegreeOfParallelism = concurrency }, async (key, ct) =>
+        {
+            using var response = await client.GetObjectAsync(bucket, key, ct);
+            await response.ResponseStream.CopyToAsync(Stream.Null, ct);
+        });
+    }
+
     public static async Task PurgeAsync(AmazonS3Client client, string bucket)
     {
         var request = new ListObjectsV2Request { BucketName = bucket };
