@@ -116,17 +116,18 @@ public sealed class AdaptiveConcurrencyTests
         Assert.Equal([16, 32, 128, 256, 128], levels);
         Assert.False(controller.Climbing);
 
-        // A step of four that does not pay is followed by the doubling between: 32 -> 128 loses, 64 gains.
+        // A step of four that does not pay is followed by the doubling between: 32 -> 128 loses, 64 gains, and the climb
+        // ends there (a doubling would go back to the 128 that lost): held at 64.
         var fallback = new AdaptiveConcurrency(ceiling: 256);
         double Peaked(int level) => level <= 64 ? 10.0 * level : 10.0 * 64 * 0.4;
         var seen = new List<int>();
-        for (var w = 0; w < 5; w++)
+        for (var w = 0; w < 6; w++)
         {
             seen.Add(fallback.Limit);
             fallback.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), (long)Peaked(fallback.Limit), 0, 0, fallback.Limit));
         }
-        Assert.Equal([16, 32, 128, 64, 128], seen.Take(5));
-        Assert.Equal(64, fallback.Limit);
+        Assert.Equal([16, 32, 128, 64, 64, 64], seen);
+        Assert.False(fallback.Climbing);
     }
 
     [Theory]

@@ -143,10 +143,12 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
         _targetProxy.RequestArrived += r => { if (FaultProxy.IsObjectPut(r)) puts.Enqueue((r.Path.Value!, DateTime.UtcNow)); };
         _targetProxy.Inject(Fault.Hang, int.MaxValue, FaultProxy.IsObjectPut);
 
-        var run = _engine.RunJobAsync(id, Options, CancellationToken.None);
+        // Long windows: the level stays at 16 while nothing finishes (a climb would let more objects through the gate).
+        var options = new RunnerOptions { Retry = Options.Retry, ControlInterval = Options.ControlInterval, FlushInterval = Options.FlushInterval, AdaptWindow = TimeSpan.FromMinutes(1) };
+        var run = _engine.RunJobAsync(id, options, CancellationToken.None);
         await TestEndpoints.WaitUntilAsync(() => puts.Count >= AdaptiveConcurrency.DefaultStart, TimeSpan.FromSeconds(30));
-        // Another runner takes every open batch over for three seconds, as if this one's heartbeat had been late.
-        var thiefLeaseEnds = DateTime.UtcNow.AddSeconds(3);
+        // Another runner takes every open batch over for five seconds, as if this one's heartbeat had been late.
+        var thiefLeaseEnds = DateTime.UtcNow.AddSeconds(5);
         using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_engine.Store.Location}"))
         {
             connection.Open();
@@ -159,6 +161,8 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
         await TestEndpoints.WaitUntilAsync(() => _engine.Store.GetProgress(id).Workers.Single().HeldBatches == 0, TimeSpan.FromSeconds(30));
         var putsBeforeRelease = puts.Count;
         var released = DateTime.UtcNow;
+        // Time left for the objects at the gate to show themselves, were they let through: else the test says nothing.
+        Assert.True(thiefLeaseEnds - released > TimeSpan.FromSeconds(2), $"the takeover was noticed only {thiefLeaseEnds - released:g} before the thief's lease ends");
         _targetProxy.Release();
 
         Assert.Equal(JobState.Completed, await run);

@@ -56,7 +56,7 @@ public sealed class AdaptiveConcurrency
     public const int DefaultStart = 16;
     /// <summary>
     /// While climbing, a window ends once this many items finished (or twice the level, if more) and a fifth of the
-    /// window passed: enough to tell a doubling's gain, and a climb from 16 to 256 at 50 ms takes about 3 s instead
+    /// window passed: enough to tell a doubling's gain, and a climb from 16 to 256 at 50 ms takes about 4 s instead
     /// of 5 to 6 (measured: those seconds at a low level were most of what the default lost to the best fixed level).
     /// </summary>
     public const int ClimbWindowItems = 32;
@@ -85,8 +85,9 @@ public sealed class AdaptiveConcurrency
     private bool _confirming;
     /// <summary>What the last doubling of the climb gained: near proportional, the next step is larger.</summary>
     private double _lastClimbGain;
-    /// <summary>A step of four went past the knee once: the rest of the run climbs by doublings.</summary>
+    /// <summary>A step of four went past the knee once: the rest of the run climbs by doublings, and holds below that level.</summary>
     private bool _fastClimbFailed;
+    private int _failedFastLevel = int.MaxValue;
 
     public AdaptiveConcurrency(int ceiling, int start = DefaultStart)
     {
@@ -153,7 +154,7 @@ public sealed class AdaptiveConcurrency
             // A climb's step of four that did not pay: try the doubling between before holding.
             if (!kept && _mode == Mode.Climb && Limit > 2 * trial.Level)
             {
-                (_lastClimbGain, _fastClimbFailed) = (0, true);
+                (_lastClimbGain, _fastClimbFailed, _failedFastLevel) = (0, true, Limit);
                 _trial = trial;
                 Limit = 2 * trial.Level;
                 return Limit;
@@ -186,10 +187,11 @@ public sealed class AdaptiveConcurrency
         var from = _baseline!.Value;
         if (_mode == Mode.Climb)
         {
-            if (Limit >= Ceiling)
+            // At the ceiling, or a doubling would reach the level a step of four already lost at: the climb is over.
+            if (Limit >= Ceiling || 2 * Limit >= _failedFastLevel)
             {
                 _floor = Math.Max(1, Limit / 2);
-                _mode = Mode.Hold;
+                (_mode, _lastClimbGain) = (Mode.Hold, 0);
                 return Limit;
             }
             _trial = (Limit, from.Completed, from.Bytes);

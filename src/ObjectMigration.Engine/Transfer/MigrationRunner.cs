@@ -499,13 +499,18 @@ public sealed class MigrationRunner
         // go through first, as in the queue: an open upload finishes before another object starts.
         while (await _run.Queue.DequeueAsync(ct).ConfigureAwait(false) is { } item)
         {
+            // A batch taken over while its object waited in the queue or at the gate (where it may wait long below the
+            // ceiling) is the new holder's to copy: checked before the gate, and again once through it.
+            if (TakenOver(item))
+            {
+                _run.Abandon(((ObjectWork)item).Object.Key);
+                continue;
+            }
             await _gate.EnterAsync(ct, priority: item is PartWork).ConfigureAwait(false);
-            // Checked once through the gate, where an item may wait long below the ceiling: a batch taken over while its
-            // object waited in the queue or at the gate is the new holder's to copy.
-            if (item is ObjectWork { BatchNo: > 0 } queued && !_batches.Holds(queued.BatchNo))
+            if (TakenOver(item))
             {
                 _gate.Exit();
-                _run.Abandon(queued.Object.Key);
+                _run.Abandon(((ObjectWork)item).Object.Key);
                 continue;
             }
             var started = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -521,6 +526,8 @@ public sealed class MigrationRunner
             }
         }
     }
+
+    private bool TakenOver(WorkItem item) => item is ObjectWork { BatchNo: > 0 } queued && !_batches.Holds(queued.BatchNo);
 
     /// <summary>
     /// Measures the run in windows (<see cref="AdaptiveConcurrency.IsWindowComplete"/>: short while climbing, at least
