@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using Amazon.Runtime;
 using Amazon.S3;
@@ -69,21 +68,27 @@ internal static class S3Tools
     /// </summary>
     public static async Task WarmAsync(AmazonS3Client client, string bucket, int concurrency)
     {
-        var keys = new List<string>();
+        await Parallel.ForEachAsync(await ListAsync(client, bucket), new ParallelOptions { MaxDegreeOfParallelism = concurrency }, async (item, ct) =>
+        {
+            using var response = await client.GetObjectAsync(bucket, item.Key, ct);
+            await response.ResponseStream.CopyToAsync(Stream.Null, ct);
+        });
+    }
+
+    /// <summary>Every key of a bucket with its size, page by page.</summary>
+    private static async Task<List<(string Key, long Size)>> ListAsync(AmazonS3Client client, string bucket)
+    {
+        var keys = new List<(string Key, long Size)>();
         var request = new ListObjectsV2Request { BucketName = bucket };
         ListObjectsV2Response page;
         do
         {
             page = await client.ListObjectsV2Async(request);
-            keys.AddRange((page.S3Objects ?? []).Select(o => o.Key));
+            keys.AddRange((page.S3Objects ?? []).Select(o => (o.Key, o.Size ?? 0)));
             request.ContinuationToken = page.NextContinuationToken;
         }
         while (page.IsTruncated == true);
-        await Parallel.ForEachAsync(keys, new ParallelOptions { MaxDegreeOfParallelism = concurrency }, async (key, ct) =>
-        {
-            using var response = await client.GetObjectAsync(bucket, key, ct);
-            await response.ResponseStream.CopyToAsync(Stream.Null, ct);
-        });
+        return keys;
     }
 
     public static async Task PurgeAsync(AmazonS3Client client, string bucket)
@@ -109,16 +114,7 @@ internal static class S3Tools
     public static async Task LimitAsync(AmazonS3Client source, string sourceBucket, AmazonS3Client target, string targetBucket, int concurrency)
     {
         try { await target.PutBucketAsync(targetBucket); } catch (AmazonS3Exception e) when (e.ErrorCode is "BucketAlreadyOwnedByYou" or "BucketAlreadyExists") { }
-        var keys = new ConcurrentQueue<(string Key, long Size)>();
-        var request = new ListObjectsV2Request { BucketName = sourceBucket };
-        ListObjectsV2Response page;
-        do
-        {
-            page = await source.ListObjectsV2Async(request);
-            foreach (var o in page.S3Objects ?? []) keys.Enqueue((o.Key, o.Size ?? 0));
-            request.ContinuationToken = page.NextContinuationToken;
-        }
-        while (page.IsTruncated == true);
+        var keys = await ListAsync(source, sourceBucket);
         await Parallel.ForEachAsync(keys, new ParallelOptions { MaxDegreeOfParallelism = concurrency }, async (item, ct) =>
         {
             using var response = await source.GetObjectAsync(sourceBucket, item.Key, ct);
