@@ -85,8 +85,7 @@ public sealed class AdaptiveConcurrency
     private bool _confirming;
     /// <summary>What the last doubling of the climb gained: near proportional, the next step is larger.</summary>
     private double _lastClimbGain;
-    /// <summary>A step of four went past the knee once: the rest of the run climbs by doublings, and holds below that level.</summary>
-    private bool _fastClimbFailed;
+    /// <summary>Where a step of four went past the knee: the rest of the run climbs by doublings, and holds below it.</summary>
     private int _failedFastLevel = int.MaxValue;
 
     public AdaptiveConcurrency(int ceiling, int start = DefaultStart)
@@ -154,7 +153,7 @@ public sealed class AdaptiveConcurrency
             // A climb's step of four that did not pay: try the doubling between before holding.
             if (!kept && _mode == Mode.Climb && Limit > 2 * trial.Level)
             {
-                (_lastClimbGain, _fastClimbFailed, _failedFastLevel) = (0, true, Limit);
+                (_lastClimbGain, _failedFastLevel) = (0, Limit);
                 _trial = trial;
                 Limit = 2 * trial.Level;
                 return Limit;
@@ -195,7 +194,7 @@ public sealed class AdaptiveConcurrency
                 return Limit;
             }
             _trial = (Limit, from.Completed, from.Bytes);
-            Limit = Math.Min(Ceiling, Limit * (_lastClimbGain >= FastClimbGain && !_fastClimbFailed ? 4 : 2));
+            Limit = Math.Min(Ceiling, Limit * (_lastClimbGain >= FastClimbGain && _failedFastLevel == int.MaxValue ? 4 : 2));
             return Limit;
         }
         if (++_held < HoldWindows) return Limit;
