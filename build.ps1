@@ -149,6 +149,22 @@ function Write-FixtureFile($Fixtures) {
     $path
 }
 
+# Each failed xunit test with the first lines of its message, and why the run itself failed if it did.
+function Get-XunitFailure([string] $TrxPath, [int] $ExitCode) {
+    $run = ([xml](Get-Content $TrxPath)).TestRun
+    foreach ($result in @($run.Results.UnitTestResult)) {
+        if (-not $result -or $result.outcome -eq 'Passed' -or $result.outcome -eq 'NotExecuted') { continue }
+        $message = "$($result.Output.ErrorInfo.Message)" -split "`n" | Select-Object -First 4
+        "xunit: $($result.testName) ($($result.outcome), $($result.duration)): $($message -join ' | ')"
+    }
+    foreach ($info in @($run.ResultSummary.RunInfos.RunInfo)) {
+        if ($info -and $info.outcome -ne 'Informational') { "xunit run: $("$($info.Text)" -split "`n" | Select-Object -First 6)" }
+    }
+    if ($ExitCode -ne 0 -and [int]$run.ResultSummary.Counters.failed -eq 0) {
+        "xunit: dotnet test exited $ExitCode with no failed test in its results (the test host crashed or the run was aborted; see its output above)."
+    }
+}
+
 function Invoke-Test {
     Invoke-Build
     $pester = Install-Pester
@@ -171,6 +187,8 @@ function Invoke-Test {
         $totals.Failed += [int]$counters.failed + [int]$counters.error + [int]$counters.timeout
         $totals.Skipped += [int]$counters.notExecuted
         if ($xunitExit -ne 0 -and [int]$counters.failed -eq 0) { $totals.Failed++ }
+        $failures = [System.Collections.Generic.List[string]]::new()
+        $failures.AddRange([string[]]@(Get-XunitFailure -TrxPath $trx.FullName -ExitCode $xunitExit))
 
         # Pester: the built module, loaded the way users load it, in a fresh process.
         $summary = Join-Path $results 'pester.json'
@@ -183,12 +201,18 @@ function Invoke-Test {
         $p = Get-Content $summary -Raw | ConvertFrom-Json
         $totals.Passed += $p.Passed; $totals.Failed += $p.Failed; $totals.Skipped += $p.Skipped
         if ($pesterExit -ne 0 -and $p.Failed -eq 0) { $totals.Failed++ }
+        foreach ($failure in @($p.Failures)) { if ($failure) { $failures.Add("Pester: $failure") } }
     } finally {
         $fixtures.Values | Stop-S3Fixture
         Remove-Item $fixtureFile -ErrorAction SilentlyContinue
         Remove-Item Env:OBJECTMIGRATION_TEST_FIXTURES -ErrorAction SilentlyContinue
     }
     Write-Host ''
+    # Repeated at the end: CI keeps only the tail of the output.
+    if ($failures.Count -gt 0) {
+        Write-Host 'What failed:'
+        foreach ($failure in $failures) { Write-Host "  $failure" }
+    }
     Write-Host "$($totals.Passed) passed, $($totals.Failed) failed, $($totals.Skipped) skipped"
     if ($totals.Failed -gt 0 -or $totals.Passed -eq 0) { exit 1 }
 }

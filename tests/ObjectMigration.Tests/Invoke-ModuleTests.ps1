@@ -16,6 +16,12 @@ $configuration.Run.Path = @(Get-ChildItem $PSScriptRoot -Filter "$Filter.Tests.p
 $configuration.Run.PassThru = $true
 $configuration.Output.Verbosity = 'Detailed'
 $result = Invoke-Pester -Configuration $configuration
-[pscustomobject]@{ Passed = $result.PassedCount; Failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount; Skipped = $result.SkippedCount } |
+# What failed, a line each, for the end of the build's output (CI keeps only its tail).
+$failures = @(
+    foreach ($test in $result.Failed) { "$($test.ExpandedPath): $("$($test.ErrorRecord | Select-Object -First 1)" -split "`n" | Select-Object -First 3)" }
+    foreach ($block in $result.FailedBlocks) { "$($block.Path -join ' '): $("$($block.ErrorRecord | Select-Object -First 1)" -split "`n" | Select-Object -First 3)" }
+    foreach ($container in $result.FailedContainers) { "$($container.Item): $("$($container.ErrorRecord | Select-Object -First 1)" -split "`n" | Select-Object -First 3)" }
+)
+[pscustomobject]@{ Passed = $result.PassedCount; Failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount; Skipped = $result.SkippedCount; Failures = $failures } |
     ConvertTo-Json | Set-Content $SummaryPath
 exit ($result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount)
