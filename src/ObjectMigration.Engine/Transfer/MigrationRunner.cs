@@ -693,7 +693,7 @@ public sealed class MigrationRunner
         if (lost > 0)
         {
             _run.Log(new LogRecord(LogType.MigrationNotice, null,
-                $"{_runnerId} lost the lease of {lost} batch(es) (its heartbeat was late) and leaves them to the runner that took them over."));
+                $"{_runnerId} lost the lease of {(lost == 1 ? "1 batch" : $"{lost} batches")} (its heartbeat was late) and leaves {(lost == 1 ? "it" : "them")} to the runner that took {(lost == 1 ? "it" : "them")} over."));
         }
     }
 
