@@ -64,7 +64,8 @@ public sealed class AdaptiveConcurrencyTests
         var server = new SimulatedServer(knee: 250, perTransfer: 10);
         var levels = Run(new AdaptiveConcurrency(ceiling: 256), server, windows: 8);
 
-        // 16, 32, 64, 128, 256: five windows.
+        // Each doubling pays in proportion, so after the first the level steps by four: 16, 32, 128, 256.
+        Assert.Equal([16, 32, 128, 256], levels.Take(4));
         Assert.Equal(256, levels[^1]);
     }
 
@@ -198,6 +199,54 @@ public sealed class AdaptiveConcurrencyTests
         }
         Assert.True(levels.Skip(10).Select(server.Throughput).Average() >= 0.9 * server.Best(256), string.Join(",", levels));
         Assert.True(congestedWindows >= 10, $"only {congestedWindows} windows had two or more throttled requests");
+    }
+
+    [Fact]
+    public void Before_a_window_ends_throttling_is_judged_against_a_whole_window_not_the_few_items_finished_yet()
+    {
+        var controller = new AdaptiveConcurrency(ceiling: 256);
+        // Before any window there is nothing else to judge against.
+        Assert.True(controller.IsCongestedSoFar(completed: 20, congestion: 2));
+        controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), 1000, 1000 * 16384, 0, controller.Limit));
+        // Two retries among the first 20 items of a window that holds about 1,000: a trickle, no cut yet.
+        Assert.False(controller.IsCongestedSoFar(completed: 20, congestion: 2));
+        // A share of a whole window cuts before it ends.
+        Assert.True(controller.IsCongestedSoFar(completed: 20, congestion: 12));
+        // Past a whole window's items, the share is of what finished.
+        Assert.True(controller.IsCongestedSoFar(completed: 1500, congestion: 16));
+        Assert.False(controller.IsCongestedSoFar(completed: 1500, congestion: 14));
+    }
+
+    [Fact]
+    public void A_trickle_of_throttled_requests_checked_as_the_runner_does_many_times_a_window_does_not_cut_the_level()
+    {
+        // The runner asks after every twentieth of a window whether to cut at once, then hands the whole window over.
+        // One request in 500 is throttled, at random: early in a window two of them are a large share of the few
+        // items finished, which must not cut (the whole window's share is 0.2 %).
+        var server = new SimulatedServer(knee: 200, perTransfer: 10);
+        var controller = new AdaptiveConcurrency(ceiling: 256);
+        var random = new Random(11);
+        var cuts = 0;
+        var levels = new List<int>();
+        for (var w = 0; w < 40; w++)
+        {
+            levels.Add(controller.Limit);
+            var window = server.Window(w, controller.Limit);
+            var (done, throttled) = (0L, 0);
+            var cut = false;
+            for (var tick = 1; tick <= 20 && !cut; tick++)
+            {
+                for (var end = window.Completed * tick / 20; done < end; done++) if (random.Next(500) == 0) throttled++;
+                if (tick < 20 && controller.IsCongestedSoFar(done, throttled))
+                {
+                    controller.Observe(new ThroughputSample(window.Elapsed * tick / 20, done, done * 16384, throttled, controller.Limit));
+                    (cut, cuts) = (true, cuts + 1);
+                }
+            }
+            if (!cut) controller.Observe(window with { Congestion = throttled });
+        }
+        Assert.True(cuts <= 1, $"{cuts} cuts; levels {string.Join(",", levels)}");
+        Assert.True(levels.Skip(10).Select(server.Throughput).Average() >= 0.9 * server.Best(256), string.Join(",", levels));
     }
 
     [Fact]

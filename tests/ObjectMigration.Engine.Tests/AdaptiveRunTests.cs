@@ -39,7 +39,7 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task DisposeAsync() => await _targetProxy.DisposeAsync();
 
     /// <summary>Runs the job while another thread reads its progress as Get-MigrationJobProgress does; returns the levels it saw in order.</summary>
-    private async Task<(JobState State, List<int> Levels)> RunWatchingAsync(Guid id)
+    private async Task<(JobState State, List<int> Levels)> RunWatchingAsync(Guid id, RunnerOptions? options = null)
     {
         var levels = new ConcurrentQueue<int>();
         using var stop = new CancellationTokenSource();
@@ -52,7 +52,7 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
                 await Task.Delay(10);
             }
         });
-        var state = await _engine.RunJobAsync(id, Options, CancellationToken.None);
+        var state = await _engine.RunJobAsync(id, options ?? Options, CancellationToken.None);
         stop.Cancel();
         await watcher;
         Assert.Equal(0, _engine.Store.GetProgress(id).ActiveConcurrency);
@@ -89,7 +89,8 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
             if (FaultProxy.IsObjectPut(r) && Interlocked.Increment(ref puts) == ObjectCount / 3) _targetProxy.InjectFor(Fault.SlowDown, TimeSpan.FromSeconds(1), _ => true);
         };
 
-        var (state, levels) = await RunWatchingAsync(id);
+        // Windows of a second (a climb's first one at least 0.2 s): the progress, saved every 50 ms, shows the start.
+        var (state, levels) = await RunWatchingAsync(id, new RunnerOptions { Retry = Options.Retry, ControlInterval = Options.ControlInterval, FlushInterval = Options.FlushInterval, AdaptWindow = TimeSpan.FromSeconds(1) });
 
         output.WriteLine($"levels seen: {string.Join(", ", levels)}; SlowDown answers: {_targetProxy.Served(Fault.SlowDown)}");
         Assert.Equal(JobState.Completed, state);
@@ -98,7 +99,8 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
         // Somewhere after the storm began the level is below what it was before: it backed off.
         Assert.Contains(levels.Zip(levels.Skip(1)), pair => pair.Second < pair.First);
         Assert.All(levels, l => Assert.InRange(l, 1, TransferOptions.DefaultConcurrency));
-        Assert.Matches(@"^Adaptive concurrency: this run went up to \d+ transfers at once and ended at \d+ \(of at most 256\); [1-9]\d* requests? (was|were) retried after throttling or a timeout\.$", LevelNotice(id));
+        // The cut was for throttling (a trial that did not pay also goes down, but is no cut).
+        Assert.Matches(@"^Adaptive concurrency: this run went up to \d+ transfers at once and ended at \d+ \(of at most 256\); [1-9]\d* requests? (was|were) retried after throttling or a timeout, and the level was cut (once|[2-9]\d* times) for that\.$", LevelNotice(id));
         await AssertCopiedAsync(target, seeded);
     }
 
@@ -118,8 +120,49 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
 
         Assert.Equal(JobState.Completed, state);
         Assert.Equal([12], levels);
-        // A fixed level has nothing to report.
-        Assert.DoesNotContain(_engine.Store.GetLogs(id, new LogQuery { Types = [LogType.MigrationNotice] }), l => l.Message.StartsWith("Adaptive concurrency:", StringComparison.Ordinal));
+        // A fixed level that met no throttling has nothing to report.
+        Assert.DoesNotContain(_engine.Store.GetLogs(id, new LogQuery { Types = [LogType.MigrationNotice] }), l => l.Message.Contains("concurrency:", StringComparison.Ordinal));
+        await AssertCopiedAsync(target, seeded);
+    }
+
+    [Fact]
+    public async Task A_target_that_refuses_every_object_at_once_does_not_raise_the_level()
+    {
+        var (source, _) = await Source.Value;
+        using var targetClient = TestEndpoints.S3rverTarget.Client();
+        var target = await targetClient.NewBucketAsync();
+        var id = _engine.CreateJob(new MigrationJobRequest { SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target }).Id;
+        // 400 on every object PUT: failed at once, not retried. Fast failures are no throughput.
+        _targetProxy.Inject(Fault.BadRequest, int.MaxValue, FaultProxy.IsObjectPut);
+
+        var (_, levels) = await RunWatchingAsync(id);
+
+        Assert.Equal(ObjectCount, _engine.Store.GetProgress(id).FailedObjects);
+        Assert.Equal([AdaptiveConcurrency.DefaultStart], levels);
+        Assert.StartsWith($"Adaptive concurrency: this run went up to {AdaptiveConcurrency.DefaultStart} transfers at once and ended at {AdaptiveConcurrency.DefaultStart} ", LevelNotice(id));
+        Assert.Empty(await targetClient.KeysAsync(target));
+    }
+
+    [Fact]
+    public async Task A_fixed_concurrency_that_is_throttled_says_how_many_requests_were_retried()
+    {
+        var (source, seeded) = await Source.Value;
+        using var targetClient = TestEndpoints.S3rverTarget.Client();
+        var target = await targetClient.NewBucketAsync();
+        var id = _engine.CreateJob(new MigrationJobRequest
+        {
+            SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, Concurrency = 12, FixedConcurrency = true,
+        }).Id;
+        // Three object PUTs answer SlowDown once each.
+        _targetProxy.Inject(Fault.SlowDown, 3, FaultProxy.IsObjectPut);
+
+        var (state, levels) = await RunWatchingAsync(id);
+
+        Assert.Equal(JobState.Completed, state);
+        Assert.Equal([12], levels);
+        Assert.Equal(3, _targetProxy.Served(Fault.SlowDown));
+        Assert.Equal("Fixed concurrency: this run kept 12 transfers at once; 3 requests were retried after throttling or a timeout. A lower -Concurrency sends fewer at once, or leave out -FixedConcurrency to let the level adapt.",
+            Assert.Single(_engine.Store.GetLogs(id, new LogQuery { Types = [LogType.MigrationNotice] }), l => l.Message.StartsWith("Fixed concurrency:", StringComparison.Ordinal)).Message);
         await AssertCopiedAsync(target, seeded);
     }
 

@@ -87,6 +87,8 @@ public sealed class AdaptiveConcurrency
     private double _lastClimbGain;
     /// <summary>Where a step of four went past the knee: the rest of the run climbs by doublings, and holds below it.</summary>
     private int _failedFastLevel = int.MaxValue;
+    /// <summary>Items the last window that met no throttling held: what a window's share of throttling is judged against before it ends.</summary>
+    private long _lastWindowItems;
 
     public AdaptiveConcurrency(int ceiling, int start = DefaultStart)
     {
@@ -98,6 +100,9 @@ public sealed class AdaptiveConcurrency
     public int Ceiling { get; }
     /// <summary>The level to run at now.</summary>
     public int Limit { get; private set; }
+
+    /// <summary>How many times throttling or timeouts cut the level.</summary>
+    public int Cuts { get; private set; }
 
     /// <summary>Doubling while each doubling pays (the start, or after two probes up in a row paid).</summary>
     public bool Climbing => _mode == Mode.Climb;
@@ -121,11 +126,16 @@ public sealed class AdaptiveConcurrency
         {
             // The servers push back: fewer at once now, and the throughput measured before says nothing about this moment.
             Limit = Math.Max(1, (int)(Limit * Backoff));
+            Cuts++;
             _floor = Math.Min(_floor, Math.Max(1, Limit / 2));
             _mode = Mode.Hold;
+            // What was learned before says nothing of the servers now: the next probe goes up, and a later climb may
+            // step by four again.
             (_trial, _baseline, _held, _acceptedProbes, _confirming, _lastClimbGain) = (null, null, 0, 0, false, 0);
+            (_probeDownNext, _failedFastLevel) = (false, int.MaxValue);
             return Limit;
         }
+        _lastWindowItems = sample.Completed;
         // Fewer transfers than slots (listing behind, the last objects): the window says nothing about the level.
         if (sample.PeakInFlight < Limit) return Limit;
 
@@ -211,6 +221,14 @@ public sealed class AdaptiveConcurrency
     }
 
     private bool ItemsTell(ThroughputSample sample) => sample.Completed >= Math.Max(ClimbWindowItems, 2L * Limit);
+
+    /// <summary>
+    /// Whether the throttling seen so far in a window that has not ended calls for a cut now. The share is taken of a
+    /// whole window's items (the last one's) when fewer have finished yet: otherwise two stray retries early in a window
+    /// read as a large share of the few items finished, and a trickle of one in 500 would cut about one window in 16.
+    /// Throttling that is a share of a whole window still cuts at once.
+    /// </summary>
+    public bool IsCongestedSoFar(long completed, int congestion) => IsCongested(Math.Max(completed, _lastWindowItems), congestion);
 
     /// <summary>Whether a window with <paramref name="congestion"/> throttled or timed-out retries beside <paramref name="completed"/> finished items calls for a cut.</summary>
     public static bool IsCongested(long completed, int congestion) => congestion >= Math.Max(2, CongestedShare * (completed + congestion));

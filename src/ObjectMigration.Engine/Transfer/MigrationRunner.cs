@@ -539,7 +539,7 @@ public sealed class MigrationRunner
     private async Task AdaptAsync(AdaptiveConcurrency adaptive, CancellationToken ct)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var (since, completed, bytes, congestion) = (clock.Elapsed, Interlocked.Read(ref _completedItems), _run.Counters.BytesMoved, _run.Congestion);
+        var (since, completed, bytes, congestion) = (clock.Elapsed, SucceededItems(), _run.Counters.BytesMoved, _run.Congestion);
         _gate.TakePeak();
         var lastWasCut = false;
         var warming = true;
@@ -552,11 +552,12 @@ public sealed class MigrationRunner
             while (await ticks.WaitForNextTickAsync(ct).ConfigureAwait(false))
             {
                 var elapsed = clock.Elapsed - since;
-                var done = Interlocked.Read(ref _completedItems) - completed;
+                // A failure is counted before its item ends: for that moment the difference can read one or two below zero.
+                var done = Math.Max(0, SucceededItems() - completed);
                 var pushedBack = _run.Congestion - congestion;
-                // Throttling is acted on at once, but a whole window after a cut: the retries of requests sent before it
-                // must not cut again. Otherwise a window needs some finished work to say anything.
-                var congested = AdaptiveConcurrency.IsCongested(done, pushedBack);
+                // Throttling is acted on at once (as a share of a whole window), but a whole window after a cut: the
+                // retries of requests sent before it must not cut again. Otherwise a window needs some finished work to say anything.
+                var congested = adaptive.IsCongestedSoFar(done, pushedBack);
                 if ((warming || settleUntil is not null) && !(congested && !lastWasCut))
                 {
                     if (warming)
@@ -595,6 +596,9 @@ public sealed class MigrationRunner
             // The work ended.
         }
     }
+
+    /// <summary>Items finished, less the objects that failed: a target that refuses fast must not read as throughput.</summary>
+    private long SucceededItems() => Interlocked.Read(ref _completedItems) - _run.FailedObjects;
 
     private TimeSpan MeanItemTime(TimeSpan cap)
     {
@@ -783,8 +787,9 @@ public sealed class MigrationRunner
             }
             return _store.FindJob(_job.Id)?.State ?? JobState.Cancelled;
         }
-        // Said by every run that moved anything, with the throttling it met or none: a level that stayed low says why.
-        if (_adaptive is not null && Interlocked.Read(ref _completedItems) > 0)
+        // Said by every adaptive run that moved anything, with the throttling it met or none: a level that stayed low
+        // says why. A fixed level says so only when it was throttled: then a lower -Concurrency would send fewer.
+        if (Interlocked.Read(ref _completedItems) > 0)
         {
             var pushedBack = _run.Congestion switch
             {
@@ -792,8 +797,17 @@ public sealed class MigrationRunner
                 1 => "1 request was retried after throttling or a timeout",
                 var n => $"{n} requests were retried after throttling or a timeout",
             };
-            _run.Log(new LogRecord(LogType.MigrationNotice, null,
-                $"Adaptive concurrency: this run went up to {Transfers(_highestLevel)} at once and ended at {_gate.Limit} (of at most {Ceiling}); {pushedBack}."));
+            if (_adaptive is { } adaptive)
+            {
+                var cuts = adaptive.Cuts switch { 0 => "", 1 => ", and the level was cut once for that", var n => $", and the level was cut {n} times for that" };
+                _run.Log(new LogRecord(LogType.MigrationNotice, null,
+                    $"Adaptive concurrency: this run went up to {Transfers(_highestLevel)} at once and ended at {_gate.Limit} (of at most {Ceiling}); {pushedBack}{cuts}."));
+            }
+            else if (_run.Congestion > 0)
+            {
+                _run.Log(new LogRecord(LogType.MigrationNotice, null,
+                    $"Fixed concurrency: this run kept {Transfers(_gate.Limit)} at once; {pushedBack}. A lower -Concurrency sends fewer at once, or leave out -FixedConcurrency to let the level adapt."));
+            }
         }
         _run.FlushResults();
         // After an error of its own the lead does not wait: the runners that joined see the job Failed and leave.

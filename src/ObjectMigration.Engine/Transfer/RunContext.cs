@@ -22,6 +22,7 @@ internal sealed class RunContext
     private readonly ConcurrentDictionary<string, byte> _loggedOnce = new(StringComparer.Ordinal);
     private int _outstanding;
     private int _congestion;
+    private long _failedObjects;
     private Exception? _fatal;
 
     public RunContext(IStateStore store, MigrationJob job, IObjectStore source, IObjectStore target, RunnerOptions options)
@@ -148,8 +149,12 @@ internal sealed class RunContext
         }
         var type = e is StorageException { IsRetryable: true } or StorageException { ErrorClass: ErrorClass.Connection }
             ? LogType.ImportErrorRetryExhaustion : LogType.MigrationError;
+        Interlocked.Increment(ref _failedObjects);
         Finish(o.Key, new ObjectResult(o.Key, ObjectOutcome.Failed, 0, type, e.Message));
     }
+
+    /// <summary>Objects failed so far this run: a failure that comes back fast is no throughput, and must not raise the adaptive level.</summary>
+    public long FailedObjects => Interlocked.Read(ref _failedObjects);
 
     public Action<StorageException, int> OnRetry(string key) => (e, _) =>
     {
