@@ -96,6 +96,27 @@ Describe 'Default views' {
         ($plan | ConvertTo-Json | ConvertFrom-Json).ActionName | Should -Be 'Skip'
     }
 
+    It 'Get-MigrationJobProgress shows the level of a running job, in the list and for each worker, and none once it ended' {
+        $bucket = New-TestBucket $SourceClient
+        for ($i = 0; $i -lt 8; $i++) { Write-TestObject $SourceClient $bucket ('level/{0}.bin' -f $i) (Get-TestBytes 200KB (900 + $i)) }
+        $running = New-MigrationJob -Name level-shown -SourceConnector onprem-source -SourceBucket $bucket -TargetConnector archive-target -TargetBucket (New-TestBucket $TargetClient) -MaxBytesPerSecond 100KB -Concurrency 3
+        try {
+            Wait-Until { ($script:progress = Get-MigrationJobProgress -Id $running.Id).State -eq 'Running' -and $progress.ActiveConcurrency -gt 0 } -What 'the job running at a level'
+            # Three at most: the level starts at 16 or the ceiling if lower, and only goes down from there.
+            $progress.ActiveConcurrency | Should -BeIn (1..3)
+            $level = $progress.ActiveConcurrency
+            ($progress | Format-List | Out-String -Width 120) | Should -Match "ActiveConcurrency\s+: up to $level transfers? at once now"
+            $worker = $progress.Workers | Where-Object Active
+            $worker.ActiveConcurrency | Should -Be $level
+            Assert-TableReadsWell $worker 'Role', 'Active', 'Objects', 'Transferred', 'Rate', 'Concurrency', 'Heartbeat', 'Worker' 'Lead', "$level"
+        } finally {
+            $null = Stop-MigrationJob -Id $running.Id -Confirm:$false
+        }
+        $ended = Get-MigrationJobProgress -Id $Job.Id | Format-List | Out-String -Width 120
+        $ended | Should -Match 'ActiveConcurrency\s+: not running'
+        $ended | Should -Match 'BytesPerSecond\s+: 0 B/s'
+    }
+
     It 'Format-List shows the details, the filter as the rules it holds' {
         $list = Get-MigrationJob -Id $Job.Id | Format-List | Out-String -Width 120
         $list | Should -Match 'Filter\s+: Include \*\.jpg; MaxSize 10\.0 MiB'
