@@ -44,7 +44,8 @@ function Measure-Ours {
     foreach ($bucket in @($Target, $WarmUpTarget) | Where-Object { $_ -and $_ -notin $created }) {
         Invoke-Bench mkbucket $f.TargetEndpoint $dst.AccessKey $dst.SecretKey $bucket | Out-Null; $created.Add($bucket)
     }
-    $migrate = "New-MigrationJob -SourceConnector src -SourceBucket $sourceBucket -TargetConnector dst -Concurrency $Concurrency -Wait -TargetBucket"
+    # Fixed: the same number in flight as the other tools (the adaptive level is measured by Invoke-WanBenchmark.ps1).
+    $migrate = "New-MigrationJob -SourceConnector src -SourceBucket $sourceBucket -TargetConnector dst -Concurrency $Concurrency -FixedConcurrency -Wait -TargetBucket"
     $script = @"
 `$env:OBJECTMIGRATION_HOME = '$home0'; Import-Module '$ModulePath'
 if (-not (Get-CloudConnector -Name src -ErrorAction SilentlyContinue)) {
