@@ -498,6 +498,8 @@ Describe 'Bad input is refused before anything is written' {
         }
         # No stack trace, no exception type names, no source lines: what a person reads, nothing of the code.
         $said | Should -Not -Match '(?m)^\s*at \S+\(|:line \d+|--- End of|\bSystem\.[\w.]*Exception\b'
+        # What the console shows ends with the fix, not with .NET's " (Parameter 'Name')".
+        "$record" | Should -Not -Match "\(Parameter '\w+'\)\s*$"
         $script:Baseline = $after = Get-Baseline
         $after.Dump | Should -BeExactly $before.Dump -Because 'no row of the state database may change'
         $after.Files | Should -Be $before.Files -Because 'no other file of the state folder may change'

@@ -104,7 +104,14 @@ public abstract class ObjectMigrationCmdlet : PSCmdlet
         };
         // Storage exceptions carry SDK exceptions inside; only our message (which never holds a secret) goes out.
         var exception = e is StorageException ? new InvalidOperationException(e.Message) : e;
-        return new ErrorRecord(exception, id, category, target);
+        var record = new ErrorRecord(exception, id, category, target);
+        // .NET ends an argument's message with " (Parameter 'Name')": the message names the parameter already, and the
+        // error id carries it for scripts, so what a person reads ends with the fix.
+        if (e is ArgumentException { ParamName: { } name } && e.Message.EndsWith($" (Parameter '{name}')", StringComparison.Ordinal))
+        {
+            record.ErrorDetails = new ErrorDetails(e.Message[..^$" (Parameter '{name}')".Length]);
+        }
+        return record;
     }
 
     protected void WriteFailure(Exception e, object? target) => WriteError(ToErrorRecord(e, target));
