@@ -59,6 +59,19 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
         return (state, levels.ToList());
     }
 
+    /// <summary>A job from the seeded source into a new bucket of the target, at the default ceiling unless given.</summary>
+    private async Task<(Guid Id, string Target, Dictionary<string, byte[]> Seeded)> NewJobAsync(int concurrency = TransferOptions.DefaultConcurrency, bool fixedConcurrency = false)
+    {
+        var (source, seeded) = await Source.Value;
+        using var targetClient = TestEndpoints.S3rverTarget.Client();
+        var target = await targetClient.NewBucketAsync();
+        var id = _engine.CreateJob(new MigrationJobRequest
+        {
+            SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, Concurrency = concurrency, FixedConcurrency = fixedConcurrency,
+        }).Id;
+        return (id, target, seeded);
+    }
+
     /// <summary>The notice each adaptive run ends with: how high the level went and what throttling it met.</summary>
     private string LevelNotice(Guid id) => Assert.Single(_engine.Store.GetLogs(id, new LogQuery { Types = [LogType.MigrationNotice] }),
         l => l.Message.StartsWith("Adaptive concurrency:", StringComparison.Ordinal)).Message;
@@ -77,10 +90,7 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task The_level_starts_at_sixteen_and_falls_when_the_target_throttles()
     {
-        var (source, seeded) = await Source.Value;
-        using var targetClient = TestEndpoints.S3rverTarget.Client();
-        var target = await targetClient.NewBucketAsync();
-        var id = _engine.CreateJob(new MigrationJobRequest { SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target }).Id;
+        var (id, target, seeded) = await NewJobAsync();
         Assert.Equal(TransferOptions.DefaultConcurrency, _engine.GetJob(id).Concurrency);
         // Once a third of the objects are on the target, every target request for a second answers SlowDown.
         var puts = 0;
@@ -107,13 +117,7 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task A_fixed_concurrency_is_the_level_throughout()
     {
-        var (source, seeded) = await Source.Value;
-        using var targetClient = TestEndpoints.S3rverTarget.Client();
-        var target = await targetClient.NewBucketAsync();
-        var id = _engine.CreateJob(new MigrationJobRequest
-        {
-            SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, Concurrency = 12, FixedConcurrency = true,
-        }).Id;
+        var (id, target, seeded) = await NewJobAsync(concurrency: 12, fixedConcurrency: true);
         Assert.True(_engine.GetJob(id).FixedConcurrency);
 
         var (state, levels) = await RunWatchingAsync(id);
@@ -128,10 +132,7 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task A_target_that_refuses_every_object_at_once_does_not_raise_the_level()
     {
-        var (source, _) = await Source.Value;
-        using var targetClient = TestEndpoints.S3rverTarget.Client();
-        var target = await targetClient.NewBucketAsync();
-        var id = _engine.CreateJob(new MigrationJobRequest { SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target }).Id;
+        var (id, target, _) = await NewJobAsync();
         // 400 on every object PUT: failed at once, not retried. Fast failures are no throughput.
         _targetProxy.Inject(Fault.BadRequest, int.MaxValue, FaultProxy.IsObjectPut);
 
@@ -140,19 +141,14 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(ObjectCount, _engine.Store.GetProgress(id).FailedObjects);
         Assert.Equal([AdaptiveConcurrency.DefaultStart], levels);
         Assert.StartsWith($"Adaptive concurrency: this run went up to {AdaptiveConcurrency.DefaultStart} transfers at once and ended at {AdaptiveConcurrency.DefaultStart} ", LevelNotice(id));
+        using var targetClient = TestEndpoints.S3rverTarget.Client();
         Assert.Empty(await targetClient.KeysAsync(target));
     }
 
     [Fact]
     public async Task A_fixed_concurrency_that_is_throttled_says_how_many_requests_were_retried()
     {
-        var (source, seeded) = await Source.Value;
-        using var targetClient = TestEndpoints.S3rverTarget.Client();
-        var target = await targetClient.NewBucketAsync();
-        var id = _engine.CreateJob(new MigrationJobRequest
-        {
-            SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, Concurrency = 12, FixedConcurrency = true,
-        }).Id;
+        var (id, target, seeded) = await NewJobAsync(concurrency: 12, fixedConcurrency: true);
         // Three object PUTs answer SlowDown once each.
         _targetProxy.Inject(Fault.SlowDown, 3, FaultProxy.IsObjectPut);
 
@@ -174,14 +170,8 @@ public sealed class AdaptiveRunTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task An_object_waiting_at_the_gate_is_not_copied_once_its_batch_was_taken_over()
     {
-        var (source, seeded) = await Source.Value;
-        using var targetClient = TestEndpoints.S3rverTarget.Client();
-        var target = await targetClient.NewBucketAsync();
         // Adaptive under a ceiling of 64: 16 transfer, the other 48 workers wait at the gate with an object each.
-        var id = _engine.CreateJob(new MigrationJobRequest
-        {
-            SourceConnector = "source", SourceBucket = source, TargetConnector = "target", TargetBucket = target, Concurrency = 64,
-        }).Id;
+        var (id, target, seeded) = await NewJobAsync(concurrency: 64);
         var puts = new ConcurrentQueue<(string Key, DateTime At)>();
         _targetProxy.RequestArrived += r => { if (FaultProxy.IsObjectPut(r)) puts.Enqueue((r.Path.Value!, DateTime.UtcNow)); };
         _targetProxy.Inject(Fault.Hang, int.MaxValue, FaultProxy.IsObjectPut);
