@@ -149,18 +149,24 @@ function Write-FixtureFile($Fixtures) {
     $path
 }
 
-# Each failed xunit test with the first lines of its message, and why the run itself failed if it did.
+# Each failed xunit test with the first lines of its message, and why the run itself failed if it did. Read by local
+# name with XPath: elements a TRX leaves out when there is nothing to say (RunInfos, Output) must not throw in strict mode.
 function Get-XunitFailure([string] $TrxPath, [int] $ExitCode) {
-    $run = ([xml](Get-Content $TrxPath)).TestRun
-    foreach ($result in @($run.Results.UnitTestResult)) {
-        if (-not $result -or $result.outcome -eq 'Passed' -or $result.outcome -eq 'NotExecuted') { continue }
-        $message = "$($result.Output.ErrorInfo.Message)" -split "`n" | Select-Object -First 4
-        "xunit: $($result.testName) ($($result.outcome), $($result.duration)): $($message -join ' | ')"
+    $trx = [xml](Get-Content $TrxPath -Raw)
+    foreach ($result in $trx.SelectNodes("//*[local-name()='UnitTestResult']")) {
+        $outcome = $result.GetAttribute('outcome')
+        if ($outcome -in 'Passed', 'NotExecuted') { continue }
+        $message = $result.SelectSingleNode(".//*[local-name()='ErrorInfo']/*[local-name()='Message']")
+        $lines = @(if ($message) { $message.InnerText -split "`n" | Select-Object -First 4 })
+        "xunit: $($result.GetAttribute('testName')) ($outcome, $($result.GetAttribute('duration'))): $($lines -join ' | ')"
     }
-    foreach ($info in @($run.ResultSummary.RunInfos.RunInfo)) {
-        if ($info -and $info.outcome -ne 'Informational') { "xunit run: $("$($info.Text)" -split "`n" | Select-Object -First 6)" }
+    foreach ($info in $trx.SelectNodes("//*[local-name()='RunInfo']")) {
+        if ($info.GetAttribute('outcome') -ne 'Error') { continue }
+        $text = $info.SelectSingleNode("*[local-name()='Text']")
+        "xunit run: $(@(if ($text) { $text.InnerText -split "`n" | Select-Object -First 6 }) -join ' | ')"
     }
-    if ($ExitCode -ne 0 -and [int]$run.ResultSummary.Counters.failed -eq 0) {
+    $counters = $trx.SelectSingleNode("//*[local-name()='Counters']")
+    if ($ExitCode -ne 0 -and (-not $counters -or [int]$counters.GetAttribute('failed') -eq 0)) {
         "xunit: dotnet test exited $ExitCode with no failed test in its results (the test host crashed or the run was aborted; see its output above)."
     }
 }
