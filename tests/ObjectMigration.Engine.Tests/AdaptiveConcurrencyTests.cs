@@ -245,8 +245,21 @@ public sealed class AdaptiveConcurrencyTests
             }
             if (!cut) controller.Observe(window with { Congestion = throttled });
         }
-        Assert.True(cuts <= 1, $"{cuts} cuts; levels {string.Join(",", levels)}");
+        // Cuts made as the window went and at its end (the whole window's share).
+        Assert.True(controller.Cuts <= 1, $"{controller.Cuts} cuts, {cuts} of them before a window ended; levels {string.Join(",", levels)}");
         Assert.True(levels.Skip(10).Select(server.Throughput).Average() >= 0.9 * server.Best(256), string.Join(",", levels));
+    }
+
+    [Fact]
+    public void Windows_in_which_objects_only_failed_leave_the_level_alone_and_a_cut_at_one_is_no_cut()
+    {
+        var controller = new AdaptiveConcurrency(ceiling: 256);
+        for (var w = 0; w < 20; w++) controller.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), 0, 1_000_000 * (w + 1), 0, controller.Limit, Failed: 50));
+        Assert.Equal(AdaptiveConcurrency.DefaultStart, controller.Limit);
+
+        var atOne = new AdaptiveConcurrency(ceiling: 256, start: 1);
+        atOne.Observe(new ThroughputSample(TimeSpan.FromSeconds(1), 100, 100 * 16384, 10, 1));
+        Assert.Equal((1, 0), (atOne.Limit, atOne.Cuts));
     }
 
     [Fact]

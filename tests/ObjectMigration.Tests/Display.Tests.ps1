@@ -112,7 +112,8 @@ Describe 'Default views' {
         } finally {
             $null = Stop-MigrationJob -Id $running.Id -Confirm:$false
         }
-        $ended = Get-MigrationJobProgress -Id $Job.Id | Format-List | Out-String -Width 120
+        Wait-Until { (Get-MigrationJobProgress -Id $running.Id).State -notin 'Running', 'Pending' } -What 'the stopped job to settle'
+        $ended = Get-MigrationJobProgress -Id $running.Id | Format-List | Out-String -Width 120
         $ended | Should -Match 'ActiveConcurrency\s+: not running'
         $ended | Should -Match 'BytesPerSecond\s+: 0 B/s'
     }

@@ -5,7 +5,8 @@ namespace ObjectMigration.Engine.Scheduling;
 /// <param name="Bytes">Bytes moved in the window.</param>
 /// <param name="Congestion">Retries for throttling (503 SlowDown, 429) and timeouts in the window.</param>
 /// <param name="PeakInFlight">The most transfers in flight at once: below the limit, the run had less work than slots.</param>
-public readonly record struct ThroughputSample(TimeSpan Elapsed, long Completed, long Bytes, int Congestion, int PeakInFlight)
+/// <param name="Failed">Objects that failed in the window (not counted in <paramref name="Completed"/>).</param>
+public readonly record struct ThroughputSample(TimeSpan Elapsed, long Completed, long Bytes, int Congestion, int PeakInFlight, long Failed = 0)
 {
     public double CompletedPerSecond => Completed / Math.Max(Elapsed.TotalSeconds, 1e-3);
     public double BytesPerSecond => Bytes / Math.Max(Elapsed.TotalSeconds, 1e-3);
@@ -125,8 +126,9 @@ public sealed class AdaptiveConcurrency
         if (IsCongested(sample.Completed, sample.Congestion))
         {
             // The servers push back: fewer at once now, and the throughput measured before says nothing about this moment.
+            var before = Limit;
             Limit = Math.Max(1, (int)(Limit * Backoff));
-            Cuts++;
+            if (Limit < before) Cuts++;
             _floor = Math.Min(_floor, Math.Max(1, Limit / 2));
             _mode = Mode.Hold;
             // What was learned before says nothing of the servers now: the next probe goes up, and a later climb may
@@ -136,8 +138,9 @@ public sealed class AdaptiveConcurrency
             return Limit;
         }
         _lastWindowItems = sample.Completed;
-        // Fewer transfers than slots (listing behind, the last objects): the window says nothing about the level.
-        if (sample.PeakInFlight < Limit) return Limit;
+        // Fewer transfers than slots (listing behind, the last objects): the window says nothing about the level. Nor
+        // does one where objects failed and none finished: the bytes of failed attempts are no throughput.
+        if (sample.PeakInFlight < Limit || (sample.Completed == 0 && sample.Failed > 0)) return Limit;
 
         var rate = (sample.CompletedPerSecond, sample.BytesPerSecond);
         if (_trial is { } trial)

@@ -540,6 +540,7 @@ public sealed class MigrationRunner
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var (since, completed, bytes, congestion) = (clock.Elapsed, SucceededItems(), _run.Counters.BytesMoved, _run.Congestion);
+        var failed = _run.FailedObjects;
         _gate.TakePeak();
         var lastWasCut = false;
         var warming = true;
@@ -575,15 +576,20 @@ public sealed class MigrationRunner
                     else (settleUntil, turnover) = (null, null);
                     // Warmed up or settled: the window of the level starts now (until then, every tick starts it again).
                     (since, completed, bytes, congestion) = (clock.Elapsed, completed + done, _run.Counters.BytesMoved, congestion + pushedBack);
+                    failed = _run.FailedObjects;
                     _gate.TakePeak();
                     continue;
                 }
                 var ready = congested ? !lastWasCut || elapsed >= window : adaptive.IsWindowComplete(elapsed, done, window);
                 if (!ready) continue;
                 var moved = _run.Counters.BytesMoved - bytes;
+                var failedNow = _run.FailedObjects;
                 var previous = _gate.Limit;
-                var level = adaptive.Observe(new ThroughputSample(elapsed, done, moved, pushedBack, _gate.TakePeak()));
-                lastWasCut = congested;
+                var level = adaptive.Observe(new ThroughputSample(elapsed, done, moved, pushedBack, _gate.TakePeak(), failedNow - failed));
+                failed = failedNow;
+                // Observe cuts on the whole window's share, which a window that ended short of the last one's items can
+                // reach where the check as it went did not: either way the next cut waits a window.
+                lastWasCut = AdaptiveConcurrency.IsCongested(done, pushedBack);
                 _gate.SetLimit(level);
                 _highestLevel = Math.Max(_highestLevel, level);
                 (since, completed, bytes, congestion) = (clock.Elapsed, completed + done, bytes + moved, congestion + pushedBack);
