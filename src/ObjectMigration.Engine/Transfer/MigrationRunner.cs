@@ -68,14 +68,9 @@ public sealed class MigrationRunner
     private volatile bool _settling;
     /// <summary>Another runner, a stop or a removal took the job: this run ends without writing anything more.</summary>
     private volatile bool _lost;
-    /// <summary>How many workers may transfer at once; the adaptive level moves it unless the job's concurrency is fixed.</summary>
+    /// <summary>How many workers may transfer at once, and the adaptive level that moves it unless the job's concurrency is fixed.</summary>
+    private readonly RunLevel _level;
     private readonly ConcurrencyGate _gate;
-    private readonly AdaptiveConcurrency? _adaptive;
-    /// <summary>Work items (objects and parts) finished this run: the adaptive level's measure with the bytes moved.</summary>
-    private long _completedItems;
-    /// <summary>Stopwatch ticks spent on those items: how long one takes, which is how long a new level needs to show.</summary>
-    private long _itemTicks;
-    private int _highestLevel;
     /// <summary>The batches of the job this runner holds a lease on.</summary>
     private readonly HeldBatches _batches = new();
     /// <summary>This runner's share of listing the source, in key ranges beside the job's other runners.</summary>
@@ -107,10 +102,8 @@ public sealed class MigrationRunner
         _joined = _options.Join;
         _run.RunnerId = _runnerId;
         _sourceListing = new SourceListing(_run, store, job, source, _options, _runnerId, Lease);
-        var ceiling = Math.Max(1, job.Concurrency);
-        _adaptive = job.FixedConcurrency ? null : new AdaptiveConcurrency(ceiling);
-        _gate = new ConcurrencyGate(_adaptive?.Limit ?? ceiling);
-        _highestLevel = _gate.Limit;
+        _level = new RunLevel(_run, Math.Max(1, job.Concurrency), job.FixedConcurrency);
+        _gate = _level.Gate;
         // What the stores find out by themselves (a bucket's region, the server's clock) is said once in the job's log.
         _source.Notice += message => _run.Log(new LogRecord(LogType.MigrationNotice, null, message));
         if (!ReferenceEquals(_source, _target)) _target.Notice += message => _run.Log(new LogRecord(LogType.MigrationNotice, null, message));
@@ -123,14 +116,12 @@ public sealed class MigrationRunner
     /// <summary>This run's ceiling for the log: the job's -Concurrency, or a worker's lower one named as such.</summary>
     private string Ceiling => JobCeiling > _job.Concurrency ? $"{_job.Concurrency}, this worker's -Concurrency; the job's is {JobCeiling}" : $"{_job.Concurrency}";
 
-    private static string Transfers(int count) => count == 1 ? "1 transfer" : $"{count} transfers";
-
     /// <summary>Runs the job until it completes, fails, is paused or stopped. Cancelling the token stops the job.</summary>
     public async Task<JobState> RunAsync(CancellationToken cancellationToken)
     {
         var wasStarted = _job.StartedAt is not null;
-        var transfers = _adaptive is null
-            ? $"{Transfers(_job.Concurrency)} at once{(JobCeiling > _job.Concurrency ? $" (this worker's -Concurrency; the job's is {JobCeiling})" : "")}"
+        var transfers = !_level.Adaptive
+            ? $"{RunLevel.Transfers(_job.Concurrency)} at once{(JobCeiling > _job.Concurrency ? $" (this worker's -Concurrency; the job's is {JobCeiling})" : "")}"
             : $"an adaptive number of transfers at once (up to {Ceiling})";
         if (_joined)
         {
@@ -222,7 +213,7 @@ public sealed class MigrationRunner
         // A worker per slot of the ceiling; the gate lets the current level of them transfer.
         var workers = Enumerable.Range(0, Math.Max(1, _job.Concurrency)).Select(_ => WorkerAsync(ct)).ToArray();
         using var adaptEnd = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var adapt = _adaptive is null ? Task.CompletedTask : AdaptAsync(_adaptive, adaptEnd.Token);
+        var adapt = _level.AdaptAsync(_options.AdaptWindow, adaptEnd.Token);
         try
         {
             await ScheduleAsync(listing, ct).ConfigureAwait(false);
@@ -521,107 +512,12 @@ public sealed class MigrationRunner
             finally
             {
                 _gate.Exit();
-                Interlocked.Add(ref _itemTicks, System.Diagnostics.Stopwatch.GetTimestamp() - started);
-                Interlocked.Increment(ref _completedItems);
+                _level.ItemEnded(started);
             }
         }
     }
 
     private bool TakenOver(WorkItem item) => item is ObjectWork { BatchNo: > 0 } queued && !_batches.Holds(queued.BatchNo);
-
-    /// <summary>
-    /// Measures the run in windows (<see cref="AdaptiveConcurrency.IsWindowComplete"/>: short while climbing, at least
-    /// <see cref="RunnerOptions.AdaptWindow"/> once held) and moves the level the adaptive scheme finds. The first window
-    /// starts once the gate is full and an item has finished (the listing's first page and the first round trips are no
-    /// level's throughput); after a change the next one starts once the transfers begun at the old level have had time to
-    /// finish (the mean time of one), so a window measures one level.
-    /// </summary>
-    private async Task AdaptAsync(AdaptiveConcurrency adaptive, CancellationToken ct)
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        var (since, completed, bytes, congestion) = (clock.Elapsed, SucceededItems(), _run.Counters.BytesMoved, _run.Congestion);
-        var failed = _run.FailedObjects;
-        _gate.TakePeak();
-        var lastWasCut = false;
-        var warming = true;
-        TimeSpan? fullAt = null;
-        TimeSpan? settleUntil = null;
-        // After a step up: the items to have finished (one per slot since the step) and when to stop waiting for them.
-        (long Items, TimeSpan Until)? turnover = null;
-        var window = _options.AdaptWindow;
-        using var ticks = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Max(10, window.TotalMilliseconds / 20)));
-        try
-        {
-            while (await ticks.WaitForNextTickAsync(ct).ConfigureAwait(false))
-            {
-                var elapsed = clock.Elapsed - since;
-                // A failure is counted before its item ends: for that moment the difference can read one or two below zero.
-                var done = Math.Max(0, SucceededItems() - completed);
-                var pushedBack = _run.Congestion - congestion;
-                // Throttling is acted on at once (as a share of a whole window), but a whole window after a cut: the
-                // retries of requests sent before it must not cut again. Otherwise a window needs some finished work to say anything.
-                var congested = adaptive.IsCongestedSoFar(done, pushedBack);
-                if ((warming || settleUntil is not null) && !(congested && !lastWasCut))
-                {
-                    if (warming)
-                    {
-                        if (fullAt is null && _gate.TakePeak() >= _gate.Limit) fullAt = clock.Elapsed;
-                        // Large parts take seconds each: their first one is waited for (five windows at most) while the
-                        // new connections' handshakes and first round trips pass.
-                        var warm = fullAt is { } full && (done > 0 || clock.Elapsed - full >= AdaptiveConcurrency.LongestWindows * window);
-                        if (fullAt is not null && !warm) continue;
-                        warming = !warm;
-                    }
-                    else if (clock.Elapsed < settleUntil || (turnover is { } t && completed + done < t.Items && clock.Elapsed < t.Until)) continue;
-                    else (settleUntil, turnover) = (null, null);
-                    // Warmed up or settled: the window of the level starts now (until then, every tick starts it again).
-                    (since, completed, bytes, congestion) = (clock.Elapsed, completed + done, _run.Counters.BytesMoved, congestion + pushedBack);
-                    failed = _run.FailedObjects;
-                    _gate.TakePeak();
-                    continue;
-                }
-                var ready = congested ? !lastWasCut || elapsed >= window : adaptive.IsWindowComplete(elapsed, done, window);
-                if (!ready) continue;
-                var moved = _run.Counters.BytesMoved - bytes;
-                var failedNow = _run.FailedObjects;
-                var previous = _gate.Limit;
-                var level = adaptive.Observe(new ThroughputSample(elapsed, done, moved, pushedBack, _gate.TakePeak(), failedNow - failed));
-                failed = failedNow;
-                // Observe cuts on the whole window's share, which a window that ended short of the last one's items can
-                // reach where the check as it went did not: either way the next cut waits a window.
-                lastWasCut = AdaptiveConcurrency.IsCongested(done, pushedBack);
-                _gate.SetLimit(level);
-                _highestLevel = Math.Max(_highestLevel, level);
-                (since, completed, bytes, congestion) = (clock.Elapsed, completed + done, bytes + moved, congestion + pushedBack);
-                // Up, the new slots' first transfers also open connections (handshakes take round trips across a WAN):
-                // the window waits for about two transfers' time and until as many items finished as there are slots
-                // (each slot turned over once), or it reads a step as paying less than it does (measured at 100 ms with
-                // two transfers' time alone: 128 -> 256 went back to 128 within 1.8 s and held there at about 230
-                // objects/s, where a fixed 256 made 300).
-                if (level != previous)
-                {
-                    var cap = AdaptiveConcurrency.LongestWindows * window;
-                    settleUntil = clock.Elapsed + (level > previous ? 2 : 1) * MeanItemTime(cap);
-                    turnover = level > previous ? (completed + level, clock.Elapsed + cap) : null;
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            // The work ended.
-        }
-    }
-
-    /// <summary>Items finished, less the objects that failed: a target that refuses fast must not read as throughput.</summary>
-    private long SucceededItems() => Interlocked.Read(ref _completedItems) - _run.FailedObjects;
-
-    private TimeSpan MeanItemTime(TimeSpan cap)
-    {
-        var items = Interlocked.Read(ref _completedItems);
-        if (items == 0) return TimeSpan.Zero;
-        var mean = TimeSpan.FromSeconds(Interlocked.Read(ref _itemTicks) / (double)System.Diagnostics.Stopwatch.Frequency / items);
-        return mean < cap ? mean : cap;
-    }
 
     // ---- Control, heartbeat, accounting ----
 
@@ -802,28 +698,7 @@ public sealed class MigrationRunner
             }
             return _store.FindJob(_job.Id)?.State ?? JobState.Cancelled;
         }
-        // Said by every adaptive run that moved anything, with the throttling it met or none: a level that stayed low
-        // says why. A fixed level says so only when it was throttled: then a lower -Concurrency would send fewer.
-        if (Interlocked.Read(ref _completedItems) > 0)
-        {
-            var pushedBack = _run.Congestion switch
-            {
-                0 => "no request was retried after throttling or a timeout",
-                1 => "1 request was retried after throttling or a timeout",
-                var n => $"{n} requests were retried after throttling or a timeout",
-            };
-            if (_adaptive is { } adaptive)
-            {
-                var cuts = adaptive.Cuts switch { 0 => "", 1 => ", and the level was cut once for that", var n => $", and the level was cut {n} times for that" };
-                _run.Log(new LogRecord(LogType.MigrationNotice, null,
-                    $"Adaptive concurrency: this run went up to {Transfers(_highestLevel)} at once and ended at {_gate.Limit} (of at most {Ceiling}); {pushedBack}{cuts}."));
-            }
-            else if (_run.Congestion > 0)
-            {
-                _run.Log(new LogRecord(LogType.MigrationNotice, null,
-                    $"Fixed concurrency: this run kept {Transfers(_gate.Limit)} at once; {pushedBack}. A lower -Concurrency sends fewer at once, or leave out -FixedConcurrency to let the level adapt."));
-            }
-        }
+        if (_level.EndNotice(Ceiling) is { } notice) _run.Log(new LogRecord(LogType.MigrationNotice, null, notice));
         _run.FlushResults();
         // After an error of its own the lead does not wait: the runners that joined see the job Failed and leave.
         if (_run.Fatal is null || _control != ControlRequest.None) await WaitForJoinedRunnersAsync().ConfigureAwait(false);
