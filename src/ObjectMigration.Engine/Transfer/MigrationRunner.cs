@@ -15,7 +15,10 @@ public sealed class RunnerOptions
     /// <summary>Keys per listing request; OBJECTMIGRATION_LIST_PAGE_SIZE overrides the default of 1000 (the kill tests list many pages of a small bucket).</summary>
     public int ListPageSize { get; init; } =
         int.TryParse(Environment.GetEnvironmentVariable("OBJECTMIGRATION_LIST_PAGE_SIZE"), out var size) && size is > 0 and <= 1000 ? size : 1000;
+    /// <summary>How often a runner beats its heartbeat, renews its leases and saves its progress.</summary>
     public TimeSpan ControlInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+    /// <summary>How often a runner looks for a pause or stop request (and a joined one at the job's state); at most the ControlInterval.</summary>
+    public TimeSpan RequestCheckInterval { get; init; } = TimeSpan.FromMilliseconds(100);
     public TimeSpan FlushInterval { get; init; } = TimeSpan.FromMilliseconds(500);
     public long TargetMaxObjectSize { get; init; } = TransferOptions.DefaultTargetMaxObjectSize;
     /// <summary>How long aborting open multipart uploads may take (all of them together, when a job stops).</summary>
@@ -523,12 +526,16 @@ public sealed class MigrationRunner
 
     private async Task ControlLoopAsync(CancellationTokenSource stop, CancellationTokenSource work, CancellationToken end)
     {
+        // Requests are looked for on a shorter tick than the heartbeat: a pause or stop must reach every runner of the
+        // job, and the job settle, within two seconds on a busy host, and that read is one cheap row.
+        var tick = _options.ControlInterval < _options.RequestCheckInterval ? _options.ControlInterval : _options.RequestCheckInterval;
+        var lastBeat = DateTime.UtcNow;
         var lastFlush = DateTime.UtcNow;
         while (!end.IsCancellationRequested)
         {
             try
             {
-                await Task.Delay(_options.ControlInterval, end).ConfigureAwait(false);
+                await Task.Delay(tick, end).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -536,16 +543,19 @@ public sealed class MigrationRunner
             }
             try
             {
+                var beat = DateTime.UtcNow - lastBeat >= _options.ControlInterval - tick / 2;
+                if (beat) lastBeat = DateTime.UtcNow;
                 if (_joined)
                 {
                     // A joined runner holds no lease on the job: it follows the lead's state and the job's requests.
-                    if (!_settling && (_store.FindJob(_job.Id) is not { State: JobState.Running } || _store.GetControlRequest(_job.Id) != ControlRequest.None))
+                    if (!_settling && (_store.GetControlRequest(_job.Id) != ControlRequest.None || _store.FindJob(_job.Id) is not { State: JobState.Running }))
                     {
                         work.Cancel();
                     }
+                    if (_run.Fatal is not null) work.Cancel();
+                    if (!beat) continue;
                     if (!_settling) RenewLeases();
                     if (!_settling) SaveRunnerProgress();
-                    if (_run.Fatal is not null) work.Cancel();
                     if (DateTime.UtcNow - lastFlush >= _options.FlushInterval)
                     {
                         _run.FlushResults();
@@ -553,26 +563,32 @@ public sealed class MigrationRunner
                     }
                     continue;
                 }
-                var lease = _store.Heartbeat(_job.Id, _runnerId, _phase);
-                if (lease == RunnerLease.Lost)
+                if (beat)
                 {
-                    _lost = true;
-                    stop.Cancel();
-                    break;
-                }
-                if (lease == RunnerLease.Reclaimed)
-                {
-                    _run.Log(new LogRecord(LogType.MigrationResume, null,
-                        $"The heartbeat of {_runnerId} was late, so the job was marked Interrupted; the runner is alive and the job is Running again."));
+                    var lease = _store.Heartbeat(_job.Id, _runnerId, _phase);
+                    if (lease == RunnerLease.Lost)
+                    {
+                        _lost = true;
+                        stop.Cancel();
+                        break;
+                    }
+                    if (lease == RunnerLease.Reclaimed)
+                    {
+                        _run.Log(new LogRecord(LogType.MigrationResume, null,
+                            $"The heartbeat of {_runnerId} was late, so the job was marked Interrupted; the runner is alive and the job is Running again."));
+                    }
                 }
                 if (_settling) continue;
-                RenewLeases();
-                SaveRunnerProgress();
+                if (beat)
+                {
+                    RenewLeases();
+                    SaveRunnerProgress();
+                }
                 var request = _store.GetControlRequest(_job.Id);
                 if (request == ControlRequest.Stop) { _control = request; stop.Cancel(); }
                 else if (request is ControlRequest.Pause or ControlRequest.Interrupt) { _control = request; work.Cancel(); }
                 if (_run.Fatal is not null) work.Cancel();
-                if (DateTime.UtcNow - lastFlush >= _options.FlushInterval)
+                if (beat && DateTime.UtcNow - lastFlush >= _options.FlushInterval)
                 {
                     // Results first, then the moving bytes without them: an object is never counted twice, at worst
                     // one that finished meanwhile is missing until the next tick.
