@@ -112,7 +112,7 @@ FROM jobs j WHERE j.id = $id
 function Read-JobRow([string] $Database, [string] $Name) {
     # The listing's checkpoint is its range's (listing_ranges) since the listing is split in ranges; a job listed by an
     # older version keeps its token on the job's row.
-    Invoke-StateQuery $Database 'SELECT j.id, j.state, j.runner, j.listing_done AS listing,
+    Invoke-StateQuery $Database 'SELECT j.id, j.state, j.runner, j.control, j.listing_done AS listing,
         COALESCE(j.listing_token, (SELECT MAX(r.listed_through) FROM listing_ranges r WHERE r.job_seq = j.seq)) AS token,
         j.transferred_bytes AS bytes, (SELECT count(*) FROM uploads u WHERE u.job_seq = j.seq) AS uploads,
         (SELECT count(*) FROM parts p WHERE p.job_seq = j.seq) AS parts,
@@ -255,6 +255,12 @@ function Invoke-KillSoak {
     $job = $null
     $state = { Read-JobRow $database $name }
     $plan = 'Listing', 'Multipart', 'Flush', 'Settle'
+    # Suspend-MigrationJob returns once the job has settled, so it runs beside the soak, in a runspace of its own with
+    # the module loaded: the kill can then land between the request and the settled state.
+    $controlSession = [initialsessionstate]::CreateDefault2()
+    $controlSession.ImportPSModule($ModulePath)
+    $controlRunspace = [runspacefactory]::CreateRunspace($controlSession)
+    $controlRunspace.Open()
 
     # Only a SIGKILL that found the runner alive counts: one that came after its run had ended (a pause settled and the
     # process exited) is recorded as missed, and another run is killed in its place.
@@ -265,6 +271,7 @@ function Invoke-KillSoak {
         $runner = Start-ModuleProcess -Script $command -StateHome $StateHome -ModulePath $ModulePath -Environment $environment
         $record = [ordered]@{ Kill = $n; Kind = $kind; DelayMs = 0; Runner = $runner.Id; Killed = $false; ListingDone = $null; OpenUploads = $null; PartsKept = $null; Done = $null; TornFrames = 0; After = $null }
         $alive = { if ($runner.Process.HasExited) { throw "Runner $($runner.Id) ended by itself before kill $n (exit $($runner.Process.ExitCode)): $($runner.Errors.GetAwaiter().GetResult())" } }
+        $suspend = $null
         try {
             # This runner holds the job: Running under a runner id that names its process.
             $now = Wait-Condition -TimeoutSeconds 90 -IntervalMilliseconds 10 -What "runner $($runner.Id) to run the job" -Condition {
@@ -301,17 +308,30 @@ function Invoke-KillSoak {
                     $record.DelayMs = $random.Next(0, 500)
                 }
                 'Settle' {
-                    # A pause makes the run cancel its work and settle (flush, rates, log, state): killed on the way.
+                    # A pause makes the run cancel its work and settle (flush, rates, log, state): killed on the way. The
+                    # run looks for requests every 100 ms and settles within a few hundred: the kill comes within 300 ms
+                    # of the request (before the run saw it, while it settles, or just after).
                     $before = (& $state).done
                     $null = Wait-Condition -TimeoutSeconds 60 -IntervalMilliseconds 20 -What 'work under way' -Condition { & $alive; (& $state).done -gt $before }
-                    Suspend-MigrationJob -Id $job.Id -ErrorAction SilentlyContinue
-                    $record.DelayMs = $random.Next(0, 700)
+                    $suspend = [powershell]::Create()
+                    $suspend.Runspace = $controlRunspace
+                    $null = $suspend.AddCommand('Suspend-MigrationJob').AddParameter('Id', $job.Id).AddParameter('ErrorAction', 'SilentlyContinue')
+                    $suspending = $suspend.BeginInvoke()
+                    $null = Wait-Condition -TimeoutSeconds 30 -IntervalMilliseconds 5 -What 'the pause request' -Condition {
+                        & $state | Where-Object { $_.control -ne 0 -or $_.state -ne 'Running' }
+                    }
+                    $record.DelayMs = $random.Next(0, 300)
                 }
             }
             if ($record.DelayMs -gt 0) { Start-Sleep -Milliseconds $record.DelayMs }
         } finally {
             $record.Killed = -not $runner.Process.HasExited
             $outputs.Add((Stop-ModuleProcess $runner))
+            if ($suspend) {
+                # It returns once the job reads Paused, or Interrupted now that its runner is gone.
+                if (-not $suspending.AsyncWaitHandle.WaitOne([TimeSpan]::FromSeconds(30))) { $problems.Add("Suspend-MigrationJob did not return after kill $n.") }
+                $suspend.Dispose()
+            }
         }
         if ($record.Killed) { $killed++ }
         # Read before anything opens the database again: the first connection recovers the WAL.
@@ -331,6 +351,7 @@ function Invoke-KillSoak {
             $clock.Elapsed.TotalSeconds, $record.PartsKept, $(if ($record.Killed) { '' } else { ' (missed: the run had ended)' }))
         if ($settled.State -eq 'Completed') { $problems.Add("The job completed before kill $n could land: give it more to copy (objects, sizes) or less bandwidth."); break }
     }
+    $controlRunspace.Dispose()
     if ($killed -lt $Kills) { $problems.Add("Only $killed of $Kills kills found a runner alive.") }
 
     # The last run, from a fresh process, unkilled.
