@@ -88,6 +88,11 @@ public sealed class AdaptiveConcurrency
     private double _lastClimbGain;
     /// <summary>Where a step of four went past the knee: the rest of the run climbs by doublings, and holds below it.</summary>
     private int _failedFastLevel = int.MaxValue;
+    /// <summary>
+    /// Two probes up in a row paid, so the climb's doublings go on even where few items finish per window (large parts);
+    /// the climb a run starts with doubles only where items tell, see <see cref="Observe"/>.
+    /// </summary>
+    private bool _climbEarned;
     /// <summary>Items the last window that met no throttling held: what a window's share of throttling is judged against before it ends.</summary>
     private long _lastWindowItems;
 
@@ -134,7 +139,7 @@ public sealed class AdaptiveConcurrency
             // What was learned before says nothing of the servers now: the next probe goes up, and a later climb may
             // step by four again.
             (_trial, _baseline, _held, _acceptedProbes, _confirming, _lastClimbGain) = (null, null, 0, 0, false, 0);
-            (_probeDownNext, _failedFastLevel) = (false, int.MaxValue);
+            (_probeDownNext, _failedFastLevel, _climbEarned) = (false, int.MaxValue, false);
             return Limit;
         }
         _lastWindowItems = sample.Completed;
@@ -178,14 +183,14 @@ public sealed class AdaptiveConcurrency
             if (kept)
             {
                 _baseline = rate;
-                if (wentUp && _mode == Mode.Hold && ++_acceptedProbes >= 2) _mode = Mode.Climb;
+                if (wentUp && _mode == Mode.Hold && ++_acceptedProbes >= 2) (_mode, _climbEarned) = (Mode.Climb, true);
             }
             else
             {
                 Limit = trial.Level;
                 _baseline = (trial.Completed, trial.Bytes);
                 if (_mode == Mode.Climb) _floor = Math.Max(1, Limit / 2);
-                _mode = Mode.Hold;
+                (_mode, _climbEarned) = (Mode.Hold, false);
             }
             if (wentUp && !kept) _acceptedProbes = 0;
             _held = 0;
@@ -199,11 +204,19 @@ public sealed class AdaptiveConcurrency
         var from = _baseline!.Value;
         if (_mode == Mode.Climb)
         {
-            // At the ceiling, or a doubling would reach the level a step of four already lost at: the climb is over.
-            if (Limit >= Ceiling || 2 * Limit >= _failedFastLevel)
+            // At the ceiling, or a doubling would reach the level a step of four already lost at: the climb is over. So
+            // it is where few large items (bound by bandwidth, not round trips: small objects across a long round trip
+            // also finish few a window, and climb) finish per window and no probe up has paid yet: there the start keeps enough
+            // in flight for most links (16 streams of up to 60 MB/s each at 100 ms), bytes/s alone judge a doubling,
+            // and its trial takes seconds at a level that rarely pays (measured on loopback with 8 MiB parts: trying
+            // 32 cost 10-20 % of the run against a fixed 16). Probes a quarter up still find a higher level that pays;
+            // the first probe goes down, which costs the least to try with such items.
+            var fewItems = !ItemsTell(sample) && LargeItems(sample) && !_climbEarned;
+            if (Limit >= Ceiling || 2 * Limit >= _failedFastLevel || fewItems)
             {
+                if (fewItems) _probeDownNext = true;
                 _floor = Math.Max(1, Limit / 2);
-                (_mode, _lastClimbGain) = (Mode.Hold, 0);
+                (_mode, _lastClimbGain, _climbEarned) = (Mode.Hold, 0, false);
                 return Limit;
             }
             _trial = (Limit, from.Completed, from.Bytes);
@@ -222,6 +235,11 @@ public sealed class AdaptiveConcurrency
         Limit = next;
         return Limit;
     }
+
+    /// <summary>Items of this size or more (a window's mean) take their time moving bytes rather than in round trips.</summary>
+    public const long LargeItemBytes = 1L << 20;
+
+    private static bool LargeItems(ThroughputSample sample) => sample.Bytes >= LargeItemBytes * Math.Max(1, sample.Completed);
 
     private bool ItemsTell(ThroughputSample sample) => sample.Completed >= Math.Max(ClimbWindowItems, 2L * Limit);
 
