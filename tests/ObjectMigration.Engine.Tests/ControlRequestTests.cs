@@ -5,10 +5,18 @@ using Xunit;
 
 namespace ObjectMigration.Engine.Tests;
 
+/// <summary>Tests that time how fast a run answers run alone: the thread pool is not shared with other tests' runs meanwhile.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class TimedResponseCollection
+{
+    public const string Name = "Timed responses";
+}
+
 /// <summary>
 /// A pause or stop from another session reaches the runner within two seconds (the spec), however slowly it beats its
 /// heartbeat: requests are looked for on their own short tick. Over s3rver, with a capped rate so the job runs for a while.
 /// </summary>
+[Collection(TimedResponseCollection.Name)]
 public sealed class ControlRequestTests : IDisposable
 {
     private readonly string _home = Path.Combine(Path.GetTempPath(), "om-xunit-" + Guid.NewGuid().ToString("n")[..8]);
@@ -65,6 +73,6 @@ public sealed class ControlRequestTests : IDisposable
         Assert.Equal(stop ? JobState.Cancelled : JobState.Paused, state);
         Assert.Equal(state, _engine.GetJob(job.Id).State);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"The {(stop ? "stop" : "pause")} took {clock.Elapsed.TotalMilliseconds:N0} ms to settle the job.");
-        Assert.InRange(_engine.Store.GetProgress(job.Id).TransferredObjects, 0, objects - 4);
+        Assert.True(_engine.Store.GetProgress(job.Id).PendingObjects >= 4, "the job was mostly left to do when the request came");
     }
 }

@@ -264,94 +264,97 @@ function Invoke-KillSoak {
 
     # Only a SIGKILL that found the runner alive counts: one that came after its run had ended (a pause settled and the
     # process exited) is recorded as missed, and another run is killed in its place.
-    $killed = 0
-    for ($n = 1; $killed -lt $Kills -and $n -le 2 * $Kills; $n++) {
-        $kind = $plan[$killed % $plan.Count]
-        $command = if ($job) { "`$null = Resume-MigrationJob -Id $($job.Id) -Wait" } else { "`$null = New-MigrationJob $definition -Wait" }
-        $runner = Start-ModuleProcess -Script $command -StateHome $StateHome -ModulePath $ModulePath -Environment $environment
-        $record = [ordered]@{ Kill = $n; Kind = $kind; DelayMs = 0; Runner = $runner.Id; Killed = $false; ListingDone = $null; OpenUploads = $null; PartsKept = $null; Done = $null; TornFrames = 0; After = $null }
-        $alive = { if ($runner.Process.HasExited) { throw "Runner $($runner.Id) ended by itself before kill $n (exit $($runner.Process.ExitCode)): $($runner.Errors.GetAwaiter().GetResult())" } }
-        $suspend = $null
-        try {
-            # This runner holds the job: Running under a runner id that names its process.
-            $now = Wait-Condition -TimeoutSeconds 90 -IntervalMilliseconds 10 -What "runner $($runner.Id) to run the job" -Condition {
-                & $alive
-                & $state | Where-Object { $_.state -eq 'Running' -and $_.runner -like "*:$($runner.Id)@*" }
-            }
-            if (-not $job) { $job = Get-MigrationJob -Id $now.id }
-            if ($kind -eq 'Listing' -and $now.listing -ne 0) { $kind = 'Early' }
-            # Paced so that the job outlives every kill: a run that would copy for a while (Multipart, Flush) is killed
-            # early instead once the job is ahead of its share of 85 % of the bytes.
-            $paced = ($kind -in 'Multipart', 'Flush') -and ($now.bytes -gt 0.85 * $source.Bytes * ($killed + 1) / $Kills)
-            if ($paced) { $kind = 'Early' }
-            if ($kind -eq 'Multipart' -and $now.listing -ne 0 -and $now.large -eq 0) { $kind = 'Flush' }
-            switch ($kind) {
-                'Listing' {
-                    # A page of the source listing saved and more to come: the checkpoint is mid-way.
-                    $seen = Wait-Condition -TimeoutSeconds 30 -IntervalMilliseconds 10 -What 'the source listing under way' -Condition {
-                        & $alive
-                        & $state | Where-Object { $_.listing -ne 0 -or $null -ne $_.token }
+    try {
+        $killed = 0
+        for ($n = 1; $killed -lt $Kills -and $n -le 2 * $Kills; $n++) {
+            $kind = $plan[$killed % $plan.Count]
+            $command = if ($job) { "`$null = Resume-MigrationJob -Id $($job.Id) -Wait" } else { "`$null = New-MigrationJob $definition -Wait" }
+            $runner = Start-ModuleProcess -Script $command -StateHome $StateHome -ModulePath $ModulePath -Environment $environment
+            $record = [ordered]@{ Kill = $n; Kind = $kind; DelayMs = 0; Runner = $runner.Id; Killed = $false; ListingDone = $null; OpenUploads = $null; PartsKept = $null; Done = $null; TornFrames = 0; After = $null }
+            $alive = { if ($runner.Process.HasExited) { throw "Runner $($runner.Id) ended by itself before kill $n (exit $($runner.Process.ExitCode)): $($runner.Errors.GetAwaiter().GetResult())" } }
+            $suspend = $null
+            try {
+                # This runner holds the job: Running under a runner id that names its process.
+                $now = Wait-Condition -TimeoutSeconds 90 -IntervalMilliseconds 10 -What "runner $($runner.Id) to run the job" -Condition {
+                    & $alive
+                    & $state | Where-Object { $_.state -eq 'Running' -and $_.runner -like "*:$($runner.Id)@*" }
+                }
+                if (-not $job) { $job = Get-MigrationJob -Id $now.id }
+                if ($kind -eq 'Listing' -and $now.listing -ne 0) { $kind = 'Early' }
+                # Paced so that the job outlives every kill: a run that would copy for a while (Multipart, Flush) is killed
+                # early instead once the job is ahead of its share of 85 % of the bytes.
+                $paced = ($kind -in 'Multipart', 'Flush') -and ($now.bytes -gt 0.85 * $source.Bytes * ($killed + 1) / $Kills)
+                if ($paced) { $kind = 'Early' }
+                if ($kind -eq 'Multipart' -and $now.listing -ne 0 -and $now.large -eq 0) { $kind = 'Flush' }
+                switch ($kind) {
+                    'Listing' {
+                        # A page of the source listing saved and more to come: the checkpoint is mid-way.
+                        $seen = Wait-Condition -TimeoutSeconds 30 -IntervalMilliseconds 10 -What 'the source listing under way' -Condition {
+                            & $alive
+                            & $state | Where-Object { $_.listing -ne 0 -or $null -ne $_.token }
+                        }
+                        if ($seen.listing -ne 0) { $kind = 'Early' }
+                        $record.DelayMs = $random.Next(0, 150)
                     }
-                    if ($seen.listing -ne 0) { $kind = 'Early' }
-                    $record.DelayMs = $random.Next(0, 150)
-                }
-                'Early' { $record.DelayMs = $random.Next(0, $(if ($paced) { 300 } else { 1000 })) }
-                'Multipart' {
-                    # An upload recorded in the store, so parts are on their way; killed some parts later.
-                    $null = Wait-Condition -TimeoutSeconds 60 -What 'an open multipart upload' -Condition { & $alive; (& $state).uploads -gt 0 }
-                    $record.DelayMs = $random.Next(200, 3000)
-                }
-                'Flush' {
-                    # Results are flushed every half second: killed at a random moment of that cycle after one was seen.
-                    $before = (& $state).done
-                    $null = Wait-Condition -TimeoutSeconds 60 -IntervalMilliseconds 20 -What 'a result flush' -Condition { & $alive; (& $state).done -gt $before }
-                    $record.DelayMs = $random.Next(0, 500)
-                }
-                'Settle' {
-                    # A pause makes the run cancel its work and settle (flush, rates, log, state): killed on the way. The
-                    # run looks for requests every 100 ms and settles within a few hundred: the kill comes within 300 ms
-                    # of the request (before the run saw it, while it settles, or just after).
-                    $before = (& $state).done
-                    $null = Wait-Condition -TimeoutSeconds 60 -IntervalMilliseconds 20 -What 'work under way' -Condition { & $alive; (& $state).done -gt $before }
-                    $suspend = [powershell]::Create()
-                    $suspend.Runspace = $controlRunspace
-                    $null = $suspend.AddCommand('Suspend-MigrationJob').AddParameter('Id', $job.Id).AddParameter('ErrorAction', 'SilentlyContinue')
-                    $suspending = $suspend.BeginInvoke()
-                    $null = Wait-Condition -TimeoutSeconds 30 -IntervalMilliseconds 5 -What 'the pause request' -Condition {
-                        & $state | Where-Object { $_.control -ne 0 -or $_.state -ne 'Running' }
+                    'Early' { $record.DelayMs = $random.Next(0, $(if ($paced) { 300 } else { 1000 })) }
+                    'Multipart' {
+                        # An upload recorded in the store, so parts are on their way; killed some parts later.
+                        $null = Wait-Condition -TimeoutSeconds 60 -What 'an open multipart upload' -Condition { & $alive; (& $state).uploads -gt 0 }
+                        $record.DelayMs = $random.Next(200, 3000)
                     }
-                    $record.DelayMs = $random.Next(0, 300)
+                    'Flush' {
+                        # Results are flushed every half second: killed at a random moment of that cycle after one was seen.
+                        $before = (& $state).done
+                        $null = Wait-Condition -TimeoutSeconds 60 -IntervalMilliseconds 20 -What 'a result flush' -Condition { & $alive; (& $state).done -gt $before }
+                        $record.DelayMs = $random.Next(0, 500)
+                    }
+                    'Settle' {
+                        # A pause makes the run cancel its work and settle (flush, rates, log, state): killed on the way. The
+                        # run looks for requests every 100 ms and settles within a few hundred: the kill comes within 300 ms
+                        # of the request (before the run saw it, while it settles, or just after).
+                        $before = (& $state).done
+                        $null = Wait-Condition -TimeoutSeconds 60 -IntervalMilliseconds 20 -What 'work under way' -Condition { & $alive; (& $state).done -gt $before }
+                        $suspend = [powershell]::Create()
+                        $suspend.Runspace = $controlRunspace
+                        $null = $suspend.AddCommand('Suspend-MigrationJob').AddParameter('Id', $job.Id).AddParameter('ErrorAction', 'SilentlyContinue')
+                        $null = $suspend.BeginInvoke()
+                        $null = Wait-Condition -TimeoutSeconds 30 -IntervalMilliseconds 5 -What 'the pause request' -Condition {
+                            & $state | Where-Object { $_.control -ne 0 -or $_.state -ne 'Running' }
+                        }
+                        $record.DelayMs = $random.Next(0, 300)
+                    }
                 }
+                if ($record.DelayMs -gt 0) { Start-Sleep -Milliseconds $record.DelayMs }
+            } finally {
+                # The Suspend-MigrationJob beside the soak is stopped before the kill: waiting on, it would read the job after
+                # the kill and mark it Interrupted, a write before the WAL's torn frames are counted below.
+                if ($suspend) {
+                    $suspend.Stop()
+                    $suspend.Dispose()
+                }
+                $record.Killed = -not $runner.Process.HasExited
+                $outputs.Add((Stop-ModuleProcess $runner))
             }
-            if ($record.DelayMs -gt 0) { Start-Sleep -Milliseconds $record.DelayMs }
-        } finally {
-            $record.Killed = -not $runner.Process.HasExited
-            $outputs.Add((Stop-ModuleProcess $runner))
-            if ($suspend) {
-                # It returns once the job reads Paused, or Interrupted now that its runner is gone.
-                if (-not $suspending.AsyncWaitHandle.WaitOne([TimeSpan]::FromSeconds(30))) { $problems.Add("Suspend-MigrationJob did not return after kill $n.") }
-                $suspend.Dispose()
+            if ($record.Killed) { $killed++ }
+            # Read before anything opens the database again: the first connection recovers the WAL.
+            $record.TornFrames = Get-TornWalFrames $database
+            $after = & $state
+            $record.ListingDone, $record.OpenUploads, $record.PartsKept, $record.Done = $after.listing, $after.uploads, $after.parts, $after.done
+            $record.Kind = $kind
+            # The runner's process is gone: the job reads Interrupted at once (or Paused, if its settle finished first).
+            $settled = Wait-Condition -TimeoutSeconds 15 -What "the job to read Interrupted after kill $n" -Condition {
+                Get-MigrationJob -Id $job.Id | Where-Object State -In 'Interrupted', 'Paused', 'Completed'
             }
+            $record.After = "$($settled.State)"
+            foreach ($problem in Test-StateDatabase $database $job.Id) { $problems.Add("After kill $n ($kind): $problem") }
+            $records.Add([pscustomobject]$record)
+            & $Say ("[{8,5:N1} s] Kill {0,2}: {1,-9} +{2,4} ms  listing {3}, uploads open {4} ({9} parts kept), objects done {5,5}, torn WAL frames {6}, then {7}{10}" -f
+                $n, $kind, $record.DelayMs, $(if ($record.ListingDone) { 'done' } else { 'open' }), $record.OpenUploads, $record.Done, $record.TornFrames, $record.After,
+                $clock.Elapsed.TotalSeconds, $record.PartsKept, $(if ($record.Killed) { '' } else { ' (missed: the run had ended)' }))
+            if ($settled.State -eq 'Completed') { $problems.Add("The job completed before kill $n could land: give it more to copy (objects, sizes) or less bandwidth."); break }
         }
-        if ($record.Killed) { $killed++ }
-        # Read before anything opens the database again: the first connection recovers the WAL.
-        $record.TornFrames = Get-TornWalFrames $database
-        $after = & $state
-        $record.ListingDone, $record.OpenUploads, $record.PartsKept, $record.Done = $after.listing, $after.uploads, $after.parts, $after.done
-        $record.Kind = $kind
-        # The runner's process is gone: the job reads Interrupted at once (or Paused, if its settle finished first).
-        $settled = Wait-Condition -TimeoutSeconds 15 -What "the job to read Interrupted after kill $n" -Condition {
-            Get-MigrationJob -Id $job.Id | Where-Object State -In 'Interrupted', 'Paused', 'Completed'
-        }
-        $record.After = "$($settled.State)"
-        foreach ($problem in Test-StateDatabase $database $job.Id) { $problems.Add("After kill $n ($kind): $problem") }
-        $records.Add([pscustomobject]$record)
-        & $Say ("[{8,5:N1} s] Kill {0,2}: {1,-9} +{2,4} ms  listing {3}, uploads open {4} ({9} parts kept), objects done {5,5}, torn WAL frames {6}, then {7}{10}" -f
-            $n, $kind, $record.DelayMs, $(if ($record.ListingDone) { 'done' } else { 'open' }), $record.OpenUploads, $record.Done, $record.TornFrames, $record.After,
-            $clock.Elapsed.TotalSeconds, $record.PartsKept, $(if ($record.Killed) { '' } else { ' (missed: the run had ended)' }))
-        if ($settled.State -eq 'Completed') { $problems.Add("The job completed before kill $n could land: give it more to copy (objects, sizes) or less bandwidth."); break }
     }
-    $controlRunspace.Dispose()
+    finally { $controlRunspace.Dispose() }
     if ($killed -lt $Kills) { $problems.Add("Only $killed of $Kills kills found a runner alive.") }
 
     # The last run, from a fresh process, unkilled.

@@ -19,7 +19,8 @@ public readonly record struct ThroughputSample(TimeSpan Elapsed, long Completed,
 /// <see cref="ClimbGain"/> (measured, not assumed: objects/s or bytes/s, whichever the workload is bound by), and
 /// quadruples after a doubling that paid nearly in proportion (<see cref="FastClimbGain"/>); once one
 /// does not, it goes back and holds, probing a quarter up and a fifth down now and then, keeping a step only when it
-/// pays. Throttling or timeouts (more than a stray one) cut it to <see cref="Backoff"/> of itself at once (multiplicative decrease, as TCP and
+/// pays. Large items (a MiB and more, few a window: bound by bandwidth) skip the first climb and probe down first; a
+/// probe up that pays starts the climb then. Throttling or timeouts (more than a stray one) cut it to <see cref="Backoff"/> of itself at once (multiplicative decrease, as TCP and
 /// rclone's pacer do). Deterministic: fed the same samples it takes the same steps, which the tests rely on.
 /// </summary>
 public sealed class AdaptiveConcurrency
@@ -89,8 +90,8 @@ public sealed class AdaptiveConcurrency
     /// <summary>Where a step of four went past the knee: the rest of the run climbs by doublings, and holds below it.</summary>
     private int _failedFastLevel = int.MaxValue;
     /// <summary>
-    /// Two probes up in a row paid, so the climb's doublings go on even where few items finish per window (large parts);
-    /// the climb a run starts with doubles only where items tell, see <see cref="Observe"/>.
+    /// A step up paid (a doubling, or probes up), so the climb's doublings go on even where few large items finish per
+    /// window; the climb a run starts with skips them for such items, see <see cref="Observe"/>.
     /// </summary>
     private bool _climbEarned;
     /// <summary>Items the last window that met no throttling held: what a window's share of throttling is judged against before it ends.</summary>
@@ -110,7 +111,7 @@ public sealed class AdaptiveConcurrency
     /// <summary>How many times throttling or timeouts cut the level.</summary>
     public int Cuts { get; private set; }
 
-    /// <summary>Doubling while each doubling pays (the start, or after two probes up in a row paid).</summary>
+    /// <summary>Doubling while each doubling pays (the start unless the items are few and large, or after probes up paid).</summary>
     public bool Climbing => _mode == Mode.Climb;
 
     /// <summary>
@@ -183,7 +184,13 @@ public sealed class AdaptiveConcurrency
             if (kept)
             {
                 _baseline = rate;
-                if (wentUp && _mode == Mode.Hold && ++_acceptedProbes >= 2) (_mode, _climbEarned) = (Mode.Climb, true);
+                // A step up that paid shows that higher pays: the climb goes on (or starts again) even where few large
+                // items finish per window. A probe starts one after two in a row paid; with few large items (whose
+                // first climb was skipped) also at once when it paid nearly in proportion, as where each stream is
+                // slow (a lossy long link) and more streams fill the link.
+                if (wentUp && _mode == Mode.Climb) _climbEarned = true;
+                var proportional = !ItemsTell(sample) && LargeItems(sample) && Math.Max(completed, bytes) >= FastClimbGain * ((double)Limit / trial.Level - 1);
+                if (wentUp && _mode == Mode.Hold && (++_acceptedProbes >= 2 || proportional)) (_mode, _climbEarned) = (Mode.Climb, true);
             }
             else
             {

@@ -17,7 +17,7 @@ public sealed class RunnerOptions
         int.TryParse(Environment.GetEnvironmentVariable("OBJECTMIGRATION_LIST_PAGE_SIZE"), out var size) && size is > 0 and <= 1000 ? size : 1000;
     /// <summary>How often a runner beats its heartbeat, renews its leases and saves its progress.</summary>
     public TimeSpan ControlInterval { get; init; } = TimeSpan.FromMilliseconds(500);
-    /// <summary>How often a runner looks for a pause or stop request (and a joined one at the job's state); at most the ControlInterval.</summary>
+    /// <summary>How often a runner looks for a pause or stop request; between 10 ms and the ControlInterval.</summary>
     public TimeSpan RequestCheckInterval { get; init; } = TimeSpan.FromMilliseconds(100);
     public TimeSpan FlushInterval { get; init; } = TimeSpan.FromMilliseconds(500);
     public long TargetMaxObjectSize { get; init; } = TransferOptions.DefaultTargetMaxObjectSize;
@@ -526,11 +526,13 @@ public sealed class MigrationRunner
 
     private async Task ControlLoopAsync(CancellationTokenSource stop, CancellationTokenSource work, CancellationToken end)
     {
-        // Requests are looked for on a shorter tick than the heartbeat: a pause or stop must reach every runner of the
-        // job, and the job settle, within two seconds on a busy host, and that read is one cheap row.
-        var tick = _options.ControlInterval < _options.RequestCheckInterval ? _options.ControlInterval : _options.RequestCheckInterval;
-        var lastBeat = DateTime.UtcNow;
-        var lastFlush = DateTime.UtcNow;
+        // Requests are looked for on a shorter tick than the heartbeat: a pause or stop must take effect on every runner
+        // of the job within two seconds on a busy host, and that read is one small row. Times on the monotonic clock: a
+        // wall clock set back must not stop the heartbeat.
+        var tick = TimeSpan.FromTicks(Math.Clamp(_options.RequestCheckInterval.Ticks, TimeSpan.TicksPerMillisecond * 10, Math.Max(TimeSpan.TicksPerMillisecond * 10, _options.ControlInterval.Ticks)));
+        var lastBeat = System.Diagnostics.Stopwatch.GetTimestamp();
+        var lastFlush = lastBeat;
+        bool Due(long since, TimeSpan interval) => System.Diagnostics.Stopwatch.GetElapsedTime(since) >= interval - tick / 2;
         while (!end.IsCancellationRequested)
         {
             try
@@ -543,12 +545,14 @@ public sealed class MigrationRunner
             }
             try
             {
-                var beat = DateTime.UtcNow - lastBeat >= _options.ControlInterval - tick / 2;
-                if (beat) lastBeat = DateTime.UtcNow;
+                var beat = Due(lastBeat, _options.ControlInterval);
+                if (beat) lastBeat = System.Diagnostics.Stopwatch.GetTimestamp();
                 if (_joined)
                 {
-                    // A joined runner holds no lease on the job: it follows the lead's state and the job's requests.
-                    if (!_settling && (_store.GetControlRequest(_job.Id) != ControlRequest.None || _store.FindJob(_job.Id) is not { State: JobState.Running }))
+                    // A joined runner holds no lease on the job: it follows the job's requests (every tick; the lead waits
+                    // for the joined runners before it settles, so a request stays there until they left) and the lead's
+                    // state (at each beat).
+                    if (!_settling && (_store.GetControlRequest(_job.Id) != ControlRequest.None || (beat && _store.FindJob(_job.Id) is not { State: JobState.Running })))
                     {
                         work.Cancel();
                     }
@@ -556,10 +560,10 @@ public sealed class MigrationRunner
                     if (!beat) continue;
                     if (!_settling) RenewLeases();
                     if (!_settling) SaveRunnerProgress();
-                    if (DateTime.UtcNow - lastFlush >= _options.FlushInterval)
+                    if (Due(lastFlush, _options.FlushInterval))
                     {
                         _run.FlushResults();
-                        lastFlush = DateTime.UtcNow;
+                        lastFlush = System.Diagnostics.Stopwatch.GetTimestamp();
                     }
                     continue;
                 }
@@ -588,14 +592,14 @@ public sealed class MigrationRunner
                 if (request == ControlRequest.Stop) { _control = request; stop.Cancel(); }
                 else if (request is ControlRequest.Pause or ControlRequest.Interrupt) { _control = request; work.Cancel(); }
                 if (_run.Fatal is not null) work.Cancel();
-                if (beat && DateTime.UtcNow - lastFlush >= _options.FlushInterval)
+                if (beat && Due(lastFlush, _options.FlushInterval))
                 {
                     // Results first, then the moving bytes without them: an object is never counted twice, at worst
                     // one that finished meanwhile is missing until the next tick.
                     _run.FlushResults();
                     var (bytesPerSecond, objectsPerSecond) = _run.Counters.SampleRates();
                     _store.SaveRates(_job.Id, bytesPerSecond, objectsPerSecond, _run.Counters.MovingBytes, _gate.Limit);
-                    lastFlush = DateTime.UtcNow;
+                    lastFlush = System.Diagnostics.Stopwatch.GetTimestamp();
                 }
             }
             catch (StateFolderFullException e)
