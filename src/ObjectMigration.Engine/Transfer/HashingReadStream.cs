@@ -23,11 +23,14 @@ internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter,
     public string? ChecksumBase64() => _checksum?.ToBase64();
 
 
+    // Bytes are told of once the bandwidth cap let them through: told before its wait, every transfer held there would
+    // count one chunk ahead, so the rate shown ran above -MaxBytesPerSecond and each step up of the level read as a gain.
     public override int Read(Span<byte> buffer)
     {
         var n = inner.Read(buffer);
         Account(buffer[..n]);
         limiter?.Consume(n, cancellationToken);
+        Passed(n);
         return n;
     }
 
@@ -36,6 +39,7 @@ internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter,
         var n = await inner.ReadAsync(buffer, token).ConfigureAwait(false);
         Account(buffer.Span[..n]);
         if (limiter is not null) await limiter.ConsumeAsync(n, token).ConfigureAwait(false);
+        Passed(n);
         return n;
     }
 
@@ -43,8 +47,14 @@ internal sealed class HashingReadStream(Stream inner, BandwidthLimiter? limiter,
     {
         _md5?.AppendData(data);
         _checksum?.Append(data);
-        BytesReadSoFar += data.Length;
-        if (data.Length > 0) onRead?.Invoke(data.Length);
+    }
+
+    /// <summary>Counted (and told) together, so a failed attempt takes back exactly the bytes it was counted for.</summary>
+    private void Passed(int n)
+    {
+        if (n == 0) return;
+        BytesReadSoFar += n;
+        onRead?.Invoke(n);
     }
 
     protected override void Dispose(bool disposing)
