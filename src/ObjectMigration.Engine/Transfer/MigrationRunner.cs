@@ -524,15 +524,16 @@ public sealed class MigrationRunner
 
     // ---- Control, heartbeat, accounting ----
 
+    /// <summary>
+    /// The runner's side of the store while it works: requests are looked for every tick, shorter than the heartbeat
+    /// (a pause or stop must take effect on every runner of the job within two seconds on a busy host, and that read
+    /// is one small row); the heartbeat, leases, progress and flushes go at their own intervals. Times on the monotonic
+    /// clock: a wall clock set back must not stop the heartbeat.
+    /// </summary>
     private async Task ControlLoopAsync(CancellationTokenSource stop, CancellationTokenSource work, CancellationToken end)
     {
-        // Requests are looked for on a shorter tick than the heartbeat: a pause or stop must take effect on every runner
-        // of the job within two seconds on a busy host, and that read is one small row. Times on the monotonic clock: a
-        // wall clock set back must not stop the heartbeat.
         var tick = TimeSpan.FromTicks(Math.Clamp(_options.RequestCheckInterval.Ticks, TimeSpan.TicksPerMillisecond * 10, Math.Max(TimeSpan.TicksPerMillisecond * 10, _options.ControlInterval.Ticks)));
-        var lastBeat = System.Diagnostics.Stopwatch.GetTimestamp();
-        var lastFlush = lastBeat;
-        bool Due(long since, TimeSpan interval) => System.Diagnostics.Stopwatch.GetElapsedTime(since) >= interval - tick / 2;
+        var clock = new ControlClock(tick);
         while (!end.IsCancellationRequested)
         {
             try
@@ -545,62 +546,9 @@ public sealed class MigrationRunner
             }
             try
             {
-                var beat = Due(lastBeat, _options.ControlInterval);
-                if (beat) lastBeat = System.Diagnostics.Stopwatch.GetTimestamp();
-                if (_joined)
-                {
-                    // A joined runner holds no lease on the job: it follows the job's requests (every tick; the lead waits
-                    // for the joined runners before it settles, so a request stays there until they left) and the lead's
-                    // state (at each beat).
-                    if (!_settling && (_store.GetControlRequest(_job.Id) != ControlRequest.None || (beat && _store.FindJob(_job.Id) is not { State: JobState.Running })))
-                    {
-                        work.Cancel();
-                    }
-                    if (_run.Fatal is not null) work.Cancel();
-                    if (!beat) continue;
-                    if (!_settling) RenewLeases();
-                    if (!_settling) SaveRunnerProgress();
-                    if (Due(lastFlush, _options.FlushInterval))
-                    {
-                        _run.FlushResults();
-                        lastFlush = System.Diagnostics.Stopwatch.GetTimestamp();
-                    }
-                    continue;
-                }
-                if (beat)
-                {
-                    var lease = _store.Heartbeat(_job.Id, _runnerId, _phase);
-                    if (lease == RunnerLease.Lost)
-                    {
-                        _lost = true;
-                        stop.Cancel();
-                        break;
-                    }
-                    if (lease == RunnerLease.Reclaimed)
-                    {
-                        _run.Log(new LogRecord(LogType.MigrationResume, null,
-                            $"The heartbeat of {_runnerId} was late, so the job was marked Interrupted; the runner is alive and the job is Running again."));
-                    }
-                }
-                if (_settling) continue;
-                if (beat)
-                {
-                    RenewLeases();
-                    SaveRunnerProgress();
-                }
-                var request = _store.GetControlRequest(_job.Id);
-                if (request == ControlRequest.Stop) { _control = request; stop.Cancel(); }
-                else if (request is ControlRequest.Pause or ControlRequest.Interrupt) { _control = request; work.Cancel(); }
-                if (_run.Fatal is not null) work.Cancel();
-                if (beat && Due(lastFlush, _options.FlushInterval))
-                {
-                    // Results first, then the moving bytes without them: an object is never counted twice, at worst
-                    // one that finished meanwhile is missing until the next tick.
-                    _run.FlushResults();
-                    var (bytesPerSecond, objectsPerSecond) = _run.Counters.SampleRates();
-                    _store.SaveRates(_job.Id, bytesPerSecond, objectsPerSecond, _run.Counters.MovingBytes, _gate.Limit);
-                    lastFlush = System.Diagnostics.Stopwatch.GetTimestamp();
-                }
+                var beat = clock.Take(ref clock.LastBeat, _options.ControlInterval);
+                if (_joined) JoinedTick(beat, work, clock);
+                else if (!LeadTick(beat, stop, work, clock)) break;
             }
             catch (StateFolderFullException e)
             {
@@ -610,10 +558,89 @@ public sealed class MigrationRunner
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                // The store was busy or briefly unavailable: the next tick tries again; results stay queued.
-                _run.Log(new LogRecord(LogType.MigrationErrorFailedContinuation, null, $"State store update deferred: {e.Message}"));
+                // The store was busy or briefly unavailable: the next tick tries again; results stay queued. Said once
+                // a heartbeat's time, not at every tick.
+                if (clock.Take(ref clock.LastDeferredNotice, _options.ControlInterval))
+                {
+                    _run.Log(new LogRecord(LogType.MigrationErrorFailedContinuation, null, $"State store update deferred: {e.Message}"));
+                }
             }
         }
+    }
+
+    /// <summary>When the control loop last did each of its periodic writes, on the monotonic clock.</summary>
+    private sealed class ControlClock(TimeSpan tick)
+    {
+        public long LastBeat = System.Diagnostics.Stopwatch.GetTimestamp();
+        public long LastFlush = System.Diagnostics.Stopwatch.GetTimestamp();
+        public long LastDeferredNotice;
+
+        /// <summary>Whether <paramref name="interval"/> has passed since <paramref name="last"/> (within half a tick); if so, from now on.</summary>
+        public bool Take(ref long last, TimeSpan interval)
+        {
+            if (System.Diagnostics.Stopwatch.GetElapsedTime(last) < interval - tick / 2) return false;
+            last = System.Diagnostics.Stopwatch.GetTimestamp();
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// A joined runner holds no lease on the job: it follows the job's requests (every tick; the lead waits for the joined
+    /// runners before it settles, so a request stays there until they left) and the lead's state (at each beat).
+    /// </summary>
+    private void JoinedTick(bool beat, CancellationTokenSource work, ControlClock clock)
+    {
+        if (!_settling && (_store.GetControlRequest(_job.Id) != ControlRequest.None || (beat && _store.FindJob(_job.Id) is not { State: JobState.Running })))
+        {
+            work.Cancel();
+        }
+        if (_run.Fatal is not null) work.Cancel();
+        if (!beat) return;
+        if (!_settling)
+        {
+            RenewLeases();
+            SaveRunnerProgress();
+        }
+        if (clock.Take(ref clock.LastFlush, _options.FlushInterval)) _run.FlushResults();
+    }
+
+    /// <summary>The lead's tick: heartbeat on the job's lease, requests, flushes with the job's rates. False once the lease is lost.</summary>
+    private bool LeadTick(bool beat, CancellationTokenSource stop, CancellationTokenSource work, ControlClock clock)
+    {
+        if (beat)
+        {
+            var lease = _store.Heartbeat(_job.Id, _runnerId, _phase);
+            if (lease == RunnerLease.Lost)
+            {
+                _lost = true;
+                stop.Cancel();
+                return false;
+            }
+            if (lease == RunnerLease.Reclaimed)
+            {
+                _run.Log(new LogRecord(LogType.MigrationResume, null,
+                    $"The heartbeat of {_runnerId} was late, so the job was marked Interrupted; the runner is alive and the job is Running again."));
+            }
+        }
+        if (_settling) return true;
+        if (beat)
+        {
+            RenewLeases();
+            SaveRunnerProgress();
+        }
+        var request = _store.GetControlRequest(_job.Id);
+        if (request == ControlRequest.Stop) { _control = request; stop.Cancel(); }
+        else if (request is ControlRequest.Pause or ControlRequest.Interrupt) { _control = request; work.Cancel(); }
+        if (_run.Fatal is not null) work.Cancel();
+        if (beat && clock.Take(ref clock.LastFlush, _options.FlushInterval))
+        {
+            // Results first, then the moving bytes without them: an object is never counted twice, at worst one that
+            // finished meanwhile is missing until the next flush.
+            _run.FlushResults();
+            var (bytesPerSecond, objectsPerSecond) = _run.Counters.SampleRates();
+            _store.SaveRates(_job.Id, bytesPerSecond, objectsPerSecond, _run.Counters.MovingBytes, _gate.Limit);
+        }
+        return true;
     }
 
     /// <summary>Extends this runner's leases: of the range it lists, and of its batches (one another runner took over meanwhile is no longer read here).</summary>
